@@ -1,0 +1,81 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { requestContext } from '../common/request-context';
+import type { Prisma } from '../generated/prisma/client';
+import { GENESIS_HASH, chainHash, type ChainedContent } from './audit-chain';
+
+/** pg_advisory_xact_lock key serializing chain appends, so seq is gap-free across replicas. */
+const AUDIT_CHAIN_LOCK = 0x61756474;
+
+export interface AuditActor {
+  principalId: string | null;
+  principalType: 'user' | 'service_account' | 'system' | null;
+}
+
+export interface AuditEvent {
+  action: string;
+  actor?: AuditActor;
+  target?: { type: string; id: string };
+  tenantId?: string | null;
+  /** what changed; never secrets, hashes or tokens */
+  changes?: Record<string, unknown>;
+}
+
+/**
+ * The one place security events and admin mutations are recorded. `record` runs inside the
+ * caller's transaction, so a change and its record commit or roll back together.
+ */
+@Injectable()
+export class AuditService {
+  async record(tx: Prisma.TransactionClient, event: AuditEvent): Promise<{ seq: bigint; id: string }> {
+    const context = requestContext.get();
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`;
+    const last = await tx.auditRecord.findFirst({ orderBy: { seq: 'desc' }, select: { seq: true, hash: true } });
+    const seq = (last?.seq ?? 0n) + 1n;
+    const at = new Date();
+    const actor = event.actor ?? {
+      principalId: context?.principalId ?? null,
+      principalType: context?.principalType ?? null,
+    };
+    const content: ChainedContent = {
+      seq: seq.toString(),
+      id: randomUUID(),
+      at: at.toISOString(),
+      actor: {
+        principal_id: actor.principalId,
+        principal_type: actor.principalType,
+        ip: context?.clientIp ?? null,
+        user_agent: context?.userAgent ?? null,
+      },
+      action: event.action,
+      target: { type: event.target?.type ?? null, id: event.target?.id ?? null },
+      tenant_id: event.tenantId ?? context?.tenantId ?? null,
+      request_id: context?.requestId ?? null,
+      correlation_id: context?.correlationId ?? null,
+      changes: event.changes ?? null,
+      prev_hash: last?.hash ?? GENESIS_HASH,
+    };
+    const hash = chainHash(content);
+    await tx.auditRecord.create({
+      data: {
+        seq,
+        id: content.id,
+        at,
+        actorId: content.actor.principal_id,
+        actorType: content.actor.principal_type,
+        actorIp: content.actor.ip,
+        actorUserAgent: content.actor.user_agent,
+        action: content.action,
+        targetType: content.target.type,
+        targetId: content.target.id,
+        tenantId: content.tenant_id,
+        requestId: content.request_id,
+        correlationId: content.correlation_id,
+        changes: (event.changes ?? undefined) as Prisma.InputJsonValue | undefined,
+        prevHash: content.prev_hash,
+        hash,
+      },
+    });
+    return { seq, id: content.id };
+  }
+}

@@ -1,0 +1,64 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { AppError } from '../common/app-error';
+import { APP_CONFIG, type AppConfig } from '../config/config';
+import { PrismaService } from '../database/prisma.service';
+import { MetricsService } from '../observability/metrics.service';
+
+interface CounterRow {
+  count: number;
+  retry_after: number;
+}
+
+/**
+ * Fixed-window counters in PostgreSQL, shared by every replica. One atomic upsert both
+ * counts and decides, so 50 parallel attempts on two replicas let exactly `limit` through.
+ */
+@Injectable()
+export class AbuseLimiter {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly metrics: MetricsService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** Counts one request from this client IP; throws 429 beyond AUTH_IP_LIMIT. */
+  async consumeIp(ip: string): Promise<void> {
+    await this.consume(`ip:${ip}`, this.config.AUTH_IP_LIMIT);
+  }
+
+  /**
+   * Reserves one attempt against an account before any password or code is checked;
+   * throws 429 when the account has used up its attempts. `resetAccount` after a success.
+   */
+  async consumeAccount(account: string): Promise<void> {
+    await this.consume(`account:${account}`, this.config.AUTH_ACCOUNT_FAILURE_LIMIT);
+  }
+
+  async resetAccount(account: string): Promise<void> {
+    await this.prisma.rateLimitCounter.deleteMany({ where: { key: `account:${account}` } });
+  }
+
+  /** Lifts a lockout (admin unlock). */
+  async unlockAccount(account: string): Promise<void> {
+    await this.resetAccount(account);
+  }
+
+  private async consume(key: string, limit: number): Promise<void> {
+    const windowSeconds = this.config.AUTH_WINDOW;
+    const rows = await this.prisma.$queryRaw<CounterRow[]>`
+      INSERT INTO rate_limit_counters (key, window_start, count) VALUES (${key}, now(), 1)
+      ON CONFLICT (key) DO UPDATE SET
+        count = CASE WHEN rate_limit_counters.window_start <= now() - make_interval(secs => ${windowSeconds}) THEN 1 ELSE rate_limit_counters.count + 1 END,
+        window_start = CASE WHEN rate_limit_counters.window_start <= now() - make_interval(secs => ${windowSeconds}) THEN now() ELSE rate_limit_counters.window_start END
+      RETURNING count,
+        GREATEST(1, CEIL(EXTRACT(EPOCH FROM (window_start + make_interval(secs => ${windowSeconds}) - now()))))::int AS retry_after`;
+    const row = rows[0]!;
+    if (row.count > limit) {
+      this.metrics.rateLimited.inc();
+      throw new AppError('rate_limited', {
+        headers: { 'retry-after': String(row.retry_after) },
+        logReason: `rate limited: ${key.split(':')[0]} over ${limit} per ${windowSeconds}s`,
+      });
+    }
+  }
+}

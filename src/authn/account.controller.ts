@@ -1,0 +1,61 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Req } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { Authenticated, Public } from '../authz/auth-declaration';
+import { ZodValidationPipe } from '../common/zod-validation.pipe';
+import type { Principal } from '../session/principal';
+import { SessionService } from '../session/session.service';
+import type { TokenResponse } from '../session/token-response';
+import { AccountService } from './account.service';
+
+const refreshBody = z.object({ refresh_token: z.string().min(1).max(512) });
+const signoutBody = z.object({ refresh_token: z.string().max(512).optional() });
+
+function principalOf(request: FastifyRequest): Principal {
+  // the guard sets it on every @Authenticated route
+  return request.principal!;
+}
+
+@Controller('v1/auth')
+export class AccountController {
+  constructor(
+    private readonly account: AccountService,
+    private readonly sessions: SessionService,
+  ) {}
+
+  @Public()
+  @Post('refresh')
+  @HttpCode(200)
+  refresh(@Body(new ZodValidationPipe(refreshBody)) body: z.infer<typeof refreshBody>): Promise<TokenResponse> {
+    return this.sessions.rotate(body.refresh_token);
+  }
+
+  @Authenticated()
+  @Post('signout')
+  @HttpCode(204)
+  async signout(
+    @Body(new ZodValidationPipe(signoutBody)) _body: z.infer<typeof signoutBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<void> {
+    await this.account.signout(principalOf(request));
+  }
+
+  @Authenticated()
+  @Get('me')
+  me(@Req() request: FastifyRequest): ReturnType<AccountService['me']> {
+    return this.account.me(principalOf(request));
+  }
+
+  @Authenticated()
+  @Get('sessions')
+  listSessions(@Req() request: FastifyRequest): ReturnType<AccountService['listSessions']> {
+    return this.account.listSessions(principalOf(request));
+  }
+
+  @Authenticated()
+  @Delete('sessions/:id')
+  @HttpCode(204)
+  async revokeSession(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
+    await this.account.revokeOwnSession(principalOf(request), id);
+  }
+}

@@ -1,0 +1,72 @@
+import { Injectable } from '@nestjs/common';
+import { AuditService } from '../audit/audit.service';
+import { AppError } from '../common/app-error';
+import { PrismaService } from '../database/prisma.service';
+import { UserRepository } from '../identity/user.repository';
+import type { Principal } from '../session/principal';
+import { SessionRepository } from '../session/session.repository';
+import { SessionService } from '../session/session.service';
+import { userView, type UserView } from '../session/token-response';
+
+export interface SessionView {
+  id: string;
+  created_at: string;
+  last_used_at: string;
+  ip: string | null;
+  user_agent: string | null;
+  amr: string[];
+  current: boolean;
+}
+
+/** What a signed-in user can see and end of their own account: profile, sessions, sign-out. */
+@Injectable()
+export class AccountService {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly users: UserRepository,
+    private readonly sessionRepository: SessionRepository,
+    private readonly sessions: SessionService,
+    private readonly audit: AuditService,
+  ) {}
+
+  async me(
+    principal: Principal,
+  ): Promise<{ user: UserView; memberships: Array<{ tenant_id: string; roles: string[] }>; mfa: { totp: boolean } }> {
+    const user = principal.type === 'user' ? await this.users.findById(this.prisma, principal.id) : null;
+    if (user === null) throw new AppError('not_found', { detail: 'No user profile for this principal.' });
+    return { user: userView(user), memberships: [], mfa: { totp: false } };
+  }
+
+  async listSessions(principal: Principal): Promise<{ items: SessionView[]; next_cursor: null }> {
+    const rows = principal.type === 'user' ? await this.sessionRepository.listLiveForUser(this.prisma, principal.id) : [];
+    return {
+      items: rows.map((session) => ({
+        id: session.id,
+        created_at: session.createdAt.toISOString(),
+        last_used_at: session.lastUsedAt.toISOString(),
+        ip: session.ip,
+        user_agent: session.userAgent,
+        amr: session.amr,
+        current: session.id === principal.sessionId,
+      })),
+      next_cursor: null,
+    };
+  }
+
+  /** Ends one of the caller's own sessions; anyone else's answers 404. */
+  async revokeOwnSession(principal: Principal, sessionId: string, action = 'session.revoke'): Promise<void> {
+    const session = await this.sessionRepository.findSession(this.prisma, sessionId);
+    if (session === null || session.userId !== principal.id) throw new AppError('not_found');
+    const revoked = await this.prisma.$transaction(async (tx) => {
+      const ids = await this.sessions.revokeIn(tx, { ids: [sessionId] }, action === 'session.signout' ? 'signout' : 'user_revoked');
+      if (ids.length > 0) await this.audit.record(tx, { action, target: { type: 'session', id: sessionId } });
+      return ids;
+    });
+    await this.sessions.announceRevoked(revoked);
+  }
+
+  async signout(principal: Principal): Promise<void> {
+    if (principal.sessionId === undefined) return;
+    await this.revokeOwnSession(principal, principal.sessionId, 'session.signout');
+  }
+}

@@ -1,0 +1,75 @@
+import { Body, Controller, HttpCode, Post, Req } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { ZodValidationPipe } from '../../common/zod-validation.pipe';
+import { Public } from '../../authz/auth-declaration';
+import { emailField } from '../../identity/email';
+import { passwordField } from '../../identity/password-policy';
+import type { TokenResponse } from '../../session/token-response';
+import { clientInfo } from '../client-info';
+import { PasswordAuthService } from './password-auth.service';
+
+const signupBody = z.object({
+  email: emailField,
+  password: passwordField,
+  display_name: z.string().trim().min(1).max(200).optional(),
+});
+const signinBody = z.object({ email: emailField, password: passwordField });
+const tokenBody = z.object({ token: z.string().min(1).max(512) });
+const forgotBody = z.object({ email: emailField });
+const resetBody = z.object({ token: z.string().min(1).max(512), new_password: passwordField });
+
+export const FORGOT_ACCEPTED = { status: 'accepted', message: 'If an account exists for this email, a reset link has been sent.' };
+
+@Controller('v1/auth')
+export class PasswordAuthController {
+  constructor(private readonly auth: PasswordAuthService) {}
+
+  @Public()
+  @Post('signup')
+  @HttpCode(201)
+  signup(
+    @Body(new ZodValidationPipe(signupBody)) body: z.infer<typeof signupBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<TokenResponse> {
+    return this.auth.signup({ email: body.email, password: body.password, displayName: body.display_name }, clientInfo(request));
+  }
+
+  @Public()
+  @Post('verify-email')
+  @HttpCode(204)
+  async verifyEmail(
+    @Body(new ZodValidationPipe(tokenBody)) body: z.infer<typeof tokenBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<void> {
+    await this.auth.verifyEmail(body.token, clientInfo(request));
+  }
+
+  @Public()
+  @Post('signin')
+  @HttpCode(200)
+  signin(
+    @Body(new ZodValidationPipe(signinBody)) body: z.infer<typeof signinBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<TokenResponse> {
+    return this.auth.signin(body, clientInfo(request));
+  }
+
+  @Public()
+  @Post('forgot')
+  @HttpCode(202)
+  async forgot(
+    @Body(new ZodValidationPipe(forgotBody)) body: z.infer<typeof forgotBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<typeof FORGOT_ACCEPTED> {
+    await this.auth.forgot(body.email, clientInfo(request));
+    return FORGOT_ACCEPTED;
+  }
+
+  @Public()
+  @Post('reset')
+  @HttpCode(204)
+  async reset(@Body(new ZodValidationPipe(resetBody)) body: z.infer<typeof resetBody>, @Req() request: FastifyRequest): Promise<void> {
+    await this.auth.reset({ token: body.token, newPassword: body.new_password }, clientInfo(request));
+  }
+}

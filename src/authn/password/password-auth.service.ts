@@ -1,0 +1,190 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Logger } from 'pino';
+import { AuditService } from '../../audit/audit.service';
+import { AppError } from '../../common/app-error';
+import { APP_CONFIG, type AppConfig } from '../../config/config';
+import { PrismaService } from '../../database/prisma.service';
+import { isUniqueViolation } from '../../database/transaction';
+import { EmailTokenRepository } from '../../identity/email-token.repository';
+import { MailerService } from '../../identity/mailer.service';
+import { PasswordHasher } from '../../identity/password-hasher';
+import { passwordProblem } from '../../identity/password-policy';
+import { UserRepository } from '../../identity/user.repository';
+import { LOGGER } from '../../observability/logger';
+import { MetricsService } from '../../observability/metrics.service';
+import { SessionService, type ClientInfo } from '../../session/session.service';
+import type { TokenResponse } from '../../session/token-response';
+import { AbuseLimiter } from '../abuse-limiter.service';
+
+const VERIFY_EMAIL_TTL_S = 24 * 3600;
+const RESET_PASSWORD_TTL_S = 30 * 60;
+
+function refusePassword(password: string, email: string): void {
+  const problem = passwordProblem(password, email);
+  if (problem !== undefined) {
+    throw new AppError('validation_failed', {
+      detail: `The password ${problem}.`,
+      errors: [{ path: 'password', message: `password ${problem}` }],
+    });
+  }
+}
+
+/** Sign-up, sign-in with a password, email verification, forgot and reset. */
+@Injectable()
+export class PasswordAuthService {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly users: UserRepository,
+    private readonly emailTokens: EmailTokenRepository,
+    private readonly hasher: PasswordHasher,
+    private readonly sessions: SessionService,
+    private readonly limiter: AbuseLimiter,
+    private readonly audit: AuditService,
+    private readonly mailer: MailerService,
+    private readonly metrics: MetricsService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  async signup(input: { email: string; password: string; displayName?: string }, client: ClientInfo): Promise<TokenResponse> {
+    refusePassword(input.password, input.email);
+    if ((await this.users.findByEmailWithPassword(this.prisma, input.email)) !== null) throw new AppError('email_taken');
+    const passwordHash = await this.hasher.hash(input.password);
+    let verifyToken = '';
+    let response: TokenResponse;
+    try {
+      response = await this.prisma.$transaction(async (tx) => {
+        const user = await this.users.createWithPassword(tx, { email: input.email, displayName: input.displayName, passwordHash });
+        verifyToken = await this.emailTokens.issue(tx, user.id, 'verify_email', VERIFY_EMAIL_TTL_S);
+        const tokens = await this.sessions.start(tx, user, ['pwd'], client);
+        await this.audit.record(tx, {
+          action: 'user.signup',
+          actor: { principalId: user.id, principalType: 'user' },
+          target: { type: 'user', id: user.id },
+          changes: { email: user.email },
+        });
+        return tokens;
+      });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new AppError('email_taken');
+      throw error;
+    }
+    this.mailer.sendLater({
+      to: input.email,
+      subject: 'Verify your email address',
+      text: `Welcome to Gatehouse.\n\nVerify your email address with this link (valid 24 hours):\n${this.config.PUBLIC_URL}/verify-email?token=${verifyToken}\n`,
+    });
+    return response;
+  }
+
+  async verifyEmail(token: string, client: ClientInfo): Promise<void> {
+    await this.limiter.consumeIp(client.ip ?? 'unknown');
+    const verified = await this.prisma.$transaction(async (tx) => {
+      const userId = await this.emailTokens.consume(tx, token, 'verify_email');
+      if (userId === null) return false;
+      await this.users.markEmailVerified(tx, userId);
+      await this.audit.record(tx, {
+        action: 'user.email_verified',
+        actor: { principalId: userId, principalType: 'user' },
+        target: { type: 'user', id: userId },
+      });
+      return true;
+    });
+    if (!verified) throw new AppError('invalid_grant', { logReason: 'verification token unknown, used or expired' });
+  }
+
+  /**
+   * Every attempt is counted against the account before the password is looked at, so
+   * parallel guesses beyond the limit never reach argon2; a success clears the count.
+   */
+  async signin(input: { email: string; password: string }, client: ClientInfo): Promise<TokenResponse> {
+    await this.limiter.consumeIp(client.ip ?? 'unknown');
+    await this.limiter.consumeAccount(`signin:${input.email}`);
+    const user = await this.users.findByEmailWithPassword(this.prisma, input.email);
+    const passwordHash = user?.password?.hash;
+    const valid =
+      passwordHash === undefined ? await this.hasher.verifyDummy(input.password) : await this.hasher.verify(passwordHash, input.password);
+    if (user === null || passwordHash === undefined || !valid) {
+      this.metrics.authFailures.inc({ reason: 'invalid_credentials' });
+      await this.prisma.$transaction((tx) =>
+        this.audit.record(tx, {
+          action: 'auth.signin_failed',
+          actor: { principalId: user?.id ?? null, principalType: user === null ? null : 'user' },
+          target: user === null ? undefined : { type: 'user', id: user.id },
+          changes: {
+            email: input.email,
+            reason: user === null ? 'unknown_account' : passwordHash === undefined ? 'no_password' : 'wrong_password',
+          },
+        }),
+      );
+      throw new AppError('invalid_credentials');
+    }
+    if (user.status !== 'active') {
+      this.metrics.authFailures.inc({ reason: 'account_disabled' });
+      throw new AppError('account_disabled');
+    }
+    await this.limiter.resetAccount(`signin:${input.email}`);
+    if (this.hasher.needsRehash(passwordHash)) {
+      await this.users.replaceHashIfUnchanged(this.prisma, user.id, passwordHash, await this.hasher.hash(input.password));
+    }
+    return this.prisma.$transaction(async (tx) => {
+      const tokens = await this.sessions.start(tx, user, ['pwd'], client);
+      await this.audit.record(tx, {
+        action: 'auth.signin',
+        actor: { principalId: user.id, principalType: 'user' },
+        target: { type: 'session', id: tokens.session_id },
+        changes: { amr: ['pwd'] },
+      });
+      return tokens;
+    });
+  }
+
+  /** Always the same answer; a mail goes out only when the account exists. */
+  async forgot(email: string, client: ClientInfo): Promise<void> {
+    await this.limiter.consumeIp(client.ip ?? 'unknown');
+    await this.limiter.consumeAccount(`forgot:${email}`);
+    const user = await this.users.findByEmailWithPassword(this.prisma, email);
+    if (user === null || user.status !== 'active') return;
+    const token = await this.prisma.$transaction(async (tx) => {
+      const issued = await this.emailTokens.issue(tx, user.id, 'reset_password', RESET_PASSWORD_TTL_S);
+      await this.audit.record(tx, {
+        action: 'auth.password_reset_requested',
+        actor: { principalId: null, principalType: null },
+        target: { type: 'user', id: user.id },
+      });
+      return issued;
+    });
+    this.mailer.sendLater({
+      to: user.email,
+      subject: 'Reset your password',
+      text: `Someone asked to reset the password of your Gatehouse account.\n\nSet a new password with this link (valid 30 minutes, once):\n${this.config.PUBLIC_URL}/reset-password?token=${token}\n\nIf it was not you, ignore this message.\n`,
+    });
+  }
+
+  /** Sets the password, spends the token and revokes every session of the user, in one transaction. */
+  async reset(input: { token: string; newPassword: string }, client: ClientInfo): Promise<void> {
+    await this.limiter.consumeIp(client.ip ?? 'unknown');
+    const preview = await this.emailTokens.findUsable(this.prisma, input.token, 'reset_password');
+    if (preview === null) {
+      throw new AppError('invalid_grant', { logReason: 'reset token unknown, used or expired' });
+    }
+    refusePassword(input.newPassword, preview.user.email);
+    const hash = await this.hasher.hash(input.newPassword);
+    const revoked = await this.prisma.$transaction(async (tx) => {
+      const userId = await this.emailTokens.consume(tx, input.token, 'reset_password');
+      if (userId === null) return null;
+      await this.users.setPasswordHash(tx, userId, hash);
+      const sessionIds = await this.sessions.revokeIn(tx, { userId }, 'password_reset');
+      await this.audit.record(tx, {
+        action: 'auth.password_reset',
+        actor: { principalId: userId, principalType: 'user' },
+        target: { type: 'user', id: userId },
+        changes: { sessions_revoked: sessionIds.length },
+      });
+      return sessionIds;
+    });
+    if (revoked === null) throw new AppError('invalid_grant', { logReason: 'reset token spent concurrently' });
+    await this.sessions.announceRevoked(revoked);
+    this.logger.info({ user_id: preview.userId, sessions_revoked: revoked.length }, 'password reset');
+  }
+}

@@ -1,0 +1,34 @@
+import { SetMetadata } from '@nestjs/common';
+
+/** What a route declares about who may call it; the global guard refuses routes without one. */
+export type AuthDeclaration =
+  | { kind: 'public' }
+  | { kind: 'authenticated' }
+  | {
+      kind: 'requires';
+      right: string;
+      /** the route is tenant-scoped: x-tenant-id is required and checked */
+      tenant: 'required' | 'optional' | 'none';
+      /** route parameter naming the resource the right applies to (e.g. aggregate_type) */
+      resource?: string;
+    };
+
+export const AUTH_DECLARATION = 'gatehouse:auth-declaration';
+
+/** Anyone may call this route, signed in or not. */
+export const Public = () => SetMetadata(AUTH_DECLARATION, { kind: 'public' } satisfies AuthDeclaration);
+
+/** Any signed-in principal may call this route; it acts on the caller's own data. */
+export const Authenticated = () => SetMetadata(AUTH_DECLARATION, { kind: 'authenticated' } satisfies AuthDeclaration);
+
+/**
+ * The caller needs `right`. `tenant: 'required'` makes x-tenant-id mandatory (CONTRACT §5);
+ * `'optional'` checks the right in the named tenant when the header is present, at platform scope otherwise.
+ */
+export const Requires = (right: string, options: { tenant?: 'required' | 'optional' | 'none'; resource?: string } = {}) =>
+  SetMetadata(AUTH_DECLARATION, {
+    kind: 'requires',
+    right,
+    tenant: options.tenant ?? 'none',
+    resource: options.resource,
+  } satisfies AuthDeclaration);

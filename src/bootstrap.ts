@@ -1,0 +1,69 @@
+import { randomUUID } from 'node:crypto';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import Fastify from 'fastify';
+import type { Logger } from 'pino';
+import { AppModule } from './app.module';
+import type { AppConfig } from './config/config';
+import { installHttpPipeline, DEFAULT_BODY_LIMIT } from './observability/http-pipeline';
+import { MetricsService } from './observability/metrics.service';
+import { ReadinessService } from './observability/readiness.service';
+
+export interface Gatehouse {
+  app: NestFastifyApplication;
+  config: AppConfig;
+  logger: Logger;
+  /** base URL once listening */
+  url: string;
+  /** SIGTERM behaviour: /ready 503 at once, drain, finish in-flight requests, close. */
+  shutdown(): Promise<void>;
+}
+
+/** Builds and starts Gatehouse; used by main.ts and by in-process tests. */
+export async function startGatehouse(config: AppConfig, logger: Logger): Promise<Gatehouse> {
+  const metrics = new MetricsService();
+  const fastify = Fastify({
+    bodyLimit: DEFAULT_BODY_LIMIT,
+    trustProxy: config.TRUST_PROXY,
+    genReqId: () => randomUUID(),
+    // idle keep-alive sockets are closed at shutdown; busy ones finish their request
+    forceCloseConnections: 'idle',
+    return503OnClosing: false,
+    routerOptions: { ignoreTrailingSlash: false },
+  });
+  installHttpPipeline(fastify, logger, metrics);
+
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.register({ config, logger, metrics }),
+    new FastifyAdapter(fastify),
+    { logger: false, abortOnError: false, bodyParser: true },
+  );
+  if (config.CORS_ORIGINS.length > 0) {
+    app.enableCors({
+      origin: config.CORS_ORIGINS,
+      credentials: false,
+      exposedHeaders: ['x-request-id', 'x-correlation-id', 'traceparent', 'retry-after'],
+    });
+  }
+  await app.listen({ port: config.PORT, host: '0.0.0.0' });
+  const address = fastify.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.PORT;
+  const readiness = app.get(ReadinessService);
+  logger.info({ port, embedded_database: config.DATABASE_URL === undefined, nats: config.NATS_URL !== undefined }, 'gatehouse listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    config,
+    logger,
+    url: `http://127.0.0.1:${port}`,
+    shutdown() {
+      closing ??= (async () => {
+        readiness.beginShutdown();
+        if (config.SHUTDOWN_DRAIN_MS > 0) await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DRAIN_MS));
+        await app.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,106 @@
+import { ArgumentsHost, Catch, HttpException, Inject, type ExceptionFilter } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { LOGGER } from '../observability/logger';
+import { AppError } from './app-error';
+import { httpStatusOf, type ErrorCode } from './error-codes';
+import { problemOf, PROBLEM_CONTENT_TYPE } from './problem-details';
+import { requestContext } from './request-context';
+
+interface FastifyLikeError {
+  code?: string;
+  statusCode?: number;
+}
+
+/** Errors raised by Fastify itself (body parsing, limits) before a handler runs. */
+function fastifyErrorCode(error: FastifyLikeError): ErrorCode | undefined {
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return 'payload_too_large';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'unsupported_media_type';
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return 'malformed_json';
+    default:
+      return undefined;
+  }
+}
+
+function statusCode(status: number): ErrorCode {
+  switch (status) {
+    case 400:
+      return 'validation_failed';
+    case 401:
+      return 'unauthenticated';
+    case 403:
+      return 'forbidden';
+    case 404:
+    case 405:
+      return 'not_found';
+    case 409:
+      return 'conflict';
+    case 413:
+      return 'payload_too_large';
+    case 415:
+      return 'unsupported_media_type';
+    case 429:
+      return 'rate_limited';
+    case 503:
+      return 'unavailable';
+    default:
+      return 'internal_error';
+  }
+}
+
+/** The HTTP edge of the error mapping: every non-2xx produced by Gatehouse is RFC 9457 problem+json. */
+@Catch()
+export class ProblemFilter implements ExceptionFilter {
+  constructor(@Inject(LOGGER) private readonly logger: Logger) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    if (host.getType() !== 'http') throw exception;
+    const reply = host.switchToHttp().getResponse<FastifyReply>();
+    const request = host.switchToHttp().getRequest<FastifyRequest>();
+    const requestId = request.ctx?.requestId ?? request.id;
+    let code: ErrorCode;
+    let detail: string | undefined;
+    let appError: AppError | undefined;
+
+    if (exception instanceof AppError) {
+      appError = exception;
+      code = exception.code;
+      detail = exception.options.detail;
+      if (exception.options.logReason !== undefined) {
+        this.logger.info({ code, reason: exception.options.logReason }, 'request refused');
+      }
+    } else if (exception instanceof SyntaxError && (exception as FastifyLikeError).statusCode === 400) {
+      code = 'malformed_json';
+    } else if (exception !== null && typeof exception === 'object' && fastifyErrorCode(exception as FastifyLikeError) !== undefined) {
+      code = fastifyErrorCode(exception as FastifyLikeError)!;
+    } else if (exception instanceof HttpException) {
+      // Nest wraps Fastify's own errors (body parsing, limits) and keeps them as the cause
+      code = fastifyErrorCode((exception.cause ?? {}) as FastifyLikeError) ?? statusCode(exception.getStatus());
+    } else if (
+      exception !== null &&
+      typeof exception === 'object' &&
+      typeof (exception as FastifyLikeError).statusCode === 'number' &&
+      (exception as FastifyLikeError).statusCode! < 500
+    ) {
+      code = statusCode((exception as FastifyLikeError).statusCode!);
+    } else {
+      code = 'internal_error';
+      this.logger.error({ err: exception, request_id: requestContext.get()?.requestId ?? requestId }, 'unhandled error');
+    }
+
+    const body = problemOf(code, requestId, detail, appError?.options.errors);
+    const status = httpStatusOf(code);
+    if (status === 401) {
+      reply.header('www-authenticate', code === 'invalid_token' ? 'Bearer error="invalid_token"' : 'Bearer');
+    }
+    for (const [name, value] of Object.entries(appError?.options.headers ?? {})) reply.header(name, value);
+    if (reply.sent) return;
+    void reply.status(status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
+  }
+}

@@ -1,0 +1,28 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/** What every log line of a request carries; lives in AsyncLocalStorage, never in request-scoped providers. */
+export interface RequestContext {
+  requestId: string;
+  correlationId: string;
+  traceId: string;
+  spanId: string;
+  traceFlags: string;
+  clientIp: string;
+  userAgent?: string;
+  principalId?: string;
+  principalType?: 'user' | 'service_account';
+  tenantId?: string;
+  authz?: { decision: 'allow' | 'deny'; reason: string };
+  upstream?: string;
+}
+
+const storage = new AsyncLocalStorage<RequestContext>();
+
+export const requestContext = {
+  run<T>(context: RequestContext, fn: () => T): T {
+    return storage.run(context, fn);
+  },
+  get(): RequestContext | undefined {
+    return storage.getStore();
+  },
+};

@@ -1,0 +1,90 @@
+import { z } from 'zod';
+
+const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const seconds = integer(1, 10 * 365 * 24 * 3600);
+const booleanString = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+const commaList = z
+  .string()
+  .default('')
+  .transform((value) =>
+    value
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0),
+  );
+const optionalString = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
+
+// TRUST_PROXY: "false" (default), "true" (trust every hop), or a list of addresses/CIDRs.
+const trustProxy = z
+  .string()
+  .default('false')
+  .transform((value): boolean | string[] => {
+    const lowered = value.trim().toLowerCase();
+    if (lowered === 'false' || lowered === '' || lowered === '0') return false;
+    if (lowered === 'true' || lowered === '1') return true;
+    return value
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0);
+  });
+
+const masterKey = optionalString.refine(
+  (value) => value === undefined || Buffer.from(value, 'base64').length === 32,
+  'must be 32 bytes, base64-encoded',
+);
+
+const url = (protocols: string[]) =>
+  optionalString.refine(
+    (value) => {
+      if (value === undefined) return true;
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `must be a URL (${protocols.join(' or ')})`,
+  );
+
+export const configSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: integer(0, 65535).default(3000),
+  GRPC_PORT: integer(0, 65535).default(50051),
+  PUBLIC_URL: url(['http:', 'https:']),
+  DATABASE_URL: url(['postgres:', 'postgresql:']),
+  DATA_DIR: z.string().min(1).default('./data'),
+  NATS_URL: optionalString,
+  ROUTING_FILE: optionalString,
+  MASTER_KEY: masterKey,
+  ACCESS_TOKEN_TTL: seconds.default(600),
+  REFRESH_TOKEN_TTL: seconds.default(1209600),
+  REFRESH_REUSE_GRACE: integer(0, 3600).default(10),
+  SESSION_MAX_AGE: seconds.default(2592000),
+  MIGRATE_ON_START: booleanString.default(true),
+  SMTP_URL: url(['smtp:', 'smtps:']),
+  MAIL_FROM: z.string().min(3).default('Gatehouse <no-reply@localhost>'),
+  OIDC_GOOGLE_ISSUER: z.url().default('https://accounts.google.com'),
+  OIDC_GOOGLE_CLIENT_ID: optionalString,
+  OIDC_GOOGLE_CLIENT_SECRET: optionalString,
+  OIDC_GOOGLE_REDIRECT_URI: url(['http:', 'https:']),
+  OIDC_RETURN_TO_ALLOWLIST: commaList,
+  BOOTSTRAP_ADMIN_EMAIL: optionalString,
+  BOOTSTRAP_ADMIN_PASSWORD: optionalString,
+  UPSTREAM_TIMEOUT_MS: integer(1, 600_000).default(5000),
+  AUTH_ACCOUNT_FAILURE_LIMIT: integer(1, 1_000_000).default(10),
+  AUTH_IP_LIMIT: integer(1, 10_000_000).default(100),
+  AUTH_WINDOW: seconds.default(900),
+  TRUST_PROXY: trustProxy,
+  CORS_ORIGINS: commaList,
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // Not in the contract: how long SIGTERM keeps serving with /ready at 503 before closing
+  // the listener, so a balancer polling /ready can take the replica out first.
+  SHUTDOWN_DRAIN_MS: integer(0, 120_000).default(0),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;

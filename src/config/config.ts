@@ -1,0 +1,77 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { configSchema, type RawConfig } from './config.schema';
+
+export interface AppConfig extends Omit<RawConfig, 'PUBLIC_URL' | 'MASTER_KEY'> {
+  PUBLIC_URL: string;
+  MASTER_KEY: Buffer;
+  /** true when MASTER_KEY was generated into DATA_DIR (development only). */
+  masterKeyGenerated: boolean;
+  /** absolute path of DATA_DIR */
+  dataDir: string;
+}
+
+export const APP_CONFIG = Symbol('APP_CONFIG');
+
+/** Thrown for bad configuration; main.ts prints `message` as the one line and exits non-zero. */
+export class ConfigError extends Error {}
+
+const FILE_SUFFIX = '_FILE';
+
+/** Every variable may be given as NAME_FILE=/path (Docker Swarm secrets); the file wins over nothing, NAME wins over NAME_FILE. */
+function readFileVariables(env: NodeJS.ProcessEnv): Record<string, string | undefined> {
+  const known = Object.keys(configSchema.shape);
+  const values: Record<string, string | undefined> = {};
+  for (const name of known) {
+    const direct = env[name];
+    const file = env[name + FILE_SUFFIX];
+    if (direct !== undefined && direct !== '') {
+      values[name] = direct;
+    } else if (file !== undefined && file !== '') {
+      try {
+        values[name] = fs.readFileSync(file, 'utf8').trim();
+      } catch {
+        throw new ConfigError(`config: ${name}_FILE: cannot read ${file}`);
+      }
+    }
+  }
+  return values;
+}
+
+function loadOrCreateDevMasterKey(dataDir: string): Buffer {
+  const keyFile = path.join(dataDir, 'master.key');
+  if (fs.existsSync(keyFile)) {
+    const key = Buffer.from(fs.readFileSync(keyFile, 'utf8').trim(), 'base64');
+    if (key.length !== 32) throw new ConfigError(`config: MASTER_KEY: ${keyFile} is not a 32-byte base64 key`);
+    return key;
+  }
+  fs.mkdirSync(dataDir, { recursive: true });
+  const key = randomBytes(32);
+  fs.writeFileSync(keyFile, key.toString('base64') + '\n', { mode: 0o600 });
+  return key;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const parsed = configSchema.safeParse(readFileVariables(env));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const name = String(issue?.path[0] ?? 'environment');
+    throw new ConfigError(`config: ${name}: ${issue?.message ?? 'invalid'}`);
+  }
+  const raw = parsed.data;
+  const dataDir = path.resolve(raw.DATA_DIR);
+  if (raw.NODE_ENV === 'production' && raw.MASTER_KEY === undefined) {
+    throw new ConfigError('config: MASTER_KEY: required when NODE_ENV=production');
+  }
+  if (raw.NODE_ENV === 'production' && raw.BOOTSTRAP_ADMIN_PASSWORD !== undefined && raw.BOOTSTRAP_ADMIN_PASSWORD.length < 15) {
+    throw new ConfigError('config: BOOTSTRAP_ADMIN_PASSWORD: must be at least 15 characters');
+  }
+  if ((raw.BOOTSTRAP_ADMIN_EMAIL === undefined) !== (raw.BOOTSTRAP_ADMIN_PASSWORD === undefined)) {
+    throw new ConfigError('config: BOOTSTRAP_ADMIN_PASSWORD: BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD go together');
+  }
+  const masterKeyGenerated = raw.MASTER_KEY === undefined;
+  const masterKey = raw.MASTER_KEY === undefined ? loadOrCreateDevMasterKey(dataDir) : Buffer.from(raw.MASTER_KEY, 'base64');
+  const publicUrl = (raw.PUBLIC_URL ?? `http://localhost:${raw.PORT}`).replace(/\/+$/, '');
+  return { ...raw, PUBLIC_URL: publicUrl, MASTER_KEY: masterKey, masterKeyGenerated, dataDir };
+}

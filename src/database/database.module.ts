@@ -1,0 +1,63 @@
+import path from 'node:path';
+import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
+import type { Logger } from 'pino';
+import { APP_CONFIG, type AppConfig } from '../config/config';
+import { LOGGER } from '../observability/logger';
+import { startEmbeddedStore } from './embedded-store';
+import { applyMigrations } from './migrator';
+import { PrismaService } from './prisma.service';
+
+export const MIGRATIONS_DIR = path.resolve(__dirname, '..', '..', 'prisma', 'migrations');
+
+/** The embedded store's handle, when DATABASE_URL is unset. */
+class DatabaseRuntime {
+  constructor(
+    readonly url: string,
+    readonly embedded: boolean,
+    readonly stopEmbedded: () => Promise<void>,
+  ) {}
+}
+
+@Global()
+@Module({
+  providers: [
+    {
+      provide: DatabaseRuntime,
+      inject: [APP_CONFIG, LOGGER],
+      useFactory: async (config: AppConfig, logger: Logger) => {
+        let runtime: DatabaseRuntime;
+        if (config.DATABASE_URL !== undefined) {
+          runtime = new DatabaseRuntime(config.DATABASE_URL, false, () => Promise.resolve());
+        } else {
+          const started = Date.now();
+          const store = await startEmbeddedStore(config.dataDir);
+          logger.info({ data_dir: config.dataDir, ms: Date.now() - started }, 'embedded database started');
+          runtime = new DatabaseRuntime(store.url, true, () => store.stop());
+        }
+        if (config.MIGRATE_ON_START) {
+          const applied = await applyMigrations(runtime.url, MIGRATIONS_DIR, (message) => logger.info(message));
+          logger.info({ applied }, applied.length > 0 ? 'migrations applied' : 'database schema up to date');
+        }
+        return runtime;
+      },
+    },
+    {
+      provide: PrismaService,
+      inject: [DatabaseRuntime],
+      // The embedded store serves one connection at a time, so it gets a pool of one.
+      useFactory: (runtime: DatabaseRuntime) => new PrismaService(runtime.url, runtime.embedded ? 1 : 10),
+    },
+  ],
+  exports: [PrismaService],
+})
+export class DatabaseModule implements OnApplicationShutdown {
+  constructor(
+    private readonly prisma: PrismaService,
+    @Inject(DatabaseRuntime) private readonly runtime: DatabaseRuntime,
+  ) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.prisma.$disconnect();
+    await this.runtime.stopEmbedded();
+  }
+}

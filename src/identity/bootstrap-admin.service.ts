@@ -1,0 +1,54 @@
+import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
+import type { Logger } from 'pino';
+import { AuditService } from '../audit/audit.service';
+import { PlatformAdminsService } from '../authz/platform-admins.service';
+import { APP_CONFIG, type AppConfig } from '../config/config';
+import { PrismaService } from '../database/prisma.service';
+import { ClusterEventBus } from '../messaging/cluster-event-bus';
+import { LOGGER } from '../observability/logger';
+import { normalizeEmail } from './email';
+import { PasswordHasher } from './password-hasher';
+import { UserRepository } from './user.repository';
+
+/** pg_advisory_xact_lock key: two replicas booting together create the admin once. */
+const BOOTSTRAP_LOCK = 0x626f6f74;
+
+/** BOOTSTRAP_ADMIN_EMAIL/PASSWORD: if no platform admin exists, make this user one (idempotent). */
+@Injectable()
+export class BootstrapAdminService implements OnApplicationBootstrap {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly users: UserRepository,
+    private readonly hasher: PasswordHasher,
+    private readonly platformAdmins: PlatformAdminsService,
+    private readonly audit: AuditService,
+    private readonly events: ClusterEventBus,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    if (this.config.BOOTSTRAP_ADMIN_EMAIL === undefined || this.config.BOOTSTRAP_ADMIN_PASSWORD === undefined) return;
+    const email = normalizeEmail(this.config.BOOTSTRAP_ADMIN_EMAIL);
+    const passwordHash = await this.hasher.hash(this.config.BOOTSTRAP_ADMIN_PASSWORD);
+    const created = await this.prisma.$transaction(async (tx) => {
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK})`;
+      if ((await this.platformAdmins.countIn(tx)) > 0) return undefined;
+      const existing = await this.users.findByEmailWithPassword(tx, email);
+      const user = existing ?? (await this.users.createWithPassword(tx, { email, passwordHash, emailVerified: true }));
+      if (existing !== null && existing.password === null) await this.users.setPasswordHash(tx, user.id, passwordHash);
+      await this.platformAdmins.grant(tx, user.id);
+      await this.audit.record(tx, {
+        action: 'iam.bootstrap_admin',
+        actor: { principalId: null, principalType: 'system' },
+        target: { type: 'user', id: user.id },
+        changes: { email },
+      });
+      return user.id;
+    });
+    if (created !== undefined) {
+      this.logger.info({ user_id: created }, 'bootstrap platform admin created');
+      await this.events.publish('authz.changed', { principalIds: [created] });
+    }
+  }
+}

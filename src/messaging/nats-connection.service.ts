@@ -1,0 +1,73 @@
+import { Inject, type OnApplicationShutdown } from '@nestjs/common';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { APP_CONFIG, type AppConfig } from '../config/config';
+import { LOGGER } from '../observability/logger';
+
+/**
+ * The one NATS connection of this replica (absent in single-node mode). It reconnects
+ * forever; `/ready` reports it, and listeners learn of reconnects to resynchronize caches.
+ */
+export class NatsConnectionService implements OnApplicationShutdown {
+  private connection: NatsConnection | undefined;
+  private connected = false;
+  private readonly reconnectListeners: Array<() => void> = [];
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  get enabled(): boolean {
+    return this.config.NATS_URL !== undefined;
+  }
+
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  /** The connection, or undefined in single-node mode. */
+  get nc(): NatsConnection | undefined {
+    return this.connection;
+  }
+
+  /** Called once at boot; resolves once connected, or after the first attempt fails (then keeps trying). */
+  async start(): Promise<void> {
+    if (this.config.NATS_URL === undefined) return;
+    this.logger.info('connecting to NATS');
+    this.connection = await connect({
+      servers: this.config.NATS_URL.split(',').map((server) => server.trim()),
+      name: 'gatehouse',
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+      waitOnFirstConnect: true,
+      pingInterval: 5000,
+    });
+    this.connected = true;
+    void this.watchStatus(this.connection);
+  }
+
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
+  }
+
+  private async watchStatus(connection: NatsConnection): Promise<void> {
+    for await (const status of connection.status()) {
+      if (status.type === 'disconnect') {
+        this.connected = false;
+        this.logger.warn('nats disconnected');
+      } else if (status.type === 'reconnect') {
+        this.connected = true;
+        this.logger.info('nats reconnected');
+        for (const listener of this.reconnectListeners) listener();
+      }
+    }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    const connection = this.connection;
+    this.connection = undefined;
+    this.connected = false;
+    if (connection !== undefined && !connection.isClosed()) await connection.drain().catch(() => connection.close());
+  }
+}

@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { AppError } from '../common/app-error';
+import { requestContext, type RequestContext } from '../common/request-context';
+import type { MetricsService } from './metrics.service';
+import { acceptCorrelationId, continueTrace, formatTraceparent } from './trace-context';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    ctx: RequestContext;
+  }
+}
+
+/** Body limit for /v1/auth/* (CONTRACT §1): refused before any parsing or hashing. */
+export const AUTH_BODY_LIMIT = 16 * 1024;
+/** Routes that accept application/x-www-form-urlencoded besides JSON (OAuth token endpoint). */
+const FORM_ROUTES = new Set(['/v1/auth/token']);
+
+/** Body limit everywhere else, including proxied routes. */
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * Installs what every request passes through before Nest sees it: ids and trace context
+ * (in AsyncLocalStorage and on the response), per-route body limits, and one log line
+ * plus metrics when the response is sent. Must run before Nest registers its routes.
+ */
+export function installHttpPipeline(fastify: FastifyInstance, logger: Logger, metrics: MetricsService): void {
+  fastify.decorateRequest('ctx', null as unknown as RequestContext);
+
+  // JSON in and out (CONTRACT §1): no text/plain bodies; form bodies only where declared.
+  fastify.removeContentTypeParser('text/plain');
+
+  fastify.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/v1/auth')) route.bodyLimit = AUTH_BODY_LIMIT;
+  });
+
+  fastify.addHook('onRequest', (request, reply, done) => {
+    const trace = continueTrace(request.headers.traceparent);
+    const context: RequestContext = {
+      requestId: request.id,
+      correlationId: acceptCorrelationId(request.headers['x-correlation-id']) ?? randomUUID(),
+      traceId: trace.traceId,
+      spanId: trace.spanId,
+      traceFlags: trace.traceFlags,
+      clientIp: request.ip,
+      userAgent: header(request, 'user-agent')?.slice(0, 512),
+    };
+    request.ctx = context;
+    reply.header('x-request-id', context.requestId);
+    reply.header('x-correlation-id', context.correlationId);
+    reply.header('traceparent', formatTraceparent(trace));
+    const contentType = header(request, 'content-type')?.toLowerCase() ?? '';
+    if (contentType.startsWith('application/x-www-form-urlencoded') && !FORM_ROUTES.has(request.routeOptions.url ?? '')) {
+      requestContext.run(context, () => done(new AppError('unsupported_media_type')));
+      return;
+    }
+    requestContext.run(context, done);
+  });
+
+  fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done) => {
+    const context = request.ctx;
+    const route = request.routeOptions.url ?? 'unmatched';
+    const durationSeconds = reply.elapsedTime / 1000;
+    metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    metrics.httpDuration.observe({ method: request.method, route }, durationSeconds);
+    if (context !== null) {
+      logger.info(
+        {
+          request_id: context.requestId,
+          correlation_id: context.correlationId,
+          trace_id: context.traceId,
+          span_id: context.spanId,
+          principal_id: context.principalId ?? null,
+          tenant_id: context.tenantId ?? null,
+          method: request.method,
+          route,
+          status: reply.statusCode,
+          duration_ms: Math.round(reply.elapsedTime * 100) / 100,
+          upstream: context.upstream,
+          authz: context.authz,
+          ip: context.clientIp,
+        },
+        'request',
+      );
+    }
+    done();
+  });
+}

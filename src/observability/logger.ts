@@ -1,0 +1,63 @@
+import pino, { type Logger } from 'pino';
+import { requestContext } from '../common/request-context';
+
+/**
+ * Field names whose values are secrets wherever they appear in a logged object.
+ * Log calls pass explicit fields, but this is the net under them.
+ */
+const REDACTED_PATHS = [
+  'password',
+  'new_password',
+  'token',
+  'refresh_token',
+  'access_token',
+  'id_token',
+  'mfa_token',
+  'login_code',
+  'code',
+  'recovery_code',
+  'client_secret',
+  'secret',
+  'authorization',
+  'cookie',
+  'headers.authorization',
+  'headers.cookie',
+  'headers["set-cookie"]',
+  'body',
+  '*.password',
+  '*.new_password',
+  '*.token',
+  '*.refresh_token',
+  '*.access_token',
+  '*.client_secret',
+  '*.secret',
+  '*.authorization',
+  '*.cookie',
+];
+
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: undefined,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      messageKey: 'msg',
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      // Every line written inside a request carries its ids.
+      mixin() {
+        const context = requestContext.get();
+        if (context === undefined) return {};
+        return {
+          request_id: context.requestId,
+          correlation_id: context.correlationId,
+          trace_id: context.traceId,
+          span_id: context.spanId,
+        };
+      },
+    },
+    destination ?? pino.destination({ sync: false }),
+  );
+}
+
+export const LOGGER = Symbol('LOGGER');

@@ -1,0 +1,65 @@
+import { Injectable } from '@nestjs/common';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** One registry per app instance (tests boot several in one process). */
+@Injectable()
+export class MetricsService {
+  readonly registry = new Registry();
+
+  readonly httpRequests = new Counter({
+    name: 'gatehouse_http_requests_total',
+    help: 'HTTP requests by method, route template and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly httpDuration = new Histogram({
+    name: 'gatehouse_http_request_duration_seconds',
+    help: 'HTTP request duration',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly authFailures = new Counter({
+    name: 'gatehouse_auth_failures_total',
+    help: 'Authentication failures by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamRequests = new Counter({
+    name: 'gatehouse_upstream_requests_total',
+    help: 'Upstream calls by service kind and outcome',
+    labelNames: ['service_kind', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly routingMisses = new Counter({
+    name: 'gatehouse_routing_misses_total',
+    help: 'Requests for tenants without placement',
+    registers: [this.registry],
+  });
+
+  readonly rateLimited = new Counter({
+    name: 'gatehouse_rate_limited_total',
+    help: 'Requests refused by abuse protection',
+    registers: [this.registry],
+  });
+
+  readonly refreshReuseDetected = new Counter({
+    name: 'gatehouse_refresh_reuse_detected_total',
+    help: 'Refresh token families revoked for reuse',
+    registers: [this.registry],
+  });
+
+  readonly wsConnections = new Gauge({
+    name: 'gatehouse_ws_connections',
+    help: 'Open WebSocket subscriptions',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'gatehouse_process_' });
+  }
+}

@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { SignJWT, jwtVerify, type JWTPayload } from 'jose';
+import { AppError } from '../common/app-error';
+import { APP_CONFIG, type AppConfig } from '../config/config';
+import { CLOCK_TOLERANCE_S, SIGNING_ALGORITHM, SigningKeyService } from './signing-key.service';
+
+export const ACCESS_TOKEN_AUDIENCE = 'gatehouse';
+export const ACCESS_TOKEN_TYPE = 'at+jwt';
+
+export type PrincipalType = 'user' | 'service_account';
+
+export interface AccessTokenClaims {
+  sub: string;
+  sid?: string;
+  amr: string[];
+  principal_type: PrincipalType;
+  jti: string;
+  iat: number;
+  exp: number;
+}
+
+export interface MintedToken {
+  token: string;
+  expiresIn: number;
+  claims: AccessTokenClaims;
+}
+
+@Injectable()
+export class AccessTokenService {
+  constructor(
+    private readonly keys: SigningKeyService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** `notAfter` caps the lifetime (a session's absolute end). */
+  async mint(input: { sub: string; sid?: string; amr: string[]; principalType: PrincipalType; notAfter?: Date }): Promise<MintedToken> {
+    const now = Math.floor(Date.now() / 1000);
+    let exp = now + this.config.ACCESS_TOKEN_TTL;
+    if (input.notAfter !== undefined) exp = Math.min(exp, Math.floor(input.notAfter.getTime() / 1000));
+    const jti = randomUUID();
+    const payload: Record<string, unknown> = { amr: input.amr, principal_type: input.principalType };
+    if (input.sid !== undefined) payload.sid = input.sid;
+    const { kid, privateKey } = this.keys.signingKey();
+    const token = await new SignJWT(payload)
+      .setProtectedHeader({ alg: SIGNING_ALGORITHM, typ: ACCESS_TOKEN_TYPE, kid })
+      .setIssuer(this.config.PUBLIC_URL)
+      .setAudience(ACCESS_TOKEN_AUDIENCE)
+      .setSubject(input.sub)
+      .setIssuedAt(now)
+      .setExpirationTime(exp)
+      .setJti(jti)
+      .sign(privateKey);
+    return {
+      token,
+      expiresIn: Math.max(exp - now, 0),
+      claims: { sub: input.sub, sid: input.sid, amr: input.amr, principal_type: input.principalType, jti, iat: now, exp },
+    };
+  }
+
+  /**
+   * Verifies signature (ES256 only, known kid), typ, iss, aud, exp/nbf with 30 s leeway and
+   * required claims. Every failure is the same `invalid_token`; the precise reason is for the log.
+   */
+  async verify(token: string): Promise<AccessTokenClaims> {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(
+        token,
+        async (header) => {
+          const key = await this.keys.verificationKey(header.kid);
+          if (key === undefined) throw new Error(`unknown kid`);
+          return key;
+        },
+        {
+          algorithms: [SIGNING_ALGORITHM],
+          typ: ACCESS_TOKEN_TYPE,
+          issuer: this.config.PUBLIC_URL,
+          audience: ACCESS_TOKEN_AUDIENCE,
+          requiredClaims: ['exp', 'iat', 'sub', 'jti'],
+          clockTolerance: CLOCK_TOLERANCE_S,
+        },
+      ));
+    } catch (error) {
+      throw new AppError('invalid_token', { logReason: `token rejected: ${error instanceof Error ? error.message : 'invalid'}` });
+    }
+    const principalType = payload.principal_type;
+    const amr = payload.amr;
+    if ((principalType !== 'user' && principalType !== 'service_account') || !Array.isArray(amr)) {
+      throw new AppError('invalid_token', { logReason: 'token rejected: missing principal_type or amr' });
+    }
+    if (principalType === 'user' && typeof payload.sid !== 'string') {
+      throw new AppError('invalid_token', { logReason: 'token rejected: user token without sid' });
+    }
+    return {
+      sub: payload.sub!,
+      sid: typeof payload.sid === 'string' ? payload.sid : undefined,
+      amr: amr.map(String),
+      principal_type: principalType,
+      jti: payload.jti!,
+      iat: payload.iat!,
+      exp: payload.exp!,
+    };
+  }
+}

@@ -1,0 +1,66 @@
+import { Injectable } from '@nestjs/common';
+import type { JWK } from 'jose';
+import { PrismaService } from '../database/prisma.service';
+import type { Prisma, SigningKey } from '../generated/prisma/client';
+
+/** Serializes key-ring changes across replicas (pg_advisory_xact_lock key). */
+const KEY_RING_LOCK = 0x6b657973;
+
+export type SigningKeyStatus = 'next' | 'active' | 'retired';
+
+export interface NewSigningKey {
+  kid: string;
+  publicJwk: JWK;
+  privateSealed: string;
+}
+
+@Injectable()
+export class SigningKeyRepository {
+  constructor(private readonly prisma: PrismaService) {}
+
+  /** Keys that may still verify a live token: next, active, and retired ones not yet past publishUntil. */
+  findPublished(now: Date): Promise<SigningKey[]> {
+    return this.prisma.signingKey.findMany({
+      where: { OR: [{ status: { in: ['next', 'active'] } }, { status: 'retired', publishUntil: { gt: now } }] },
+      orderBy: { createdAt: 'asc' },
+    });
+  }
+
+  /** Runs `change` with the key ring locked against the other replica. */
+  withLockedRing<T>(change: (tx: Prisma.TransactionClient) => Promise<T>): Promise<T> {
+    return this.prisma.$transaction(async (tx) => {
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(${KEY_RING_LOCK})`;
+      return change(tx);
+    });
+  }
+
+  findByStatus(tx: Prisma.TransactionClient, status: SigningKeyStatus): Promise<SigningKey | null> {
+    return tx.signingKey.findFirst({ where: { status }, orderBy: { createdAt: 'desc' } });
+  }
+
+  async insert(tx: Prisma.TransactionClient, key: NewSigningKey, status: SigningKeyStatus, now: Date): Promise<void> {
+    await tx.signingKey.create({
+      data: {
+        kid: key.kid,
+        publicJwk: key.publicJwk as Prisma.InputJsonValue,
+        privateSealed: key.privateSealed,
+        status,
+        activatedAt: status === 'active' ? now : null,
+      },
+    });
+  }
+
+  async activate(tx: Prisma.TransactionClient, kid: string, now: Date): Promise<void> {
+    await tx.signingKey.update({ where: { kid }, data: { status: 'active', activatedAt: now } });
+  }
+
+  async retire(tx: Prisma.TransactionClient, kid: string, now: Date, publishUntil: Date): Promise<void> {
+    await tx.signingKey.update({ where: { kid }, data: { status: 'retired', retiredAt: now, publishUntil } });
+  }
+
+  /** Retired keys no token can need any more. */
+  async deleteExpired(now: Date): Promise<number> {
+    const { count } = await this.prisma.signingKey.deleteMany({ where: { status: 'retired', publishUntil: { lte: now } } });
+    return count;
+  }
+}

@@ -1,0 +1,186 @@
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
+import type { Logger } from 'pino';
+import { SecretBox } from '../common/secret-box';
+import { APP_CONFIG, type AppConfig } from '../config/config';
+import type { Prisma } from '../generated/prisma/client';
+import { ClusterEventBus } from '../messaging/cluster-event-bus';
+import { LOGGER } from '../observability/logger';
+import { SigningKeyRepository, type NewSigningKey } from './signing-key.repository';
+
+export const SIGNING_ALGORITHM = 'ES256';
+/** Automatic rotation period of the active signing key. */
+export const KEY_ROTATION_INTERVAL_MS = 30 * 24 * 3600 * 1000;
+/** Longest token any key signs besides access tokens: the 60 s internal upstream token. */
+const INTERNAL_TOKEN_TTL_S = 60;
+/** Verification leeway on exp (CONTRACT §3: 30 s at most). */
+export const CLOCK_TOLERANCE_S = 30;
+const RELOAD_INTERVAL_MS = 60_000;
+const UNKNOWN_KID_RELOAD_MIN_GAP_MS = 5_000;
+
+interface LoadedKey {
+  kid: string;
+  status: string;
+  publicKey: CryptoKey;
+  publicJwk: JWK;
+}
+
+/**
+ * The ES256 key ring shared by every replica. There is always an active key (signs) and a
+ * next key (published, not yet signing), so a rotation only promotes a key every JWKS
+ * consumer has already seen; a retired key stays published until its last token expired.
+ */
+@Injectable()
+export class SigningKeyService implements OnModuleInit, OnApplicationShutdown {
+  private readonly box: SecretBox;
+  private keys = new Map<string, LoadedKey>();
+  private signing: { kid: string; privateKey: CryptoKey } | undefined;
+  private jwks: { keys: JWK[] } = { keys: [] };
+  private timer: NodeJS.Timeout | undefined;
+  private lastUnknownKidReload = 0;
+
+  constructor(
+    private readonly repository: SigningKeyRepository,
+    private readonly events: ClusterEventBus,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {
+    this.box = new SecretBox(config.MASTER_KEY, 'signing-keys');
+  }
+
+  async onModuleInit(): Promise<void> {
+    this.events.on('keys.changed', () => this.reload());
+    await this.repository.withLockedRing(async (tx) => {
+      const now = new Date();
+      if ((await this.repository.findByStatus(tx, 'active')) === null) {
+        await this.repository.insert(tx, await this.generate(), 'active', now);
+        this.logger.info('created the first signing key');
+      }
+      if ((await this.repository.findByStatus(tx, 'next')) === null) {
+        await this.repository.insert(tx, await this.generate(), 'next', now);
+      }
+    });
+    await this.reload();
+    // Safety net besides the keys.changed event: another replica's automatic rotation.
+    this.timer = setInterval(() => void this.tick(), RELOAD_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.timer);
+  }
+
+  /** The published JWKS: public members only. */
+  publicJwks(): { keys: JWK[] } {
+    return this.jwks;
+  }
+
+  signingKey(): { kid: string; privateKey: CryptoKey } {
+    if (this.signing === undefined) throw new Error('no active signing key loaded');
+    return this.signing;
+  }
+
+  /** Public key for a kid, reloading the ring (rate-limited) when the kid is unknown. */
+  async verificationKey(kid: string | undefined): Promise<CryptoKey | undefined> {
+    if (kid === undefined) return undefined;
+    const known = this.keys.get(kid);
+    if (known !== undefined) return known.publicKey;
+    if (Date.now() - this.lastUnknownKidReload < UNKNOWN_KID_RELOAD_MIN_GAP_MS) return undefined;
+    this.lastUnknownKidReload = Date.now();
+    await this.reload();
+    return this.keys.get(kid)?.publicKey;
+  }
+
+  /** Promotes next → active, retires the active key, creates a new next key. */
+  async rotate(
+    record?: (tx: Prisma.TransactionClient, change: { retired: string; activated: string }) => Promise<unknown>,
+  ): Promise<{ activated: string; retired: string }> {
+    const result = await this.repository.withLockedRing(async (tx) => {
+      const now = new Date();
+      const active = await this.repository.findByStatus(tx, 'active');
+      const next = await this.repository.findByStatus(tx, 'next');
+      let nextKid = next?.kid;
+      if (nextKid === undefined) {
+        const created = await this.generate();
+        await this.repository.insert(tx, created, 'next', now);
+        nextKid = created.kid;
+      }
+      const publishUntil = new Date(
+        now.getTime() + (Math.max(this.config.ACCESS_TOKEN_TTL, INTERNAL_TOKEN_TTL_S) + CLOCK_TOLERANCE_S + 60) * 1000,
+      );
+      if (active !== null) await this.repository.retire(tx, active.kid, now, publishUntil);
+      await this.repository.activate(tx, nextKid, now);
+      await this.repository.insert(tx, await this.generate(), 'next', now);
+      const change = { retired: active?.kid ?? '', activated: nextKid };
+      if (record !== undefined) await record(tx, change);
+      return change;
+    });
+    this.logger.info(result, 'signing keys rotated');
+    await this.events.publish('keys.changed', {});
+    return result;
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      const active = this.signing === undefined ? undefined : this.keys.get(this.signing.kid);
+      const activatedAt = active === undefined ? undefined : this.activatedAt.get(active.kid);
+      if (activatedAt !== undefined && Date.now() - activatedAt > KEY_ROTATION_INTERVAL_MS) {
+        await this.rotateIfStillDue();
+      }
+      await this.repository.deleteExpired(new Date());
+      await this.reload();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'signing key maintenance failed');
+    }
+  }
+
+  private readonly activatedAt = new Map<string, number>();
+
+  /** Both replicas may find rotation due; the one that gets the lock second sees a fresh key and stops. */
+  private async rotateIfStillDue(): Promise<void> {
+    const due = await this.repository.withLockedRing(async (tx) => {
+      const active = await this.repository.findByStatus(tx, 'active');
+      return (
+        active?.activatedAt === null ||
+        active?.activatedAt === undefined ||
+        Date.now() - active.activatedAt.getTime() > KEY_ROTATION_INTERVAL_MS
+      );
+    });
+    if (due) await this.rotate();
+  }
+
+  private async reload(): Promise<void> {
+    const rows = await this.repository.findPublished(new Date());
+    const keys = new Map<string, LoadedKey>();
+    let signing: { kid: string; privateKey: CryptoKey } | undefined;
+    for (const row of rows) {
+      const publicJwk = row.publicJwk as JWK;
+      const cached = this.keys.get(row.kid);
+      const publicKey = cached?.publicKey ?? ((await importJWK(publicJwk, SIGNING_ALGORITHM)) as CryptoKey);
+      keys.set(row.kid, { kid: row.kid, status: row.status, publicKey, publicJwk });
+      if (row.activatedAt !== null) this.activatedAt.set(row.kid, row.activatedAt.getTime());
+      if (row.status === 'active') {
+        const privateKey =
+          this.signing?.kid === row.kid
+            ? this.signing.privateKey
+            : ((await importJWK(JSON.parse(this.box.open(row.privateSealed)) as JWK, SIGNING_ALGORITHM)) as CryptoKey);
+        signing = { kid: row.kid, privateKey };
+      }
+    }
+    this.keys = keys;
+    if (signing !== undefined) this.signing = signing;
+    this.jwks = { keys: [...keys.values()].map((key) => ({ ...key.publicJwk })) };
+  }
+
+  private async generate(): Promise<NewSigningKey> {
+    const { publicKey, privateKey } = await generateKeyPair(SIGNING_ALGORITHM, { extractable: true });
+    const publicJwk = await exportJWK(publicKey);
+    const kid = await calculateJwkThumbprint(publicJwk);
+    const privateJwk = await exportJWK(privateKey);
+    return {
+      kid,
+      publicJwk: { kty: publicJwk.kty, crv: publicJwk.crv, x: publicJwk.x, y: publicJwk.y, kid, alg: SIGNING_ALGORITHM, use: 'sig' },
+      privateSealed: this.box.seal(JSON.stringify(privateJwk)),
+    };
+  }
+}

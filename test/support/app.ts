@@ -1,0 +1,39 @@
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import 'reflect-metadata';
+import { startGatehouse, type Gatehouse } from '../../src/bootstrap';
+import { loadConfig } from '../../src/config/config';
+import { createLogger } from '../../src/observability/logger';
+
+export interface TestApp {
+  url: string;
+  gatehouse: Gatehouse;
+  dataDir: string;
+  /** every log line written so far, as text */
+  logs(): string;
+  close(): Promise<void>;
+}
+
+/** Boots Gatehouse in this process on ephemeral ports with the given environment. */
+export async function bootApp(env: Record<string, string | undefined> = {}): Promise<TestApp> {
+  const dataDir = env.DATA_DIR ?? mkdtempSync(path.join(os.tmpdir(), 'gh-app-'));
+  const config = loadConfig({ NODE_ENV: 'test', PORT: '0', GRPC_PORT: '0', LOG_LEVEL: 'info', DATA_DIR: dataDir, ...env });
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      lines.push(chunk.toString('utf8'));
+      callback();
+    },
+  });
+  const logger = createLogger(config.LOG_LEVEL, sink);
+  const gatehouse = await startGatehouse({ ...config }, logger);
+  return {
+    url: gatehouse.url,
+    gatehouse,
+    dataDir,
+    logs: () => lines.join(''),
+    close: () => gatehouse.shutdown(),
+  };
+}

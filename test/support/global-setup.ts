@@ -1,0 +1,45 @@
+import net from 'node:net';
+import type { TestProject } from 'vitest/node';
+
+const PG_ADMIN_URL = process.env.TEST_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+const NATS_URL = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+
+async function reachable(url: string, defaultPort: number): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: hostname, port: Number(port || defaultPort) });
+    socket.setTimeout(1000);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    postgres: boolean;
+    nats: boolean;
+  }
+}
+
+/**
+ * Checks once which real servers are up and hands the answer to every suite (`inject`), so
+ * suites can skip synchronously. With REQUIRE_SERVICES=1 a missing server fails the run.
+ */
+export default async function setup(project: TestProject): Promise<void> {
+  const postgres = await reachable(PG_ADMIN_URL, 5432);
+  const nats = await reachable(NATS_URL, 4222);
+  const missing = [!postgres && `PostgreSQL at ${PG_ADMIN_URL}`, !nats && `NATS at ${NATS_URL}`].filter(Boolean);
+  if (missing.length > 0) {
+    if (process.env.REQUIRE_SERVICES === '1') throw new Error(`unreachable with REQUIRE_SERVICES=1: ${missing.join(', ')}`);
+    console.warn(`suites needing ${missing.join(' and ')} are skipped: unreachable`);
+  }
+  project.provide('postgres', postgres);
+  project.provide('nats', nats);
+}

@@ -1,0 +1,79 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/config';
+
+const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'gh-config-'));
+
+describe('loadConfig', () => {
+  it('applies the contract defaults', () => {
+    const config = loadConfig({ DATA_DIR: tempDir() });
+    expect(config.PORT).toBe(3000);
+    expect(config.GRPC_PORT).toBe(50051);
+    expect(config.PUBLIC_URL).toBe('http://localhost:3000');
+    expect(config.ACCESS_TOKEN_TTL).toBe(600);
+    expect(config.REFRESH_TOKEN_TTL).toBe(1209600);
+    expect(config.REFRESH_REUSE_GRACE).toBe(10);
+    expect(config.SESSION_MAX_AGE).toBe(2592000);
+    expect(config.MIGRATE_ON_START).toBe(true);
+    expect(config.UPSTREAM_TIMEOUT_MS).toBe(5000);
+    expect(config.AUTH_ACCOUNT_FAILURE_LIMIT).toBe(10);
+    expect(config.AUTH_IP_LIMIT).toBe(100);
+    expect(config.AUTH_WINDOW).toBe(900);
+    expect(config.TRUST_PROXY).toBe(false);
+    expect(config.CORS_ORIGINS).toEqual([]);
+    expect(config.DATABASE_URL).toBeUndefined();
+    expect(config.NATS_URL).toBeUndefined();
+  });
+
+  it.each([
+    ['PORT', 'not-a-port'],
+    ['PORT', '70000'],
+    ['ACCESS_TOKEN_TTL', '-5'],
+    ['DATABASE_URL', 'mysql://x'],
+    ['MASTER_KEY', 'c2hvcnQ='],
+    ['MIGRATE_ON_START', 'maybe'],
+    ['LOG_LEVEL', 'loud'],
+  ])('refuses bad %s=%s with one line naming the variable', (name, value) => {
+    expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrowError(ConfigError);
+    try {
+      loadConfig({ DATA_DIR: tempDir(), [name]: value });
+    } catch (error) {
+      expect((error as Error).message).toMatch(new RegExp(`^config: ${name}: `));
+      expect((error as Error).message).not.toContain('\n');
+    }
+  });
+
+  it('reads NAME_FILE secrets', () => {
+    const dir = tempDir();
+    const key = Buffer.alloc(32, 7).toString('base64');
+    fs.writeFileSync(path.join(dir, 'mk'), `${key}\n`);
+    const config = loadConfig({ DATA_DIR: dir, MASTER_KEY_FILE: path.join(dir, 'mk') });
+    expect(config.MASTER_KEY.equals(Buffer.alloc(32, 7))).toBe(true);
+    expect(config.masterKeyGenerated).toBe(false);
+  });
+
+  it('names the variable when a _FILE cannot be read', () => {
+    expect(() => loadConfig({ DATA_DIR: tempDir(), MASTER_KEY_FILE: '/nonexistent/key' })).toThrowError(/^config: MASTER_KEY_FILE: /);
+  });
+
+  it('requires MASTER_KEY in production and generates a stable dev key otherwise', () => {
+    const dir = tempDir();
+    expect(() => loadConfig({ DATA_DIR: dir, NODE_ENV: 'production' })).toThrowError(/^config: MASTER_KEY: required/);
+    const first = loadConfig({ DATA_DIR: dir });
+    const second = loadConfig({ DATA_DIR: dir });
+    expect(first.masterKeyGenerated).toBe(true);
+    expect(first.MASTER_KEY.equals(second.MASTER_KEY)).toBe(true);
+  });
+
+  it('parses TRUST_PROXY lists and CORS origins', () => {
+    const config = loadConfig({
+      DATA_DIR: tempDir(),
+      TRUST_PROXY: '10.0.0.0/8, 127.0.0.1',
+      CORS_ORIGINS: 'https://a.example,https://b.example',
+    });
+    expect(config.TRUST_PROXY).toEqual(['10.0.0.0/8', '127.0.0.1']);
+    expect(config.CORS_ORIGINS).toEqual(['https://a.example', 'https://b.example']);
+  });
+});
