@@ -3,6 +3,7 @@ import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/comm
 import type { Logger } from 'pino';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { LOGGER } from '../observability/logger';
+import { sharedDevMasterKey } from './dev-master-key';
 import { startEmbeddedStore } from './embedded-store';
 import { applyMigrations } from './migrator';
 import { PrismaService } from './prisma.service';
@@ -37,6 +38,11 @@ class DatabaseRuntime {
         if (config.MIGRATE_ON_START) {
           const applied = await applyMigrations(runtime.url, MIGRATIONS_DIR, (message) => logger.info(message));
           logger.info({ applied }, applied.length > 0 ? 'migrations applied' : 'database schema up to date');
+        }
+        if (config.masterKeyGenerated && !runtime.embedded) {
+          // Mutated before any provider that seals or opens secrets is built (they depend on this one).
+          config.MASTER_KEY = await sharedDevMasterKey(runtime.url, config.MASTER_KEY);
+          logger.warn('MASTER_KEY is not set: using a development key shared through the database (never in production)');
         }
         return runtime;
       },
