@@ -7,6 +7,7 @@ import type { Principal } from '../session/principal';
 import { SessionRepository } from '../session/session.repository';
 import { SessionService } from '../session/session.service';
 import { userView, type UserView } from '../session/token-response';
+import { TotpCredentialRepository } from './mfa/totp-credential.repository';
 
 export interface SessionView {
   id: string;
@@ -27,6 +28,7 @@ export class AccountService {
     private readonly sessionRepository: SessionRepository,
     private readonly sessions: SessionService,
     private readonly audit: AuditService,
+    private readonly totp: TotpCredentialRepository,
   ) {}
 
   async me(
@@ -34,7 +36,7 @@ export class AccountService {
   ): Promise<{ user: UserView; memberships: Array<{ tenant_id: string; roles: string[] }>; mfa: { totp: boolean } }> {
     const user = principal.type === 'user' ? await this.users.findById(this.prisma, principal.id) : null;
     if (user === null) throw new AppError('not_found', { detail: 'No user profile for this principal.' });
-    return { user: userView(user), memberships: [], mfa: { totp: false } };
+    return { user: userView(user), memberships: [], mfa: { totp: await this.totp.isConfirmed(this.prisma, user.id) } };
   }
 
   async listSessions(principal: Principal): Promise<{ items: SessionView[]; next_cursor: null }> {

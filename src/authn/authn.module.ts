@@ -2,12 +2,49 @@ import { Module } from '@nestjs/common';
 import { AbuseLimiter } from './abuse-limiter.service';
 import { AccountController } from './account.controller';
 import { AccountService } from './account.service';
+import { MfaChallengeRepository } from './mfa/mfa-challenge.repository';
+import { MfaChallengeService } from './mfa/mfa-challenge.service';
+import { MfaSigninService } from './mfa/mfa-signin.service';
+import { MfaController } from './mfa/mfa.controller';
+import { RecoveryCodeRepository } from './mfa/recovery-code.repository';
+import { SecondFactorService } from './mfa/second-factor.service';
+import { TotpCredentialRepository } from './mfa/totp-credential.repository';
+import { TotpService } from './mfa/totp.service';
+import { ExternalIdentityRepository } from './oidc/external-identity.repository';
+import { GoogleOidcClient } from './oidc/google-oidc.client';
+import { GoogleOidcController } from './oidc/google-oidc.controller';
+import { GoogleOidcService } from './oidc/google-oidc.service';
+import { IdentityAdminController } from './oidc/identity-admin.controller';
+import { IdentityLinkingService } from './oidc/identity-linking.service';
+import { OidcAuthorizationService } from './oidc/oidc-authorization.service';
+import { OidcLoginCodeRepository } from './oidc/oidc-login-code.repository';
+import { OidcStateRepository } from './oidc/oidc-state.repository';
 import { PasswordAuthController } from './password/password-auth.controller';
 import { PasswordAuthService } from './password/password-auth.service';
 
 @Module({
-  controllers: [PasswordAuthController, AccountController],
-  providers: [AbuseLimiter, PasswordAuthService, AccountService],
+  controllers: [PasswordAuthController, AccountController, MfaController, GoogleOidcController, IdentityAdminController],
+  providers: [
+    AbuseLimiter,
+    PasswordAuthService,
+    AccountService,
+    // mfa/
+    TotpCredentialRepository,
+    RecoveryCodeRepository,
+    MfaChallengeRepository,
+    SecondFactorService,
+    MfaChallengeService,
+    TotpService,
+    MfaSigninService,
+    // oidc/
+    ExternalIdentityRepository,
+    OidcStateRepository,
+    OidcLoginCodeRepository,
+    GoogleOidcClient,
+    OidcAuthorizationService,
+    IdentityLinkingService,
+    GoogleOidcService,
+  ],
   exports: [AbuseLimiter],
 })
 export class AuthnModule {}

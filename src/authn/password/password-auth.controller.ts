@@ -7,6 +7,7 @@ import { emailField } from '../../identity/email';
 import { passwordField } from '../../identity/password-policy';
 import type { TokenResponse } from '../../session/token-response';
 import { clientInfo } from '../client-info';
+import type { MfaPendingResponse } from '../mfa/mfa-challenge.service';
 import { PasswordAuthService } from './password-auth.service';
 
 const signupBody = z.object({
@@ -51,7 +52,7 @@ export class PasswordAuthController {
   signin(
     @Body(new ZodValidationPipe(signinBody)) body: z.infer<typeof signinBody>,
     @Req() request: FastifyRequest,
-  ): Promise<TokenResponse> {
+  ): Promise<TokenResponse | MfaPendingResponse> {
     return this.auth.signin(body, clientInfo(request));
   }
 

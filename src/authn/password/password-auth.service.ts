@@ -15,6 +15,7 @@ import { MetricsService } from '../../observability/metrics.service';
 import { SessionService, type ClientInfo } from '../../session/session.service';
 import type { TokenResponse } from '../../session/token-response';
 import { AbuseLimiter } from '../abuse-limiter.service';
+import { MfaChallengeService, type MfaPendingResponse } from '../mfa/mfa-challenge.service';
 
 const VERIFY_EMAIL_TTL_S = 24 * 3600;
 const RESET_PASSWORD_TTL_S = 30 * 60;
@@ -44,6 +45,7 @@ export class PasswordAuthService {
     private readonly metrics: MetricsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) private readonly logger: Logger,
+    private readonly mfa: MfaChallengeService,
   ) {}
 
   async signup(input: { email: string; password: string; displayName?: string }, client: ClientInfo): Promise<TokenResponse> {
@@ -97,7 +99,7 @@ export class PasswordAuthService {
    * Every attempt is counted against the account before the password is looked at, so
    * parallel guesses beyond the limit never reach argon2; a success clears the count.
    */
-  async signin(input: { email: string; password: string }, client: ClientInfo): Promise<TokenResponse> {
+  async signin(input: { email: string; password: string }, client: ClientInfo): Promise<TokenResponse | MfaPendingResponse> {
     await this.limiter.consumeIp(client.ip ?? 'unknown');
     await this.limiter.consumeAccount(`signin:${input.email}`);
     const user = await this.users.findByEmailWithPassword(this.prisma, input.email);
@@ -123,10 +125,14 @@ export class PasswordAuthService {
       this.metrics.authFailures.inc({ reason: 'account_disabled' });
       throw new AppError('account_disabled');
     }
-    await this.limiter.resetAccount(`signin:${input.email}`);
+    // With MFA the count is cleared only once the second factor passes: clearing it here would
+    // let whoever holds the password buy fresh MFA guesses by signing in again.
+    const mfaPending = await this.mfa.challengeIfEnrolled(user, ['pwd']);
+    if (mfaPending === null) await this.limiter.resetAccount(`signin:${input.email}`);
     if (this.hasher.needsRehash(passwordHash)) {
       await this.users.replaceHashIfUnchanged(this.prisma, user.id, passwordHash, await this.hasher.hash(input.password));
     }
+    if (mfaPending !== null) return mfaPending;
     return this.prisma.$transaction(async (tx) => {
       const tokens = await this.sessions.start(tx, user, ['pwd'], client);
       await this.audit.record(tx, {

@@ -1,0 +1,55 @@
+import { Injectable } from '@nestjs/common';
+import { AuditService } from '../../audit/audit.service';
+import { PrismaService } from '../../database/prisma.service';
+import type { User } from '../../generated/prisma/client';
+import { SessionService, type ClientInfo } from '../../session/session.service';
+import type { TokenResponse } from '../../session/token-response';
+import { MfaChallengeRepository } from './mfa-challenge.repository';
+import { TotpCredentialRepository } from './totp-credential.repository';
+
+/** CONTRACT §3: the answer to a first factor when a second one is due. */
+export interface MfaPendingResponse {
+  mfa_required: true;
+  mfa_token: string;
+  mfa_methods: ['totp', 'recovery_code'];
+}
+
+const MFA_TOKEN_TTL_S = 5 * 60;
+
+/**
+ * What follows a first factor (password, Google): the MFA-pending answer with a fresh
+ * `mfa_token` when the user has a confirmed TOTP, a session otherwise. No first factor
+ * bypasses local MFA.
+ */
+@Injectable()
+export class MfaChallengeService {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly totp: TotpCredentialRepository,
+    private readonly challenges: MfaChallengeRepository,
+    private readonly sessions: SessionService,
+    private readonly audit: AuditService,
+  ) {}
+
+  /** MFA-pending when the user has a confirmed TOTP, null when the first factor suffices. */
+  async challengeIfEnrolled(user: { id: string }, firstFactorAmr: string[]): Promise<MfaPendingResponse | null> {
+    if (!(await this.totp.isConfirmed(this.prisma, user.id))) return null;
+    const token = await this.challenges.issue(this.prisma, user.id, firstFactorAmr, MFA_TOKEN_TTL_S);
+    return { mfa_required: true, mfa_token: token, mfa_methods: ['totp', 'recovery_code'] };
+  }
+
+  async finishFirstFactor(user: User, amr: string[], client: ClientInfo): Promise<TokenResponse | MfaPendingResponse> {
+    const pending = await this.challengeIfEnrolled(user, amr);
+    if (pending !== null) return pending;
+    return this.prisma.$transaction(async (tx) => {
+      const tokens = await this.sessions.start(tx, user, amr, client);
+      await this.audit.record(tx, {
+        action: 'auth.signin',
+        actor: { principalId: user.id, principalType: 'user' },
+        target: { type: 'session', id: tokens.session_id },
+        changes: { amr },
+      });
+      return tokens;
+    });
+  }
+}

@@ -1,0 +1,51 @@
+import { Injectable } from '@nestjs/common';
+import { AuditService } from '../../audit/audit.service';
+import { AppError } from '../../common/app-error';
+import { PrismaService } from '../../database/prisma.service';
+import { UserRepository } from '../../identity/user.repository';
+import { SessionService, type ClientInfo } from '../../session/session.service';
+import type { TokenResponse } from '../../session/token-response';
+import { AbuseLimiter } from '../abuse-limiter.service';
+import { MfaChallengeRepository } from './mfa-challenge.repository';
+import { SecondFactorService, type SecondFactor } from './second-factor.service';
+
+/** `POST /v1/auth/signin/mfa`: the second step after a password or Google sign-in. */
+@Injectable()
+export class MfaSigninService {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly users: UserRepository,
+    private readonly challenges: MfaChallengeRepository,
+    private readonly factors: SecondFactorService,
+    private readonly sessions: SessionService,
+    private readonly audit: AuditService,
+    private readonly limiter: AbuseLimiter,
+  ) {}
+
+  /**
+   * A wrong code leaves the `mfa_token` usable (until it expires or the account limit is hit);
+   * the token is spent in the same transaction as the code and the new session.
+   */
+  async complete(mfaToken: string, factor: SecondFactor, client: ClientInfo): Promise<TokenResponse> {
+    await this.limiter.consumeIp(client.ip ?? 'unknown');
+    const challenge = await this.challenges.findUsable(this.prisma, mfaToken);
+    if (challenge === null) throw new AppError('invalid_grant', { logReason: 'mfa_token unknown, used or expired' });
+    const user = await this.users.findById(this.prisma, challenge.userId);
+    if (user === null) throw new AppError('invalid_grant', { logReason: 'mfa_token user gone' });
+    if (user.status !== 'active') throw new AppError('account_disabled');
+    const amr = [...challenge.amr, 'otp'];
+    return this.factors.withFactor(user, factor, 'signin', async (tx) => {
+      if (!(await this.challenges.spend(tx, challenge.id))) {
+        throw new AppError('invalid_grant', { logReason: 'mfa_token spent concurrently or expired' });
+      }
+      const tokens = await this.sessions.start(tx, user, amr, client);
+      await this.audit.record(tx, {
+        action: 'auth.signin',
+        actor: { principalId: user.id, principalType: 'user' },
+        target: { type: 'session', id: tokens.session_id },
+        changes: { amr, second_factor: factor.kind },
+      });
+      return tokens;
+    });
+  }
+}

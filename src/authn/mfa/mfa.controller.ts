@@ -1,0 +1,88 @@
+import { Body, Controller, Delete, HttpCode, Post, Req } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { Authenticated, Public } from '../../authz/auth-declaration';
+import { ZodValidationPipe } from '../../common/zod-validation.pipe';
+import type { Principal } from '../../session/principal';
+import type { TokenResponse } from '../../session/token-response';
+import { clientInfo } from '../client-info';
+import { MfaSigninService } from './mfa-signin.service';
+import type { SecondFactor } from './second-factor.service';
+import { TOTP_DIGITS } from './totp';
+import { TotpService } from './totp.service';
+
+const totpCode = z.string().regex(new RegExp(`^\\d{${TOTP_DIGITS}}$`), `must be ${TOTP_DIGITS} digits`);
+const recoveryCode = z.string().min(1).max(64);
+const eitherFactor = {
+  check: (body: { code?: string; recovery_code?: string }) => (body.code === undefined) !== (body.recovery_code === undefined),
+  message: { message: 'give exactly one of code and recovery_code', path: ['code'] },
+};
+
+const codeBody = z.object({ code: totpCode });
+const factorBody = z
+  .object({ code: totpCode.optional(), recovery_code: recoveryCode.optional() })
+  .refine(eitherFactor.check, eitherFactor.message);
+const signinMfaBody = z
+  .object({ mfa_token: z.string().min(1).max(512), code: totpCode.optional(), recovery_code: recoveryCode.optional() })
+  .refine(eitherFactor.check, eitherFactor.message);
+
+function factorOf(body: { code?: string; recovery_code?: string }): SecondFactor {
+  return body.code !== undefined ? { kind: 'totp', code: body.code } : { kind: 'recovery_code', code: body.recovery_code! };
+}
+
+function principalOf(request: FastifyRequest): Principal {
+  // the guard sets it on every @Authenticated route
+  return request.principal!;
+}
+
+@Controller('v1/auth')
+export class MfaController {
+  constructor(
+    private readonly totp: TotpService,
+    private readonly signin: MfaSigninService,
+  ) {}
+
+  @Public()
+  @Post('signin/mfa')
+  @HttpCode(200)
+  signinMfa(
+    @Body(new ZodValidationPipe(signinMfaBody)) body: z.infer<typeof signinMfaBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<TokenResponse> {
+    return this.signin.complete(body.mfa_token, factorOf(body), clientInfo(request));
+  }
+
+  @Authenticated()
+  @Post('mfa/totp/enroll')
+  @HttpCode(200)
+  enroll(@Req() request: FastifyRequest): Promise<{ secret: string; otpauth_url: string }> {
+    return this.totp.enroll(principalOf(request));
+  }
+
+  @Authenticated()
+  @Post('mfa/totp/confirm')
+  @HttpCode(200)
+  confirm(
+    @Body(new ZodValidationPipe(codeBody)) body: z.infer<typeof codeBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<{ recovery_codes: string[] }> {
+    return this.totp.confirm(principalOf(request), body.code);
+  }
+
+  @Authenticated()
+  @Delete('mfa/totp')
+  @HttpCode(204)
+  async disable(@Body(new ZodValidationPipe(factorBody)) body: z.infer<typeof factorBody>, @Req() request: FastifyRequest): Promise<void> {
+    await this.totp.disable(principalOf(request), factorOf(body));
+  }
+
+  @Authenticated()
+  @Post('mfa/recovery-codes')
+  @HttpCode(200)
+  regenerateRecoveryCodes(
+    @Body(new ZodValidationPipe(codeBody)) body: z.infer<typeof codeBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<{ recovery_codes: string[] }> {
+    return this.totp.regenerateRecoveryCodes(principalOf(request), body.code);
+  }
+}

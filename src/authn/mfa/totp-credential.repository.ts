@@ -1,0 +1,60 @@
+import { Injectable } from '@nestjs/common';
+import type { Db } from '../../database/transaction';
+import { isUniqueViolation } from '../../database/transaction';
+import type { TotpCredential } from '../../generated/prisma/client';
+
+/** TOTP secrets (sealed) and the last accepted time step per user. */
+@Injectable()
+export class TotpCredentialRepository {
+  find(db: Db, userId: string): Promise<TotpCredential | null> {
+    return db.totpCredential.findUnique({ where: { userId } });
+  }
+
+  async isConfirmed(db: Db, userId: string): Promise<boolean> {
+    return (await db.totpCredential.count({ where: { userId, confirmedAt: { not: null } } })) > 0;
+  }
+
+  /**
+   * Stores a pending secret, replacing an earlier pending one. Returns false (and changes
+   * nothing) when the user already has a confirmed TOTP.
+   */
+  async savePending(db: Db, userId: string, secretSealed: string): Promise<boolean> {
+    const { count } = await db.totpCredential.updateMany({
+      where: { userId, confirmedAt: null },
+      data: { secretSealed, lastUsedStep: null },
+    });
+    if (count === 1) return true;
+    try {
+      await db.totpCredential.create({ data: { userId, secretSealed } });
+      return true;
+    } catch (error) {
+      if (isUniqueViolation(error)) return false;
+      throw error;
+    }
+  }
+
+  /** Compare-and-set: confirms exactly the pending secret that was checked, recording the code's step. */
+  async confirm(db: Db, userId: string, secretSealed: string, step: number): Promise<boolean> {
+    const { count } = await db.totpCredential.updateMany({
+      where: { userId, secretSealed, confirmedAt: null },
+      data: { confirmedAt: new Date(), lastUsedStep: step },
+    });
+    return count === 1;
+  }
+
+  /**
+   * Compare-and-set on the last accepted step: of two requests presenting the same code, on
+   * any replica, exactly one moves the step forward (the row lock orders them).
+   */
+  async acceptStep(db: Db, userId: string, step: number): Promise<boolean> {
+    const { count } = await db.totpCredential.updateMany({
+      where: { userId, confirmedAt: { not: null }, OR: [{ lastUsedStep: null }, { lastUsedStep: { lt: step } }] },
+      data: { lastUsedStep: step },
+    });
+    return count === 1;
+  }
+
+  async delete(db: Db, userId: string): Promise<void> {
+    await db.totpCredential.deleteMany({ where: { userId } });
+  }
+}

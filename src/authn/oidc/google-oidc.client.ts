@@ -1,0 +1,161 @@
+import { Inject, Injectable } from '@nestjs/common';
+import {
+  allowInsecureRequests,
+  AuthorizationResponseError,
+  authorizationCodeGrant,
+  buildAuthorizationUrl,
+  calculatePKCECodeChallenge,
+  ClientError,
+  discovery,
+  randomNonce,
+  randomPKCECodeVerifier,
+  randomState,
+  ResponseBodyError,
+  type Configuration,
+} from 'openid-client';
+import type { Logger } from 'pino';
+import { AppError } from '../../common/app-error';
+import { APP_CONFIG, type AppConfig } from '../../config/config';
+import { LOGGER } from '../../observability/logger';
+import { MetricsService } from '../../observability/metrics.service';
+
+export interface AuthorizationRequest {
+  url: string;
+  state: string;
+  nonce: string;
+  codeVerifier: string;
+}
+
+/** What we keep from a validated ID token. */
+export interface ExternalClaims {
+  issuer: string;
+  subject: string;
+  email?: string;
+  emailVerified: boolean;
+  name?: string;
+}
+
+// The provider answered, but about this grant: the user's problem, not an outage.
+const GRANT_ERRORS = new Set(['invalid_grant', 'access_denied', 'invalid_request', 'consent_required', 'login_required']);
+// Our checks of a well-formed reply failed (nonce, issuer, audience, expiry, iss parameter).
+const CHECK_FAILURES = new Set(['OAUTH_JWT_CLAIM_COMPARISON_FAILED', 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED', 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED']);
+
+/**
+ * Google as an OpenID provider, through openid-client: discovery (cached once it succeeds),
+ * authorization URLs with PKCE S256 + state + nonce, and the code exchange with ID-token
+ * validation (signature, iss, aud, exp, nonce). Provider failures become 502/504; a bad
+ * grant or a failed ID-token check becomes 401 invalid_grant.
+ */
+@Injectable()
+export class GoogleOidcClient {
+  readonly enabled: boolean;
+  private configuration: Promise<Configuration> | undefined;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    private readonly metrics: MetricsService,
+  ) {
+    this.enabled =
+      config.OIDC_GOOGLE_CLIENT_ID !== undefined &&
+      config.OIDC_GOOGLE_CLIENT_SECRET !== undefined &&
+      config.OIDC_GOOGLE_REDIRECT_URI !== undefined;
+  }
+
+  get issuer(): string {
+    return this.config.OIDC_GOOGLE_ISSUER;
+  }
+
+  async authorizationRequest(): Promise<AuthorizationRequest> {
+    const configuration = await this.discover();
+    const state = randomState();
+    const nonce = randomNonce();
+    const codeVerifier = randomPKCECodeVerifier();
+    const url = buildAuthorizationUrl(configuration, {
+      redirect_uri: this.config.OIDC_GOOGLE_REDIRECT_URI!,
+      response_type: 'code',
+      scope: 'openid email profile',
+      state,
+      nonce,
+      code_challenge: await calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+    });
+    return { url: url.href, state, nonce, codeVerifier };
+  }
+
+  /** Redeems the authorization response (the callback's query string) and validates the ID token. */
+  async redeem(callbackQuery: string, checks: { state: string; nonce: string; codeVerifier: string }): Promise<ExternalClaims> {
+    const configuration = await this.discover();
+    const currentUrl = new URL(this.config.OIDC_GOOGLE_REDIRECT_URI!);
+    currentUrl.search = callbackQuery;
+    try {
+      const tokens = await authorizationCodeGrant(configuration, currentUrl, {
+        pkceCodeVerifier: checks.codeVerifier,
+        expectedState: checks.state,
+        expectedNonce: checks.nonce,
+        idTokenExpected: true,
+      });
+      const claims = tokens.claims();
+      if (claims === undefined) throw new AppError('upstream_unavailable', { logReason: 'oidc: token response without id_token' });
+      this.metrics.upstreamRequests.inc({ service_kind: 'oidc', outcome: 'ok' });
+      return {
+        issuer: claims.iss,
+        subject: claims.sub,
+        email: typeof claims.email === 'string' ? claims.email : undefined,
+        // Google sends a boolean; anything else is not a verification
+        emailVerified: claims.email_verified === true,
+        name: typeof claims.name === 'string' && claims.name.trim() !== '' ? claims.name.trim().slice(0, 200) : undefined,
+      };
+    } catch (error) {
+      throw this.failure(error, 'code exchange');
+    }
+  }
+
+  private discover(): Promise<Configuration> {
+    this.configuration ??= discovery(
+      new URL(this.config.OIDC_GOOGLE_ISSUER),
+      this.config.OIDC_GOOGLE_CLIENT_ID!,
+      this.config.OIDC_GOOGLE_CLIENT_SECRET!,
+      undefined,
+      {
+        // plain http only for a local test issuer; Google itself is https
+        execute: new URL(this.config.OIDC_GOOGLE_ISSUER).protocol === 'http:' ? [allowInsecureRequests] : [],
+        timeout: Math.max(1, Math.ceil(this.config.UPSTREAM_TIMEOUT_MS / 1000)),
+      },
+    ).catch((error: unknown) => {
+      // a failed discovery is retried by the next request, never cached
+      this.configuration = undefined;
+      throw this.failure(error, 'discovery');
+    });
+    return this.configuration;
+  }
+
+  private failure(error: unknown, step: string): AppError {
+    if (error instanceof AppError) {
+      if (error.code !== 'invalid_grant') this.metrics.upstreamRequests.inc({ service_kind: 'oidc', outcome: 'error' });
+      return error;
+    }
+    const reason = describe(error);
+    if (error instanceof AuthorizationResponseError) {
+      return new AppError('invalid_grant', { detail: 'The Google sign-in was not completed.', logReason: `oidc ${step}: ${reason}` });
+    }
+    if (error instanceof ResponseBodyError && error.status < 500 && GRANT_ERRORS.has(error.error)) {
+      return new AppError('invalid_grant', { logReason: `oidc ${step}: ${reason}` });
+    }
+    if (error instanceof ClientError && error.code !== undefined && CHECK_FAILURES.has(error.code)) {
+      return new AppError('invalid_grant', { logReason: `oidc ${step}: ID token check failed: ${reason}` });
+    }
+    const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+    this.metrics.upstreamRequests.inc({ service_kind: 'oidc', outcome: timedOut ? 'timeout' : 'error' });
+    this.logger.warn({ step, reason }, 'oidc provider call failed');
+    return new AppError(timedOut ? 'upstream_timeout' : 'upstream_unavailable', { logReason: `oidc ${step}: ${reason}` });
+  }
+}
+
+/** For the log only: error class, code and message, plus the network cause when there is one. */
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as { code?: unknown }).code;
+  const cause = error.cause instanceof Error ? ` (cause: ${error.cause.message})` : '';
+  return `${error.name}${typeof code === 'string' ? ` ${code}` : ''}: ${error.message}${cause}`;
+}

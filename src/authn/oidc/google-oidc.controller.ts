@@ -1,0 +1,75 @@
+import { Body, Controller, Get, HttpCode, Post, Query, Req, Res } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { Authenticated, Public } from '../../authz/auth-declaration';
+import { ZodValidationPipe } from '../../common/zod-validation.pipe';
+import type { Principal } from '../../session/principal';
+import { clientInfo } from '../client-info';
+import { GoogleOidcService, type LinkedResponse, type SignInResult } from './google-oidc.service';
+
+const startBody = z.object({ return_to: z.string().min(1).max(2048).optional() });
+const exchangeBody = z.object({ login_code: z.string().min(1).max(512) });
+// the provider's answer: `code` on success, `error` when the user cancelled or it refused
+const callbackQuery = z.object({ state: z.string().min(1).max(512) });
+
+function principalOf(request: FastifyRequest): Principal {
+  // the guard sets it on every @Authenticated route
+  return request.principal!;
+}
+
+/** The query string exactly as received; openid-client validates the response parameters itself. */
+function rawQuery(request: FastifyRequest): string {
+  const index = request.url.indexOf('?');
+  return index === -1 ? '' : request.url.slice(index);
+}
+
+@Controller('v1/auth/oidc')
+export class GoogleOidcController {
+  constructor(private readonly google: GoogleOidcService) {}
+
+  @Public()
+  @Post('google/start')
+  @HttpCode(200)
+  start(
+    @Body(new ZodValidationPipe(startBody)) body: z.infer<typeof startBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<{ authorization_url: string }> {
+    return this.google.start(body.return_to, clientInfo(request));
+  }
+
+  @Authenticated()
+  @Post('google/link/start')
+  @HttpCode(200)
+  linkStart(
+    @Body(new ZodValidationPipe(startBody)) body: z.infer<typeof startBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<{ authorization_url: string }> {
+    return this.google.startLink(principalOf(request), body.return_to);
+  }
+
+  /** Browser redirect target: 302 to return_to, or the JSON outcome when the flow has none. */
+  @Public()
+  @Get('google/callback')
+  async callback(
+    @Query(new ZodValidationPipe(callbackQuery)) query: z.infer<typeof callbackQuery>,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<SignInResult | LinkedResponse | undefined> {
+    const outcome = await this.google.callback(query.state, rawQuery(request), clientInfo(request));
+    // tokens and codes must not linger in caches or be leaked by a Referer
+    void reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
+    if (outcome.kind === 'redirect') {
+      void reply.status(302).header('location', outcome.location);
+      return undefined;
+    }
+    void reply.status(200);
+    return outcome.body;
+  }
+
+  @Public()
+  @Post('exchange')
+  @HttpCode(200)
+  exchange(@Body(new ZodValidationPipe(exchangeBody)) body: z.infer<typeof exchangeBody>, @Req() request: FastifyRequest): Promise<SignInResult> {
+    return this.google.exchange(body.login_code, clientInfo(request));
+  }
+}

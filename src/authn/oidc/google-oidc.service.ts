@@ -1,0 +1,75 @@
+import { Injectable } from '@nestjs/common';
+import { AppError } from '../../common/app-error';
+import { PrismaService } from '../../database/prisma.service';
+import type { Principal } from '../../session/principal';
+import type { ClientInfo } from '../../session/session.service';
+import type { TokenResponse } from '../../session/token-response';
+import { AbuseLimiter } from '../abuse-limiter.service';
+import { MfaChallengeService, type MfaPendingResponse } from '../mfa/mfa-challenge.service';
+import { identityView, IdentityLinkingService, type IdentityView } from './identity-linking.service';
+import { OidcAuthorizationService } from './oidc-authorization.service';
+import { OidcLoginCodeRepository } from './oidc-login-code.repository';
+import { withFragment } from './return-to';
+
+const LOGIN_CODE_TTL_S = 60;
+const GOOGLE_AMR = ['google'];
+
+export type SignInResult = TokenResponse | MfaPendingResponse;
+export interface LinkedResponse {
+  linked: true;
+  identity: IdentityView;
+}
+export type CallbackOutcome = { kind: 'redirect'; location: string } | { kind: 'json'; body: SignInResult | LinkedResponse };
+
+/** Google sign-in and linking (CONTRACT §4): start, link/start, callback, exchange. */
+@Injectable()
+export class GoogleOidcService {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly authorization: OidcAuthorizationService,
+    private readonly loginCodes: OidcLoginCodeRepository,
+    private readonly linking: IdentityLinkingService,
+    private readonly mfa: MfaChallengeService,
+    private readonly limiter: AbuseLimiter,
+  ) {}
+
+  async start(returnTo: string | undefined, client: ClientInfo): Promise<{ authorization_url: string }> {
+    this.authorization.assertEnabled();
+    await this.limiter.consumeIp(client.ip ?? 'unknown');
+    return { authorization_url: await this.authorization.begin({ returnTo }) };
+  }
+
+  async startLink(principal: Principal, returnTo: string | undefined): Promise<{ authorization_url: string }> {
+    this.authorization.assertEnabled();
+    if (principal.type !== 'user') throw new AppError('not_found', { detail: 'No user profile for this principal.' });
+    return { authorization_url: await this.authorization.begin({ returnTo, linkUserId: principal.id }) };
+  }
+
+  async callback(state: string, callbackQuery: string, client: ClientInfo): Promise<CallbackOutcome> {
+    this.authorization.assertEnabled();
+    await this.limiter.consumeIp(client.ip ?? 'unknown');
+    const { claims, returnTo, linkUserId } = await this.authorization.complete(state, callbackQuery);
+    if (linkUserId !== null) {
+      const identity = await this.linking.linkToUser(linkUserId, claims);
+      if (returnTo !== null) return { kind: 'redirect', location: withFragment(returnTo, 'linked', 'google') };
+      return { kind: 'json', body: { linked: true, identity: identityView(identity) } };
+    }
+    const user = await this.linking.userForSignIn(claims);
+    if (returnTo !== null) {
+      // the browser carries only a short-lived code; the app redeems it for tokens (or the MFA step)
+      const code = await this.loginCodes.issue(this.prisma, user.id, GOOGLE_AMR, LOGIN_CODE_TTL_S);
+      return { kind: 'redirect', location: withFragment(returnTo, 'login_code', code) };
+    }
+    return { kind: 'json', body: await this.mfa.finishFirstFactor(user, GOOGLE_AMR, client) };
+  }
+
+  async exchange(loginCode: string, client: ClientInfo): Promise<SignInResult> {
+    this.authorization.assertEnabled();
+    await this.limiter.consumeIp(client.ip ?? 'unknown');
+    const redeemed = await this.loginCodes.consume(this.prisma, loginCode);
+    if (redeemed === null) throw new AppError('invalid_grant', { logReason: 'login_code unknown, used or expired' });
+    const { user } = redeemed;
+    if (user.status !== 'active') throw new AppError('account_disabled');
+    return this.mfa.finishFirstFactor(user, redeemed.amr, client);
+  }
+}
