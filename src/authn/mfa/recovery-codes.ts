@@ -24,11 +24,7 @@ function base32(bytes: Buffer): string {
 
 /** Ten fresh codes, shown once, e.g. `7m3k-q9xd-2hbn-c4wa`. */
 export function newRecoveryCodes(): string[] {
-  return Array.from({ length: RECOVERY_CODE_COUNT }, () =>
-    base32(randomBytes(RECOVERY_CODE_BYTES))
-      .match(/.{4}/g)!
-      .join('-'),
-  );
+  return Array.from({ length: RECOVERY_CODE_COUNT }, () => base32(randomBytes(RECOVERY_CODE_BYTES)).match(/.{4}/g)!.join('-'));
 }
 
 /** What people type back: any case, with or without dashes and spaces. */
@@ -38,5 +34,7 @@ export function normalizeRecoveryCode(code: string): string {
 
 /** Codes carry 80 random bits, so a plain SHA-256 is enough to keep them unrecoverable at rest. */
 export function hashRecoveryCode(code: string): string {
-  return createHash('sha256').update(`gatehouse-recovery:${normalizeRecoveryCode(code)}`, 'utf8').digest('hex');
+  return createHash('sha256')
+    .update(`gatehouse-recovery:${normalizeRecoveryCode(code)}`, 'utf8')
+    .digest('hex');
 }

@@ -9,7 +9,10 @@ export class ExternalIdentityRepository {
   }
 
   /** Throws a unique violation when (issuer, subject) is already linked. */
-  create(db: Db, input: { userId: string; issuer: string; subject: string; email?: string; emailVerified: boolean }): Promise<ExternalIdentity> {
+  create(
+    db: Db,
+    input: { userId: string; issuer: string; subject: string; email?: string; emailVerified: boolean },
+  ): Promise<ExternalIdentity> {
     return db.externalIdentity.create({
       data: {
         userId: input.userId,

@@ -38,7 +38,11 @@ export interface ExternalClaims {
 // The provider answered, but about this grant: the user's problem, not an outage.
 const GRANT_ERRORS = new Set(['invalid_grant', 'access_denied', 'invalid_request', 'consent_required', 'login_required']);
 // Our checks of a well-formed reply failed (nonce, issuer, audience, expiry, iss parameter).
-const CHECK_FAILURES = new Set(['OAUTH_JWT_CLAIM_COMPARISON_FAILED', 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED', 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED']);
+const CHECK_FAILURES = new Set([
+  'OAUTH_JWT_CLAIM_COMPARISON_FAILED',
+  'OAUTH_JWT_TIMESTAMP_CHECK_FAILED',
+  'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED',
+]);
 
 /**
  * Google as an OpenID provider, through openid-client: discovery (cached once it succeeds),

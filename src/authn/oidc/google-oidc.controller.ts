@@ -69,7 +69,10 @@ export class GoogleOidcController {
   @Public()
   @Post('exchange')
   @HttpCode(200)
-  exchange(@Body(new ZodValidationPipe(exchangeBody)) body: z.infer<typeof exchangeBody>, @Req() request: FastifyRequest): Promise<SignInResult> {
+  exchange(
+    @Body(new ZodValidationPipe(exchangeBody)) body: z.infer<typeof exchangeBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<SignInResult> {
     return this.google.exchange(body.login_code, clientInfo(request));
   }
 }

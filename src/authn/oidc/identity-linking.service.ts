@@ -159,7 +159,12 @@ export class IdentityLinkingService {
     });
   }
 
-  private async recordLinked(tx: Db, userId: string, identity: ExternalIdentity, how: 'signed_in' | 'verified_email' | 'signup'): Promise<void> {
+  private async recordLinked(
+    tx: Db,
+    userId: string,
+    identity: ExternalIdentity,
+    how: 'signed_in' | 'verified_email' | 'signup',
+  ): Promise<void> {
     await this.audit.record(tx, {
       action: 'identity.linked',
       actor: { principalId: userId, principalType: 'user' },

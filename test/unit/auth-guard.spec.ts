@@ -1,0 +1,47 @@
+import type { ExecutionContext } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { describe, expect, it } from 'vitest';
+import { Authenticated, Public } from '../../src/authz/auth-declaration';
+import { AuthGuard } from '../../src/authz/auth.guard';
+import { AppError } from '../../src/common/app-error';
+import type { PlatformAdminsService } from '../../src/authz/platform-admins.service';
+import type { BearerAuthenticator } from '../../src/session/bearer-authenticator';
+
+class Routes {
+  undeclared(): void {}
+  @Public()
+  open(): void {}
+  @Authenticated()
+  mine(): void {}
+}
+
+function contextFor(handler: keyof Routes, headers: Record<string, string> = {}): ExecutionContext {
+  const request = { headers, ctx: {} };
+  return {
+    getHandler: () => Routes.prototype[handler],
+    getClass: () => Routes,
+    getType: () => 'http',
+    switchToHttp: () => ({ getRequest: () => request }),
+  } as unknown as ExecutionContext;
+}
+
+const authenticator = {
+  authenticate: (header: string | undefined) =>
+    header === 'Bearer good' ? Promise.resolve({ id: 'u1', type: 'user', amr: ['pwd'] }) : Promise.reject(new AppError('unauthenticated')),
+} as unknown as BearerAuthenticator;
+const guard = new AuthGuard(new Reflector(), authenticator, { isPlatformAdmin: () => false } as unknown as PlatformAdminsService);
+
+describe('AuthGuard (deny by default)', () => {
+  it('refuses a route that declares nothing, even with a valid token', async () => {
+    await expect(guard.canActivate(contextFor('undeclared', { authorization: 'Bearer good' }))).rejects.toMatchObject({ code: 'forbidden' });
+  });
+
+  it('lets anyone through a @Public() route', async () => {
+    await expect(guard.canActivate(contextFor('open'))).resolves.toBe(true);
+  });
+
+  it('requires a valid token on an @Authenticated() route', async () => {
+    await expect(guard.canActivate(contextFor('mine'))).rejects.toMatchObject({ code: 'unauthenticated' });
+    await expect(guard.canActivate(contextFor('mine', { authorization: 'Bearer good' }))).resolves.toBe(true);
+  });
+});
