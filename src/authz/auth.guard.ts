@@ -2,22 +2,30 @@ import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/com
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../common/app-error';
-import { BearerAuthenticator } from '../session/bearer-authenticator';
 import { AUTH_DECLARATION, type AuthDeclaration } from './auth-declaration';
-import { PlatformAdminsService } from './platform-admins.service';
+import { RequestAuthorizer, type AuthorizationResult } from './request-authorizer.service';
 
-const TENANT_ID = /^[a-z0-9][a-z0-9-]{1,62}$/;
+const RPC_AUTHORIZATION = Symbol('gatehouse.authorization');
+
+/** What the guard decided for a gRPC call, read by the handler from the call's metadata. */
+export function rpcAuthorization(metadata: object): AuthorizationResult | undefined {
+  return (metadata as Record<symbol, AuthorizationResult | undefined>)[RPC_AUTHORIZATION];
+}
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
 
 /**
  * The one global guard: deny by default. A route without a declaration is refused,
  * whatever the transport; `@Public()` opts out, `@Authenticated()` / `@Requires()` opt in.
+ * The decision itself is RequestAuthorizer's, shared with the WebSocket handshake.
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
-    private readonly authenticator: BearerAuthenticator,
-    private readonly platformAdmins: PlatformAdminsService,
+    private readonly authorizer: RequestAuthorizer,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -29,36 +37,65 @@ export class AuthGuard implements CanActivate {
       throw new AppError('forbidden', { logReason: 'deny: route declares no authorization' });
     }
     if (declaration.kind === 'public') return true;
-    if (context.getType() !== 'http') {
-      throw new AppError('forbidden', { logReason: `deny: transport ${context.getType()} not supported yet` });
+    switch (context.getType<'http' | 'rpc' | 'ws'>()) {
+      case 'http':
+        return this.http(context, declaration);
+      case 'rpc':
+        return this.rpc(context, declaration);
+      default:
+        throw new AppError('forbidden', { logReason: `deny: transport ${context.getType()} has no authorization path` });
     }
-    const request = context.switchToHttp().getRequest<FastifyRequest>();
-    const principal = await this.authenticator.authenticate(request.headers.authorization);
-    request.principal = principal;
-    request.ctx.principalId = principal.id;
-    request.ctx.principalType = principal.type;
-    if (declaration.kind === 'authenticated') return true;
+  }
 
-    let tenantId: string | undefined;
-    if (declaration.tenant !== 'none') {
-      const header = request.headers['x-tenant-id'];
-      const value = Array.isArray(header) ? header[0] : header;
-      if (value === undefined || value === '') {
-        if (declaration.tenant === 'required') throw new AppError('tenant_required');
-      } else if (!TENANT_ID.test(value)) {
-        throw new AppError('invalid_tenant_id');
-      } else {
-        tenantId = value;
-        request.ctx.tenantId = value;
-      }
-    }
-    // Until RBAC lands, only platform admins hold rights.
-    if (this.platformAdmins.isPlatformAdmin(principal.id)) {
-      request.ctx.authz = { decision: 'allow', reason: `allow: platform admin holds ${declaration.right}` };
+  private async http(context: ExecutionContext, declaration: AuthDeclaration): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    const resource =
+      declaration.kind === 'requires' && declaration.resource !== undefined
+        ? (request.params as Record<string, string> | undefined)?.[declaration.resource]
+        : undefined;
+    try {
+      const result = await this.authorizer.authorize({
+        declaration,
+        authorization: first(request.headers.authorization),
+        tenantHeader: first(request.headers['x-tenant-id']),
+        resource,
+      });
+      this.remember(request, result);
       return true;
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'forbidden')
+        request.ctx.authz = { decision: 'deny', reason: error.options.logReason ?? 'deny' };
+      throw error;
     }
-    const reason = `deny: ${principal.id} holds no ${declaration.right}${tenantId !== undefined ? ` in tenant ${tenantId}` : ''}`;
-    request.ctx.authz = { decision: 'deny', reason };
-    throw new AppError('forbidden', { logReason: reason });
+  }
+
+  /** gRPC: credentials and tenant travel in metadata; the resource is a field of the request message. */
+  private async rpc(context: ExecutionContext, declaration: AuthDeclaration): Promise<boolean> {
+    const metadata = context.switchToRpc().getContext<{ get(key: string): Array<string | Buffer> }>();
+    const message = context.switchToRpc().getData<Record<string, unknown>>();
+    const read = (key: string) => {
+      const value = metadata.get(key)[0];
+      return value === undefined ? undefined : value.toString();
+    };
+    const resource =
+      declaration.kind === 'requires' && declaration.resource !== undefined ? String(message?.[declaration.resource] ?? '') : undefined;
+    const result = await this.authorizer.authorize({
+      declaration,
+      authorization: read('authorization'),
+      tenantHeader: read('x-tenant-id'),
+      resource,
+    });
+    Object.defineProperty(metadata, RPC_AUTHORIZATION, { value: result, configurable: true, enumerable: false });
+    return true;
+  }
+
+  private remember(request: FastifyRequest, result: AuthorizationResult): void {
+    if (result.principal !== undefined) {
+      request.principal = result.principal;
+      request.ctx.principalId = result.principal.id;
+      request.ctx.principalType = result.principal.type;
+    }
+    if (result.tenantId !== undefined) request.ctx.tenantId = result.tenantId;
+    if (result.decision !== undefined) request.ctx.authz = result.decision;
   }
 }

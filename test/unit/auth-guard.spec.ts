@@ -3,6 +3,7 @@ import { Reflector } from '@nestjs/core';
 import { describe, expect, it } from 'vitest';
 import { Authenticated, Public } from '../../src/authz/auth-declaration';
 import { AuthGuard } from '../../src/authz/auth.guard';
+import { RequestAuthorizer } from '../../src/authz/request-authorizer.service';
 import { AppError } from '../../src/common/app-error';
 import type { PlatformAdminsService } from '../../src/authz/platform-admins.service';
 import type { BearerAuthenticator } from '../../src/session/bearer-authenticator';
@@ -29,11 +30,16 @@ const authenticator = {
   authenticate: (header: string | undefined) =>
     header === 'Bearer good' ? Promise.resolve({ id: 'u1', type: 'user', amr: ['pwd'] }) : Promise.reject(new AppError('unauthenticated')),
 } as unknown as BearerAuthenticator;
-const guard = new AuthGuard(new Reflector(), authenticator, { isPlatformAdmin: () => false } as unknown as PlatformAdminsService);
+const guard = new AuthGuard(
+  new Reflector(),
+  new RequestAuthorizer(authenticator, { isPlatformAdmin: () => false } as unknown as PlatformAdminsService),
+);
 
 describe('AuthGuard (deny by default)', () => {
   it('refuses a route that declares nothing, even with a valid token', async () => {
-    await expect(guard.canActivate(contextFor('undeclared', { authorization: 'Bearer good' }))).rejects.toMatchObject({ code: 'forbidden' });
+    await expect(guard.canActivate(contextFor('undeclared', { authorization: 'Bearer good' }))).rejects.toMatchObject({
+      code: 'forbidden',
+    });
   });
 
   it('lets anyone through a @Public() route', async () => {

@@ -1,0 +1,62 @@
+import { Injectable } from '@nestjs/common';
+import { AppError } from '../common/app-error';
+import { BearerAuthenticator } from '../session/bearer-authenticator';
+import type { Principal } from '../session/principal';
+import type { AuthDeclaration } from './auth-declaration';
+import { PlatformAdminsService } from './platform-admins.service';
+
+export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
+
+export interface AuthorizationInput {
+  declaration: AuthDeclaration;
+  /** the Authorization header / metadata value */
+  authorization?: string;
+  /** the x-tenant-id header / metadata value */
+  tenantHeader?: string;
+  /** the resource the right applies to (e.g. the aggregate type), when the declaration names one */
+  resource?: string;
+}
+
+export interface AuthorizationResult {
+  principal?: Principal;
+  tenantId?: string;
+  decision?: { decision: 'allow' | 'deny'; reason: string };
+}
+
+/**
+ * The transport-independent part of the global guard: authenticate, apply the x-tenant-id
+ * rules of CONTRACT §5, decide. REST, gRPC and WebSocket handshakes all go through here;
+ * failures are AppErrors that each transport maps at its edge.
+ */
+@Injectable()
+export class RequestAuthorizer {
+  constructor(
+    private readonly authenticator: BearerAuthenticator,
+    private readonly platformAdmins: PlatformAdminsService,
+  ) {}
+
+  async authorize(input: AuthorizationInput): Promise<AuthorizationResult> {
+    const { declaration } = input;
+    if (declaration.kind === 'public') return {};
+    const principal = await this.authenticator.authenticate(input.authorization);
+    if (declaration.kind === 'authenticated') return { principal };
+
+    let tenantId: string | undefined;
+    if (declaration.tenant !== 'none') {
+      const value = input.tenantHeader;
+      if (value === undefined || value === '') {
+        if (declaration.tenant === 'required') throw new AppError('tenant_required');
+      } else if (!TENANT_ID_PATTERN.test(value)) {
+        throw new AppError('invalid_tenant_id');
+      } else {
+        tenantId = value;
+      }
+    }
+    // Until RBAC lands, only platform admins hold rights.
+    if (this.platformAdmins.isPlatformAdmin(principal.id)) {
+      return { principal, tenantId, decision: { decision: 'allow', reason: `allow: platform admin holds ${declaration.right}` } };
+    }
+    const reason = `deny: ${principal.id} holds no ${declaration.right}${tenantId !== undefined ? ` in tenant ${tenantId}` : ''}`;
+    throw new AppError('forbidden', { logReason: reason });
+  }
+}
