@@ -1,5 +1,44 @@
 import { Module } from '@nestjs/common';
+import { AuthnModule } from '../authn/authn.module';
+import { AssignmentsController } from './assignments.controller';
+import { AssignmentsService } from './assignments.service';
+import { EscalationCheck } from './escalation-check';
+import { ExplainController } from './explain.controller';
 import { KeysController } from './keys.controller';
+import { PrincipalVisibility } from './principal-visibility';
+import { RightsController, RightsService } from './rights.controller';
+import { RolesController } from './roles.controller';
+import { RolesService } from './roles.service';
+import { ServiceAccountsController } from './service-accounts.controller';
+import { ServiceAccountsService } from './service-accounts.service';
+import { TenantsController } from './tenants.controller';
+import { TenantsService } from './tenants.service';
+import { UsersAdminService } from './users-admin.service';
+import { UsersController } from './users.controller';
 
-@Module({ controllers: [KeysController] })
+/** The admin IAM API (CONTRACT §6): one controller per resource. */
+@Module({
+  imports: [AuthnModule],
+  controllers: [
+    KeysController,
+    TenantsController,
+    UsersController,
+    RightsController,
+    RolesController,
+    AssignmentsController,
+    ServiceAccountsController,
+    ExplainController,
+  ],
+  providers: [
+    PrincipalVisibility,
+    EscalationCheck,
+    TenantsService,
+    UsersAdminService,
+    RightsService,
+    RolesService,
+    AssignmentsService,
+    ServiceAccountsService,
+  ],
+  exports: [PrincipalVisibility],
+})
 export class AdminModule {}

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { AppError } from '../common/app-error';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { PrismaService } from '../database/prisma.service';
+import type { Db } from '../database/transaction';
 import { MetricsService } from '../observability/metrics.service';
 
 interface CounterRow {
@@ -38,9 +39,12 @@ export class AbuseLimiter {
     await this.prisma.rateLimitCounter.deleteMany({ where: { key: `account:${account}` } });
   }
 
-  /** Lifts a lockout (admin unlock). */
-  async unlockAccount(account: string): Promise<void> {
-    await this.resetAccount(account);
+  /** Lifts an account's lockouts (admin unlock), inside the caller's transaction. */
+  async unlockIn(db: Db, email: string): Promise<number> {
+    const { count } = await db.rateLimitCounter.deleteMany({
+      where: { key: { in: [`account:signin:${email}`, `account:forgot:${email}`] } },
+    });
+    return count;
   }
 
   private async consume(key: string, limit: number): Promise<void> {

@@ -36,7 +36,16 @@ export class AccountService {
   ): Promise<{ user: UserView; memberships: Array<{ tenant_id: string; roles: string[] }>; mfa: { totp: boolean } }> {
     const user = principal.type === 'user' ? await this.users.findById(this.prisma, principal.id) : null;
     if (user === null) throw new AppError('not_found', { detail: 'No user profile for this principal.' });
-    return { user: userView(user), memberships: [], mfa: { totp: await this.totp.isConfirmed(this.prisma, user.id) } };
+    const assignments = await this.prisma.assignment.findMany({
+      where: { principalId: user.id, tenantId: { not: null } },
+      include: { role: { select: { name: true } } },
+      orderBy: [{ tenantId: 'asc' }, { createdAt: 'asc' }],
+    });
+    const byTenant = new Map<string, string[]>();
+    for (const assignment of assignments)
+      byTenant.set(assignment.tenantId!, [...(byTenant.get(assignment.tenantId!) ?? []), assignment.role.name]);
+    const memberships = [...byTenant.entries()].map(([tenantId, roles]) => ({ tenant_id: tenantId, roles }));
+    return { user: userView(user), memberships, mfa: { totp: await this.totp.isConfirmed(this.prisma, user.id) } };
   }
 
   async listSessions(principal: Principal): Promise<{ items: SessionView[]; next_cursor: null }> {

@@ -11,6 +11,7 @@ import { SecondFactorService } from './mfa/second-factor.service';
 import { TotpCredentialRepository } from './mfa/totp-credential.repository';
 import { TotpService } from './mfa/totp.service';
 import { ExternalIdentityRepository } from './oidc/external-identity.repository';
+import { GoogleConfiguredGuard } from './oidc/google-configured.guard';
 import { GoogleOidcClient } from './oidc/google-oidc.client';
 import { GoogleOidcController } from './oidc/google-oidc.controller';
 import { GoogleOidcService } from './oidc/google-oidc.service';
@@ -21,13 +22,22 @@ import { OidcLoginCodeRepository } from './oidc/oidc-login-code.repository';
 import { OidcStateRepository } from './oidc/oidc-state.repository';
 import { PasswordAuthController } from './password/password-auth.controller';
 import { PasswordAuthService } from './password/password-auth.service';
+import { ClientCredentialsController, ClientCredentialsService } from './service-accounts/client-credentials.controller';
 
 @Module({
-  controllers: [PasswordAuthController, AccountController, MfaController, GoogleOidcController, IdentityAdminController],
+  controllers: [
+    PasswordAuthController,
+    AccountController,
+    MfaController,
+    GoogleOidcController,
+    IdentityAdminController,
+    ClientCredentialsController,
+  ],
   providers: [
     AbuseLimiter,
     PasswordAuthService,
     AccountService,
+    ClientCredentialsService,
     // mfa/
     TotpCredentialRepository,
     RecoveryCodeRepository,
@@ -41,6 +51,7 @@ import { PasswordAuthService } from './password/password-auth.service';
     OidcStateRepository,
     OidcLoginCodeRepository,
     GoogleOidcClient,
+    GoogleConfiguredGuard,
     OidcAuthorizationService,
     IdentityLinkingService,
     GoogleOidcService,

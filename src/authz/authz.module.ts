@@ -1,7 +1,12 @@
 import { Global, Module } from '@nestjs/common';
+import { AssignmentRepository } from './assignment.repository';
+import { AuthorizationCache } from './authorization-cache.service';
 import { PlatformAdminsService } from './platform-admins.service';
 import { RequestAuthorizer } from './request-authorizer.service';
 
 @Global()
-@Module({ providers: [PlatformAdminsService, RequestAuthorizer], exports: [PlatformAdminsService, RequestAuthorizer] })
+@Module({
+  providers: [PlatformAdminsService, RequestAuthorizer, AssignmentRepository, AuthorizationCache],
+  exports: [PlatformAdminsService, RequestAuthorizer, AssignmentRepository, AuthorizationCache],
+})
 export class AuthzModule {}

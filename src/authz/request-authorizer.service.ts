@@ -3,7 +3,8 @@ import { AppError } from '../common/app-error';
 import { BearerAuthenticator } from '../session/bearer-authenticator';
 import type { Principal } from '../session/principal';
 import type { AuthDeclaration } from './auth-declaration';
-import { PlatformAdminsService } from './platform-admins.service';
+import { AuthorizationCache } from './authorization-cache.service';
+import { decide } from './decision-engine';
 
 export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
 
@@ -32,7 +33,7 @@ export interface AuthorizationResult {
 export class RequestAuthorizer {
   constructor(
     private readonly authenticator: BearerAuthenticator,
-    private readonly platformAdmins: PlatformAdminsService,
+    private readonly cache: AuthorizationCache,
   ) {}
 
   async authorize(input: AuthorizationInput): Promise<AuthorizationResult> {
@@ -52,11 +53,16 @@ export class RequestAuthorizer {
         tenantId = value;
       }
     }
-    // Until RBAC lands, only platform admins hold rights.
-    if (this.platformAdmins.isPlatformAdmin(principal.id)) {
-      return { principal, tenantId, decision: { decision: 'allow', reason: `allow: platform admin holds ${declaration.right}` } };
+    const decision = decide({
+      principalId: principal.id,
+      tenantId,
+      right: declaration.right,
+      resource: input.resource,
+      assignments: await this.cache.grantSourcesOf(principal.id),
+    });
+    if (decision.decision === 'deny') {
+      throw new AppError(decision.code ?? 'forbidden', { logReason: decision.reason });
     }
-    const reason = `deny: ${principal.id} holds no ${declaration.right}${tenantId !== undefined ? ` in tenant ${tenantId}` : ''}`;
-    throw new AppError('forbidden', { logReason: reason });
+    return { principal, tenantId, decision: { decision: 'allow', reason: decision.reason } };
   }
 }

@@ -63,16 +63,17 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
   async resync(): Promise<void> {
     try {
       const since = new Date(Date.now() - this.rememberMs());
-      const [sessions, users] = await Promise.all([
+      const [sessions, users, deleted] = await Promise.all([
         this.prisma.session.findMany({ where: { revokedAt: { gt: since } }, select: { id: true, revokedAt: true } }),
         this.prisma.user.findMany({ where: { status: { not: 'active' } }, select: { id: true } }),
+        this.prisma.deletedPrincipal.findMany({ where: { deletedAt: { gt: since } }, select: { principalId: true } }),
       ]);
       const revoked = new Map<string, number>();
       for (const session of sessions) revoked.set(session.id, session.revokedAt!.getTime() + this.rememberMs());
       // events that arrived during the reload stay
       for (const [id, until] of this.revokedSessions) if (!revoked.has(id)) revoked.set(id, until);
       this.revokedSessions = revoked;
-      this.inactivePrincipals = new Set(users.map((user) => user.id));
+      this.inactivePrincipals = new Set([...users.map((user) => user.id), ...deleted.map((row) => row.principalId)]);
     } catch (error) {
       this.logger.error({ err: error }, 'revocation resync failed');
       throw error;

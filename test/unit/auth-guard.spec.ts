@@ -5,7 +5,7 @@ import { Authenticated, Public } from '../../src/authz/auth-declaration';
 import { AuthGuard } from '../../src/authz/auth.guard';
 import { RequestAuthorizer } from '../../src/authz/request-authorizer.service';
 import { AppError } from '../../src/common/app-error';
-import type { PlatformAdminsService } from '../../src/authz/platform-admins.service';
+import type { AuthorizationCache } from '../../src/authz/authorization-cache.service';
 import type { BearerAuthenticator } from '../../src/session/bearer-authenticator';
 
 class Routes {
@@ -32,7 +32,7 @@ const authenticator = {
 } as unknown as BearerAuthenticator;
 const guard = new AuthGuard(
   new Reflector(),
-  new RequestAuthorizer(authenticator, { isPlatformAdmin: () => false } as unknown as PlatformAdminsService),
+  new RequestAuthorizer(authenticator, { grantSourcesOf: () => Promise.resolve([]) } as unknown as AuthorizationCache),
 );
 
 describe('AuthGuard (deny by default)', () => {

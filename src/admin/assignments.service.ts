@@ -1,0 +1,146 @@
+import { Injectable } from '@nestjs/common';
+import { AuditService } from '../audit/audit.service';
+import { PLATFORM_ADMIN_ROLE_ID } from '../authz/platform-admins.service';
+import { AppError } from '../common/app-error';
+import { decodeCursor, toPage, type Page } from '../common/pagination';
+import { PrismaService } from '../database/prisma.service';
+import { isUniqueViolation, type Db } from '../database/transaction';
+import type { Assignment } from '../generated/prisma/client';
+import { ClusterEventBus } from '../messaging/cluster-event-bus';
+import type { AdminScope } from './admin-scope';
+import { EscalationCheck } from './escalation-check';
+
+export interface AssignmentView {
+  id: string;
+  principal_id: string;
+  principal_type: string;
+  tenant_id: string | null;
+  role_id: string;
+  created_at: string;
+}
+
+const view = (row: Assignment): AssignmentView => ({
+  id: row.id,
+  principal_id: row.principalId,
+  principal_type: row.principalType,
+  tenant_id: row.tenantId,
+  role_id: row.roleId,
+  created_at: row.createdAt.toISOString(),
+});
+
+@Injectable()
+export class AssignmentsService {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly audit: AuditService,
+    private readonly events: ClusterEventBus,
+    private readonly escalation: EscalationCheck,
+  ) {}
+
+  async list(
+    scope: AdminScope,
+    filters: { principalId?: string; tenantId?: string },
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<AssignmentView>> {
+    const after = decodeCursor(cursor);
+    if (scope.tenantId !== undefined && filters.tenantId !== undefined && filters.tenantId !== scope.tenantId)
+      return { items: [], next_cursor: null };
+    const rows = await this.prisma.assignment.findMany({
+      where: {
+        ...(after ? { id: { gt: after } } : {}),
+        ...(filters.principalId !== undefined ? { principalId: filters.principalId } : {}),
+        ...(scope.tenantId !== undefined
+          ? { tenantId: scope.tenantId }
+          : filters.tenantId !== undefined
+            ? { tenantId: filters.tenantId }
+            : {}),
+      },
+      orderBy: { id: 'asc' },
+      take: limit + 1,
+    });
+    return toPage(rows, limit, (row) => row.id, view);
+  }
+
+  async create(scope: AdminScope, input: { principalId: string; tenantId: string | null; roleId: string }): Promise<AssignmentView> {
+    const target = { type: 'principal', id: input.principalId };
+    const attempt = { principal_id: input.principalId, tenant_id: input.tenantId, role_id: input.roleId };
+    const role = await this.prisma.role.findUnique({ where: { id: input.roleId } });
+    if (scope.tenantId !== undefined) {
+      if (input.tenantId === null)
+        await this.escalation.refuse('iam.assignment.create', 'a tenant admin cannot assign at platform scope', target, scope, attempt);
+      if (input.tenantId !== scope.tenantId)
+        await this.escalation.refuse(
+          'iam.assignment.create',
+          `a tenant admin can only assign in tenant ${scope.tenantId}`,
+          target,
+          scope,
+          attempt,
+        );
+      if (input.roleId === PLATFORM_ADMIN_ROLE_ID)
+        await this.escalation.refuse('iam.assignment.create', 'a tenant admin cannot assign platform_admin', target, scope, attempt);
+    }
+    if (role === null || (role.tenantId !== null && role.tenantId !== input.tenantId)) {
+      throw new AppError('validation_failed', { errors: [{ path: 'role_id', message: 'is not a role usable in this scope' }] });
+    }
+    if (!(await this.escalation.isPlatformAdmin(scope))) {
+      const missing = await this.escalation.missingGrants(scope, role.grants);
+      if (missing.length > 0)
+        await this.escalation.refuse(
+          'iam.assignment.create',
+          `cannot assign a role holding what you do not hold: ${missing.join(', ')}`,
+          target,
+          scope,
+          attempt,
+        );
+    }
+    try {
+      const created = await this.prisma.$transaction(async (tx) => {
+        const principalType = await this.principalType(tx, input.principalId);
+        if (principalType === undefined)
+          throw new AppError('validation_failed', {
+            errors: [{ path: 'principal_id', message: 'is not a known user or service account' }],
+          });
+        if (input.tenantId !== null && (await tx.tenant.count({ where: { id: input.tenantId } })) === 0) {
+          throw new AppError('validation_failed', { errors: [{ path: 'tenant_id', message: 'is not a known tenant' }] });
+        }
+        const row = await tx.assignment.create({
+          data: { principalId: input.principalId, principalType, tenantId: input.tenantId, roleId: input.roleId },
+        });
+        await this.audit.record(tx, {
+          action: 'iam.assignment.create',
+          target,
+          tenantId: input.tenantId,
+          changes: { assignment_id: row.id, role: role.name, tenant_id: input.tenantId },
+        });
+        return row;
+      });
+      await this.events.publish('authz.changed', { principalIds: [input.principalId] });
+      return view(created);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new AppError('conflict', { detail: 'This assignment exists.' });
+      throw error;
+    }
+  }
+
+  async delete(scope: AdminScope, id: string): Promise<void> {
+    const existing = await this.prisma.assignment.findUnique({ where: { id }, include: { role: true } });
+    if (existing === null || (scope.tenantId !== undefined && existing.tenantId !== scope.tenantId)) throw new AppError('not_found');
+    await this.prisma.$transaction(async (tx) => {
+      await tx.assignment.delete({ where: { id } });
+      await this.audit.record(tx, {
+        action: 'iam.assignment.delete',
+        target: { type: 'principal', id: existing.principalId },
+        tenantId: existing.tenantId,
+        changes: { assignment_id: id, role: existing.role.name, tenant_id: existing.tenantId },
+      });
+    });
+    await this.events.publish('authz.changed', { principalIds: [existing.principalId] });
+  }
+
+  private async principalType(tx: Db, id: string): Promise<'user' | 'service_account' | undefined> {
+    if ((await tx.user.count({ where: { id } })) > 0) return 'user';
+    if ((await tx.serviceAccount.count({ where: { id } })) > 0) return 'service_account';
+    return undefined;
+  }
+}

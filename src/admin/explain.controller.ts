@@ -1,0 +1,48 @@
+import { Controller, Get, Query, Req } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { Requires } from '../authz/auth-declaration';
+import { AssignmentRepository } from '../authz/assignment.repository';
+import { decide, type MatchedGrant } from '../authz/decision-engine';
+import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
+import { ZodValidationPipe } from '../common/zod-validation.pipe';
+import { PrismaService } from '../database/prisma.service';
+import { adminScope } from './admin-scope';
+import { PrincipalVisibility } from './principal-visibility';
+import { AppError } from '../common/app-error';
+
+const explainQuery = z.object({
+  principal_id: z.string().min(1).max(100),
+  tenant_id: z.string().regex(TENANT_ID_PATTERN, 'must be a tenant id').optional(),
+  right: z.string().min(1).max(200),
+  resource: z.string().max(200).optional(),
+});
+
+/** Why a principal is or is not allowed: the same decision the guard makes, with the matching grants. */
+@Controller('admin/authz')
+export class ExplainController {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly assignments: AssignmentRepository,
+    private readonly visibility: PrincipalVisibility,
+  ) {}
+
+  @Requires('iam.assignments.read', { tenant: 'optional' })
+  @Get('explain')
+  async explain(
+    @Query(new ZodValidationPipe(explainQuery)) query: z.infer<typeof explainQuery>,
+    @Req() request: FastifyRequest,
+  ): Promise<{ decision: 'allow' | 'deny'; reason: string; matched: MatchedGrant[] }> {
+    const scope = adminScope(request);
+    await this.visibility.requireVisible(this.prisma, scope, query.principal_id);
+    if (scope.tenantId !== undefined && query.tenant_id !== scope.tenantId) throw new AppError('not_found');
+    const decision = decide({
+      principalId: query.principal_id,
+      tenantId: query.tenant_id,
+      right: query.right,
+      resource: query.resource,
+      assignments: await this.assignments.grantSourcesOf(this.prisma, query.principal_id),
+    });
+    return { decision: decision.decision, reason: decision.reason, matched: decision.matched };
+  }
+}

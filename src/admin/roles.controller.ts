@@ -1,0 +1,80 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query, Req } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { Requires } from '../authz/auth-declaration';
+import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
+import { pageQuery, type Page, type PageQuery } from '../common/pagination';
+import { ZodValidationPipe } from '../common/zod-validation.pipe';
+import { adminScope } from './admin-scope';
+import { RolesService, type RoleView } from './roles.service';
+
+const grant = z.string().regex(/^(\*|[a-z][a-z0-9_.]*(:[A-Za-z0-9_.*?-]+)?)$/, 'must be "right" or "right:resource-glob"');
+const grants = z.array(grant).max(200);
+const createBody = z.object({
+  name: z.string().trim().min(1).max(100),
+  tenant_id: z.string().regex(TENANT_ID_PATTERN, 'must be a tenant id').nullable(),
+  description: z.string().max(1000).optional(),
+  grants,
+});
+const updateBody = z.object({
+  name: z.string().trim().min(1).max(100).optional(),
+  description: z.string().max(1000).optional(),
+  grants: grants.optional(),
+});
+const grantsBody = z.object({ grants });
+
+@Controller('admin/roles')
+export class RolesController {
+  constructor(private readonly roles: RolesService) {}
+
+  @Requires('iam.roles.read', { tenant: 'optional' })
+  @Get()
+  list(@Query(new ZodValidationPipe(pageQuery)) query: PageQuery, @Req() request: FastifyRequest): Promise<Page<RoleView>> {
+    return this.roles.list(adminScope(request), query.limit, query.cursor);
+  }
+
+  @Requires('iam.roles.write', { tenant: 'optional' })
+  @Post()
+  @HttpCode(201)
+  create(@Body(new ZodValidationPipe(createBody)) body: z.infer<typeof createBody>, @Req() request: FastifyRequest): Promise<RoleView> {
+    return this.roles.create(adminScope(request), {
+      name: body.name,
+      tenantId: body.tenant_id,
+      description: body.description,
+      grants: body.grants,
+    });
+  }
+
+  @Requires('iam.roles.read', { tenant: 'optional' })
+  @Get(':id')
+  get(@Param('id') id: string, @Req() request: FastifyRequest): Promise<RoleView> {
+    return this.roles.get(adminScope(request), id);
+  }
+
+  @Requires('iam.roles.write', { tenant: 'optional' })
+  @Patch(':id')
+  update(
+    @Param('id') id: string,
+    @Body(new ZodValidationPipe(updateBody)) body: z.infer<typeof updateBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<RoleView> {
+    return this.roles.update(adminScope(request), id, body);
+  }
+
+  @Requires('iam.roles.write', { tenant: 'optional' })
+  @Put(':id/rights')
+  setGrants(
+    @Param('id') id: string,
+    @Body(new ZodValidationPipe(grantsBody)) body: z.infer<typeof grantsBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<RoleView> {
+    return this.roles.update(adminScope(request), id, { grants: body.grants });
+  }
+
+  @Requires('iam.roles.write', { tenant: 'optional' })
+  @Delete(':id')
+  @HttpCode(204)
+  async delete(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
+    await this.roles.delete(adminScope(request), id);
+  }
+}

@@ -1,0 +1,49 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { Requires } from '../authz/auth-declaration';
+import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
+import { pageQuery, type Page, type PageQuery } from '../common/pagination';
+import { ZodValidationPipe } from '../common/zod-validation.pipe';
+import { adminScope } from './admin-scope';
+import { ServiceAccountsService, type ServiceAccountView } from './service-accounts.service';
+
+const createBody = z.object({
+  name: z.string().trim().min(1).max(200),
+  tenant_id: z.string().regex(TENANT_ID_PATTERN, 'must be a tenant id').optional(),
+});
+
+@Controller('admin/service-accounts')
+export class ServiceAccountsController {
+  constructor(private readonly accounts: ServiceAccountsService) {}
+
+  @Requires('iam.service_accounts.write', { tenant: 'optional' })
+  @Get()
+  list(@Query(new ZodValidationPipe(pageQuery)) query: PageQuery, @Req() request: FastifyRequest): Promise<Page<ServiceAccountView>> {
+    return this.accounts.list(adminScope(request), query.limit, query.cursor);
+  }
+
+  @Requires('iam.service_accounts.write', { tenant: 'optional' })
+  @Post()
+  @HttpCode(201)
+  create(
+    @Body(new ZodValidationPipe(createBody)) body: z.infer<typeof createBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<ServiceAccountView & { client_secret: string }> {
+    return this.accounts.create(adminScope(request), { name: body.name, tenantId: body.tenant_id });
+  }
+
+  @Requires('iam.service_accounts.write', { tenant: 'optional' })
+  @Post(':id/rotate-secret')
+  @HttpCode(200)
+  rotate(@Param('id') id: string, @Req() request: FastifyRequest): Promise<ServiceAccountView & { client_secret: string }> {
+    return this.accounts.rotateSecret(adminScope(request), id);
+  }
+
+  @Requires('iam.service_accounts.write', { tenant: 'optional' })
+  @Delete(':id')
+  @HttpCode(204)
+  async delete(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
+    await this.accounts.delete(adminScope(request), id);
+  }
+}

@@ -1,0 +1,124 @@
+import { randomBytes } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { AuditService } from '../audit/audit.service';
+import { AppError } from '../common/app-error';
+import { hashToken } from '../common/opaque-token';
+import { decodeCursor, toPage, type Page } from '../common/pagination';
+import { PrismaService } from '../database/prisma.service';
+import type { ServiceAccount } from '../generated/prisma/client';
+import { ClusterEventBus } from '../messaging/cluster-event-bus';
+import type { AdminScope } from './admin-scope';
+
+/** After a rotation the previous secret keeps working this long, so clients can roll over. */
+export const SECRET_ROTATION_OVERLAP_MS = 10 * 60 * 1000;
+
+export interface ServiceAccountView {
+  id: string;
+  client_id: string;
+  name: string;
+  tenant_id: string | null;
+  created_at: string;
+}
+
+const view = (account: ServiceAccount): ServiceAccountView => ({
+  id: account.id,
+  client_id: account.clientId,
+  name: account.name,
+  tenant_id: account.tenantId,
+  created_at: account.createdAt.toISOString(),
+});
+
+const newSecret = () => `ghs_${randomBytes(32).toString('base64url')}`;
+
+@Injectable()
+export class ServiceAccountsService {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly audit: AuditService,
+    private readonly events: ClusterEventBus,
+  ) {}
+
+  async list(scope: AdminScope, limit: number, cursor?: string): Promise<Page<ServiceAccountView>> {
+    const after = decodeCursor(cursor);
+    const rows = await this.prisma.serviceAccount.findMany({
+      where: { ...(after ? { id: { gt: after } } : {}), ...(scope.tenantId !== undefined ? { tenantId: scope.tenantId } : {}) },
+      orderBy: { id: 'asc' },
+      take: limit + 1,
+    });
+    return toPage(rows, limit, (row) => row.id, view);
+  }
+
+  /** The secret is in this answer only; the database keeps its hash. */
+  async create(scope: AdminScope, input: { name: string; tenantId?: string }): Promise<ServiceAccountView & { client_secret: string }> {
+    const tenantId = scope.tenantId ?? input.tenantId ?? null;
+    if (scope.tenantId !== undefined && input.tenantId !== undefined && input.tenantId !== scope.tenantId) throw new AppError('not_found');
+    const secret = newSecret();
+    const account = await this.prisma.$transaction(async (tx) => {
+      if (tenantId !== null && (await tx.tenant.count({ where: { id: tenantId } })) === 0) {
+        throw new AppError('validation_failed', { errors: [{ path: 'tenant_id', message: 'is not a known tenant' }] });
+      }
+      const created = await tx.serviceAccount.create({
+        data: { name: input.name, tenantId, clientId: `sa_${randomBytes(12).toString('hex')}`, secretHash: hashToken(secret) },
+      });
+      await this.audit.record(tx, {
+        action: 'iam.service_account.create',
+        target: { type: 'service_account', id: created.id },
+        tenantId,
+        changes: { name: created.name, client_id: created.clientId },
+      });
+      return created;
+    });
+    return { ...view(account), client_secret: secret };
+  }
+
+  async rotateSecret(scope: AdminScope, id: string): Promise<ServiceAccountView & { client_secret: string }> {
+    const secret = newSecret();
+    const account = await this.prisma.$transaction(async (tx) => {
+      const existing = await this.visible(tx, scope, id);
+      const updated = await tx.serviceAccount.update({
+        where: { id },
+        data: {
+          secretHash: hashToken(secret),
+          previousSecretHash: existing.secretHash,
+          previousExpiresAt: new Date(Date.now() + SECRET_ROTATION_OVERLAP_MS),
+        },
+      });
+      await this.audit.record(tx, {
+        action: 'iam.service_account.rotate_secret',
+        target: { type: 'service_account', id },
+        tenantId: updated.tenantId,
+        changes: { previous_secret_valid_until: updated.previousExpiresAt?.toISOString() },
+      });
+      return updated;
+    });
+    return { ...view(account), client_secret: secret };
+  }
+
+  /** Its tokens stop working on every replica at once. */
+  async delete(scope: AdminScope, id: string): Promise<void> {
+    await this.prisma.$transaction(async (tx) => {
+      const existing = await this.visible(tx, scope, id);
+      await tx.assignment.deleteMany({ where: { principalId: id } });
+      await tx.deletedPrincipal.upsert({ where: { principalId: id }, create: { principalId: id }, update: { deletedAt: new Date() } });
+      await tx.serviceAccount.delete({ where: { id } });
+      await this.audit.record(tx, {
+        action: 'iam.service_account.delete',
+        target: { type: 'service_account', id },
+        tenantId: existing.tenantId,
+        changes: { name: existing.name },
+      });
+    });
+    await this.events.publish('principal.status_changed', { principalId: id, active: false });
+    await this.events.publish('authz.changed', { principalIds: [id] });
+  }
+
+  private async visible(
+    tx: Parameters<Parameters<PrismaService['$transaction']>[0]>[0],
+    scope: AdminScope,
+    id: string,
+  ): Promise<ServiceAccount> {
+    const account = await tx.serviceAccount.findUnique({ where: { id } });
+    if (account === null || (scope.tenantId !== undefined && account.tenantId !== scope.tenantId)) throw new AppError('not_found');
+    return account;
+  }
+}

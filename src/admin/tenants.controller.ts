@@ -1,0 +1,51 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { z } from 'zod';
+import { Requires } from '../authz/auth-declaration';
+import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
+import { pageQuery, type Page, type PageQuery } from '../common/pagination';
+import { ZodValidationPipe } from '../common/zod-validation.pipe';
+import { TenantsService, type TenantView } from './tenants.service';
+
+const createBody = z.object({
+  id: z.string().regex(TENANT_ID_PATTERN, 'must match ^[a-z0-9][a-z0-9-]{1,62}$'),
+  name: z.string().trim().min(1).max(200),
+});
+const updateBody = z.object({ name: z.string().trim().min(1).max(200).optional() });
+
+/** Tenants are platform objects: every call needs platform.tenants.write at platform scope. */
+@Controller('admin/tenants')
+export class TenantsController {
+  constructor(private readonly tenants: TenantsService) {}
+
+  @Requires('platform.tenants.write')
+  @Get()
+  list(@Query(new ZodValidationPipe(pageQuery)) query: PageQuery): Promise<Page<TenantView>> {
+    return this.tenants.list(query.limit, query.cursor);
+  }
+
+  @Requires('platform.tenants.write')
+  @Post()
+  @HttpCode(201)
+  create(@Body(new ZodValidationPipe(createBody)) body: z.infer<typeof createBody>): Promise<TenantView> {
+    return this.tenants.create(body);
+  }
+
+  @Requires('platform.tenants.write')
+  @Get(':id')
+  get(@Param('id') id: string): Promise<TenantView> {
+    return this.tenants.get(id);
+  }
+
+  @Requires('platform.tenants.write')
+  @Patch(':id')
+  update(@Param('id') id: string, @Body(new ZodValidationPipe(updateBody)) body: z.infer<typeof updateBody>): Promise<TenantView> {
+    return this.tenants.update(id, body);
+  }
+
+  @Requires('platform.tenants.write')
+  @Delete(':id')
+  @HttpCode(204)
+  async delete(@Param('id') id: string): Promise<void> {
+    await this.tenants.delete(id);
+  }
+}

@@ -1,0 +1,93 @@
+import { Injectable } from '@nestjs/common';
+import { AuditService } from '../audit/audit.service';
+import { AppError } from '../common/app-error';
+import { decodeCursor, toPage, type Page } from '../common/pagination';
+import { PrismaService } from '../database/prisma.service';
+import { isUniqueViolation } from '../database/transaction';
+import type { Tenant } from '../generated/prisma/client';
+import { ClusterEventBus } from '../messaging/cluster-event-bus';
+
+export interface TenantView {
+  id: string;
+  name: string;
+  created_at: string;
+  updated_at: string;
+}
+
+const view = (tenant: Tenant): TenantView => ({
+  id: tenant.id,
+  name: tenant.name,
+  created_at: tenant.createdAt.toISOString(),
+  updated_at: tenant.updatedAt.toISOString(),
+});
+
+@Injectable()
+export class TenantsService {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly audit: AuditService,
+    private readonly events: ClusterEventBus,
+  ) {}
+
+  async list(limit: number, cursor?: string): Promise<Page<TenantView>> {
+    const after = decodeCursor(cursor);
+    const rows = await this.prisma.tenant.findMany({ where: after ? { id: { gt: after } } : {}, orderBy: { id: 'asc' }, take: limit + 1 });
+    return toPage(rows, limit, (row) => row.id, view);
+  }
+
+  async get(id: string): Promise<TenantView> {
+    const tenant = await this.prisma.tenant.findUnique({ where: { id } });
+    if (tenant === null) throw new AppError('not_found');
+    return view(tenant);
+  }
+
+  async create(input: { id: string; name: string }): Promise<TenantView> {
+    try {
+      return await this.prisma.$transaction(async (tx) => {
+        const tenant = await tx.tenant.create({ data: input });
+        await this.audit.record(tx, {
+          action: 'platform.tenant.create',
+          target: { type: 'tenant', id: tenant.id },
+          tenantId: tenant.id,
+          changes: { name: tenant.name },
+        });
+        return view(tenant);
+      });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new AppError('conflict', { detail: 'A tenant with this id exists.' });
+      throw error;
+    }
+  }
+
+  async update(id: string, input: { name?: string }): Promise<TenantView> {
+    return this.prisma.$transaction(async (tx) => {
+      const before = await tx.tenant.findUnique({ where: { id } });
+      if (before === null) throw new AppError('not_found');
+      const tenant = await tx.tenant.update({ where: { id }, data: { name: input.name } });
+      await this.audit.record(tx, {
+        action: 'platform.tenant.update',
+        target: { type: 'tenant', id },
+        tenantId: id,
+        changes: { name: { from: before.name, to: tenant.name } },
+      });
+      return view(tenant);
+    });
+  }
+
+  /** Deleting a tenant removes its roles and every assignment in it (cascade), effective at once everywhere. */
+  async delete(id: string): Promise<void> {
+    await this.prisma.$transaction(async (tx) => {
+      const tenant = await tx.tenant.findUnique({ where: { id } });
+      if (tenant === null) throw new AppError('not_found');
+      const assignments = await tx.assignment.count({ where: { tenantId: id } });
+      await tx.tenant.delete({ where: { id } });
+      await this.audit.record(tx, {
+        action: 'platform.tenant.delete',
+        target: { type: 'tenant', id },
+        tenantId: id,
+        changes: { assignments_removed: assignments },
+      });
+    });
+    await this.events.publish('authz.changed', {});
+  }
+}

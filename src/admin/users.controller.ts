@@ -1,0 +1,141 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query, Req } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { Requires } from '../authz/auth-declaration';
+import { pageQuery, type Page } from '../common/pagination';
+import { ZodValidationPipe } from '../common/zod-validation.pipe';
+import { emailField } from '../identity/email';
+import { passwordField } from '../identity/password-policy';
+import { adminScope } from './admin-scope';
+import { UsersAdminService, type AdminUserView } from './users-admin.service';
+
+const listQuery = pageQuery.extend({
+  email: z.string().max(320).optional(),
+  status: z.enum(['active', 'disabled']).optional(),
+  tenant_id: z.string().max(63).optional(),
+});
+const createBody = z.object({
+  email: emailField,
+  password: passwordField.optional(),
+  display_name: z.string().trim().min(1).max(200).optional(),
+});
+const updateBody = z.object({ email: emailField.optional(), display_name: z.string().trim().min(1).max(200).nullable().optional() });
+const passwordBody = z.object({ password: passwordField });
+
+@Controller('admin/users')
+export class UsersController {
+  constructor(private readonly users: UsersAdminService) {}
+
+  @Requires('iam.users.read', { tenant: 'optional' })
+  @Get()
+  list(
+    @Query(new ZodValidationPipe(listQuery)) query: z.infer<typeof listQuery>,
+    @Req() request: FastifyRequest,
+  ): Promise<Page<AdminUserView>> {
+    return this.users.list(
+      adminScope(request),
+      { email: query.email, status: query.status, tenantId: query.tenant_id },
+      query.limit,
+      query.cursor,
+    );
+  }
+
+  @Requires('iam.users.write', { tenant: 'optional' })
+  @Post()
+  @HttpCode(201)
+  create(
+    @Body(new ZodValidationPipe(createBody)) body: z.infer<typeof createBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<AdminUserView> {
+    return this.users.create(adminScope(request), { email: body.email, password: body.password, displayName: body.display_name });
+  }
+
+  @Requires('iam.users.read', { tenant: 'optional' })
+  @Get(':id')
+  get(@Param('id') id: string, @Req() request: FastifyRequest): Promise<AdminUserView> {
+    return this.users.get(adminScope(request), id);
+  }
+
+  @Requires('iam.users.write', { tenant: 'optional' })
+  @Patch(':id')
+  update(
+    @Param('id') id: string,
+    @Body(new ZodValidationPipe(updateBody)) body: z.infer<typeof updateBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<AdminUserView> {
+    return this.users.update(adminScope(request), id, { email: body.email, displayName: body.display_name });
+  }
+
+  @Requires('iam.users.write', { tenant: 'optional' })
+  @Delete(':id')
+  @HttpCode(204)
+  async delete(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
+    await this.users.delete(adminScope(request), id);
+  }
+
+  @Requires('iam.users.write', { tenant: 'optional' })
+  @Post(':id/disable')
+  @HttpCode(200)
+  disable(@Param('id') id: string, @Req() request: FastifyRequest): Promise<AdminUserView> {
+    return this.users.setStatus(adminScope(request), id, false);
+  }
+
+  @Requires('iam.users.write', { tenant: 'optional' })
+  @Post(':id/enable')
+  @HttpCode(200)
+  enable(@Param('id') id: string, @Req() request: FastifyRequest): Promise<AdminUserView> {
+    return this.users.setStatus(adminScope(request), id, true);
+  }
+
+  @Requires('iam.users.write', { tenant: 'optional' })
+  @Post(':id/unlock')
+  @HttpCode(204)
+  async unlock(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
+    await this.users.unlock(adminScope(request), id);
+  }
+
+  @Requires('iam.users.write', { tenant: 'optional' })
+  @Put(':id/password')
+  @HttpCode(204)
+  async setPassword(
+    @Param('id') id: string,
+    @Body(new ZodValidationPipe(passwordBody)) body: z.infer<typeof passwordBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<void> {
+    await this.users.setPassword(adminScope(request), id, body.password);
+  }
+
+  @Requires('iam.users.write', { tenant: 'optional' })
+  @Delete(':id/password')
+  @HttpCode(204)
+  async removePassword(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
+    await this.users.removePassword(adminScope(request), id);
+  }
+
+  @Requires('iam.users.read', { tenant: 'optional' })
+  @Get(':id/sessions')
+  sessions(@Param('id') id: string, @Req() request: FastifyRequest): Promise<{ items: object[]; next_cursor: null }> {
+    return this.users.listSessions(adminScope(request), id);
+  }
+
+  @Requires('iam.sessions.revoke', { tenant: 'optional' })
+  @Post(':id/sessions/revoke')
+  @HttpCode(204)
+  async revokeSessions(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
+    await this.users.revokeSessions(adminScope(request), id);
+  }
+
+  @Requires('iam.mfa.reset', { tenant: 'optional' })
+  @Post(':id/mfa/reset')
+  @HttpCode(204)
+  async resetMfa(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
+    await this.users.resetMfa(adminScope(request), id);
+  }
+
+  @Requires('iam.mfa.reset', { tenant: 'optional' })
+  @Post(':id/recovery-codes/revoke')
+  @HttpCode(204)
+  async revokeRecoveryCodes(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
+    await this.users.revokeRecoveryCodes(adminScope(request), id);
+  }
+}

@@ -1,0 +1,36 @@
+import { expect } from 'vitest';
+import { signupUser, type SignedUp } from './auth-flows';
+import { http, uniqueEmail } from './http';
+
+export const ADMIN_EMAIL = 'root@example.com';
+export const ADMIN_PASSWORD = 'bootstrap admin password 123';
+
+export async function signinAdmin(base: string): Promise<string> {
+  const result = await http(base, 'POST', '/v1/auth/signin', { json: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
+  expect(result.status, result.text).toBe(200);
+  return result.json.access_token as string;
+}
+
+export async function createTenant(base: string, adminToken: string, id: string): Promise<void> {
+  const result = await http(base, 'POST', '/admin/tenants', { token: adminToken, json: { id, name: `Tenant ${id}` } });
+  expect(result.status, result.text).toBe(201);
+}
+
+/** Signs up a user and assigns it `role` in `tenant` (null = platform scope). */
+export async function userWithRole(
+  base: string,
+  adminToken: string,
+  tenant: string | null,
+  role: string,
+  prefix = role,
+): Promise<SignedUp & { assignmentId: string }> {
+  const user = await signupUser(base, uniqueEmail(prefix));
+  const assigned = await http(base, 'POST', '/admin/assignments', {
+    token: adminToken,
+    json: { principal_id: user.userId, tenant_id: tenant, role_id: role },
+  });
+  expect(assigned.status, assigned.text).toBe(201);
+  return { ...user, assignmentId: assigned.json.id as string };
+}
+
+export const inTenant = (tenant: string) => ({ 'x-tenant-id': tenant });
