@@ -45,7 +45,7 @@ export class AssignmentsService {
   ): Promise<Page<AssignmentView>> {
     const after = decodeCursor(cursor);
     if (scope.tenantId !== undefined && filters.tenantId !== undefined && filters.tenantId !== scope.tenantId)
-      return { items: [], next_cursor: null };
+      {return { items: [], next_cursor: null };}
     const rows = await this.prisma.assignment.findMany({
       where: {
         ...(after ? { id: { gt: after } } : {}),
@@ -68,17 +68,17 @@ export class AssignmentsService {
     const role = await this.prisma.role.findUnique({ where: { id: input.roleId } });
     if (scope.tenantId !== undefined) {
       if (input.tenantId === null)
-        await this.escalation.refuse('iam.assignment.create', 'a tenant admin cannot assign at platform scope', target, scope, attempt);
+        {await this.escalation.refuse('iam.assignment.create', 'a tenant admin cannot assign at platform scope', target, scope, attempt);}
       if (input.tenantId !== scope.tenantId)
-        await this.escalation.refuse(
+        {await this.escalation.refuse(
           'iam.assignment.create',
           `a tenant admin can only assign in tenant ${scope.tenantId}`,
           target,
           scope,
           attempt,
-        );
+        );}
       if (input.roleId === PLATFORM_ADMIN_ROLE_ID)
-        await this.escalation.refuse('iam.assignment.create', 'a tenant admin cannot assign platform_admin', target, scope, attempt);
+        {await this.escalation.refuse('iam.assignment.create', 'a tenant admin cannot assign platform_admin', target, scope, attempt);}
     }
     if (role === null || (role.tenantId !== null && role.tenantId !== input.tenantId)) {
       throw new AppError('validation_failed', { errors: [{ path: 'role_id', message: 'is not a role usable in this scope' }] });
@@ -86,21 +86,21 @@ export class AssignmentsService {
     if (!(await this.escalation.isPlatformAdmin(scope))) {
       const missing = await this.escalation.missingGrants(scope, role.grants);
       if (missing.length > 0)
-        await this.escalation.refuse(
+        {await this.escalation.refuse(
           'iam.assignment.create',
           `cannot assign a role holding what you do not hold: ${missing.join(', ')}`,
           target,
           scope,
           attempt,
-        );
+        );}
     }
     try {
       const created = await this.prisma.$transaction(async (tx) => {
         const principalType = await this.principalType(tx, input.principalId);
         if (principalType === undefined)
-          throw new AppError('validation_failed', {
+          {throw new AppError('validation_failed', {
             errors: [{ path: 'principal_id', message: 'is not a known user or service account' }],
-          });
+          });}
         if (input.tenantId !== null && (await tx.tenant.count({ where: { id: input.tenantId } })) === 0) {
           throw new AppError('validation_failed', { errors: [{ path: 'tenant_id', message: 'is not a known tenant' }] });
         }
