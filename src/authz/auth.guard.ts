@@ -63,8 +63,9 @@ export class AuthGuard implements CanActivate {
       this.remember(request, result);
       return true;
     } catch (error) {
-      if (error instanceof AppError && error.code === 'forbidden')
+      if (error instanceof AppError && (error.code === 'forbidden' || error.code === 'tenant_forbidden')) {
         request.ctx.authz = { decision: 'deny', reason: error.options.logReason ?? 'deny' };
+      }
       throw error;
     }
   }
