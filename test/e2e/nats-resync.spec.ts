@@ -1,0 +1,67 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bootApp, type TestApp } from '../support/app';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, createTenant, inTenant, signinAdmin, userWithRole } from '../support/admin-fixtures';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { http } from '../support/http';
+import { waitFor } from '../support/process';
+import { NATS_URL, servicesAvailable } from '../support/services';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+
+const available = servicesAvailable({ postgres: true, nats: true });
+
+/**
+ * Events sent while a replica is cut off from NATS are lost; the replica must rebuild its
+ * revocation set and drop its authorization cache when it reconnects.
+ */
+describe.skipIf(!available)('resynchronization after a NATS outage', () => {
+  let db: TestDatabase;
+  let a: TestApp;
+  let b: TestApp;
+  let natsProxy: TcpProxy;
+  let root: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const nats = new URL(NATS_URL);
+    natsProxy = await startTcpProxy(nats.hostname, Number(nats.port || 4222));
+    const common = {
+      DATABASE_URL: db.url,
+      MASTER_KEY: Buffer.alloc(32, 3).toString('base64'),
+      PUBLIC_URL: 'http://gatehouse.test',
+      AUTH_IP_LIMIT: '100000',
+      BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
+      BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    };
+    a = await bootApp({ ...common, NATS_URL });
+    b = await bootApp({ ...common, NATS_URL: `nats://127.0.0.1:${natsProxy.port}` });
+    root = await signinAdmin(a.url);
+    await createTenant(a.url, root, 'acme');
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+    await natsProxy?.close();
+    await db?.drop();
+  });
+
+  it('refuses, after reconnecting, a session revoked and an assignment removed while it was cut off', async () => {
+    const user = await userWithRole(a.url, root, 'acme', 'tenant_admin', 'resync');
+    expect((await http(b.url, 'GET', '/admin/users', { token: user.accessToken, headers: inTenant('acme') })).status).toBe(200);
+    const other = await http(a.url, 'POST', '/v1/auth/signin', { json: { email: user.email, password: user.password } });
+    expect((await http(b.url, 'GET', '/v1/auth/me', { token: other.json.access_token })).status).toBe(200);
+
+    natsProxy.cut();
+    await waitFor(async () => (await http(b.url, 'GET', '/ready')).status === 503, 5000, 50);
+    expect((await http(a.url, 'POST', '/v1/auth/signout', { token: other.json.access_token, json: {} })).status).toBe(204);
+    expect((await http(a.url, 'DELETE', `/admin/assignments/${user.assignmentId}`, { token: root })).status).toBe(204);
+
+    natsProxy.restore();
+    await waitFor(async () => (await http(b.url, 'GET', '/ready')).status === 200, 10_000, 50);
+    await waitFor(async () => (await http(b.url, 'GET', '/v1/auth/me', { token: other.json.access_token })).status === 401, 2000, 20);
+    await waitFor(
+      async () => (await http(b.url, 'GET', '/admin/users', { token: user.accessToken, headers: inTenant('acme') })).status === 403,
+      2000,
+      20,
+    );
+  });
+});
