@@ -73,7 +73,7 @@ export class ProblemFilter implements ExceptionFilter {
       code = exception.code;
       detail = exception.options.detail;
       if (exception.options.logReason !== undefined) {
-        this.logger.info({ code, reason: exception.options.logReason }, 'request refused');
+        this.logger.info({ error_code: code, reason: exception.options.logReason }, 'request refused');
       }
     } else if (exception instanceof SyntaxError && (exception as FastifyLikeError).statusCode === 400) {
       code = 'malformed_json';

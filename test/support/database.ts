@@ -19,6 +19,8 @@ export async function createTestDatabase(prefix = 'gh_test'): Promise<TestDataba
   const url = new URL(PG_ADMIN_URL);
   url.pathname = `/${name}`;
   const pool = new pg.Pool({ connectionString: url.toString(), max: 4 });
+  // DROP ... WITH (FORCE) terminates idle connections; that is expected, not a test failure
+  pool.on('error', () => undefined);
   return {
     name,
     url: url.toString(),

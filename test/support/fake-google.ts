@@ -63,6 +63,7 @@ export async function startFakeGoogle(options: { redirectUri: string; behindProx
     conformIdTokenClaims: false,
     features: { devInteractions: { enabled: true } },
     pkce: { required: () => true },
+    ttl: { Interaction: 600, Session: 600, Grant: 600, AccessToken: 600, IdToken: 600, AuthorizationCode: 60 },
     findAccount(_ctx, sub) {
       const account = accounts.get(sub);
       if (account === undefined) return undefined;
@@ -80,7 +81,8 @@ export async function startFakeGoogle(options: { redirectUri: string; behindProx
     },
   };
   const provider = new Provider(issuer, configuration);
-  handler = provider.callback();
+  const callback = provider.callback();
+  handler = (request, response) => void callback(request, response);
 
   return {
     issuer,
@@ -134,7 +136,9 @@ async function browserLogin(authorizationUrl: string, sub: string, redirectUri: 
     }
     const page = await response.text();
     const prompt = /name="prompt" value="(\w+)"/.exec(page)?.[1];
-    if (response.status !== 200 || prompt === undefined) throw new Error(`fake google: unexpected ${response.status} at ${url.pathname}: ${page.slice(0, 300)}`);
+    if (response.status !== 200 || prompt === undefined) {
+      throw new Error(`fake google: unexpected ${response.status} at ${url.pathname}: ${page.slice(0, 300)}`);
+    }
     form = prompt === 'login' ? { prompt, login: sub, password: 'any' } : { prompt };
   }
   throw new Error('fake google: too many hops');

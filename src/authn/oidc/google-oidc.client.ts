@@ -161,5 +161,7 @@ function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const code = (error as { code?: unknown }).code;
   const cause = error.cause instanceof Error ? ` (cause: ${error.cause.message})` : '';
-  return `${error.name}${typeof code === 'string' ? ` ${code}` : ''}: ${error.message}${cause}`;
+  // the provider's own OAuth error code and status, e.g. invalid_grant / 400
+  const oauth = error instanceof ResponseBodyError ? ` [${error.error} ${error.status}]` : '';
+  return `${error.name}${typeof code === 'string' ? ` ${code}` : ''}: ${error.message}${oauth}${cause}`;
 }

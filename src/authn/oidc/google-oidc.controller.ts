@@ -1,10 +1,11 @@
-import { Body, Controller, Get, HttpCode, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Authenticated, Public } from '../../authz/auth-declaration';
 import { ZodValidationPipe } from '../../common/zod-validation.pipe';
 import type { Principal } from '../../session/principal';
 import { clientInfo } from '../client-info';
+import { GoogleConfiguredGuard } from './google-configured.guard';
 import { GoogleOidcService, type LinkedResponse, type SignInResult } from './google-oidc.service';
 
 const startBody = z.object({ return_to: z.string().min(1).max(2048).optional() });
@@ -24,6 +25,7 @@ function rawQuery(request: FastifyRequest): string {
 }
 
 @Controller('v1/auth/oidc')
+@UseGuards(GoogleConfiguredGuard)
 export class GoogleOidcController {
   constructor(private readonly google: GoogleOidcService) {}
 
