@@ -27,12 +27,24 @@ export interface AuditEvent {
  */
 @Injectable()
 export class AuditService {
+  private readonly appendListeners: Array<(seq: bigint) => void> = [];
+
+  /**
+   * `listener` hears of each append. It runs inside the caller's transaction, which may still
+   * roll back, so it must only schedule work (the JetStream publisher reads committed records).
+   */
+  onAppend(listener: (seq: bigint) => void): void {
+    this.appendListeners.push(listener);
+  }
+
   async record(tx: Prisma.TransactionClient, event: AuditEvent): Promise<{ seq: bigint; id: string }> {
     const context = requestContext.get();
     await tx.$executeRaw`SELECT pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`;
     const last = await tx.auditRecord.findFirst({ orderBy: { seq: 'desc' }, select: { seq: true, hash: true } });
     const seq = (last?.seq ?? 0n) + 1n;
     const at = new Date();
+    // hashed exactly as stored: JSON drops undefined and turns Dates into strings, so hash the JSON form
+    const changes = event.changes === undefined ? null : (JSON.parse(JSON.stringify(event.changes)) as Record<string, unknown>);
     const actor = event.actor ?? {
       principalId: context?.principalId ?? null,
       principalType: context?.principalType ?? null,
@@ -52,7 +64,7 @@ export class AuditService {
       tenant_id: event.tenantId ?? context?.tenantId ?? null,
       request_id: context?.requestId ?? null,
       correlation_id: context?.correlationId ?? null,
-      changes: event.changes ?? null,
+      changes,
       prev_hash: last?.hash ?? GENESIS_HASH,
     };
     const hash = chainHash(content);
@@ -71,11 +83,12 @@ export class AuditService {
         tenantId: content.tenant_id,
         requestId: content.request_id,
         correlationId: content.correlation_id,
-        changes: (event.changes ?? undefined) as Prisma.InputJsonValue | undefined,
+        changes: (changes ?? undefined) as Prisma.InputJsonValue | undefined,
         prevHash: content.prev_hash,
         hash,
       },
     });
+    for (const listener of this.appendListeners) listener(seq);
     return { seq, id: content.id };
   }
 }

@@ -1,0 +1,160 @@
+import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import { jetstream, JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { PrismaService } from '../database/prisma.service';
+import type { AuditRecord } from '../generated/prisma/client';
+import { NatsConnectionService } from '../messaging/nats-connection.service';
+import { LOGGER } from '../observability/logger';
+import { auditRecordView } from './audit-record';
+import { AuditRepository } from './audit.repository';
+import { AuditService } from './audit.service';
+
+export const AUDIT_STREAM = 'GATEHOUSE_AUDIT';
+export const AUDIT_SUBJECT_PREFIX = 'gatehouse.audit.';
+
+/** Records per publishing transaction. */
+const BATCH_SIZE = 200;
+/** Safety net: picks up records whose append nudge came before their commit, and other replicas' records. */
+const POLL_INTERVAL_MS = 1000;
+/** After an append, wait this long for the caller's transaction to commit before reading. */
+const NUDGE_DELAY_MS = 30;
+const ACK_TIMEOUT_MS = 5000;
+/** JetStream drops a msgID it has seen within this window: republishing after a crash is harmless. */
+const DUPLICATE_WINDOW_MS = 2 * 60 * 1000;
+
+/** `gatehouse.audit.<action>`; characters a subject cannot carry become `_`. */
+export function auditSubject(action: string): string {
+  const tokens = action.split('.').map((token) => token.replace(/[^A-Za-z0-9_-]/g, '_') || '_');
+  return AUDIT_SUBJECT_PREFIX + tokens.join('.');
+}
+
+/**
+ * Publishes every committed audit record to the JetStream stream GATEHOUSE_AUDIT, at least
+ * once, in seq order, off the request path. The seq of the last acknowledged record is a
+ * durable cursor in system_settings (audit_records itself is append-only); a replica advances
+ * it only under a transaction-scoped advisory lock, so replicas never race each other, and a
+ * record whose publication failed is retried on the next pass. The msgID is the record id, so
+ * a record republished after a lost cursor update is de-duplicated by the stream.
+ */
+@Injectable()
+export class AuditPublisherService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private timer: NodeJS.Timeout | undefined;
+  private nudgeTimer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private streamReadyOn: NatsConnection | undefined;
+  private failing = false;
+
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly records: AuditRepository,
+    private readonly audit: AuditService,
+    private readonly nats: NatsConnectionService,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    if (!this.nats.enabled) return;
+    this.audit.onAppend(() => this.nudge());
+    this.nats.onReconnect(() => {
+      // the server may have restarted without its stream
+      this.streamReadyOn = undefined;
+      this.nudge();
+    });
+    this.timer = setInterval(() => void this.drain(), POLL_INTERVAL_MS);
+    this.timer.unref();
+    this.nudge();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    clearTimeout(this.nudgeTimer);
+    await this.running;
+  }
+
+  /** Publishes everything committed so far; resolves when this replica's pass is over. */
+  drain(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.running !== undefined) {
+      // a pass is under way: run one more after it, so records committed meanwhile go out too
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      try {
+        do {
+          this.again = false;
+          while (!this.stopped && (await this.publishBatch()) === BATCH_SIZE);
+        } while (this.again && !this.stopped);
+        if (this.failing) this.logger.info('audit records publishing to JetStream again');
+        this.failing = false;
+      } catch (error) {
+        // check the stream again next time: it may have been deleted or the server replaced
+        this.streamReadyOn = undefined;
+        if (!this.failing) this.logger.warn({ err: error }, 'audit records not published to JetStream; retrying');
+        this.failing = true;
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    return this.running;
+  }
+
+  private nudge(): void {
+    if (this.stopped || this.nudgeTimer !== undefined) return;
+    this.nudgeTimer = setTimeout(() => {
+      this.nudgeTimer = undefined;
+      void this.drain();
+    }, NUDGE_DELAY_MS);
+    this.nudgeTimer.unref();
+  }
+
+  /** One transaction: lock, read the cursor, publish the next records, advance the cursor past those acknowledged. */
+  private async publishBatch(): Promise<number> {
+    const connection = this.nats.nc;
+    if (connection === undefined || !this.nats.isConnected) return 0;
+    await this.ensureStream(connection);
+    const js = jetstream(connection);
+    return this.prisma.$transaction(
+      async (tx) => {
+        if (!(await this.records.tryLockPublisher(tx))) return 0;
+        const cursor = await this.records.readPublishCursor(tx);
+        const batch = await this.records.findInChainOrder(tx, {}, cursor, BATCH_SIZE);
+        if (batch.length === 0) return 0;
+        // published together (one connection keeps their order), acknowledged one by one
+        const outcomes = await Promise.allSettled(batch.map((row) => this.publish(js, row)));
+        const failed = outcomes.findIndex((outcome) => outcome.status === 'rejected');
+        const acknowledged = failed === -1 ? batch : batch.slice(0, failed);
+        if (acknowledged.length > 0) await this.records.writePublishCursor(tx, acknowledged.at(-1)!.seq);
+        if (failed !== -1) throw (outcomes[failed] as PromiseRejectedResult).reason;
+        return batch.length;
+      },
+      { maxWait: 5000, timeout: ACK_TIMEOUT_MS * 3 },
+    );
+  }
+
+  private async publish(js: JetStreamClient, row: AuditRecord): Promise<void> {
+    await js.publish(auditSubject(row.action), JSON.stringify(auditRecordView(row)), { msgID: row.id, timeout: ACK_TIMEOUT_MS });
+  }
+
+  private async ensureStream(connection: NatsConnection): Promise<void> {
+    if (this.streamReadyOn === connection) return;
+    const jsm = await jetstreamManager(connection);
+    try {
+      await jsm.streams.info(AUDIT_STREAM);
+    } catch (error) {
+      if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound)) throw error;
+      try {
+        await jsm.streams.add({ name: AUDIT_STREAM, subjects: [`${AUDIT_SUBJECT_PREFIX}>`], duplicate_window: nanos(DUPLICATE_WINDOW_MS) });
+        this.logger.info({ stream: AUDIT_STREAM }, 'created JetStream stream');
+      } catch (addError) {
+        // another replica may have created it at the same moment
+        await jsm.streams.info(AUDIT_STREAM).catch(() => Promise.reject(addError as Error));
+      }
+    }
+    this.streamReadyOn = connection;
+  }
+}

@@ -1,0 +1,77 @@
+import { Injectable } from '@nestjs/common';
+import type { Db } from '../database/transaction';
+import type { AuditRecord, Prisma } from '../generated/prisma/client';
+
+/** What a reader asks for; every field narrows the result. */
+export interface AuditFilter {
+  actorId?: string;
+  targetId?: string;
+  tenantId?: string;
+  action?: string;
+  /** inclusive */
+  from?: Date;
+  /** exclusive */
+  to?: Date;
+  /**
+   * The tenant a tenant-scoped caller is confined to. Applied on top of `tenantId` (both must
+   * hold), so asking for another tenant's records gives nothing rather than widening the view.
+   */
+  scopeTenantId?: string;
+}
+
+/** system_settings key holding the seq of the last record acknowledged by JetStream. */
+const PUBLISH_CURSOR_KEY = 'audit_publish_cursor';
+
+/** pg_try_advisory_xact_lock key ("audp"): one replica at a time advances the publish cursor. */
+const PUBLISH_LOCK = 0x61756470;
+
+function whereOf(filter: AuditFilter, seq: Prisma.AuditRecordWhereInput['seq']): Prisma.AuditRecordWhereInput {
+  const and: Prisma.AuditRecordWhereInput[] = [];
+  if (seq !== undefined) and.push({ seq });
+  if (filter.actorId !== undefined) and.push({ actorId: filter.actorId });
+  if (filter.targetId !== undefined) and.push({ targetId: filter.targetId });
+  if (filter.tenantId !== undefined) and.push({ tenantId: filter.tenantId });
+  if (filter.scopeTenantId !== undefined) and.push({ tenantId: filter.scopeTenantId });
+  if (filter.action !== undefined) and.push({ action: filter.action });
+  if (filter.from !== undefined) and.push({ at: { gte: filter.from } });
+  if (filter.to !== undefined) and.push({ at: { lt: filter.to } });
+  return { AND: and };
+}
+
+/**
+ * Reads of the append-only audit trail (writes go through AuditService.record only) and the
+ * JetStream publisher's cursor. Every read is keyset-paginated on seq, never OFFSET.
+ */
+@Injectable()
+export class AuditRepository {
+  /** Newest first: records with seq below `beforeSeq` (all when undefined). */
+  findNewestFirst(db: Db, filter: AuditFilter, page: { limit: number; beforeSeq?: bigint }): Promise<AuditRecord[]> {
+    const where = whereOf(filter, page.beforeSeq === undefined ? undefined : { lt: page.beforeSeq });
+    return db.auditRecord.findMany({ where, orderBy: { seq: 'desc' }, take: page.limit });
+  }
+
+  /** Chain order: the next `limit` records with seq above `afterSeq`. */
+  findInChainOrder(db: Db, filter: AuditFilter, afterSeq: bigint, limit: number): Promise<AuditRecord[]> {
+    return db.auditRecord.findMany({ where: whereOf(filter, { gt: afterSeq }), orderBy: { seq: 'asc' }, take: limit });
+  }
+
+  /**
+   * Takes the publisher lock for the rest of `tx`, or returns false at once when another
+   * replica holds it (that replica is publishing the same records).
+   */
+  async tryLockPublisher(tx: Db): Promise<boolean> {
+    const rows = await tx.$queryRaw<Array<{ locked: boolean }>>`SELECT pg_try_advisory_xact_lock(${PUBLISH_LOCK}) AS locked`;
+    return rows[0]?.locked === true;
+  }
+
+  /** seq of the last record JetStream acknowledged (0 before the first). */
+  async readPublishCursor(db: Db): Promise<bigint> {
+    const row = await db.systemSetting.findUnique({ where: { key: PUBLISH_CURSOR_KEY } });
+    return row === null ? 0n : BigInt(row.value);
+  }
+
+  async writePublishCursor(db: Db, seq: bigint): Promise<void> {
+    const value = seq.toString();
+    await db.systemSetting.upsert({ where: { key: PUBLISH_CURSOR_KEY }, create: { key: PUBLISH_CURSOR_KEY, value }, update: { value } });
+  }
+}

@@ -1,0 +1,81 @@
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AUDIT_STREAM } from '../../src/audit/audit-publisher.service';
+import { bootApp, type TestApp } from '../support/app';
+import { signupUser } from '../support/auth-flows';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { http, uniqueEmail } from '../support/http';
+import { waitFor } from '../support/process';
+import { NATS_URL, servicesAvailable } from '../support/services';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+
+const available = servicesAvailable({ postgres: true, nats: true });
+
+describe.skipIf(!available)('audit publishing to JetStream while NATS comes and goes', () => {
+  let db: TestDatabase;
+  let proxy: TcpProxy;
+  let app: TestApp;
+  let nc: NatsConnection;
+  let jsm: JetStreamManager;
+  let streamStart = 0;
+
+  const cursor = async () =>
+    BigInt(
+      (await db.query<{ value: string }>(`SELECT value FROM system_settings WHERE key = 'audit_publish_cursor'`)).rows[0]?.value ?? '0',
+    );
+  const lastSeq = async () =>
+    BigInt((await db.query<{ seq: string }>(`SELECT coalesce(max(seq), 0)::text AS seq FROM audit_records`)).rows[0]!.seq);
+  const natsReady = async (state: 'ok' | 'failing') => (await http(app.url, 'GET', '/ready')).json?.checks?.nats === state;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const { hostname, port } = new URL(NATS_URL);
+    proxy = await startTcpProxy(hostname, Number(port || 4222));
+    nc = await connect({ servers: NATS_URL });
+    jsm = await jetstreamManager(nc);
+    // the stream is shared with other suites on this NATS: only read what is published from now on
+    streamStart = await jsm.streams
+      .info(AUDIT_STREAM)
+      .then((info) => info.state.last_seq)
+      .catch(() => 0);
+    app = await bootApp({ DATABASE_URL: db.url, NATS_URL: `nats://127.0.0.1:${proxy.port}` });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await proxy?.close();
+    await nc?.close();
+    await db?.drop();
+  });
+
+  it('publishes records written while NATS was unreachable once it is back, without slowing the requests', async () => {
+    await signupUser(app.url, uniqueEmail('before-outage'));
+    await waitFor(async () => (await cursor()) === (await lastSeq()), 5000, 50);
+    const publishedBefore = await cursor();
+
+    proxy.cut();
+    await waitFor(() => natsReady('failing'), 5000, 50);
+    const started = Date.now();
+    const during = await Promise.all([1, 2, 3].map(() => signupUser(app.url, uniqueEmail('during-outage'))));
+    expect(Date.now() - started).toBeLessThan(3000);
+    const written = await db.query<{ id: string; action: string }>(`SELECT id, action FROM audit_records WHERE seq > $1 ORDER BY seq`, [
+      publishedBefore.toString(),
+    ]);
+    expect(written.rows.length).toBeGreaterThanOrEqual(during.length);
+    expect(await cursor()).toBe(publishedBefore);
+
+    proxy.restore();
+    await waitFor(async () => (await cursor()) === (await lastSeq()), 10_000, 50);
+    // every record written during the outage is in the stream, once
+    const ids = new Set(written.rows.map((row) => row.id));
+    const seen: string[] = [];
+    const last = (await jsm.streams.info(AUDIT_STREAM)).state.last_seq;
+    for (let seq = streamStart + 1; seq <= last; seq += 1) {
+      const id = (await jsm.streams.getMessage(AUDIT_STREAM, { seq }))?.header.get('Nats-Msg-Id');
+      if (id !== undefined && ids.has(id)) seen.push(id);
+    }
+    const found = new Set(seen);
+    expect(seen).toHaveLength(found.size);
+    expect(found).toEqual(ids);
+  });
+});

@@ -1,0 +1,159 @@
+import { describe, expect, it } from 'vitest';
+import { chainHash, GENESIS_HASH } from '../../src/audit/audit-chain';
+import { auditListQuery, decodeAuditCursor, encodeAuditCursor } from '../../src/audit/audit-query.dto';
+import { auditRecordView, chainBreak, chainedContentOf, CHAIN_START, type ChainPosition } from '../../src/audit/audit-record';
+import { auditSubject } from '../../src/audit/audit-publisher.service';
+import { AuditService } from '../../src/audit/audit.service';
+import { canonicalJson } from '../../src/audit/canonical-json';
+import type { AuditRecord, Prisma } from '../../src/generated/prisma/client';
+
+/** A Prisma transaction stand-in holding audit rows in memory, as AuditService writes them. */
+function memoryTransaction(rows: AuditRecord[]): Prisma.TransactionClient {
+  const tx = {
+    $executeRaw: () => Promise.resolve(1),
+    auditRecord: {
+      findFirst: () => Promise.resolve(rows.at(-1) ?? null),
+      create: ({ data }: { data: Omit<AuditRecord, 'changes'> & { changes?: unknown } }) => {
+        // what PostgreSQL's jsonb gives back: the JSON form
+        const row = { ...data, changes: data.changes === undefined ? null : JSON.parse(JSON.stringify(data.changes)) } as AuditRecord;
+        rows.push(row);
+        return Promise.resolve(row);
+      },
+    },
+  };
+  return tx as unknown as Prisma.TransactionClient;
+}
+
+async function chainOf(count: number): Promise<AuditRecord[]> {
+  const rows: AuditRecord[] = [];
+  const audit = new AuditService();
+  for (let index = 0; index < count; index += 1) {
+    await audit.record(memoryTransaction(rows), {
+      action: index % 2 === 0 ? 'auth.signin' : 'iam.user.disable',
+      actor: { principalId: `user-${index}`, principalType: 'user' },
+      target: { type: 'user', id: `target-${index}` },
+      tenantId: index % 3 === 0 ? 'acme' : null,
+      changes: { index, nested: { b: 1, a: [1, 'two', null] } },
+    });
+  }
+  return rows;
+}
+
+function firstBreak(rows: AuditRecord[]): { seq: number; reason: string } | null {
+  let position: ChainPosition = CHAIN_START;
+  for (const row of rows) {
+    const reason = chainBreak(position, row);
+    if (reason !== null) return { seq: Number(row.seq), reason };
+    position = { seq: row.seq, hash: row.hash };
+  }
+  return null;
+}
+
+describe('audit hash chain', () => {
+  it('links records written by AuditService from the genesis hash, seq 1, 2, 3…', async () => {
+    const rows = await chainOf(5);
+    expect(rows.map((row) => row.seq)).toEqual([1n, 2n, 3n, 4n, 5n]);
+    expect(rows[0]!.prevHash).toBe(GENESIS_HASH);
+    expect(rows[3]!.prevHash).toBe(rows[2]!.hash);
+    expect(firstBreak(rows)).toBeNull();
+  });
+
+  it('hashes changes in their stored (JSON) form, so Dates and undefined fields still verify', async () => {
+    const rows: AuditRecord[] = [];
+    await new AuditService().record(memoryTransaction(rows), {
+      action: 'session.refresh_reuse_detected',
+      changes: { spent_at: new Date('2026-01-02T03:04:05.678Z'), dropped: undefined, list: [undefined, 1] },
+    });
+    expect(rows[0]!.changes).toEqual({ spent_at: '2026-01-02T03:04:05.678Z', list: [null, 1] });
+    expect(firstBreak(rows)).toBeNull();
+  });
+
+  it('finds an altered field at the altered record', async () => {
+    const rows = await chainOf(6);
+    rows[3] = { ...rows[3]!, changes: { forged: true } };
+    expect(firstBreak(rows)).toEqual({ seq: 4, reason: 'hash_mismatch' });
+    const renamed = await chainOf(6);
+    renamed[1] = { ...renamed[1]!, action: 'auth.signin_failed' };
+    expect(firstBreak(renamed)).toEqual({ seq: 2, reason: 'hash_mismatch' });
+  });
+
+  it('finds a re-hashed forgery at the next record, whose link no longer holds', async () => {
+    const rows = await chainOf(6);
+    const forged = { ...rows[2]!, actorId: 'someone-else' };
+    rows[2] = { ...forged, hash: chainHash(chainedContentOf(forged)) };
+    expect(firstBreak(rows)).toEqual({ seq: 4, reason: 'prev_hash_mismatch' });
+  });
+
+  it('finds a deleted record at the record after the gap, and a deleted first record at the new first', async () => {
+    const rows = await chainOf(6);
+    expect(firstBreak([...rows.slice(0, 2), ...rows.slice(3)])).toEqual({ seq: 4, reason: 'seq_gap' });
+    expect(firstBreak(rows.slice(1))).toEqual({ seq: 2, reason: 'seq_gap' });
+  });
+
+  it('canonical JSON does not depend on key order', () => {
+    expect(canonicalJson({ b: 1, a: { d: [2, { y: 1, x: 2 }], c: null } })).toBe(
+      canonicalJson({ a: { c: null, d: [2, { x: 2, y: 1 }] }, b: 1 }),
+    );
+    expect(canonicalJson({ a: 1, skipped: undefined })).toBe('{"a":1}');
+  });
+
+  it('shows records in the contract shape, seq as a JSON number', async () => {
+    const [row] = await chainOf(1);
+    const view = auditRecordView(row!);
+    expect(Object.keys(view)).toEqual([
+      'id',
+      'seq',
+      'at',
+      'actor',
+      'action',
+      'target',
+      'tenant_id',
+      'request_id',
+      'correlation_id',
+      'changes',
+      'prev_hash',
+      'hash',
+    ]);
+    expect(view.seq).toBe(1);
+    expect(view.actor).toEqual({ principal_id: 'user-0', principal_type: 'user', ip: null, user_agent: null });
+    expect(JSON.parse(JSON.stringify(view)).seq).toBe(1);
+  });
+});
+
+describe('audit list query and cursor', () => {
+  it('round-trips cursors and refuses anything else', () => {
+    expect(decodeAuditCursor(encodeAuditCursor(123456789012n))).toBe(123456789012n);
+    for (const bad of [
+      '',
+      'not-a-cursor',
+      Buffer.from('-1').toString('base64url'),
+      Buffer.from('0').toString('base64url'),
+      Buffer.from('12a').toString('base64url'),
+    ]) {
+      expect(decodeAuditCursor(bad), bad).toBeUndefined();
+    }
+  });
+
+  it('defaults limit to 50, bounds it to 1..200 and parses the filters', () => {
+    expect(auditListQuery.parse({}).limit).toBe(50);
+    expect(auditListQuery.safeParse({ limit: '0' }).success).toBe(false);
+    expect(auditListQuery.safeParse({ limit: '201' }).success).toBe(false);
+    expect(auditListQuery.safeParse({ limit: '200' }).success).toBe(true);
+    expect(auditListQuery.safeParse({ cursor: 'garbage!' }).success).toBe(false);
+    expect(auditListQuery.safeParse({ tenant_id: 'Not A Tenant' }).success).toBe(false);
+    expect(auditListQuery.safeParse({ from: 'yesterday' }).success).toBe(false);
+    const parsed = auditListQuery.parse({ from: '2026-01-01', to: '2026-01-02T10:00:00+02:00', cursor: encodeAuditCursor(9n) });
+    expect(parsed.from?.toISOString()).toBe('2026-01-01T00:00:00.000Z');
+    expect(parsed.to?.toISOString()).toBe('2026-01-02T08:00:00.000Z');
+    expect(parsed.cursor).toBe(9n);
+  });
+});
+
+describe('audit JetStream subjects', () => {
+  it('is gatehouse.audit.<action>, with characters a subject cannot carry replaced', () => {
+    expect(auditSubject('iam.user.disable')).toBe('gatehouse.audit.iam.user.disable');
+    expect(auditSubject('auth.signin_failed')).toBe('gatehouse.audit.auth.signin_failed');
+    expect(auditSubject('odd action.*.>')).toBe('gatehouse.audit.odd_action._._');
+    expect(auditSubject('a..b')).toBe('gatehouse.audit.a._.b');
+  });
+});
