@@ -22,7 +22,7 @@ export class AssignmentsController {
   @Requires('iam.assignments.read', { tenant: 'optional' })
   @Get()
   list(
-    @Query(new ZodValidationPipe(listQuery)) query: z.infer<typeof listQuery>,
+    @Query({ schema: listQuery, pipes: [new ZodValidationPipe(listQuery)] }) query: z.infer<typeof listQuery>,
     @Req() request: FastifyRequest,
   ): Promise<Page<AssignmentView>> {
     return this.assignments.list(
@@ -37,7 +37,7 @@ export class AssignmentsController {
   @Post()
   @HttpCode(201)
   create(
-    @Body(new ZodValidationPipe(createBody)) body: z.infer<typeof createBody>,
+    @Body({ schema: createBody, pipes: [new ZodValidationPipe(createBody)] }) body: z.infer<typeof createBody>,
     @Req() request: FastifyRequest,
   ): Promise<AssignmentView> {
     return this.assignments.create(adminScope(request), { principalId: body.principal_id, tenantId: body.tenant_id, roleId: body.role_id });

@@ -44,8 +44,9 @@ export class AssignmentsService {
     cursor?: string,
   ): Promise<Page<AssignmentView>> {
     const after = decodeCursor(cursor);
-    if (scope.tenantId !== undefined && filters.tenantId !== undefined && filters.tenantId !== scope.tenantId)
-      {return { items: [], next_cursor: null };}
+    if (scope.tenantId !== undefined && filters.tenantId !== undefined && filters.tenantId !== scope.tenantId) {
+      return { items: [], next_cursor: null };
+    }
     const rows = await this.prisma.assignment.findMany({
       where: {
         ...(after ? { id: { gt: after } } : {}),
@@ -67,40 +68,45 @@ export class AssignmentsService {
     const attempt = { principal_id: input.principalId, tenant_id: input.tenantId, role_id: input.roleId };
     const role = await this.prisma.role.findUnique({ where: { id: input.roleId } });
     if (scope.tenantId !== undefined) {
-      if (input.tenantId === null)
-        {await this.escalation.refuse('iam.assignment.create', 'a tenant admin cannot assign at platform scope', target, scope, attempt);}
-      if (input.tenantId !== scope.tenantId)
-        {await this.escalation.refuse(
+      if (input.tenantId === null) {
+        await this.escalation.refuse('iam.assignment.create', 'a tenant admin cannot assign at platform scope', target, scope, attempt);
+      }
+      if (input.tenantId !== scope.tenantId) {
+        await this.escalation.refuse(
           'iam.assignment.create',
           `a tenant admin can only assign in tenant ${scope.tenantId}`,
           target,
           scope,
           attempt,
-        );}
-      if (input.roleId === PLATFORM_ADMIN_ROLE_ID)
-        {await this.escalation.refuse('iam.assignment.create', 'a tenant admin cannot assign platform_admin', target, scope, attempt);}
+        );
+      }
+      if (input.roleId === PLATFORM_ADMIN_ROLE_ID) {
+        await this.escalation.refuse('iam.assignment.create', 'a tenant admin cannot assign platform_admin', target, scope, attempt);
+      }
     }
     if (role === null || (role.tenantId !== null && role.tenantId !== input.tenantId)) {
       throw new AppError('validation_failed', { errors: [{ path: 'role_id', message: 'is not a role usable in this scope' }] });
     }
     if (!(await this.escalation.isPlatformAdmin(scope))) {
       const missing = await this.escalation.missingGrants(scope, role.grants);
-      if (missing.length > 0)
-        {await this.escalation.refuse(
+      if (missing.length > 0) {
+        await this.escalation.refuse(
           'iam.assignment.create',
           `cannot assign a role holding what you do not hold: ${missing.join(', ')}`,
           target,
           scope,
           attempt,
-        );}
+        );
+      }
     }
     try {
       const created = await this.prisma.$transaction(async (tx) => {
         const principalType = await this.principalType(tx, input.principalId);
-        if (principalType === undefined)
-          {throw new AppError('validation_failed', {
+        if (principalType === undefined) {
+          throw new AppError('validation_failed', {
             errors: [{ path: 'principal_id', message: 'is not a known user or service account' }],
-          });}
+          });
+        }
         if (input.tenantId !== null && (await tx.tenant.count({ where: { id: input.tenantId } })) === 0) {
           throw new AppError('validation_failed', { errors: [{ path: 'tenant_id', message: 'is not a known tenant' }] });
         }

@@ -30,7 +30,7 @@ export class ExplainController {
   @Requires('iam.assignments.read', { tenant: 'optional' })
   @Get('explain')
   async explain(
-    @Query(new ZodValidationPipe(explainQuery)) query: z.infer<typeof explainQuery>,
+    @Query({ schema: explainQuery, pipes: [new ZodValidationPipe(explainQuery)] }) query: z.infer<typeof explainQuery>,
     @Req() request: FastifyRequest,
   ): Promise<{ decision: 'allow' | 'deny'; reason: string; matched: MatchedGrant[] }> {
     const scope = adminScope(request);

@@ -89,13 +89,16 @@ export class RightsController {
   @Requires('platform.rights.write')
   @Post()
   @HttpCode(201)
-  create(@Body(new ZodValidationPipe(createBody)) body: z.infer<typeof createBody>): Promise<RightView> {
+  create(@Body({ schema: createBody, pipes: [new ZodValidationPipe(createBody)] }) body: z.infer<typeof createBody>): Promise<RightView> {
     return this.rights.create(body);
   }
 
   @Requires('platform.rights.write')
   @Patch(':key')
-  update(@Param('key') key: string, @Body(new ZodValidationPipe(updateBody)) body: z.infer<typeof updateBody>): Promise<RightView> {
+  update(
+    @Param('key') key: string,
+    @Body({ schema: updateBody, pipes: [new ZodValidationPipe(updateBody)] }) body: z.infer<typeof updateBody>,
+  ): Promise<RightView> {
     return this.rights.update(key, body);
   }
 

@@ -29,14 +29,20 @@ export class RolesController {
 
   @Requires('iam.roles.read', { tenant: 'optional' })
   @Get()
-  list(@Query(new ZodValidationPipe(pageQuery)) query: PageQuery, @Req() request: FastifyRequest): Promise<Page<RoleView>> {
+  list(
+    @Query({ schema: pageQuery, pipes: [new ZodValidationPipe(pageQuery)] }) query: PageQuery,
+    @Req() request: FastifyRequest,
+  ): Promise<Page<RoleView>> {
     return this.roles.list(adminScope(request), query.limit, query.cursor);
   }
 
   @Requires('iam.roles.write', { tenant: 'optional' })
   @Post()
   @HttpCode(201)
-  create(@Body(new ZodValidationPipe(createBody)) body: z.infer<typeof createBody>, @Req() request: FastifyRequest): Promise<RoleView> {
+  create(
+    @Body({ schema: createBody, pipes: [new ZodValidationPipe(createBody)] }) body: z.infer<typeof createBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<RoleView> {
     return this.roles.create(adminScope(request), {
       name: body.name,
       tenantId: body.tenant_id,
@@ -55,7 +61,7 @@ export class RolesController {
   @Patch(':id')
   update(
     @Param('id') id: string,
-    @Body(new ZodValidationPipe(updateBody)) body: z.infer<typeof updateBody>,
+    @Body({ schema: updateBody, pipes: [new ZodValidationPipe(updateBody)] }) body: z.infer<typeof updateBody>,
     @Req() request: FastifyRequest,
   ): Promise<RoleView> {
     return this.roles.update(adminScope(request), id, body);
@@ -65,7 +71,7 @@ export class RolesController {
   @Put(':id/rights')
   setGrants(
     @Param('id') id: string,
-    @Body(new ZodValidationPipe(grantsBody)) body: z.infer<typeof grantsBody>,
+    @Body({ schema: grantsBody, pipes: [new ZodValidationPipe(grantsBody)] }) body: z.infer<typeof grantsBody>,
     @Req() request: FastifyRequest,
   ): Promise<RoleView> {
     return this.roles.update(adminScope(request), id, { grants: body.grants });

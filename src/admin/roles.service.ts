@@ -157,8 +157,9 @@ export class RolesService {
 
   private async visibleRole(db: Db, scope: AdminScope, id: string): Promise<Role> {
     const role = await db.role.findUnique({ where: { id } });
-    if (role === null || (scope.tenantId !== undefined && role.tenantId !== null && role.tenantId !== scope.tenantId))
-      {throw new AppError('not_found');}
+    if (role === null || (scope.tenantId !== undefined && role.tenantId !== null && role.tenantId !== scope.tenantId)) {
+      throw new AppError('not_found');
+    }
     return role;
   }
 
@@ -171,7 +172,8 @@ export class RolesService {
       .map(({ index }) => ({ path: `grants.${index}`, message: 'names an unknown right' }));
     if (errors.length > 0) throw new AppError('validation_failed', { errors });
     const missing = await this.escalation.missingGrants(scope, grants);
-    if (missing.length > 0)
-      {await this.escalation.refuse(action, `cannot grant what you do not hold: ${missing.join(', ')}`, target, scope, { grants });}
+    if (missing.length > 0) {
+      await this.escalation.refuse(action, `cannot grant what you do not hold: ${missing.join(', ')}`, target, scope, { grants });
+    }
   }
 }

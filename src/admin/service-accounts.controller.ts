@@ -19,7 +19,10 @@ export class ServiceAccountsController {
 
   @Requires('iam.service_accounts.write', { tenant: 'optional' })
   @Get()
-  list(@Query(new ZodValidationPipe(pageQuery)) query: PageQuery, @Req() request: FastifyRequest): Promise<Page<ServiceAccountView>> {
+  list(
+    @Query({ schema: pageQuery, pipes: [new ZodValidationPipe(pageQuery)] }) query: PageQuery,
+    @Req() request: FastifyRequest,
+  ): Promise<Page<ServiceAccountView>> {
     return this.accounts.list(adminScope(request), query.limit, query.cursor);
   }
 
@@ -27,7 +30,7 @@ export class ServiceAccountsController {
   @Post()
   @HttpCode(201)
   create(
-    @Body(new ZodValidationPipe(createBody)) body: z.infer<typeof createBody>,
+    @Body({ schema: createBody, pipes: [new ZodValidationPipe(createBody)] }) body: z.infer<typeof createBody>,
     @Req() request: FastifyRequest,
   ): Promise<ServiceAccountView & { client_secret: string }> {
     return this.accounts.create(adminScope(request), { name: body.name, tenantId: body.tenant_id });

@@ -19,14 +19,14 @@ export class TenantsController {
 
   @Requires('platform.tenants.write')
   @Get()
-  list(@Query(new ZodValidationPipe(pageQuery)) query: PageQuery): Promise<Page<TenantView>> {
+  list(@Query({ schema: pageQuery, pipes: [new ZodValidationPipe(pageQuery)] }) query: PageQuery): Promise<Page<TenantView>> {
     return this.tenants.list(query.limit, query.cursor);
   }
 
   @Requires('platform.tenants.write')
   @Post()
   @HttpCode(201)
-  create(@Body(new ZodValidationPipe(createBody)) body: z.infer<typeof createBody>): Promise<TenantView> {
+  create(@Body({ schema: createBody, pipes: [new ZodValidationPipe(createBody)] }) body: z.infer<typeof createBody>): Promise<TenantView> {
     return this.tenants.create(body);
   }
 
@@ -38,7 +38,10 @@ export class TenantsController {
 
   @Requires('platform.tenants.write')
   @Patch(':id')
-  update(@Param('id') id: string, @Body(new ZodValidationPipe(updateBody)) body: z.infer<typeof updateBody>): Promise<TenantView> {
+  update(
+    @Param('id') id: string,
+    @Body({ schema: updateBody, pipes: [new ZodValidationPipe(updateBody)] }) body: z.infer<typeof updateBody>,
+  ): Promise<TenantView> {
     return this.tenants.update(id, body);
   }
 

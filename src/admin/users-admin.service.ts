@@ -59,8 +59,9 @@ export class UsersAdminService {
   ): Promise<Page<AdminUserView>> {
     const after = decodeCursor(cursor);
     const tenantId = scope.tenantId ?? filters.tenantId;
-    if (scope.tenantId !== undefined && filters.tenantId !== undefined && filters.tenantId !== scope.tenantId)
-      {return { items: [], next_cursor: null };}
+    if (scope.tenantId !== undefined && filters.tenantId !== undefined && filters.tenantId !== scope.tenantId) {
+      return { items: [], next_cursor: null };
+    }
     const where: Prisma.UserWhereInput = {
       ...(after ? { id: { gt: after } } : {}),
       ...(filters.email !== undefined ? { email: { contains: filters.email.toLowerCase() } } : {}),

@@ -29,7 +29,7 @@ export class UsersController {
   @Requires('iam.users.read', { tenant: 'optional' })
   @Get()
   list(
-    @Query(new ZodValidationPipe(listQuery)) query: z.infer<typeof listQuery>,
+    @Query({ schema: listQuery, pipes: [new ZodValidationPipe(listQuery)] }) query: z.infer<typeof listQuery>,
     @Req() request: FastifyRequest,
   ): Promise<Page<AdminUserView>> {
     return this.users.list(
@@ -44,7 +44,7 @@ export class UsersController {
   @Post()
   @HttpCode(201)
   create(
-    @Body(new ZodValidationPipe(createBody)) body: z.infer<typeof createBody>,
+    @Body({ schema: createBody, pipes: [new ZodValidationPipe(createBody)] }) body: z.infer<typeof createBody>,
     @Req() request: FastifyRequest,
   ): Promise<AdminUserView> {
     return this.users.create(adminScope(request), { email: body.email, password: body.password, displayName: body.display_name });
@@ -60,7 +60,7 @@ export class UsersController {
   @Patch(':id')
   update(
     @Param('id') id: string,
-    @Body(new ZodValidationPipe(updateBody)) body: z.infer<typeof updateBody>,
+    @Body({ schema: updateBody, pipes: [new ZodValidationPipe(updateBody)] }) body: z.infer<typeof updateBody>,
     @Req() request: FastifyRequest,
   ): Promise<AdminUserView> {
     return this.users.update(adminScope(request), id, { email: body.email, displayName: body.display_name });
@@ -99,7 +99,7 @@ export class UsersController {
   @HttpCode(204)
   async setPassword(
     @Param('id') id: string,
-    @Body(new ZodValidationPipe(passwordBody)) body: z.infer<typeof passwordBody>,
+    @Body({ schema: passwordBody, pipes: [new ZodValidationPipe(passwordBody)] }) body: z.infer<typeof passwordBody>,
     @Req() request: FastifyRequest,
   ): Promise<void> {
     await this.users.setPassword(adminScope(request), id, body.password);

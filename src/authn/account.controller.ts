@@ -26,7 +26,9 @@ export class AccountController {
   @Public()
   @Post('refresh')
   @HttpCode(200)
-  refresh(@Body(new ZodValidationPipe(refreshBody)) body: z.infer<typeof refreshBody>): Promise<TokenResponse> {
+  refresh(
+    @Body({ schema: refreshBody, pipes: [new ZodValidationPipe(refreshBody)] }) body: z.infer<typeof refreshBody>,
+  ): Promise<TokenResponse> {
     return this.sessions.rotate(body.refresh_token);
   }
 
@@ -34,7 +36,7 @@ export class AccountController {
   @Post('signout')
   @HttpCode(204)
   async signout(
-    @Body(new ZodValidationPipe(signoutBody)) _body: z.infer<typeof signoutBody>,
+    @Body({ schema: signoutBody, pipes: [new ZodValidationPipe(signoutBody)] }) _body: z.infer<typeof signoutBody>,
     @Req() request: FastifyRequest,
   ): Promise<void> {
     await this.account.signout(principalOf(request));

@@ -88,3 +88,22 @@ describe.skipIf(!available)('OpenAPI document and interactive reference', () => 
     }
   });
 });
+
+describe.skipIf(!available)('OpenAPI request schemas', () => {
+  it('describes request bodies and query parameters from the same zod schemas that validate them', async () => {
+    const db = await createTestDatabase();
+    const app = await bootApp({ DATABASE_URL: db.url });
+    try {
+      const document = (await http(app.url, 'GET', '/docs/openapi.json')).json;
+      const signup = JSON.stringify(document.paths['/v1/auth/signup'].post.requestBody);
+      for (const field of ['email', 'password', 'display_name']) expect(signup).toContain(field);
+      const assignment = JSON.stringify(document.paths['/admin/assignments'].post.requestBody);
+      for (const field of ['principal_id', 'tenant_id', 'role_id']) expect(assignment).toContain(field);
+      const users = (document.paths['/admin/users'].get.parameters as Array<{ name: string }>).map((parameter) => parameter.name);
+      expect(users).toEqual(expect.arrayContaining(['limit', 'cursor', 'email', 'status', 'tenant_id']));
+    } finally {
+      await app.close();
+      await db.drop();
+    }
+  });
+});

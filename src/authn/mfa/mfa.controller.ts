@@ -46,7 +46,7 @@ export class MfaController {
   @Post('signin/mfa')
   @HttpCode(200)
   signinMfa(
-    @Body(new ZodValidationPipe(signinMfaBody)) body: z.infer<typeof signinMfaBody>,
+    @Body({ schema: signinMfaBody, pipes: [new ZodValidationPipe(signinMfaBody)] }) body: z.infer<typeof signinMfaBody>,
     @Req() request: FastifyRequest,
   ): Promise<TokenResponse> {
     return this.signin.complete(body.mfa_token, factorOf(body), clientInfo(request));
@@ -63,7 +63,7 @@ export class MfaController {
   @Post('mfa/totp/confirm')
   @HttpCode(200)
   confirm(
-    @Body(new ZodValidationPipe(codeBody)) body: z.infer<typeof codeBody>,
+    @Body({ schema: codeBody, pipes: [new ZodValidationPipe(codeBody)] }) body: z.infer<typeof codeBody>,
     @Req() request: FastifyRequest,
   ): Promise<{ recovery_codes: string[] }> {
     return this.totp.confirm(principalOf(request), body.code);
@@ -72,7 +72,10 @@ export class MfaController {
   @Authenticated()
   @Delete('mfa/totp')
   @HttpCode(204)
-  async disable(@Body(new ZodValidationPipe(factorBody)) body: z.infer<typeof factorBody>, @Req() request: FastifyRequest): Promise<void> {
+  async disable(
+    @Body({ schema: factorBody, pipes: [new ZodValidationPipe(factorBody)] }) body: z.infer<typeof factorBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<void> {
     await this.totp.disable(principalOf(request), factorOf(body));
   }
 
@@ -80,7 +83,7 @@ export class MfaController {
   @Post('mfa/recovery-codes')
   @HttpCode(200)
   regenerateRecoveryCodes(
-    @Body(new ZodValidationPipe(codeBody)) body: z.infer<typeof codeBody>,
+    @Body({ schema: codeBody, pipes: [new ZodValidationPipe(codeBody)] }) body: z.infer<typeof codeBody>,
     @Req() request: FastifyRequest,
   ): Promise<{ recovery_codes: string[] }> {
     return this.totp.regenerateRecoveryCodes(principalOf(request), body.code);

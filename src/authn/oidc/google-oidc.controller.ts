@@ -33,7 +33,7 @@ export class GoogleOidcController {
   @Post('google/start')
   @HttpCode(200)
   start(
-    @Body(new ZodValidationPipe(startBody)) body: z.infer<typeof startBody>,
+    @Body({ schema: startBody, pipes: [new ZodValidationPipe(startBody)] }) body: z.infer<typeof startBody>,
     @Req() request: FastifyRequest,
   ): Promise<{ authorization_url: string }> {
     return this.google.start(body.return_to, clientInfo(request));
@@ -43,7 +43,7 @@ export class GoogleOidcController {
   @Post('google/link/start')
   @HttpCode(200)
   linkStart(
-    @Body(new ZodValidationPipe(startBody)) body: z.infer<typeof startBody>,
+    @Body({ schema: startBody, pipes: [new ZodValidationPipe(startBody)] }) body: z.infer<typeof startBody>,
     @Req() request: FastifyRequest,
   ): Promise<{ authorization_url: string }> {
     return this.google.startLink(principalOf(request), body.return_to);
@@ -53,7 +53,7 @@ export class GoogleOidcController {
   @Public()
   @Get('google/callback')
   async callback(
-    @Query(new ZodValidationPipe(callbackQuery)) query: z.infer<typeof callbackQuery>,
+    @Query({ schema: callbackQuery, pipes: [new ZodValidationPipe(callbackQuery)] }) query: z.infer<typeof callbackQuery>,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<SignInResult | LinkedResponse | undefined> {
@@ -72,7 +72,7 @@ export class GoogleOidcController {
   @Post('exchange')
   @HttpCode(200)
   exchange(
-    @Body(new ZodValidationPipe(exchangeBody)) body: z.infer<typeof exchangeBody>,
+    @Body({ schema: exchangeBody, pipes: [new ZodValidationPipe(exchangeBody)] }) body: z.infer<typeof exchangeBody>,
     @Req() request: FastifyRequest,
   ): Promise<SignInResult> {
     return this.google.exchange(body.login_code, clientInfo(request));

@@ -30,7 +30,7 @@ export class PasswordAuthController {
   @Post('signup')
   @HttpCode(201)
   signup(
-    @Body(new ZodValidationPipe(signupBody)) body: z.infer<typeof signupBody>,
+    @Body({ schema: signupBody, pipes: [new ZodValidationPipe(signupBody)] }) body: z.infer<typeof signupBody>,
     @Req() request: FastifyRequest,
   ): Promise<TokenResponse> {
     return this.auth.signup({ email: body.email, password: body.password, displayName: body.display_name }, clientInfo(request));
@@ -40,7 +40,7 @@ export class PasswordAuthController {
   @Post('verify-email')
   @HttpCode(204)
   async verifyEmail(
-    @Body(new ZodValidationPipe(tokenBody)) body: z.infer<typeof tokenBody>,
+    @Body({ schema: tokenBody, pipes: [new ZodValidationPipe(tokenBody)] }) body: z.infer<typeof tokenBody>,
     @Req() request: FastifyRequest,
   ): Promise<void> {
     await this.auth.verifyEmail(body.token, clientInfo(request));
@@ -50,7 +50,7 @@ export class PasswordAuthController {
   @Post('signin')
   @HttpCode(200)
   signin(
-    @Body(new ZodValidationPipe(signinBody)) body: z.infer<typeof signinBody>,
+    @Body({ schema: signinBody, pipes: [new ZodValidationPipe(signinBody)] }) body: z.infer<typeof signinBody>,
     @Req() request: FastifyRequest,
   ): Promise<TokenResponse | MfaPendingResponse> {
     return this.auth.signin(body, clientInfo(request));
@@ -60,7 +60,7 @@ export class PasswordAuthController {
   @Post('forgot')
   @HttpCode(202)
   async forgot(
-    @Body(new ZodValidationPipe(forgotBody)) body: z.infer<typeof forgotBody>,
+    @Body({ schema: forgotBody, pipes: [new ZodValidationPipe(forgotBody)] }) body: z.infer<typeof forgotBody>,
     @Req() request: FastifyRequest,
   ): Promise<typeof FORGOT_ACCEPTED> {
     await this.auth.forgot(body.email, clientInfo(request));
@@ -70,7 +70,10 @@ export class PasswordAuthController {
   @Public()
   @Post('reset')
   @HttpCode(204)
-  async reset(@Body(new ZodValidationPipe(resetBody)) body: z.infer<typeof resetBody>, @Req() request: FastifyRequest): Promise<void> {
+  async reset(
+    @Body({ schema: resetBody, pipes: [new ZodValidationPipe(resetBody)] }) body: z.infer<typeof resetBody>,
+    @Req() request: FastifyRequest,
+  ): Promise<void> {
     await this.auth.reset({ token: body.token, newPassword: body.new_password }, clientInfo(request));
   }
 }

@@ -66,7 +66,7 @@ export class ClientCredentialsController {
   @Post('token')
   @HttpCode(200)
   token(
-    @Body(new ZodValidationPipe(tokenBody)) body: z.infer<typeof tokenBody>,
+    @Body({ schema: tokenBody, pipes: [new ZodValidationPipe(tokenBody)] }) body: z.infer<typeof tokenBody>,
     @Req() request: FastifyRequest,
   ): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number }> {
     return this.service.issue(body.client_id, body.client_secret, request.ctx.clientIp);
