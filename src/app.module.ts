@@ -14,6 +14,8 @@ import { MessagingModule } from './messaging/messaging.module';
 import { LOGGER } from './observability/logger';
 import { MetricsService } from './observability/metrics.service';
 import { ObservabilityModule } from './observability/observability.module';
+import { ProxyModule } from './proxy/proxy.module';
+import { RoutingModule } from './routing/routing.module';
 import { SessionModule } from './session/session.module';
 
 export interface AppDependencies {
@@ -55,6 +57,8 @@ export class AppModule {
         AuthzModule,
         AuthnModule,
         AdminModule,
+        RoutingModule,
+        ProxyModule,
       ],
       providers: [
         { provide: APP_GUARD, useClass: AuthGuard },

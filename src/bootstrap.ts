@@ -5,9 +5,12 @@ import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import { AppModule } from './app.module';
 import type { AppConfig } from './config/config';
+import { setupOpenApi } from './docs/openapi';
 import { installHttpPipeline, DEFAULT_BODY_LIMIT } from './observability/http-pipeline';
 import { MetricsService } from './observability/metrics.service';
 import { ReadinessService } from './observability/readiness.service';
+import { commandGrpcServerOptions } from './proxy/grpc-server';
+import { installProxyBodyParser } from './proxy/proxy-body-parser';
 
 export interface Gatehouse {
   app: NestFastifyApplication;
@@ -45,11 +48,28 @@ export async function startGatehouse(config: AppConfig, logger: Logger): Promise
       exposedHeaders: ['x-request-id', 'x-correlation-id', 'traceparent', 'retry-after'],
     });
   }
+  setupOpenApi(app);
+  installProxyBodyParser(app, DEFAULT_BODY_LIMIT);
+  if (config.GRPC_PORT !== 0) {
+    // gRPC shares the global guard and the app's providers (CONTRACT §7: CommandService on
+    // GRPC_PORT); it starts once every module is initialised, before HTTP answers /health.
+    app.connectMicroservice(commandGrpcServerOptions(config.GRPC_PORT), { inheritAppConfig: true });
+    await app.init();
+    await app.startAllMicroservices();
+  }
   await app.listen({ port: config.PORT, host: '0.0.0.0' });
   const address = fastify.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.PORT;
   const readiness = app.get(ReadinessService);
-  logger.info({ port, embedded_database: config.DATABASE_URL === undefined, nats: config.NATS_URL !== undefined }, 'gatehouse listening');
+  logger.info(
+    {
+      port,
+      grpc_port: config.GRPC_PORT === 0 ? null : config.GRPC_PORT,
+      embedded_database: config.DATABASE_URL === undefined,
+      nats: config.NATS_URL !== undefined,
+    },
+    'gatehouse listening',
+  );
 
   let closing: Promise<void> | undefined;
   return {

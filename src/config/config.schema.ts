@@ -57,6 +57,9 @@ export const configSchema = z.object({
   GRPC_PORT: integer(0, 65535).default(50051),
   PUBLIC_URL: url(['http:', 'https:']),
   DATABASE_URL: url(['postgres:', 'postgresql:']),
+  // Not in the contract: a password merged into DATABASE_URL, so a Swarm deployment can hand
+  // PostgreSQL (POSTGRES_PASSWORD_FILE) and Gatehouse (DATABASE_PASSWORD_FILE) one secret.
+  DATABASE_PASSWORD: optionalString,
   DATA_DIR: z.string().min(1).default('./data'),
   NATS_URL: optionalString,
   ROUTING_FILE: optionalString,
@@ -76,6 +79,15 @@ export const configSchema = z.object({
   BOOTSTRAP_ADMIN_EMAIL: optionalString,
   BOOTSTRAP_ADMIN_PASSWORD: optionalString,
   UPSTREAM_TIMEOUT_MS: integer(1, 600_000).default(5000),
+  // Not in the contract: the JetStream KV bucket holding the routing document (tests isolate
+  // theirs), and the per-endpoint circuit breaker and WebSocket message limits.
+  ROUTING_KV_BUCKET: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a KV bucket name (letters, digits, _ and -)')
+    .default('gatehouse_routing'),
+  UPSTREAM_BREAKER_FAILURES: integer(1, 1000).default(5),
+  UPSTREAM_BREAKER_COOLDOWN_MS: integer(100, 600_000).default(10_000),
+  WS_MAX_MESSAGE_BYTES: integer(1024, 64 * 1024 * 1024).default(1024 * 1024),
   AUTH_ACCOUNT_FAILURE_LIMIT: integer(1, 1_000_000).default(10),
   AUTH_IP_LIMIT: integer(1, 10_000_000).default(100),
   AUTH_WINDOW: seconds.default(900),

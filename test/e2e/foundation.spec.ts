@@ -17,7 +17,7 @@ describe('embedded defaults (no DATABASE_URL, no NATS_URL)', () => {
     try {
       const health = await http(app.url, 'GET', '/health');
       expect(health.status).toBe(200);
-      expect(health.json).toEqual({ status: 'ok' });
+      expect(health.json).toMatchObject({ status: 'ok' });
       const ready = await http(app.url, 'GET', '/ready');
       expect(ready.status).toBe(200);
       expect(ready.json.checks.database).toBe('ok');
@@ -43,7 +43,7 @@ describe.skipIf(!available)('on PostgreSQL and NATS', () => {
   it('is ready with database and NATS checks', async () => {
     const ready = await http(app.url, 'GET', '/ready');
     expect(ready.status).toBe(200);
-    expect(ready.json).toEqual({ status: 'ready', checks: { database: 'ok', nats: 'ok' } });
+    expect(ready.json).toEqual({ status: 'ready', checks: { database: 'ok', nats: 'ok', routing: 'ok' } });
   });
 
   it('gives every response a request id and a generated correlation id', async () => {

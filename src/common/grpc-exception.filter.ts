@@ -1,0 +1,57 @@
+import { Catch, Inject, type ArgumentsHost, type RpcExceptionFilter } from '@nestjs/common';
+import { Metadata, status } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { throwError, type Observable } from 'rxjs';
+import { LOGGER } from '../observability/logger';
+import { AppError } from './app-error';
+import { titleOf } from './error-codes';
+import { grpcStatusOf } from './grpc-status';
+import { requestContext } from './request-context';
+
+/** What grpc-js sends as the call's status. */
+interface GrpcStatusError {
+  code: status;
+  details: string;
+  metadata: Metadata;
+}
+
+/** An upstream's own gRPC error reply, relayed with its code and message. */
+function relayedStatus(exception: unknown): { grpcCode: number; details: string } | undefined {
+  const candidate = exception as { grpcCode?: unknown; details?: unknown } | null;
+  if (candidate !== null && typeof candidate === 'object' && typeof candidate.grpcCode === 'number') {
+    return { grpcCode: candidate.grpcCode, details: typeof candidate.details === 'string' ? candidate.details : '' };
+  }
+  return undefined;
+}
+
+/**
+ * The gRPC edge of the error mapping: AppErrors become the status of `grpcStatusOf` with the
+ * contract code in the `gatehouse-error-code` trailer (and `retry-after` when set); upstream
+ * replies keep their own status; anything else is INTERNAL without internals.
+ */
+@Catch()
+export class GrpcExceptionFilter implements RpcExceptionFilter {
+  constructor(@Inject(LOGGER) private readonly logger: Logger) {}
+
+  catch(exception: unknown, host: ArgumentsHost): Observable<never> {
+    if (host.getType() !== 'rpc') throw exception;
+    const metadata = new Metadata();
+    const context = requestContext.get();
+    if (context !== undefined) metadata.set('x-request-id', context.requestId);
+    let error: GrpcStatusError;
+    const relayed = relayedStatus(exception);
+    if (exception instanceof AppError) {
+      const detail = exception.options.detail;
+      metadata.set('gatehouse-error-code', exception.code);
+      for (const [name, value] of Object.entries(exception.options.headers ?? {})) metadata.set(name.toLowerCase(), value);
+      error = { code: grpcStatusOf(exception.code), details: detail ?? titleOf(exception.code), metadata };
+      this.logger.info({ code: exception.code, reason: exception.options.logReason }, 'grpc call refused');
+    } else if (relayed !== undefined) {
+      error = { code: relayed.grpcCode, details: relayed.details, metadata };
+    } else {
+      this.logger.error({ err: exception }, 'unhandled error in a gRPC call');
+      error = { code: status.INTERNAL, details: titleOf('internal_error'), metadata };
+    }
+    return throwError(() => error);
+  }
+}

@@ -1,0 +1,103 @@
+import { randomUUID } from 'node:crypto';
+import { Controller, Inject, UseFilters } from '@nestjs/common';
+import { GrpcMethod } from '@nestjs/microservices';
+import type { Metadata, ServerUnaryCall } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { Requires } from '../authz/auth-declaration';
+import { rpcAuthorization } from '../authz/auth.guard';
+import { AppError } from '../common/app-error';
+import { GrpcExceptionFilter } from '../common/grpc-exception.filter';
+import { requestContext, type RequestContext } from '../common/request-context';
+import { LOGGER } from '../observability/logger';
+import { acceptCorrelationId, continueTrace } from '../observability/trace-context';
+import { AGGREGATE_TYPE } from './command-json';
+import type { SubmitCommandRequest, SubmitCommandResponse } from './command-proto';
+import { GrpcUpstreamClient } from './grpc-upstream.client';
+
+function metadataValue(metadata: Metadata, key: string): string | undefined {
+  const value = metadata.get(key)[0];
+  return value === undefined ? undefined : value.toString();
+}
+
+/** Gatehouse's own `aggregate.gateway.v1.CommandService`, forwarded to the tenant's aggregate shard. */
+@Controller()
+@UseFilters(GrpcExceptionFilter)
+export class CommandGrpcController {
+  constructor(
+    private readonly aggregates: GrpcUpstreamClient,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  @GrpcMethod('CommandService', 'SubmitCommand')
+  @Requires('commands.submit', { tenant: 'required', resource: 'aggregate_type' })
+  submitCommand(
+    request: SubmitCommandRequest,
+    metadata: Metadata,
+    call: ServerUnaryCall<unknown, unknown>,
+  ): Promise<SubmitCommandResponse> {
+    const authorization = rpcAuthorization(metadata);
+    const trace = continueTrace(metadataValue(metadata, 'traceparent'));
+    const context: RequestContext = {
+      requestId: randomUUID(),
+      correlationId: acceptCorrelationId(metadataValue(metadata, 'x-correlation-id')) ?? randomUUID(),
+      traceId: trace.traceId,
+      spanId: trace.spanId,
+      traceFlags: trace.traceFlags,
+      clientIp: call.getPeer(),
+      userAgent: metadataValue(metadata, 'user-agent')?.slice(0, 512),
+      principalId: authorization?.principal?.id,
+      principalType: authorization?.principal?.type,
+      tenantId: authorization?.tenantId,
+      authz: authorization?.decision,
+    };
+    const rawDeadline = call.getDeadline();
+    const deadlineMs = rawDeadline instanceof Date ? rawDeadline.getTime() : rawDeadline;
+    return requestContext.run(context, async () => {
+      const started = performance.now();
+      let outcome = 'OK';
+      try {
+        if (authorization?.principal === undefined || authorization.tenantId === undefined) {
+          throw new AppError('unauthenticated', { logReason: 'no authorization recorded for the call' });
+        }
+        const errors = [];
+        if (!AGGREGATE_TYPE.test(request.aggregate_type ?? '')) {
+          errors.push({ path: 'aggregate_type', message: 'must be 1-128 letters, digits, ".", "_" or "-"' });
+        }
+        for (const field of ['aggregate_id', 'command_id', 'command_type'] as const) {
+          if ((request[field] ?? '').length === 0) errors.push({ path: field, message: 'required' });
+        }
+        if (errors.length > 0) {
+          throw new AppError('validation_failed', { detail: `invalid fields: ${errors.map((e) => e.path).join(', ')}`, errors });
+        }
+        return await this.aggregates.submit({
+          request,
+          principal: authorization.principal,
+          tenantId: authorization.tenantId,
+          context,
+          deadline: Number.isFinite(deadlineMs) ? deadlineMs : undefined,
+        });
+      } catch (error) {
+        outcome = error instanceof AppError ? error.code : ((error as Error).name ?? 'error');
+        throw error;
+      } finally {
+        this.logger.info(
+          {
+            request_id: context.requestId,
+            correlation_id: context.correlationId,
+            trace_id: context.traceId,
+            principal_id: context.principalId ?? null,
+            tenant_id: context.tenantId ?? null,
+            method: 'GRPC',
+            route: '/aggregate.gateway.v1.CommandService/SubmitCommand',
+            status: outcome,
+            duration_ms: Math.round((performance.now() - started) * 100) / 100,
+            upstream: context.upstream,
+            authz: context.authz,
+            ip: context.clientIp,
+          },
+          'request',
+        );
+      }
+    });
+  }
+}

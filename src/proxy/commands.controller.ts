@@ -1,0 +1,47 @@
+import { Body, Controller, HttpCode, Param, Post, Req } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { Requires } from '../authz/auth-declaration';
+import { ZodValidationPipe } from '../common/zod-validation.pipe';
+import {
+  commandBodySchema,
+  toGrpcRequest,
+  toJsonResponse,
+  upstreamReplyToAppError,
+  validateTarget,
+  type CommandBody,
+} from './command-json';
+import { GrpcUpstreamClient } from './grpc-upstream.client';
+import { UpstreamGrpcError } from './upstream-failure';
+
+/** HTTP wrapper of `aggregate.gateway.v1.CommandService/SubmitCommand` (CONTRACT §7). */
+@Controller('v1/commands')
+export class CommandsController {
+  constructor(private readonly aggregates: GrpcUpstreamClient) {}
+
+  @Post(':aggregate_type/:aggregate_id')
+  @HttpCode(200)
+  @Requires('commands.submit', { tenant: 'required', resource: 'aggregate_type' })
+  async submit(
+    @Param('aggregate_type') aggregateType: string,
+    @Param('aggregate_id') aggregateId: string,
+    @Body(new ZodValidationPipe(commandBodySchema)) body: CommandBody,
+    @Req() request: FastifyRequest,
+  ): Promise<object> {
+    validateTarget(aggregateType, aggregateId);
+    const started = performance.now();
+    try {
+      const response = await this.aggregates.submit({
+        request: toGrpcRequest(aggregateType, aggregateId, body),
+        principal: request.principal!,
+        tenantId: request.ctx.tenantId!,
+        context: request.ctx,
+      });
+      return toJsonResponse(response);
+    } catch (error) {
+      if (error instanceof UpstreamGrpcError) throw upstreamReplyToAppError(error);
+      throw error;
+    } finally {
+      request.ctx.upstream = `${request.ctx.upstream ?? 'aggregate'} in ${(performance.now() - started).toFixed(1)} ms`;
+    }
+  }
+}

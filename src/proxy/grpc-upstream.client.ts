@@ -1,0 +1,145 @@
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import * as grpc from '@grpc/grpc-js';
+import { AppError } from '../common/app-error';
+import type { RequestContext } from '../common/request-context';
+import { APP_CONFIG, type AppConfig } from '../config/config';
+import { MetricsService } from '../observability/metrics.service';
+import { RoutingService } from '../routing/routing.service';
+import type { Principal } from '../session/principal';
+import {
+  commandServiceClientConstructor,
+  type CommandServiceClient,
+  type SubmitCommandRequest,
+  type SubmitCommandResponse,
+} from './command-proto';
+import { EndpointBreakers } from './endpoint-breakers.service';
+import { InternalTokenService } from './internal-token.service';
+import { HopFailure, UpstreamGrpcError } from './upstream-failure';
+import { identityHeaders } from './upstream-headers';
+
+/** Attempts per command on UNAVAILABLE (the first one included), all within the deadline. */
+const MAX_ATTEMPTS = 4;
+const BACKOFF_BASE_MS = 50;
+const BACKOFF_MAX_MS = 500;
+
+export interface SubmitInput {
+  request: SubmitCommandRequest;
+  principal: Principal;
+  tenantId: string;
+  context: RequestContext;
+  /** the client's deadline (epoch ms), when it gave one */
+  deadline?: number;
+}
+
+/**
+ * Persistent gRPC channels to aggregate endpoints, one per endpoint, reused by every call.
+ * UNAVAILABLE is retried with the same request (so the same command_id, which makes it safe)
+ * on the shard's next endpoint, with backoff, until MAX_ATTEMPTS or the overall deadline:
+ * the client's deadline, else UPSTREAM_TIMEOUT_MS. Each attempt carries the deadline upstream.
+ */
+@Injectable()
+export class GrpcUpstreamClient implements OnApplicationShutdown {
+  private readonly channels = new Map<string, CommandServiceClient>();
+
+  constructor(
+    private readonly routing: RoutingService,
+    private readonly breakers: EndpointBreakers,
+    private readonly tokens: InternalTokenService,
+    private readonly metrics: MetricsService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    routing.onChange((snapshot) => {
+      if (snapshot.kind !== 'aggregate') return;
+      const live = new Set(Object.values(snapshot.table.shards).flat());
+      for (const [endpoint, client] of this.channels) {
+        if (!live.has(endpoint)) {
+          client.close();
+          this.channels.delete(endpoint);
+        }
+      }
+    });
+  }
+
+  onApplicationShutdown(): void {
+    for (const client of this.channels.values()) client.close();
+    this.channels.clear();
+  }
+
+  async submit(input: SubmitInput): Promise<SubmitCommandResponse> {
+    const shard = this.routing.resolve('aggregate', input.tenantId);
+    const internalToken = await this.tokens.mint('aggregate', input.principal, input.tenantId);
+    const metadata = new grpc.Metadata();
+    for (const [name, value] of Object.entries(
+      identityHeaders({ principal: input.principal, tenantId: input.tenantId, internalToken, context: input.context }),
+    )) {
+      metadata.set(name, value);
+    }
+    const deadline = input.deadline ?? Date.now() + this.config.UPSTREAM_TIMEOUT_MS;
+    for (let attempt = 1; ; attempt += 1) {
+      const endpoint = this.breakers.plan(shard)[0]!;
+      const attemptDeadline = Math.min(deadline, Date.now() + this.config.UPSTREAM_TIMEOUT_MS);
+      input.context.upstream = `aggregate ${shard.shardId} ${endpoint} attempt ${attempt}`;
+      try {
+        const response = await this.breakers.run('aggregate', endpoint, () =>
+          this.call(endpoint, input.request, metadata, attemptDeadline),
+        );
+        this.metrics.upstreamRequests.inc({ service_kind: 'aggregate', outcome: 'ok' });
+        return response;
+      } catch (error) {
+        if (error instanceof UpstreamGrpcError) {
+          this.metrics.upstreamRequests.inc({ service_kind: 'aggregate', outcome: 'error_reply' });
+          throw error;
+        }
+        if (error instanceof AppError) {
+          if (error.code === 'circuit_open') this.metrics.upstreamRequests.inc({ service_kind: 'aggregate', outcome: 'circuit_open' });
+          throw error;
+        }
+        if (!(error instanceof HopFailure)) throw error;
+        this.metrics.upstreamRequests.inc({ service_kind: 'aggregate', outcome: error.kind });
+        input.context.upstream = `aggregate ${shard.shardId} ${endpoint} attempt ${attempt} failed: ${error.reason}`;
+        const backoff = Math.min(BACKOFF_BASE_MS * 2 ** (attempt - 1), BACKOFF_MAX_MS) * (0.5 + Math.random() / 2);
+        if (error.kind !== 'unavailable' || attempt >= MAX_ATTEMPTS || Date.now() + backoff >= deadline) throw error.toAppError();
+        await new Promise((resolve) => setTimeout(resolve, backoff));
+      }
+    }
+  }
+
+  private call(endpoint: string, request: SubmitCommandRequest, metadata: grpc.Metadata, deadline: number): Promise<SubmitCommandResponse> {
+    const client = this.channel(endpoint);
+    return new Promise((resolve, reject) => {
+      client.SubmitCommand(request, metadata, { deadline }, (error, response) => {
+        if (error === null) {
+          resolve(response ?? {});
+          return;
+        }
+        switch (error.code) {
+          case grpc.status.UNAVAILABLE:
+          case grpc.status.CANCELLED:
+            reject(new HopFailure('unavailable', 'sent', `grpc ${grpc.status[error.code]}: ${error.details}`));
+            return;
+          case grpc.status.DEADLINE_EXCEEDED:
+            reject(new HopFailure('timeout', 'sent', `grpc DEADLINE_EXCEEDED after ${Math.max(0, deadline - Date.now())} ms left`));
+            return;
+          default:
+            reject(new UpstreamGrpcError(error.code, error.details));
+        }
+      });
+    });
+  }
+
+  private channel(endpoint: string): CommandServiceClient {
+    let client = this.channels.get(endpoint);
+    if (client === undefined) {
+      const Client = commandServiceClientConstructor();
+      client = new Client(endpoint, grpc.credentials.createInsecure(), {
+        'grpc.keepalive_time_ms': 30_000,
+        'grpc.keepalive_timeout_ms': 10_000,
+        // a refused endpoint must fail fast so the retry can go elsewhere
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 2_000,
+      });
+      this.channels.set(endpoint, client);
+    }
+    return client;
+  }
+}

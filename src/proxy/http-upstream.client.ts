@@ -1,0 +1,139 @@
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Agent, type Dispatcher } from 'undici';
+import { APP_CONFIG, type AppConfig } from '../config/config';
+import { MetricsService } from '../observability/metrics.service';
+import type { ServiceKind } from '../routing/routing-document';
+import { RoutingService } from '../routing/routing.service';
+import type { Principal } from '../session/principal';
+import type { RequestContext } from '../common/request-context';
+import { EndpointBreakers } from './endpoint-breakers.service';
+import { InternalTokenService } from './internal-token.service';
+import { forwardableRequestHeaders, identityHeaders, type HeaderMap } from './upstream-headers';
+import { HopFailure, classifyHopError } from './upstream-failure';
+import { AppError } from '../common/app-error';
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+/** Upper bound of pooled keep-alive connections per upstream endpoint. */
+const CONNECTIONS_PER_ENDPOINT = 256;
+
+export interface UpstreamHttpRequest {
+  kind: ServiceKind;
+  /** routing key: the tenant, or undefined for the default placement */
+  tenantId: string | undefined;
+  principal: Principal;
+  context: RequestContext;
+  method: string;
+  /** path and query, as sent upstream */
+  path: string;
+  inboundHeaders: HeaderMap;
+  body?: Buffer;
+}
+
+export interface UpstreamHttpResponse {
+  statusCode: number;
+  headers: HeaderMap;
+  body: Dispatcher.ResponseData['body'];
+  /** for the request log line: `kind shard endpoint` */
+  upstream: string;
+  attempts: number;
+}
+
+/**
+ * Pooled keep-alive HTTP/1.1 client (undici) to projection and runner endpoints. Each attempt
+ * has UPSTREAM_TIMEOUT_MS until the response head; the body then streams to the client.
+ * A failed attempt moves to the shard's next endpoint only when that cannot repeat an effect:
+ * the connection was never made, or the method is idempotent. Timeouts are not retried.
+ */
+@Injectable()
+export class HttpUpstreamClient implements OnApplicationShutdown {
+  private readonly agent: Agent;
+
+  constructor(
+    private readonly routing: RoutingService,
+    private readonly breakers: EndpointBreakers,
+    private readonly tokens: InternalTokenService,
+    private readonly metrics: MetricsService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    this.agent = new Agent({
+      connections: CONNECTIONS_PER_ENDPOINT,
+      keepAliveTimeout: 30_000,
+      keepAliveMaxTimeout: 600_000,
+      connect: { timeout: config.UPSTREAM_TIMEOUT_MS },
+      headersTimeout: config.UPSTREAM_TIMEOUT_MS + 1000,
+      bodyTimeout: config.UPSTREAM_TIMEOUT_MS,
+    });
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.agent.close().catch(() => undefined);
+  }
+
+  async send(request: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
+    const shard = this.routing.resolve(request.kind, request.tenantId);
+    const internalToken = await this.tokens.mint(request.kind, request.principal, request.tenantId);
+    const headers = {
+      ...forwardableRequestHeaders(request.inboundHeaders),
+      ...identityHeaders({ principal: request.principal, tenantId: request.tenantId, internalToken, context: request.context }),
+    };
+    const method = request.method.toUpperCase();
+    const endpoints = this.breakers.plan(shard);
+    let lastError: unknown;
+    let attempts = 0;
+    for (const endpoint of endpoints) {
+      attempts += 1;
+      try {
+        const response = await this.breakers.run(request.kind, endpoint, () =>
+          this.attempt(endpoint, method, request.path, headers, request.body),
+        );
+        this.metrics.upstreamRequests.inc({ service_kind: request.kind, outcome: response.statusCode >= 500 ? 'error_reply' : 'ok' });
+        return {
+          statusCode: response.statusCode,
+          headers: response.headers,
+          body: response.body,
+          upstream: `${request.kind} ${shard.shardId} ${endpoint}`,
+          attempts,
+        };
+      } catch (error) {
+        lastError = error;
+        if (error instanceof AppError && error.code === 'circuit_open') {
+          this.metrics.upstreamRequests.inc({ service_kind: request.kind, outcome: 'circuit_open' });
+          continue;
+        }
+        if (!(error instanceof HopFailure)) throw error;
+        this.metrics.upstreamRequests.inc({ service_kind: request.kind, outcome: error.kind });
+        request.context.upstream = `${request.kind} ${shard.shardId} ${endpoint} failed: ${error.reason}`;
+        const retryable = error.kind === 'unavailable' && (error.phase === 'connect' || IDEMPOTENT.has(method));
+        if (!retryable) break;
+      }
+    }
+    if (lastError instanceof HopFailure) throw lastError.toAppError();
+    throw lastError;
+  }
+
+  private async attempt(
+    endpoint: string,
+    method: string,
+    path: string,
+    headers: Record<string, string | string[]>,
+    body: Buffer | undefined,
+  ): Promise<Dispatcher.ResponseData> {
+    const controller = new AbortController();
+    const timeoutMs = this.config.UPSTREAM_TIMEOUT_MS;
+    const timer = setTimeout(() => controller.abort(new HopFailure('timeout', 'sent', `no response within ${timeoutMs} ms`)), timeoutMs);
+    try {
+      return await this.agent.request({
+        origin: `http://${endpoint}`,
+        path,
+        method: method as Dispatcher.HttpMethod,
+        headers,
+        body: body !== undefined && body.length > 0 ? body : undefined,
+        signal: controller.signal,
+      });
+    } catch (error) {
+      throw classifyHopError(controller.signal.aborted ? controller.signal.reason : error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

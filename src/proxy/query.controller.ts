@@ -1,0 +1,28 @@
+import { Controller, Param, Post, Req, Res } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Requires } from '../authz/auth-declaration';
+import { HttpUpstreamClient } from './http-upstream.client';
+import { relayUpstreamResponse, queryStringOf } from './http-relay';
+
+/** `POST /v1/query/{view_type}` → the tenant's projection shard; status and body relayed as they are. */
+@Controller('v1/query')
+export class QueryController {
+  constructor(private readonly upstreams: HttpUpstreamClient) {}
+
+  @Post(':view_type')
+  @Requires('queries.run', { tenant: 'required', resource: 'view_type' })
+  async query(@Param('view_type') viewType: string, @Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const started = performance.now();
+    const response = await this.upstreams.send({
+      kind: 'projection',
+      tenantId: request.ctx.tenantId,
+      principal: request.principal!,
+      context: request.ctx,
+      method: 'POST',
+      path: `/v1/query/${encodeURIComponent(viewType)}${queryStringOf(request.url)}`,
+      inboundHeaders: request.headers,
+      body: Buffer.isBuffer(request.body) ? request.body : undefined,
+    });
+    await relayUpstreamResponse(request, reply, response, started);
+  }
+}

@@ -1,0 +1,34 @@
+import { All, Controller, Req, Res } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Requires } from '../authz/auth-declaration';
+import { HttpUpstreamClient } from './http-upstream.client';
+import { relayUpstreamResponse } from './http-relay';
+
+const PREFIX = '/admin/runner';
+
+/**
+ * `/admin/runner/*` → the runner shard: method, the path after the prefix, query and body
+ * pass through. The routing key is x-tenant-id when given, else the default placement.
+ */
+@Controller('admin/runner')
+export class RunnerController {
+  constructor(private readonly upstreams: HttpUpstreamClient) {}
+
+  @All('*')
+  @Requires('runner.admin', { tenant: 'optional' })
+  async passthrough(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const started = performance.now();
+    const rest = request.url.slice(PREFIX.length);
+    const response = await this.upstreams.send({
+      kind: 'runner',
+      tenantId: request.ctx.tenantId,
+      principal: request.principal!,
+      context: request.ctx,
+      method: request.method,
+      path: rest.startsWith('/') ? rest : `/${rest}`,
+      inboundHeaders: request.headers,
+      body: Buffer.isBuffer(request.body) ? request.body : undefined,
+    });
+    await relayUpstreamResponse(request, reply, response, started);
+  }
+}

@@ -1,0 +1,94 @@
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { AuthDeclaration } from '../authz/auth-declaration';
+import { AppError } from '../common/app-error';
+import { httpStatusOf } from '../common/error-codes';
+import { problemOf, PROBLEM_CONTENT_TYPE } from '../common/problem-details';
+import type { RequestContext } from '../common/request-context';
+
+/** The WebSocket path and what it requires; listed in the route-declarations snapshot too. */
+export const SUBSCRIBE_PATH = '/v1/subscribe/:view_type';
+export const SUBSCRIBE_DECLARATION: AuthDeclaration = {
+  kind: 'requires',
+  right: 'streams.subscribe',
+  tenant: 'required',
+  resource: 'view_type',
+};
+const SUBSCRIBE_PATTERN = /^\/v1\/subscribe\/([^/]+)$/;
+
+export interface SubscribeTarget {
+  viewType: string;
+  /** the query string to pass upstream (tenant_id removed), with its leading `?` */
+  upstreamQuery: string;
+  tenantFromQuery: string | undefined;
+}
+
+/** Matches `/v1/subscribe/{view_type}`; undefined for any other path. */
+export function matchSubscribePath(url: string): SubscribeTarget | undefined {
+  const parsed = new URL(url, 'http://gatehouse.invalid');
+  const match = SUBSCRIBE_PATTERN.exec(parsed.pathname);
+  if (match === null) return undefined;
+  let viewType: string;
+  try {
+    viewType = decodeURIComponent(match[1]!);
+  } catch {
+    return undefined;
+  }
+  const tenantFromQuery = parsed.searchParams.get('tenant_id') ?? undefined;
+  parsed.searchParams.delete('tenant_id');
+  const query = parsed.searchParams.toString();
+  return { viewType, upstreamQuery: query === '' ? '' : `?${query}`, tenantFromQuery };
+}
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * The bearer token of a handshake: the Authorization header, or — for browsers, which cannot
+ * set headers on a WebSocket — the subprotocol list `bearer, <token>`.
+ */
+export function handshakeAuthorization(request: http.IncomingMessage): string | undefined {
+  const header = first(request.headers.authorization);
+  if (header !== undefined && header !== '') return header;
+  const protocols = (first(request.headers['sec-websocket-protocol']) ?? '').split(',').map((item) => item.trim());
+  const index = protocols.findIndex((item) => item.toLowerCase() === 'bearer');
+  if (index !== -1 && protocols[index + 1] !== undefined && protocols[index + 1] !== '') return `Bearer ${protocols[index + 1]}`;
+  return undefined;
+}
+
+/** The tenant of a handshake: x-tenant-id, or the `tenant_id` query parameter (browsers). */
+export function handshakeTenant(request: http.IncomingMessage, target: SubscribeTarget): string | undefined {
+  return first(request.headers['x-tenant-id']) ?? target.tenantFromQuery;
+}
+
+/** Refuses a handshake with a problem+json HTTP response, before any 101. */
+export function refuseHandshake(socket: Duplex, error: AppError, context: RequestContext): number {
+  const status = httpStatusOf(error.code);
+  const body = JSON.stringify(problemOf(error.code, context.requestId, error.options.detail, error.options.errors));
+  const headers: Record<string, string> = {
+    'content-type': PROBLEM_CONTENT_TYPE,
+    'content-length': String(Buffer.byteLength(body)),
+    connection: 'close',
+    'x-request-id': context.requestId,
+    'x-correlation-id': context.correlationId,
+    ...error.options.headers,
+  };
+  if (status === 401) headers['www-authenticate'] = error.code === 'invalid_token' ? 'Bearer error="invalid_token"' : 'Bearer';
+  writeRawResponse(socket, status, headers, body);
+  return status;
+}
+
+/** Relays an upstream's non-101 answer to the handshake as it is (status and body). */
+export function writeRawResponse(socket: Duplex, status: number, headers: Record<string, string>, body: string | Buffer): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const head = [
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}`,
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+  ];
+  socket.write(`${head.join('\r\n')}\r\n\r\n`, 'latin1');
+  socket.end(typeof body === 'string' ? Buffer.from(body, 'utf8') : body);
+}

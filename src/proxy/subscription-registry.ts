@@ -1,0 +1,137 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import type { Logger } from 'pino';
+import type WebSocket from 'ws';
+import { RequestAuthorizer } from '../authz/request-authorizer.service';
+import { AppError } from '../common/app-error';
+import { ClusterEventBus } from '../messaging/cluster-event-bus';
+import { LOGGER } from '../observability/logger';
+import { MetricsService } from '../observability/metrics.service';
+import { RevocationService } from '../session/revocation.service';
+import { SUBSCRIBE_DECLARATION } from './subscription-handshake';
+
+/** WebSocket close codes (RFC 6455 §7.4.1). */
+export const CLOSE_GOING_AWAY = 1001;
+export const CLOSE_POLICY_VIOLATION = 1008;
+export const CLOSE_INTERNAL_ERROR = 1011;
+
+/** Safety net besides the cluster events: revocations learnt by a resync after a NATS outage. */
+const SWEEP_INTERVAL_MS = 5_000;
+
+export interface LiveSubscription {
+  client: WebSocket;
+  upstream: WebSocket;
+  principalId: string;
+  sessionId: string | undefined;
+  /** kept to re-run the decision when authorization changes */
+  authorization: string;
+  tenantId: string;
+  viewType: string;
+  /** closes both sides; the reason goes to the client */
+  close(code: number, reason: string): void;
+}
+
+/**
+ * Every open subscription of this replica, and the reasons to end them: the session revoked,
+ * the principal disabled, the right withdrawn (re-decided on `authz.changed`), on any replica
+ * within a second through the cluster events (1008); shutdown (1001).
+ */
+@Injectable()
+export class SubscriptionRegistry implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly live = new Set<LiveSubscription>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly events: ClusterEventBus,
+    private readonly revocations: RevocationService,
+    private readonly authorizer: RequestAuthorizer,
+    private readonly metrics: MetricsService,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  /** Registered after every module's own handlers, so a re-decision sees their updated state. */
+  onApplicationBootstrap(): void {
+    this.events.on('session.revoked', ({ sessionIds }) => {
+      const revoked = new Set(sessionIds);
+      this.closeWhere((entry) => entry.sessionId !== undefined && revoked.has(entry.sessionId), 'session revoked');
+    });
+    this.events.on('principal.status_changed', ({ principalId, active }) => {
+      if (!active) this.closeWhere((entry) => entry.principalId === principalId, 'principal disabled');
+    });
+    this.events.on('authz.changed', ({ principalIds }) => this.redecide(principalIds));
+    this.timer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.timer);
+  }
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  add(entry: LiveSubscription): void {
+    this.live.add(entry);
+    this.metrics.wsConnections.inc();
+  }
+
+  remove(entry: LiveSubscription): void {
+    if (this.live.delete(entry)) this.metrics.wsConnections.dec();
+  }
+
+  /** Shutdown: 1001 to every client, then wait (bounded) for the sockets to go. */
+  async closeAll(timeoutMs: number): Promise<void> {
+    const entries = [...this.live];
+    const closed = entries.map(
+      (entry) =>
+        new Promise<void>((resolve) => {
+          if (entry.client.readyState === entry.client.CLOSED) return resolve();
+          entry.client.once('close', () => resolve());
+        }),
+    );
+    for (const entry of entries) entry.close(CLOSE_GOING_AWAY, 'server shutting down');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(closed), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+    for (const entry of entries) entry.client.terminate();
+  }
+
+  private closeWhere(predicate: (entry: LiveSubscription) => boolean, reason: string): void {
+    for (const entry of [...this.live]) {
+      if (!predicate(entry)) continue;
+      this.logger.info({ principal_id: entry.principalId, tenant_id: entry.tenantId, reason }, 'subscription closed by policy');
+      entry.close(CLOSE_POLICY_VIOLATION, reason);
+    }
+  }
+
+  private async redecide(principalIds: string[] | undefined): Promise<void> {
+    const affected = principalIds === undefined ? undefined : new Set(principalIds);
+    for (const entry of [...this.live]) {
+      if (affected !== undefined && !affected.has(entry.principalId)) continue;
+      try {
+        await this.authorizer.authorize({
+          declaration: SUBSCRIBE_DECLARATION,
+          authorization: entry.authorization,
+          tenantHeader: entry.tenantId,
+          resource: entry.viewType,
+        });
+      } catch (error) {
+        const reason = error instanceof AppError ? error.code : 'authorization failed';
+        this.logger.info({ principal_id: entry.principalId, tenant_id: entry.tenantId, reason }, 'subscription closed by policy');
+        entry.close(
+          CLOSE_POLICY_VIOLATION,
+          reason === 'forbidden' || reason === 'tenant_forbidden' ? 'right withdrawn' : 'token no longer valid',
+        );
+      }
+    }
+  }
+
+  private sweep(): void {
+    this.closeWhere(
+      (entry) =>
+        (entry.sessionId !== undefined && this.revocations.isSessionRevoked(entry.sessionId)) ||
+        this.revocations.isPrincipalInactive(entry.principalId),
+      'session revoked',
+    );
+  }
+}

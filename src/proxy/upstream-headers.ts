@@ -1,0 +1,104 @@
+import type { RequestContext } from '../common/request-context';
+import { formatTraceparent } from '../observability/trace-context';
+import type { Principal } from '../session/principal';
+
+/** RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies still see. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'trailers',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/**
+ * Request headers Gatehouse never passes on: the client's credentials (its token is never
+ * forwarded), what it sets itself (identity, tenant, ids, trace), and what the HTTP client
+ * recomputes (host, length).
+ */
+const NOT_FORWARDED = new Set([
+  'host',
+  'content-length',
+  'expect',
+  'authorization',
+  'cookie',
+  'x-tenant-id',
+  'x-request-id',
+  'x-correlation-id',
+  'traceparent',
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+]);
+
+/** Response headers Gatehouse sets itself on every response. */
+const NOT_RELAYED = new Set(['x-request-id', 'x-correlation-id', 'traceparent']);
+
+export type HeaderValue = string | string[] | undefined;
+export type HeaderMap = Record<string, HeaderValue>;
+
+/** Names listed in a Connection header are hop-by-hop too. */
+function connectionListed(headers: HeaderMap): Set<string> {
+  const value = headers.connection;
+  const listed = new Set<string>();
+  for (const item of (Array.isArray(value) ? value.join(',') : (value ?? '')).split(',')) {
+    const name = item.trim().toLowerCase();
+    if (name !== '') listed.add(name);
+  }
+  return listed;
+}
+
+/** The client's headers that may travel upstream: no hop-by-hop, no credentials, no spoofed `x-auth-*`. */
+export function forwardableRequestHeaders(inbound: HeaderMap): Record<string, string | string[]> {
+  const listed = connectionListed(inbound);
+  const out: Record<string, string | string[]> = {};
+  for (const [rawName, value] of Object.entries(inbound)) {
+    if (value === undefined) continue;
+    const name = rawName.toLowerCase();
+    if (HOP_BY_HOP.has(name) || listed.has(name) || NOT_FORWARDED.has(name) || name.startsWith('x-auth-')) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** The upstream's response headers the client may see: no hop-by-hop, not Gatehouse's own ids. */
+export function relayableResponseHeaders(upstream: HeaderMap): Record<string, string | string[]> {
+  const listed = connectionListed(upstream);
+  const out: Record<string, string | string[]> = {};
+  for (const [rawName, value] of Object.entries(upstream)) {
+    if (value === undefined) continue;
+    const name = rawName.toLowerCase();
+    if (HOP_BY_HOP.has(name) || listed.has(name) || NOT_RELAYED.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+export interface UpstreamIdentity {
+  principal: Principal;
+  tenantId: string | undefined;
+  /** the internal JWT minted for this service kind */
+  internalToken: string;
+  context: RequestContext;
+}
+
+/** What every upstream call carries (CONTRACT §7): who, for which tenant, and the request's ids. */
+export function identityHeaders(identity: UpstreamIdentity): Record<string, string> {
+  const { principal, tenantId, internalToken, context } = identity;
+  const headers: Record<string, string> = {
+    authorization: `Bearer ${internalToken}`,
+    'x-auth-principal-id': principal.id,
+    'x-auth-principal-type': principal.type,
+    'x-request-id': context.requestId,
+    'x-correlation-id': context.correlationId,
+    traceparent: formatTraceparent(context),
+  };
+  if (tenantId !== undefined) headers['x-tenant-id'] = tenantId;
+  return headers;
+}

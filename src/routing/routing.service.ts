@@ -1,0 +1,221 @@
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import type { KV, KvEntry } from '@nats-io/kv';
+import type { Logger } from 'pino';
+import { Counter, Gauge } from 'prom-client';
+import { AppError } from '../common/app-error';
+import { APP_CONFIG, type AppConfig } from '../config/config';
+import { ClusterEventBus } from '../messaging/cluster-event-bus';
+import { NatsConnectionService } from '../messaging/nats-connection.service';
+import { LOGGER } from '../observability/logger';
+import { MetricsService } from '../observability/metrics.service';
+import { ReadinessService } from '../observability/readiness.service';
+import { ROUTING_PARTS, SERVICE_KINDS, parsePartKey, type ServiceKind } from './routing-document';
+import { openRoutingBucket, readParts, readRoutingFile, seedBucket } from './routing-sources';
+import { RoutingTable, type KindSnapshot, type OfferResult, type Rejection, type ResolvedShard } from './routing-table';
+
+export type RoutingSource = 'kv' | 'file' | 'none';
+
+const WATCH_RESTART_MS = 1000;
+
+/**
+ * Keeps this replica's routing tables: from the JetStream KV bucket (watched, so a write is
+ * in force within a second on every replica) or, in single-node mode, from ROUTING_FILE.
+ * Every change is validated; a refused one is logged and counted and the last good table stays.
+ */
+@Injectable()
+export class RoutingService implements OnModuleInit, OnApplicationShutdown {
+  private readonly table = new RoutingTable();
+  private readonly seen = new Map<string, number>();
+  private readonly listeners: Array<(snapshot: KindSnapshot) => void> = [];
+  private readonly revisionGauge: Gauge<'service_kind' | 'part'>;
+  private readonly rejectedCounter: Counter<'service_kind'>;
+  private kv: KV | undefined;
+  private fileRevision = 0;
+  private stopped = false;
+  private watchStop: (() => void) | undefined;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    private readonly nats: NatsConnectionService,
+    private readonly events: ClusterEventBus,
+    private readonly metrics: MetricsService,
+    readiness: ReadinessService,
+  ) {
+    readiness.register('routing', () => this.table.isLoaded);
+    this.revisionGauge = new Gauge({
+      name: 'gatehouse_routing_revision',
+      help: 'Revision of the routing part in force (KV revision, or file load count)',
+      labelNames: ['service_kind', 'part'] as const,
+      registers: [metrics.registry],
+    });
+    this.rejectedCounter = new Counter({
+      name: 'gatehouse_routing_rejected_total',
+      help: 'Routing changes refused by validation (the last good table stayed)',
+      labelNames: ['service_kind'] as const,
+      registers: [metrics.registry],
+    });
+  }
+
+  get source(): RoutingSource {
+    if (this.nats.nc !== undefined) return 'kv';
+    return this.config.ROUTING_FILE !== undefined ? 'file' : 'none';
+  }
+
+  async onModuleInit(): Promise<void> {
+    for (const kind of SERVICE_KINDS) for (const part of ROUTING_PARTS) this.revisionGauge.set({ service_kind: kind, part }, 0);
+    this.events.on('routing.changed', () => this.reloadQuietly());
+    switch (this.source) {
+      case 'kv':
+        await this.startKv();
+        break;
+      case 'file': {
+        // A bad ROUTING_FILE at start is bad configuration: the replica does not start.
+        const document = await readRoutingFile(this.config.ROUTING_FILE!).catch((error: unknown) => {
+          throw new Error(`routing: ROUTING_FILE: ${error instanceof Error ? error.message : String(error)}`);
+        });
+        this.record(this.table.offerDocument(document, ++this.fileRevision));
+        break;
+      }
+      case 'none':
+        this.logger.warn('no NATS_URL and no ROUTING_FILE: every tenant is unrouted');
+        break;
+    }
+    this.table.markLoaded();
+  }
+
+  onApplicationShutdown(): void {
+    this.stopped = true;
+    this.watchStop?.();
+  }
+
+  /** Called when a kind's table changed (e.g. to close channels to removed endpoints). */
+  onChange(listener: (snapshot: KindSnapshot) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** The tenant's shard, or 404 tenant_not_routed (counted). */
+  resolve(kind: ServiceKind, tenantId: string | undefined): ResolvedShard {
+    const resolved = this.table.resolve(kind, tenantId);
+    if (resolved === undefined) {
+      this.metrics.routingMisses.inc();
+      throw new AppError('tenant_not_routed', { logReason: `no ${kind} placement for ${tenantId ?? '*'} and no default` });
+    }
+    return resolved;
+  }
+
+  /** Same lookup without counting a miss (admin resolve endpoint). */
+  peek(kind: ServiceKind, tenantId: string | undefined): ResolvedShard | undefined {
+    return this.table.resolve(kind, tenantId);
+  }
+
+  snapshot(kind: ServiceKind): KindSnapshot {
+    return this.table.snapshot(kind);
+  }
+
+  lastRejection(kind: ServiceKind): Rejection | undefined {
+    return this.table.lastRejection(kind);
+  }
+
+  get isLoaded(): boolean {
+    return this.table.isLoaded;
+  }
+
+  /** Re-reads the source on this replica and tells the others to do the same. */
+  async reloadEverywhere(): Promise<void> {
+    await this.events.publish('routing.changed', {});
+  }
+
+  /** Re-reads the whole source. A refused file or part leaves the last good table. */
+  async reload(): Promise<void> {
+    if (this.kv !== undefined) {
+      const entries = await readParts(this.kv);
+      // an explicit reload re-applies even when the revisions were already seen
+      this.seen.clear();
+      for (const [key, entry] of entries) this.offerEntry(key, entry);
+      return;
+    }
+    if (this.config.ROUTING_FILE !== undefined && this.nats.nc === undefined) {
+      const revision = ++this.fileRevision;
+      try {
+        this.record(this.table.offerDocument(await readRoutingFile(this.config.ROUTING_FILE), revision));
+      } catch (error) {
+        this.record(SERVICE_KINDS.map((kind) => this.table.reject(kind, 'document', revision, error)));
+      }
+    }
+  }
+
+  private async reloadQuietly(): Promise<void> {
+    try {
+      await this.reload();
+    } catch (error) {
+      this.logger.error({ err: error }, 'routing reload failed; the last good tables stay');
+    }
+  }
+
+  private async startKv(): Promise<void> {
+    const kv = await openRoutingBucket(this.nats.nc!, this.config.ROUTING_KV_BUCKET);
+    this.kv = kv;
+    if (this.config.ROUTING_FILE !== undefined) {
+      const document = await readRoutingFile(this.config.ROUTING_FILE).catch((error: unknown) => {
+        throw new Error(`routing: ROUTING_FILE: ${error instanceof Error ? error.message : String(error)}`);
+      });
+      const written = await seedBucket(kv, document);
+      if (written > 0) {
+        this.logger.info({ bucket: this.config.ROUTING_KV_BUCKET, keys: written }, 'seeded the routing bucket from ROUTING_FILE');
+      }
+    }
+    const entries = await readParts(kv);
+    for (const [key, entry] of entries) this.offerEntry(key, entry);
+    void this.watch(kv);
+    // Changes made while disconnected are caught up by a full re-read.
+    this.nats.onReconnect(() => void this.reloadQuietly());
+  }
+
+  private async watch(kv: KV): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const iterator = await kv.watch();
+        this.watchStop = () => iterator.stop();
+        for await (const entry of iterator) this.offerEntry(entry.key, entry);
+      } catch (error) {
+        if (this.stopped) return;
+        this.logger.warn({ err: error }, 'routing watch interrupted; restarting');
+      }
+      if (this.stopped) return;
+      await new Promise((resolve) => setTimeout(resolve, WATCH_RESTART_MS).unref());
+    }
+  }
+
+  private offerEntry(key: string, entry: KvEntry | null): void {
+    const parsed = parsePartKey(key);
+    if (parsed === undefined) {
+      if (entry !== null) this.logger.warn({ key }, 'ignored unknown key in the routing bucket');
+      return;
+    }
+    const revision = entry?.revision ?? 0;
+    if (revision !== 0 && (this.seen.get(key) ?? -1) >= revision) return;
+    this.seen.set(key, revision);
+    const raw = entry === null || entry.operation !== 'PUT' ? null : entry.value;
+    this.record([this.table.offerPart(parsed.kind, parsed.part, raw, revision)]);
+  }
+
+  private record(results: OfferResult[]): void {
+    for (const result of results) {
+      if (result.applied) {
+        const { snapshot } = result;
+        this.revisionGauge.set({ service_kind: snapshot.kind, part: 'placement' }, snapshot.revisions.placement);
+        this.revisionGauge.set({ service_kind: snapshot.kind, part: 'shards' }, snapshot.revisions.shards);
+        this.logger.info({ service_kind: snapshot.kind, revisions: snapshot.revisions, source: this.source }, 'routing table applied');
+        for (const listener of this.listeners) listener(snapshot);
+      } else {
+        const { rejection } = result;
+        this.rejectedCounter.inc({ service_kind: rejection.kind });
+        this.logger.warn(
+          { service_kind: rejection.kind, part: rejection.part, revision: rejection.revision, problems: rejection.problems },
+          'routing change rejected; the last good table stays',
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,271 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import type net from 'node:net';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import WebSocket, { WebSocketServer } from 'ws';
+
+/**
+ * Fake upstream nodes that record what they receive: an aggregate (gRPC CommandService), a
+ * projection (HTTP query + WebSocket echo) and a runner (HTTP echo). Used by the proxy tests,
+ * the proxy benchmark and `npm run dev:upstreams`.
+ */
+
+/** proto/ found by walking up from here (works from test/support and from a compiled copy). */
+export function commandProtoPath(): string {
+  let directory = __dirname;
+  for (let depth = 0; depth < 8; depth += 1) {
+    const candidate = path.join(directory, 'proto', 'aggregate', 'gateway', 'v1', 'command_service.proto');
+    if (fs.existsSync(candidate)) return candidate;
+    directory = path.dirname(directory);
+  }
+  return path.resolve(process.cwd(), 'proto', 'aggregate', 'gateway', 'v1', 'command_service.proto');
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Loaded = any;
+
+export function commandServiceDefinition(): Loaded {
+  const definition = protoLoader.loadSync(commandProtoPath(), {
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  return (grpc.loadPackageDefinition(definition) as Loaded).aggregate.gateway.v1.CommandService;
+}
+
+export interface RecordedCommand {
+  request: {
+    aggregate_type: string;
+    aggregate_id: string;
+    command_id: string;
+    command_type: string;
+    payload: Buffer;
+    expected_version?: string;
+  };
+  metadata: Record<string, string>;
+  /** ms the client left until its deadline, as the server saw it */
+  deadlineInMs: number | undefined;
+}
+
+export interface FakeAggregate {
+  name: string;
+  port: number;
+  endpoint: string;
+  calls: RecordedCommand[];
+  state: { failNext: number; delayMs: number; errorCode?: number; errorDetails?: string };
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** gRPC CommandService answering version 7 and one event echoing the payload. */
+export async function fakeAggregate(name = 'agg', port = 0): Promise<FakeAggregate> {
+  const Service = commandServiceDefinition();
+  const calls: RecordedCommand[] = [];
+  const state: FakeAggregate['state'] = { failNext: 0, delayMs: 0 };
+  let server: grpc.Server | undefined;
+  const fake: FakeAggregate = {
+    name,
+    port,
+    endpoint: '',
+    calls,
+    state,
+    async start() {
+      server = new grpc.Server();
+      server.addService(Service.service, {
+        SubmitCommand: (call: grpc.ServerUnaryCall<RecordedCommand['request'], unknown>, callback: grpc.sendUnaryData<unknown>) => {
+          const metadata: Record<string, string> = {};
+          for (const [key, value] of Object.entries(call.metadata.getMap())) metadata[key] = value.toString();
+          const deadline = call.getDeadline();
+          const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+          calls.push({ request: call.request, metadata, deadlineInMs: Number.isFinite(deadlineMs) ? deadlineMs - Date.now() : undefined });
+          if (state.failNext > 0) {
+            state.failNext -= 1;
+            callback({ code: grpc.status.UNAVAILABLE, details: 'warming up' });
+            return;
+          }
+          if (state.errorCode !== undefined) {
+            callback({ code: state.errorCode, details: state.errorDetails ?? 'refused' });
+            return;
+          }
+          const request = call.request;
+          const reply = () =>
+            callback(null, {
+              aggregate_id: request.aggregate_id,
+              version: '7',
+              events: [
+                {
+                  event_id: `${name}-${request.command_id}`,
+                  event_type: `${request.command_type}.done`,
+                  version: '7',
+                  payload: Buffer.from(JSON.stringify({ served_by: name, echo: JSON.parse(request.payload.toString() || 'null') })),
+                },
+              ],
+            });
+          if (state.delayMs > 0) setTimeout(reply, state.delayMs);
+          else reply();
+        },
+      });
+      fake.port = await new Promise<number>((resolve, reject) =>
+        server!.bindAsync(`127.0.0.1:${fake.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+          error ? reject(error) : resolve(bound),
+        ),
+      );
+      fake.endpoint = `127.0.0.1:${fake.port}`;
+    },
+    stop() {
+      const current = server;
+      server = undefined;
+      if (current === undefined) return Promise.resolve();
+      current.forceShutdown();
+      return Promise.resolve();
+    },
+  };
+  await fake.start();
+  return fake;
+}
+
+export interface RecordedHttp {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+export interface FakeHttp {
+  name: string;
+  port: number;
+  endpoint: string;
+  calls: RecordedHttp[];
+  /** every message the WebSocket side received */
+  received: string[];
+  sockets: Set<WebSocket>;
+  state: {
+    delayMs: number;
+    status: number;
+    body: string | null;
+    /** 'reset' destroys the connection on receipt, 'garbage' answers with bytes that are not HTTP */
+    fault?: 'reset' | 'garbage';
+  };
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * HTTP echo (`{served_by, method, url, body}`) with a hop-by-hop header that must not reach
+ * clients, and a WebSocket echo on /v1/subscribe/* (text frames come back as `<name>:<text>`).
+ */
+export async function fakeHttp(name = 'proj', port = 0): Promise<FakeHttp> {
+  const calls: RecordedHttp[] = [];
+  const received: string[] = [];
+  const sockets = new Set<WebSocket>();
+  const connections = new Set<net.Socket>();
+  const state: FakeHttp['state'] = { delayMs: 0, status: 200, body: null };
+  let server: http.Server | undefined;
+  const fake: FakeHttp = {
+    name,
+    port,
+    endpoint: '',
+    calls,
+    received,
+    sockets,
+    state,
+    async start() {
+      const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
+      server = http.createServer((request, response) => {
+        const chunks: Buffer[] = [];
+        request.on('data', (chunk: Buffer) => chunks.push(chunk));
+        request.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          calls.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers, body });
+          if (state.fault === 'reset') {
+            request.socket.destroy();
+            return;
+          }
+          if (state.fault === 'garbage') {
+            request.socket.end('THIS IS NOT HTTP\r\n\r\n');
+            return;
+          }
+          const send = () => {
+            let parsed: unknown = null;
+            try {
+              parsed = body === '' ? null : JSON.parse(body);
+            } catch {
+              parsed = body;
+            }
+            const out = state.body ?? JSON.stringify({ served_by: name, method: request.method, url: request.url, body: parsed });
+            response.writeHead(state.status, {
+              'content-type': 'application/json',
+              connection: 'keep-alive, x-upstream-hop',
+              'keep-alive': 'timeout=30',
+              'x-upstream-hop': 'secret-hop',
+              'x-served-by': name,
+            });
+            response.end(out);
+          };
+          if (state.delayMs > 0) setTimeout(send, state.delayMs);
+          else send();
+        });
+      });
+      server.on('connection', (socket) => {
+        connections.add(socket);
+        socket.on('close', () => connections.delete(socket));
+      });
+      server.on('upgrade', (request, socket, head) => {
+        calls.push({ method: 'WS', url: request.url ?? '', headers: request.headers, body: '' });
+        wss.handleUpgrade(request, socket, head, (ws) => {
+          sockets.add(ws);
+          ws.on('message', (message, isBinary) => {
+            if (!isBinary) received.push(message.toString());
+            ws.send(isBinary ? message : `${name}:${message.toString()}`, { binary: isBinary });
+          });
+          ws.on('close', () => sockets.delete(ws));
+        });
+      });
+      await new Promise<void>((resolve) => server!.listen(fake.port, '127.0.0.1', resolve));
+      fake.port = (server.address() as net.AddressInfo).port;
+      fake.endpoint = `127.0.0.1:${fake.port}`;
+    },
+    async stop() {
+      const current = server;
+      server = undefined;
+      if (current === undefined) return;
+      for (const socket of sockets) socket.terminate();
+      for (const socket of connections) socket.destroy();
+      await new Promise<void>((resolve) => current.close(() => resolve()));
+    },
+  };
+  await fake.start();
+  return fake;
+}
+
+/** A gRPC client of the CommandService (Gatehouse's or a fake's). */
+export function commandClient(port: number): grpc.Client & Loaded {
+  const Service = commandServiceDefinition();
+  return new Service(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+}
+
+export interface SubmitResult {
+  error: grpc.ServiceError | null;
+  response: Loaded;
+}
+
+export function submitCommand(
+  client: Loaded,
+  request: object,
+  metadata: Record<string, string> = {},
+  deadlineMs = 5000,
+): Promise<SubmitResult> {
+  const md = new grpc.Metadata();
+  for (const [key, value] of Object.entries(metadata)) md.set(key, value);
+  return new Promise((resolve) => {
+    client.SubmitCommand(request, md, { deadline: Date.now() + deadlineMs }, (error: grpc.ServiceError | null, response: Loaded) =>
+      resolve({ error, response }),
+    );
+  });
+}
+
+export { grpc, WebSocket };
