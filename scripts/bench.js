@@ -125,18 +125,31 @@ async function main() {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ email, password: PASSWORD }),
     });
-    line('POST /v1/auth/signin', `${signin.requests.average.toFixed(1)} /s`, `p50 ${signin.latency.p50} ms, p99 ${signin.latency.p99} ms, non-2xx ${signin.non2xx}`);
+    line(
+      'POST /v1/auth/signin',
+      `${signin.requests.average.toFixed(1)} /s`,
+      `p50 ${signin.latency.p50} ms, p99 ${signin.latency.p99} ms, non-2xx ${signin.non2xx}`,
+    );
     line('  signin / bare argon2 ratio', (signin.requests.average / ceiling).toFixed(2));
 
     const me = await cannon({ url: `${base}/v1/auth/me`, headers: { authorization: `Bearer ${signup.json.access_token}` } });
-    line('GET /v1/auth/me (token verify + 1 query)', `${me.requests.average.toFixed(0)} /s`, `p50 ${me.latency.p50} ms, p99 ${me.latency.p99} ms`);
+    line(
+      'GET /v1/auth/me (token verify + 1 query)',
+      `${me.requests.average.toFixed(0)} /s`,
+      `p50 ${me.latency.p50} ms, p99 ${me.latency.p99} ms`,
+    );
 
     const sessions = await cannon({ url: `${base}/.well-known/jwks.json` });
-    line('GET /.well-known/jwks.json', `${sessions.requests.average.toFixed(0)} /s`, `p50 ${sessions.latency.p50} ms, p99 ${sessions.latency.p99} ms`);
+    line(
+      'GET /.well-known/jwks.json',
+      `${sessions.requests.average.toFixed(0)} /s`,
+      `p50 ${sessions.latency.p50} ms, p99 ${sessions.latency.p99} ms`,
+    );
 
     const workers = 16;
     const tokens = [];
-    for (let i = 0; i < workers; i += 1) tokens.push((await post(base, '/v1/auth/signin', { email, password: PASSWORD })).json.refresh_token);
+    for (let i = 0; i < workers; i += 1)
+      tokens.push((await post(base, '/v1/auth/signin', { email, password: PASSWORD })).json.refresh_token);
     let rotations = 0;
     let failures = 0;
     const latencies = [];
@@ -160,7 +173,11 @@ async function main() {
     );
     latencies.sort((x, y) => x - y);
     const pct = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))].toFixed(1);
-    line('POST /v1/auth/refresh (rotation chains)', `${(rotations / ((Date.now() - started) / 1000)).toFixed(1)} /s`, `p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, failures ${failures}, ${workers} chains`);
+    line(
+      'POST /v1/auth/refresh (rotation chains)',
+      `${(rotations / ((Date.now() - started) / 1000)).toFixed(1)} /s`,
+      `p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, failures ${failures}, ${workers} chains`,
+    );
   } finally {
     child.kill('SIGTERM');
     await new Promise((resolve) => child.once('exit', resolve));

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { configSchema, type RawConfig } from './config.schema';
 
-export interface AppConfig extends Omit<RawConfig, 'PUBLIC_URL' | 'MASTER_KEY'> {
+export interface AppConfig extends Omit<RawConfig, 'PUBLIC_URL' | 'MASTER_KEY' | 'DATABASE_PASSWORD'> {
   PUBLIC_URL: string;
   MASTER_KEY: Buffer;
   /** true when MASTER_KEY was generated into DATA_DIR (development only). */
@@ -52,6 +52,17 @@ function loadOrCreateDevMasterKey(dataDir: string): Buffer {
   return key;
 }
 
+/** DATABASE_PASSWORD (usually DATABASE_PASSWORD_FILE, a Swarm secret) goes into DATABASE_URL's userinfo. */
+function withDatabasePassword(databaseUrl: string | undefined, password: string | undefined): string | undefined {
+  if (password === undefined) return databaseUrl;
+  if (databaseUrl === undefined) throw new ConfigError('config: DATABASE_PASSWORD: needs DATABASE_URL (host, user and database)');
+  const url = new URL(databaseUrl);
+  // two sources for one password would leave an operator guessing which one is used
+  if (url.password !== '') throw new ConfigError('config: DATABASE_PASSWORD: DATABASE_URL already carries a password');
+  url.password = encodeURIComponent(password);
+  return url.toString();
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const parsed = configSchema.safeParse(readFileVariables(env));
   if (!parsed.success) {
@@ -59,7 +70,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     const name = String(issue?.path[0] ?? 'environment');
     throw new ConfigError(`config: ${name}: ${issue?.message ?? 'invalid'}`);
   }
-  const raw = parsed.data;
+  const { DATABASE_PASSWORD, ...raw } = parsed.data;
+  const databaseUrl = withDatabasePassword(raw.DATABASE_URL, DATABASE_PASSWORD);
   const dataDir = path.resolve(raw.DATA_DIR);
   if (raw.NODE_ENV === 'production' && raw.MASTER_KEY === undefined) {
     throw new ConfigError('config: MASTER_KEY: required when NODE_ENV=production');
@@ -73,5 +85,5 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const masterKeyGenerated = raw.MASTER_KEY === undefined;
   const masterKey = raw.MASTER_KEY === undefined ? loadOrCreateDevMasterKey(dataDir) : Buffer.from(raw.MASTER_KEY, 'base64');
   const publicUrl = (raw.PUBLIC_URL ?? `http://localhost:${raw.PORT}`).replace(/\/+$/, '');
-  return { ...raw, PUBLIC_URL: publicUrl, MASTER_KEY: masterKey, masterKeyGenerated, dataDir };
+  return { ...raw, DATABASE_URL: databaseUrl, PUBLIC_URL: publicUrl, MASTER_KEY: masterKey, masterKeyGenerated, dataDir };
 }

@@ -213,8 +213,9 @@ describe.skipIf(!available)('authorization and the admin IAM API', () => {
 
     it('unlocks a locked account (audited)', async () => {
       const user = await userWithRole(base, root, 'acme', 'tenant_member', 'locked');
-      for (let i = 0; i < 3; i += 1)
-        {await http(base, 'POST', '/v1/auth/signin', { json: { email: user.email, password: 'not the password at all' } });}
+      for (let i = 0; i < 3; i += 1) {
+        await http(base, 'POST', '/v1/auth/signin', { json: { email: user.email, password: 'not the password at all' } });
+      }
       expect((await http(base, 'POST', '/v1/auth/signin', { json: { email: user.email, password: user.password } })).status).toBe(429);
       expect(
         (await http(base, 'POST', `/admin/users/${user.userId}/unlock`, { token: acmeAdmin.accessToken, headers: inTenant('acme') }))

@@ -76,7 +76,9 @@ describe.skipIf(!available)('mail, client addresses and per-IP limits', () => {
         json: { email: uniqueEmail('xff'), password: STRONG_PASSWORD },
         headers: { 'x-forwarded-for': '203.0.113.8' },
       });
-      const ips = await db.query<{ id: string; ip: string }>(`SELECT id, ip FROM sessions WHERE id = ANY($1)`, [[viaProxy.json.session_id, direct.json.session_id]]);
+      const ips = await db.query<{ id: string; ip: string }>(`SELECT id, ip FROM sessions WHERE id = ANY($1)`, [
+        [viaProxy.json.session_id, direct.json.session_id],
+      ]);
       const byId = new Map(ips.rows.map((row) => [row.id, row.ip]));
       expect(byId.get(viaProxy.json.session_id)).toBe('203.0.113.7');
       expect(byId.get(direct.json.session_id)).toBe('127.0.0.1');
@@ -92,7 +94,10 @@ describe.skipIf(!available)('mail, client addresses and per-IP limits', () => {
       const from = (ip: string) => ({ 'x-forwarded-for': ip });
       const statuses: number[] = [];
       for (let i = 0; i < 6; i += 1) {
-        const result = await http(app.url, 'POST', '/v1/auth/forgot', { json: { email: uniqueEmail('ip') }, headers: from('198.51.100.1') });
+        const result = await http(app.url, 'POST', '/v1/auth/forgot', {
+          json: { email: uniqueEmail('ip') },
+          headers: from('198.51.100.1'),
+        });
         statuses.push(result.status);
         if (result.status === 429) {
           expect(result.json.code).toBe('rate_limited');
@@ -101,8 +106,17 @@ describe.skipIf(!available)('mail, client addresses and per-IP limits', () => {
       }
       expect(statuses).toEqual([202, 202, 202, 202, 202, 429]);
       // shared by every protected endpoint, and per address
-      expect((await http(app.url, 'POST', '/v1/auth/signin', { json: { email: uniqueEmail('ip'), password: 'x'.repeat(15) }, headers: from('198.51.100.1') })).status).toBe(429);
-      expect((await http(app.url, 'POST', '/v1/auth/forgot', { json: { email: uniqueEmail('ip') }, headers: from('198.51.100.2') })).status).toBe(202);
+      expect(
+        (
+          await http(app.url, 'POST', '/v1/auth/signin', {
+            json: { email: uniqueEmail('ip'), password: 'x'.repeat(15) },
+            headers: from('198.51.100.1'),
+          })
+        ).status,
+      ).toBe(429);
+      expect(
+        (await http(app.url, 'POST', '/v1/auth/forgot', { json: { email: uniqueEmail('ip') }, headers: from('198.51.100.2') })).status,
+      ).toBe(202);
     } finally {
       await app.close();
     }

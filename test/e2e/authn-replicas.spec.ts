@@ -45,11 +45,15 @@ describe.skipIf(!available)('AuthN across two Gatehouse processes on one databas
   it('rotates one refresh token exactly once under 20 parallel requests split across replicas', async () => {
     const user = await signupUser(a.url);
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, index) => http(replica(index), 'POST', '/v1/auth/refresh', { json: { refresh_token: user.refreshToken } })),
+      Array.from({ length: 20 }, (_, index) =>
+        http(replica(index), 'POST', '/v1/auth/refresh', { json: { refresh_token: user.refreshToken } }),
+      ),
     );
     expect(results.map((result) => result.status)).toEqual(Array(20).fill(200));
     expect(new Set(results.map((result) => result.json.refresh_token)).size).toBe(1);
-    const rows = await db.query<{ spent: boolean }>(`SELECT spent_at IS NOT NULL AS spent FROM refresh_tokens WHERE session_id = $1`, [user.sessionId]);
+    const rows = await db.query<{ spent: boolean }>(`SELECT spent_at IS NOT NULL AS spent FROM refresh_tokens WHERE session_id = $1`, [
+      user.sessionId,
+    ]);
     expect(rows.rows.filter((row) => !row.spent)).toHaveLength(1);
     expect(rows.rows).toHaveLength(2);
     // the successor works on either replica
@@ -66,16 +70,26 @@ describe.skipIf(!available)('AuthN across two Gatehouse processes on one databas
     ]);
     const reuse = await http(a.url, 'POST', '/v1/auth/refresh', { json: { refresh_token: user.refreshToken } });
     expect(reuse.json.code).toBe('invalid_grant');
-    const elapsed = await waitFor(async () => (await http(b.url, 'GET', '/v1/auth/me', { token: rotated.json.access_token })).status === 401, 1000, 10);
+    const elapsed = await waitFor(
+      async () => (await http(b.url, 'GET', '/v1/auth/me', { token: rotated.json.access_token })).status === 401,
+      1000,
+      10,
+    );
     expect(elapsed).toBeLessThanOrEqual(1000);
-    expect((await http(b.url, 'POST', '/v1/auth/refresh', { json: { refresh_token: rotated.json.refresh_token } })).json.code).toBe('invalid_grant');
+    expect((await http(b.url, 'POST', '/v1/auth/refresh', { json: { refresh_token: rotated.json.refresh_token } })).json.code).toBe(
+      'invalid_grant',
+    );
   });
 
   it('makes a signed-out session fail on the other replica within 1 s', async () => {
     const user = await signupUser(a.url);
     expect((await http(b.url, 'GET', '/v1/auth/me', { token: user.accessToken })).status).toBe(200);
     expect((await http(a.url, 'POST', '/v1/auth/signout', { token: user.accessToken, json: {} })).status).toBe(204);
-    const elapsed = await waitFor(async () => (await http(b.url, 'GET', '/v1/auth/me', { token: user.accessToken })).status === 401, 1000, 10);
+    const elapsed = await waitFor(
+      async () => (await http(b.url, 'GET', '/v1/auth/me', { token: user.accessToken })).status === 401,
+      1000,
+      10,
+    );
     expect(elapsed).toBeLessThanOrEqual(1000);
   });
 
@@ -96,9 +110,10 @@ describe.skipIf(!available)('AuthN across two Gatehouse processes on one databas
       expect(Number(limited.headers.get('retry-after'))).toBeLessThanOrEqual(WINDOW_S);
     }
     // only the attempts let through reached argon2 (each failed verification writes one audit record)
-    const verified = await db.query<{ n: string }>(`SELECT count(*) AS n FROM audit_records WHERE action = 'auth.signin_failed' AND target_id = $1`, [
-      user.userId,
-    ]);
+    const verified = await db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM audit_records WHERE action = 'auth.signin_failed' AND target_id = $1`,
+      [user.userId],
+    );
     expect(Number(verified.rows[0]!.n)).toBe(ACCOUNT_LIMIT);
     expect(Date.now() - started).toBeLessThan(WINDOW_S * 1000);
 

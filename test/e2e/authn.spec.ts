@@ -69,7 +69,9 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
       );
       expect(rows.rows[0]!.hash).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
       expect(await count(`SELECT count(*) AS n FROM sessions WHERE id = $1`, [result.json.session_id])).toBe(1);
-      const refreshRows = await db.query<{ token_hash: string }>(`SELECT token_hash FROM refresh_tokens WHERE session_id = $1`, [result.json.session_id]);
+      const refreshRows = await db.query<{ token_hash: string }>(`SELECT token_hash FROM refresh_tokens WHERE session_id = $1`, [
+        result.json.session_id,
+      ]);
       expect(refreshRows.rows).toHaveLength(1);
       expect(refreshRows.rows[0]!.token_hash).not.toBe(result.json.refresh_token);
     });
@@ -108,7 +110,9 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
       expect(equivalent.status).toBe(200);
       const long = 'a'.repeat(100) + ' tail differs 1';
       const longUser = await signupUser(base, uniqueEmail('long'), long);
-      const truncated = await http(base, 'POST', '/v1/auth/signin', { json: { email: longUser.email, password: 'a'.repeat(100) + ' tail differs 2' } });
+      const truncated = await http(base, 'POST', '/v1/auth/signin', {
+        json: { email: longUser.email, password: 'a'.repeat(100) + ' tail differs 2' },
+      });
       expect(truncated.status).toBe(401);
     });
 
@@ -131,14 +135,18 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
     it('answers an unknown email and a wrong password identically', async () => {
       const user = await signupUser(base);
       const wrong = await http(base, 'POST', '/v1/auth/signin', { json: { email: user.email, password: 'definitely the wrong one' } });
-      const unknown = await http(base, 'POST', '/v1/auth/signin', { json: { email: uniqueEmail('ghost'), password: 'definitely the wrong one' } });
+      const unknown = await http(base, 'POST', '/v1/auth/signin', {
+        json: { email: uniqueEmail('ghost'), password: 'definitely the wrong one' },
+      });
       expect(wrong.status).toBe(401);
       expect(unknown.status).toBe(401);
       const strip = (body: Record<string, unknown>) => ({ ...body, request_id: undefined });
       expect(strip(wrong.json)).toEqual(strip(unknown.json));
       expect(wrong.json.code).toBe('invalid_credentials');
       expect(wrong.headers.get('www-authenticate')).toBe('Bearer');
-      const audits = await count(`SELECT count(*) AS n FROM audit_records WHERE action = 'auth.signin_failed' AND changes->>'email' = $1`, [user.email]);
+      const audits = await count(`SELECT count(*) AS n FROM audit_records WHERE action = 'auth.signin_failed' AND changes->>'email' = $1`, [
+        user.email,
+      ]);
       expect(audits).toBe(1);
     });
 
@@ -171,9 +179,10 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
       expect(first.status).toBe(200);
       expect(first.json.refresh_token).not.toBe(user.refreshToken);
       expect(first.json.session_id).toBe(user.sessionId);
-      const rows = await db.query<{ spent: boolean }>(`SELECT spent_at IS NOT NULL AS spent FROM refresh_tokens WHERE session_id = $1 ORDER BY created_at`, [
-        user.sessionId,
-      ]);
+      const rows = await db.query<{ spent: boolean }>(
+        `SELECT spent_at IS NOT NULL AS spent FROM refresh_tokens WHERE session_id = $1 ORDER BY created_at`,
+        [user.sessionId],
+      );
       expect(rows.rows.map((row) => row.spent)).toEqual([true, false]);
     });
 
@@ -201,9 +210,10 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
       const user = await signupUser(base);
       const rotated = await http(base, 'POST', '/v1/auth/refresh', { json: { refresh_token: user.refreshToken } });
       // the rotation happened longer ago than REFRESH_REUSE_GRACE (10 s)
-      await db.query(`UPDATE refresh_tokens SET spent_at = spent_at - interval '11 seconds' WHERE session_id = $1 AND spent_at IS NOT NULL`, [
-        user.sessionId,
-      ]);
+      await db.query(
+        `UPDATE refresh_tokens SET spent_at = spent_at - interval '11 seconds' WHERE session_id = $1 AND spent_at IS NOT NULL`,
+        [user.sessionId],
+      );
       const reuse = await http(base, 'POST', '/v1/auth/refresh', { json: { refresh_token: user.refreshToken } });
       expect(reuse.status).toBe(401);
       expect(reuse.json.code).toBe('invalid_grant');
@@ -214,7 +224,11 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
       expect(me.json.code).toBe('invalid_token');
       const session = await db.query<{ revoke_reason: string }>(`SELECT revoke_reason FROM sessions WHERE id = $1`, [user.sessionId]);
       expect(session.rows[0]!.revoke_reason).toBe('refresh_reuse');
-      expect(await count(`SELECT count(*) AS n FROM audit_records WHERE action = 'session.refresh_reuse_detected' AND target_id = $1`, [user.sessionId])).toBe(1);
+      expect(
+        await count(`SELECT count(*) AS n FROM audit_records WHERE action = 'session.refresh_reuse_detected' AND target_id = $1`, [
+          user.sessionId,
+        ]),
+      ).toBe(1);
       const metrics = await http(base, 'GET', '/metrics');
       expect(metrics.text).toMatch(/gatehouse_refresh_reuse_detected_total [1-9]/);
     });
@@ -225,7 +239,9 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
       await http(base, 'POST', '/v1/auth/refresh', { json: { refresh_token: second.json.refresh_token } });
       const reuse = await http(base, 'POST', '/v1/auth/refresh', { json: { refresh_token: user.refreshToken } });
       expect(reuse.json.code).toBe('invalid_grant');
-      const session = await db.query<{ revoked: boolean }>(`SELECT revoked_at IS NOT NULL AS revoked FROM sessions WHERE id = $1`, [user.sessionId]);
+      const session = await db.query<{ revoked: boolean }>(`SELECT revoked_at IS NOT NULL AS revoked FROM sessions WHERE id = $1`, [
+        user.sessionId,
+      ]);
       expect(session.rows[0]!.revoked).toBe(true);
     });
 
@@ -251,7 +267,10 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
   describe('sessions, signout, me', () => {
     it('lists own sessions, marks the current one, and revokes only own sessions', async () => {
       const user = await signupUser(base);
-      const second = await http(base, 'POST', '/v1/auth/signin', { json: { email: user.email, password: user.password }, headers: { 'user-agent': 'tab-2' } });
+      const second = await http(base, 'POST', '/v1/auth/signin', {
+        json: { email: user.email, password: user.password },
+        headers: { 'user-agent': 'tab-2' },
+      });
       const list = await http(base, 'GET', '/v1/auth/sessions', { token: user.accessToken });
       expect(list.status).toBe(200);
       expect(list.json.items).toHaveLength(2);
@@ -323,12 +342,16 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
       expect(reset.status).toBe(204);
       expect((await http(base, 'GET', '/v1/auth/me', { token: user.accessToken })).status).toBe(401);
       expect((await http(base, 'GET', '/v1/auth/me', { token: other.json.access_token })).status).toBe(401);
-      expect((await http(base, 'POST', '/v1/auth/refresh', { json: { refresh_token: user.refreshToken } })).json.code).toBe('invalid_grant');
+      expect((await http(base, 'POST', '/v1/auth/refresh', { json: { refresh_token: user.refreshToken } })).json.code).toBe(
+        'invalid_grant',
+      );
       expect(await count(`SELECT count(*) AS n FROM sessions WHERE user_id = $1 AND revoked_at IS NULL`, [user.userId])).toBe(0);
       const again = await http(base, 'POST', '/v1/auth/reset', { json: { token: newer, new_password: 'another new passphrase 8' } });
       expect(again.json.code).toBe('invalid_grant');
       expect((await http(base, 'POST', '/v1/auth/signin', { json: { email: user.email, password: user.password } })).status).toBe(401);
-      expect((await http(base, 'POST', '/v1/auth/signin', { json: { email: user.email, password: 'a brand new passphrase 7' } })).status).toBe(200);
+      expect(
+        (await http(base, 'POST', '/v1/auth/signin', { json: { email: user.email, password: 'a brand new passphrase 7' } })).status,
+      ).toBe(200);
     });
 
     it('refuses an expired reset token', async () => {
@@ -336,7 +359,9 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
       const started = Date.now();
       await http(base, 'POST', '/v1/auth/forgot', { json: { email: user.email } });
       const token = await tokenFromOutbox(app.dataDir, user.email, 'Reset', started);
-      await db.query(`UPDATE email_tokens SET expires_at = now() - interval '1 second' WHERE user_id = $1 AND purpose = 'reset_password'`, [user.userId]);
+      await db.query(`UPDATE email_tokens SET expires_at = now() - interval '1 second' WHERE user_id = $1 AND purpose = 'reset_password'`, [
+        user.userId,
+      ]);
       const result = await http(base, 'POST', '/v1/auth/reset', { json: { token, new_password: 'a brand new passphrase 7' } });
       expect(result.json.code).toBe('invalid_grant');
     });
@@ -344,8 +369,11 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
 
   describe('access token verification', () => {
     async function signingKey(): Promise<{ kid: string; key: CryptoKey; publicJwk: JWK }> {
-      const row = (await db.query<{ kid: string; private_sealed: string; public_jwk: JWK }>(`SELECT kid, private_sealed, public_jwk FROM signing_keys WHERE status = 'active'`))
-        .rows[0]!;
+      const row = (
+        await db.query<{ kid: string; private_sealed: string; public_jwk: JWK }>(
+          `SELECT kid, private_sealed, public_jwk FROM signing_keys WHERE status = 'active'`,
+        )
+      ).rows[0]!;
       const jwk = JSON.parse(new SecretBox(Buffer.from(MASTER_KEY, 'base64'), 'signing-keys').open(row.private_sealed)) as JWK;
       return { kid: row.kid, key: (await importJWK(jwk, 'ES256')) as CryptoKey, publicJwk: row.public_jwk };
     }
@@ -368,10 +396,20 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
       expect((await http(base, 'GET', '/v1/auth/me', { token: await good().sign(key) })).status).toBe(200);
 
       const [h, p, s] = user.accessToken.split('.');
-      const tamperedPayload = Buffer.from(JSON.stringify({ ...decodeJwtPart(user.accessToken, 1), sub: 'someone-else' })).toString('base64url');
+      const tamperedPayload = Buffer.from(JSON.stringify({ ...decodeJwtPart(user.accessToken, 1), sub: 'someone-else' })).toString(
+        'base64url',
+      );
       const publicKeyBytes = new TextEncoder().encode(JSON.stringify(publicJwk));
       const attacks: Record<string, string> = {
-        'alg none': new UnsecuredJWT({ ...claims, sub: user.userId, aud: 'gatehouse', iss: decodeJwtPart(user.accessToken, 1).iss as string, exp: now + 300, iat: now, jti: 'x' }).encode(),
+        'alg none': new UnsecuredJWT({
+          ...claims,
+          sub: user.userId,
+          aud: 'gatehouse',
+          iss: decodeJwtPart(user.accessToken, 1).iss as string,
+          exp: now + 300,
+          iat: now,
+          jti: 'x',
+        }).encode(),
         'HS256 with the public key': await new SignJWT({ ...claims })
           .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid })
           .setIssuer(decodeJwtPart(user.accessToken, 1).iss as string)
@@ -468,7 +506,8 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
     const reset = await http(base, 'POST', '/v1/auth/reset', { json: { token: resetToken, new_password: newPassword } });
     expect(reset.status).toBe(204);
     await waitFor(() => app.logs().includes(reset.headers.get('x-request-id')!), 2000);
-    const hash = (await db.query<{ hash: string }>(`SELECT hash FROM password_credentials WHERE user_id = $1`, [user.userId])).rows[0]!.hash;
+    const hash = (await db.query<{ hash: string }>(`SELECT hash FROM password_credentials WHERE user_id = $1`, [user.userId])).rows[0]!
+      .hash;
     const logs = app.logs();
     for (const secret of [
       password,
@@ -487,6 +526,7 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
     }
     const audit = await db.query<{ row: string }>(`SELECT row_to_json(a)::text AS row FROM audit_records a`);
     const auditText = audit.rows.map((row) => row.row).join('\n');
-    for (const secret of [password, newPassword, verifyToken, resetToken, hash, signin.json.refresh_token]) expect(auditText).not.toContain(secret);
+    for (const secret of [password, newPassword, verifyToken, resetToken, hash, signin.json.refresh_token])
+      expect(auditText).not.toContain(secret);
   });
 });

@@ -58,6 +58,40 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DATA_DIR: tempDir(), MASTER_KEY_FILE: '/nonexistent/key' })).toThrowError(/^config: MASTER_KEY_FILE: /);
   });
 
+  it('merges DATABASE_PASSWORD_FILE into DATABASE_URL, percent-encoded', () => {
+    const dir = tempDir();
+    const password = 'p@ss:w/rd#?% x';
+    fs.writeFileSync(path.join(dir, 'db-password'), `${password}\n`);
+    const config = loadConfig({
+      DATA_DIR: dir,
+      DATABASE_URL: 'postgresql://gatehouse@postgres:5432/gatehouse?sslmode=disable',
+      DATABASE_PASSWORD_FILE: path.join(dir, 'db-password'),
+    });
+    const url = new URL(config.DATABASE_URL!);
+    expect(decodeURIComponent(url.password)).toBe(password);
+    expect(url.username).toBe('gatehouse');
+    expect(url.host).toBe('postgres:5432');
+    expect(url.pathname).toBe('/gatehouse');
+    expect(url.searchParams.get('sslmode')).toBe('disable');
+    expect(config).not.toHaveProperty('DATABASE_PASSWORD');
+  });
+
+  it('leaves DATABASE_URL as it is without DATABASE_PASSWORD', () => {
+    const config = loadConfig({ DATA_DIR: tempDir(), DATABASE_URL: 'postgresql://app:secret@db:5432/app' });
+    expect(config.DATABASE_URL).toBe('postgresql://app:secret@db:5432/app');
+  });
+
+  it.each([
+    ['without DATABASE_URL', {}, /^config: DATABASE_PASSWORD: needs DATABASE_URL/],
+    [
+      'when DATABASE_URL already has a password',
+      { DATABASE_URL: 'postgresql://app:other@db/app' },
+      /^config: DATABASE_PASSWORD: DATABASE_URL already carries/,
+    ],
+  ])('refuses DATABASE_PASSWORD %s', (_case, env, message) => {
+    expect(() => loadConfig({ DATA_DIR: tempDir(), DATABASE_PASSWORD: 'secret', ...env })).toThrowError(message);
+  });
+
   it('requires MASTER_KEY in production and generates a stable dev key otherwise', () => {
     const dir = tempDir();
     expect(() => loadConfig({ DATA_DIR: dir, NODE_ENV: 'production' })).toThrowError(/^config: MASTER_KEY: required/);
