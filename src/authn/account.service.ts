@@ -42,8 +42,9 @@ export class AccountService {
       orderBy: [{ tenantId: 'asc' }, { createdAt: 'asc' }],
     });
     const byTenant = new Map<string, string[]>();
-    for (const assignment of assignments)
+    for (const assignment of assignments) {
       byTenant.set(assignment.tenantId!, [...(byTenant.get(assignment.tenantId!) ?? []), assignment.role.name]);
+    }
     const memberships = [...byTenant.entries()].map(([tenantId, roles]) => ({ tenant_id: tenantId, roles }));
     return { user: userView(user), memberships, mfa: { totp: await this.totp.isConfirmed(this.prisma, user.id) } };
   }

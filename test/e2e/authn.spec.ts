@@ -526,7 +526,8 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
     }
     const audit = await db.query<{ row: string }>(`SELECT row_to_json(a)::text AS row FROM audit_records a`);
     const auditText = audit.rows.map((row) => row.row).join('\n');
-    for (const secret of [password, newPassword, verifyToken, resetToken, hash, signin.json.refresh_token])
+    for (const secret of [password, newPassword, verifyToken, resetToken, hash, signin.json.refresh_token]) {
       expect(auditText).not.toContain(secret);
+    }
   });
 });
