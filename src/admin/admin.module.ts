@@ -5,7 +5,6 @@ import { AssignmentsService } from './assignments.service';
 import { EscalationCheck } from './escalation-check';
 import { ExplainController } from './explain.controller';
 import { KeysController } from './keys.controller';
-import { PrincipalVisibility } from './principal-visibility';
 import { RightsController, RightsService } from './rights.controller';
 import { RolesController } from './roles.controller';
 import { RolesService } from './roles.service';
@@ -29,16 +28,6 @@ import { UsersController } from './users.controller';
     ServiceAccountsController,
     ExplainController,
   ],
-  providers: [
-    PrincipalVisibility,
-    EscalationCheck,
-    TenantsService,
-    UsersAdminService,
-    RightsService,
-    RolesService,
-    AssignmentsService,
-    ServiceAccountsService,
-  ],
-  exports: [PrincipalVisibility],
+  providers: [EscalationCheck, TenantsService, UsersAdminService, RightsService, RolesService, AssignmentsService, ServiceAccountsService],
 })
 export class AdminModule {}

@@ -8,7 +8,7 @@ import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import { PrismaService } from '../database/prisma.service';
 import { adminScope } from './admin-scope';
-import { PrincipalVisibility } from './principal-visibility';
+import { PrincipalVisibility } from '../authz/principal-visibility';
 import { AppError } from '../common/app-error';
 
 const explainQuery = z.object({

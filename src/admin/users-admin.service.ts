@@ -11,7 +11,7 @@ import { passwordProblem } from '../identity/password-policy';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
 import { SessionService } from '../session/session.service';
 import type { AdminScope } from './admin-scope';
-import { PrincipalVisibility } from './principal-visibility';
+import { PrincipalVisibility } from '../authz/principal-visibility';
 
 export interface AdminUserView {
   id: string;

@@ -214,18 +214,18 @@ const endpoints: Endpoint[] = [
   },
   { name: 'list audit', method: 'GET', path: () => '/admin/audit', ok: 200, mutation: false, tenantScoped: true, foreign: 200 },
   { name: 'export audit', method: 'GET', path: () => '/admin/audit/export', ok: 200, mutation: false, tenantScoped: true, foreign: 200 },
-  // platform-only
-  { name: 'list tenants', method: 'GET', path: () => '/admin/tenants', ok: 200, mutation: false, tenantScoped: false, foreign: 403 },
-  { name: 'verify audit', method: 'GET', path: () => '/admin/audit/verify', ok: 200, mutation: false, tenantScoped: false, foreign: 403 },
   {
     name: 'list identities',
     method: 'GET',
     path: (t) => `/admin/users/${t.userId}/identities`,
     ok: 200,
     mutation: false,
-    tenantScoped: false,
-    foreign: 403,
+    tenantScoped: true,
+    foreign: 404,
   },
+  // platform-only
+  { name: 'list tenants', method: 'GET', path: () => '/admin/tenants', ok: 200, mutation: false, tenantScoped: false, foreign: 403 },
+  { name: 'verify audit', method: 'GET', path: () => '/admin/audit/verify', ok: 200, mutation: false, tenantScoped: false, foreign: 403 },
   {
     name: 'create right',
     method: 'POST',

@@ -1,4 +1,7 @@
-import { Controller, Delete, Get, HttpCode, Param } from '@nestjs/common';
+import { Controller, Delete, Get, HttpCode, Param, Req } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { adminScope } from '../../admin/admin-scope';
+import { PrincipalVisibility } from '../../authz/principal-visibility';
 import { Requires } from '../../authz/auth-declaration';
 import { AppError } from '../../common/app-error';
 import { PrismaService } from '../../database/prisma.service';
@@ -7,7 +10,7 @@ import { identityView, IdentityLinkingService, type IdentityView } from './ident
 
 /**
  * CONTRACT §6 identities of a user (`/admin/users/{id}/identities`). Lives beside the linking
- * rules it enforces until the admin user resource exists; platform scope only for now.
+ * rules it enforces; tenant admins see only users assigned in their tenant.
  */
 @Controller('admin/users/:id/identities')
 export class IdentityAdminController {
@@ -15,20 +18,23 @@ export class IdentityAdminController {
     private readonly prisma: PrismaService,
     private readonly users: UserRepository,
     private readonly linking: IdentityLinkingService,
+    private readonly visibility: PrincipalVisibility,
   ) {}
 
-  @Requires('iam.users.read')
+  @Requires('iam.users.read', { tenant: 'optional' })
   @Get()
-  async list(@Param('id') userId: string): Promise<{ items: IdentityView[]; next_cursor: null }> {
+  async list(@Param('id') userId: string, @Req() request: FastifyRequest): Promise<{ items: IdentityView[]; next_cursor: null }> {
     if ((await this.users.findById(this.prisma, userId)) === null) throw new AppError('not_found');
+    await this.visibility.requireVisible(this.prisma, adminScope(request), userId);
     return { items: (await this.linking.listForUser(userId)).map(identityView), next_cursor: null };
   }
 
   /** Refused with 409 when it is the user's last way to sign in. */
-  @Requires('iam.users.write')
+  @Requires('iam.users.write', { tenant: 'optional' })
   @Delete(':identityId')
   @HttpCode(204)
-  async unlink(@Param('id') userId: string, @Param('identityId') identityId: string): Promise<void> {
+  async unlink(@Param('id') userId: string, @Param('identityId') identityId: string, @Req() request: FastifyRequest): Promise<void> {
+    await this.visibility.requireOwnedByTenant(this.prisma, adminScope(request), userId);
     await this.linking.unlink(userId, identityId);
   }
 }

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/app-error';
 import type { Db } from '../database/transaction';
-import type { AdminScope } from './admin-scope';
+import type { AdminScope } from '../admin/admin-scope';
 
 /**
  * Tenant admins see only principals assigned in their tenant (or service accounts owned by
