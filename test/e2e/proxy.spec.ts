@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootApp, type TestApp } from '../support/app';
+import { userWithRole } from '../support/admin-fixtures';
 import { signupUser } from '../support/auth-flows';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import {
@@ -196,6 +197,24 @@ describe.skipIf(!available)('proxies to aggregate, projection and runner upstrea
       } finally {
         projection.state.body = null;
       }
+    });
+
+    it('applies tenant roles: a viewer may query but not command, and nothing in another tenant', async () => {
+      await http(base, 'POST', '/admin/tenants', { token: adminToken, json: { id: 'beta', name: 'Beta' } });
+      const viewer = await userWithRole(base, adminToken, 'beta', 'tenant_viewer', 'proxy-viewer');
+      expect((await query('beta', { filter: 'x' }, {}, viewer.accessToken)).status).toBe(200);
+      const before = aggregate.calls.length;
+      const command = await http(base, 'POST', '/v1/commands/order/o-9', {
+        token: viewer.accessToken,
+        headers: { 'x-tenant-id': 'beta' },
+        json: { command_id: 'c-9', command_type: 'Create', payload: {} },
+      });
+      expect(command.status).toBe(403);
+      expect(command.json.code).toBe('forbidden');
+      const elsewhere = await query('acme', { filter: 'x' }, {}, viewer.accessToken);
+      expect(elsewhere.status).toBe(403);
+      expect(elsewhere.json.code).toBe('tenant_forbidden');
+      expect(aggregate.calls.length).toBe(before);
     });
 
     it('refuses 401, 403 and 400 before any upstream contact', async () => {
@@ -553,6 +572,18 @@ describe.skipIf(!available)('proxies to aggregate, projection and runner upstrea
       await waitFor(() => projection.sockets.size > 0);
       for (const upstream of projection.sockets) upstream.terminate();
       expect(await code).toBe(1011);
+    });
+
+    it('closes with 1008 within 1 s when the principal loses the right', async () => {
+      await http(base, 'POST', '/admin/tenants', { token: adminToken, json: { id: 'acme', name: 'Acme' } });
+      const viewer = await userWithRole(base, adminToken, 'acme', 'tenant_viewer', 'ws-viewer');
+      const { socket } = await open({ authorization: `Bearer ${viewer.accessToken}`, 'x-tenant-id': 'acme' });
+      expect(socket).toBeDefined();
+      const code = closed(socket!);
+      const started = Date.now();
+      expect((await http(base, 'DELETE', `/admin/assignments/${viewer.assignmentId}`, { token: adminToken })).status).toBe(204);
+      expect(await code).toBe(1008);
+      expect(Date.now() - started).toBeLessThan(1000);
     });
 
     it('closes with 1009 a message over the size limit', async () => {
