@@ -96,7 +96,7 @@ export const configSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // Not in the contract: how long SIGTERM keeps serving with /ready at 503 before closing
   // the listener, so a balancer polling /ready can take the replica out first.
-  SHUTDOWN_DRAIN_MS: integer(0, 120_000).default(0),
+  SHUTDOWN_DRAIN_MS: integer(0, 120_000).default(1000),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

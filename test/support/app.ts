@@ -19,7 +19,16 @@ export interface TestApp {
 /** Boots Gatehouse in this process on ephemeral ports with the given environment. */
 export async function bootApp(env: Record<string, string | undefined> = {}): Promise<TestApp> {
   const dataDir = env.DATA_DIR ?? mkdtempSync(path.join(os.tmpdir(), 'gh-app-'));
-  const config = loadConfig({ NODE_ENV: 'test', PORT: '0', GRPC_PORT: '0', LOG_LEVEL: 'info', DATA_DIR: dataDir, ...env });
+  // no drain by default: in-process suites close many apps and nothing balances in front of them
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    PORT: '0',
+    GRPC_PORT: '0',
+    LOG_LEVEL: 'info',
+    SHUTDOWN_DRAIN_MS: '0',
+    DATA_DIR: dataDir,
+    ...env,
+  });
   const lines: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {

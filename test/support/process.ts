@@ -45,6 +45,7 @@ export async function spawnGatehouse(env: Record<string, string | undefined>, na
     PUBLIC_URL: `http://127.0.0.1:${port}`,
     DATA_DIR: dataDir,
     LOG_LEVEL: 'info',
+    SHUTDOWN_DRAIN_MS: '0',
     ...env,
   })) {
     if (value !== undefined) childEnv[key] = value;

@@ -23,6 +23,7 @@ describe('loadConfig', () => {
     expect(config.AUTH_WINDOW).toBe(900);
     expect(config.TRUST_PROXY).toBe(false);
     expect(config.CORS_ORIGINS).toEqual([]);
+    expect(config.SHUTDOWN_DRAIN_MS).toBe(1000);
     expect(config.DATABASE_URL).toBeUndefined();
     expect(config.NATS_URL).toBeUndefined();
   });
