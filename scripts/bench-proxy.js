@@ -218,7 +218,9 @@ async function main() {
     const grpcPort = await freePort();
     const adminEmail = 'bench-admin@example.com';
     const adminPassword = 'bench admin password 12345';
-    const gatehouse = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js')], {
+    // e.g. BENCH_GATEHOUSE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles Gatehouse under load
+    const nodeArgs = (process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const gatehouse = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist', 'main.js')], {
       env: {
         PATH: process.env.PATH,
         NODE_ENV: 'production',

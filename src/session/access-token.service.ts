@@ -7,6 +7,7 @@ import { CLOCK_TOLERANCE_S, SIGNING_ALGORITHM, SigningKeyService } from './signi
 
 export const ACCESS_TOKEN_AUDIENCE = 'gatehouse';
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
+const VERIFIED_CACHE_SIZE = 10_000;
 
 export type PrincipalType = 'user' | 'service_account';
 
@@ -63,6 +64,34 @@ export class AccessTokenService {
    * required claims. Every failure is the same `invalid_token`; the precise reason is for the log.
    */
   async verify(token: string): Promise<AccessTokenClaims> {
+    const cached = this.verified.get(token);
+    if (cached !== undefined) {
+      if (cached.exp + CLOCK_TOLERANCE_S > Date.now() / 1000) return cached;
+      this.verified.delete(token);
+    }
+    const claims = await this.verifyUncached(token);
+    this.remember(token, claims);
+    return claims;
+  }
+
+  /**
+   * A token string that verified once verifies again until it expires (signature, issuer,
+   * audience and type cannot change), so the signature check — a WebCrypto job on libuv's
+   * thread pool — runs once per token rather than once per request. Revocation is not
+   * cached here: callers check it on every request.
+   */
+  private readonly verified = new Map<string, AccessTokenClaims>();
+
+  private remember(token: string, claims: AccessTokenClaims): void {
+    if (this.verified.size >= VERIFIED_CACHE_SIZE) {
+      // Map keeps insertion order: drop the oldest entry
+      const oldest = this.verified.keys().next().value;
+      if (oldest !== undefined) this.verified.delete(oldest);
+    }
+    this.verified.set(token, claims);
+  }
+
+  private async verifyUncached(token: string): Promise<AccessTokenClaims> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(
