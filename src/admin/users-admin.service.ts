@@ -7,7 +7,7 @@ import { PrismaService } from '../database/prisma.service';
 import { isUniqueViolation } from '../database/transaction';
 import type { Prisma, User } from '../generated/prisma/client';
 import { PasswordHasher } from '../identity/password-hasher';
-import { passwordProblem } from '../identity/password-policy';
+import { assertPasswordAllowed } from '../identity/password-policy';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
 import { SessionService } from '../session/session.service';
 import type { AdminScope } from './admin-scope';
@@ -32,11 +32,6 @@ export const adminUserView = (user: User): AdminUserView => ({
   created_at: user.createdAt.toISOString(),
   updated_at: user.updatedAt.toISOString(),
 });
-
-function refusePassword(password: string, email: string): void {
-  const problem = passwordProblem(password, email);
-  if (problem !== undefined) throw new AppError('validation_failed', { errors: [{ path: 'password', message: `password ${problem}` }] });
-}
 
 /** Account administration. Every change is audited in its transaction; effects reach every replica. */
 @Injectable()
@@ -85,7 +80,7 @@ export class UsersAdminService {
 
   /** In a tenant scope the new user is assigned tenant_member there, so its creator can see it. */
   async create(scope: AdminScope, input: { email: string; password?: string; displayName?: string }): Promise<AdminUserView> {
-    if (input.password !== undefined) refusePassword(input.password, input.email);
+    if (input.password !== undefined) assertPasswordAllowed(input.password, input.email);
     const passwordHash = input.password === undefined ? null : await this.hasher.hash(input.password);
     try {
       const user = await this.prisma.$transaction(async (tx) => {
@@ -205,7 +200,7 @@ export class UsersAdminService {
   async setPassword(scope: AdminScope, id: string, password: string): Promise<void> {
     await this.visibility.requireOwnedByTenant(this.prisma, scope, id);
     const user = await this.prisma.user.findUniqueOrThrow({ where: { id } });
-    refusePassword(password, user.email);
+    assertPasswordAllowed(password, user.email);
     const hash = await this.hasher.hash(password);
     const revoked = await this.prisma.$transaction(async (tx) => {
       await tx.passwordCredential.upsert({ where: { userId: id }, create: { userId: id, hash }, update: { hash } });

@@ -1,5 +1,6 @@
 import { dictionary } from '@zxcvbn-ts/language-common';
 import { z } from 'zod';
+import { AppError } from '../common/app-error';
 
 export const PASSWORD_MIN = 15;
 export const PASSWORD_MAX = 256;
@@ -30,3 +31,11 @@ export const passwordField = z
   .string()
   .min(1, 'is required')
   .max(PASSWORD_MAX * 4, `must be at most ${PASSWORD_MAX} characters`);
+
+/** Throws 400 validation_failed naming the reason when the password breaks the policy. */
+export function assertPasswordAllowed(password: string, email: string, path = 'password'): void {
+  const problem = passwordProblem(password, email);
+  if (problem !== undefined) {
+    throw new AppError('validation_failed', { detail: `The password ${problem}.`, errors: [{ path, message: `password ${problem}` }] });
+  }
+}

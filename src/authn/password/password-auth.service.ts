@@ -8,7 +8,7 @@ import { isUniqueViolation } from '../../database/transaction';
 import { EmailTokenRepository } from '../../identity/email-token.repository';
 import { MailerService } from '../../identity/mailer.service';
 import { PasswordHasher } from '../../identity/password-hasher';
-import { passwordProblem } from '../../identity/password-policy';
+import { assertPasswordAllowed } from '../../identity/password-policy';
 import { UserRepository } from '../../identity/user.repository';
 import { LOGGER } from '../../observability/logger';
 import { MetricsService } from '../../observability/metrics.service';
@@ -19,16 +19,6 @@ import { MfaChallengeService, type MfaPendingResponse } from '../mfa/mfa-challen
 
 const VERIFY_EMAIL_TTL_S = 24 * 3600;
 const RESET_PASSWORD_TTL_S = 30 * 60;
-
-function refusePassword(password: string, email: string): void {
-  const problem = passwordProblem(password, email);
-  if (problem !== undefined) {
-    throw new AppError('validation_failed', {
-      detail: `The password ${problem}.`,
-      errors: [{ path: 'password', message: `password ${problem}` }],
-    });
-  }
-}
 
 /** Sign-up, sign-in with a password, email verification, forgot and reset. */
 @Injectable()
@@ -49,7 +39,7 @@ export class PasswordAuthService {
   ) {}
 
   async signup(input: { email: string; password: string; displayName?: string }, client: ClientInfo): Promise<TokenResponse> {
-    refusePassword(input.password, input.email);
+    assertPasswordAllowed(input.password, input.email);
     if ((await this.users.findByEmailWithPassword(this.prisma, input.email)) !== null) throw new AppError('email_taken');
     const passwordHash = await this.hasher.hash(input.password);
     let verifyToken = '';
@@ -174,7 +164,7 @@ export class PasswordAuthService {
     if (preview === null) {
       throw new AppError('invalid_grant', { logReason: 'reset token unknown, used or expired' });
     }
-    refusePassword(input.newPassword, preview.user.email);
+    assertPasswordAllowed(input.newPassword, preview.user.email, 'new_password');
     const hash = await this.hasher.hash(input.newPassword);
     const revoked = await this.prisma.$transaction(async (tx) => {
       const userId = await this.emailTokens.consume(tx, input.token, 'reset_password');
