@@ -1,6 +1,8 @@
+import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { assignmentSchema, page } from '../docs/response-schemas';
 import { Requires } from '../authz/auth-declaration';
 import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
 import { pageQuery, type Page } from '../common/pagination';
@@ -21,6 +23,7 @@ export class AssignmentsController {
 
   @Requires('iam.assignments.read', { tenant: 'optional' })
   @Get()
+  @ApiOkResponse({ standardSchema: page(assignmentSchema) })
   list(
     @Query({ schema: listQuery, pipes: [new ZodValidationPipe(listQuery)] }) query: z.infer<typeof listQuery>,
     @Req() request: FastifyRequest,
@@ -36,6 +39,7 @@ export class AssignmentsController {
   @Requires('iam.assignments.write', { tenant: 'optional' })
   @Post()
   @HttpCode(201)
+  @ApiCreatedResponse({ standardSchema: assignmentSchema })
   create(
     @Body({ schema: createBody, pipes: [new ZodValidationPipe(createBody)] }) body: z.infer<typeof createBody>,
     @Req() request: FastifyRequest,

@@ -1,6 +1,8 @@
+import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { page, roleSchema } from '../docs/response-schemas';
 import { Requires } from '../authz/auth-declaration';
 import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
 import { pageQuery, type Page, type PageQuery } from '../common/pagination';
@@ -29,6 +31,7 @@ export class RolesController {
 
   @Requires('iam.roles.read', { tenant: 'optional' })
   @Get()
+  @ApiOkResponse({ standardSchema: page(roleSchema) })
   list(
     @Query({ schema: pageQuery, pipes: [new ZodValidationPipe(pageQuery)] }) query: PageQuery,
     @Req() request: FastifyRequest,
@@ -39,6 +42,7 @@ export class RolesController {
   @Requires('iam.roles.write', { tenant: 'optional' })
   @Post()
   @HttpCode(201)
+  @ApiCreatedResponse({ standardSchema: roleSchema })
   create(
     @Body({ schema: createBody, pipes: [new ZodValidationPipe(createBody)] }) body: z.infer<typeof createBody>,
     @Req() request: FastifyRequest,
@@ -53,12 +57,14 @@ export class RolesController {
 
   @Requires('iam.roles.read', { tenant: 'optional' })
   @Get(':id')
+  @ApiOkResponse({ standardSchema: roleSchema })
   get(@Param('id') id: string, @Req() request: FastifyRequest): Promise<RoleView> {
     return this.roles.get(adminScope(request), id);
   }
 
   @Requires('iam.roles.write', { tenant: 'optional' })
   @Patch(':id')
+  @ApiOkResponse({ standardSchema: roleSchema })
   update(
     @Param('id') id: string,
     @Body({ schema: updateBody, pipes: [new ZodValidationPipe(updateBody)] }) body: z.infer<typeof updateBody>,
@@ -69,6 +75,7 @@ export class RolesController {
 
   @Requires('iam.roles.write', { tenant: 'optional' })
   @Put(':id/rights')
+  @ApiOkResponse({ standardSchema: roleSchema })
   setGrants(
     @Param('id') id: string,
     @Body({ schema: grantsBody, pipes: [new ZodValidationPipe(grantsBody)] }) body: z.infer<typeof grantsBody>,

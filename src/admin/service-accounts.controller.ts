@@ -1,6 +1,8 @@
+import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { page, serviceAccountSchema, serviceAccountWithSecretSchema } from '../docs/response-schemas';
 import { Requires } from '../authz/auth-declaration';
 import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
 import { pageQuery, type Page, type PageQuery } from '../common/pagination';
@@ -19,6 +21,7 @@ export class ServiceAccountsController {
 
   @Requires('iam.service_accounts.write', { tenant: 'optional' })
   @Get()
+  @ApiOkResponse({ standardSchema: page(serviceAccountSchema) })
   list(
     @Query({ schema: pageQuery, pipes: [new ZodValidationPipe(pageQuery)] }) query: PageQuery,
     @Req() request: FastifyRequest,
@@ -29,6 +32,7 @@ export class ServiceAccountsController {
   @Requires('iam.service_accounts.write', { tenant: 'optional' })
   @Post()
   @HttpCode(201)
+  @ApiCreatedResponse({ standardSchema: serviceAccountWithSecretSchema })
   create(
     @Body({ schema: createBody, pipes: [new ZodValidationPipe(createBody)] }) body: z.infer<typeof createBody>,
     @Req() request: FastifyRequest,
@@ -39,6 +43,7 @@ export class ServiceAccountsController {
   @Requires('iam.service_accounts.write', { tenant: 'optional' })
   @Post(':id/rotate-secret')
   @HttpCode(200)
+  @ApiOkResponse({ standardSchema: serviceAccountWithSecretSchema })
   rotate(@Param('id') id: string, @Req() request: FastifyRequest): Promise<ServiceAccountView & { client_secret: string }> {
     return this.accounts.rotateSecret(adminScope(request), id);
   }

@@ -1,5 +1,7 @@
+import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { z } from 'zod';
+import { page, tenantSchema } from '../docs/response-schemas';
 import { Requires } from '../authz/auth-declaration';
 import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
 import { pageQuery, type Page, type PageQuery } from '../common/pagination';
@@ -19,6 +21,7 @@ export class TenantsController {
 
   @Requires('platform.tenants.write')
   @Get()
+  @ApiOkResponse({ standardSchema: page(tenantSchema) })
   list(@Query({ schema: pageQuery, pipes: [new ZodValidationPipe(pageQuery)] }) query: PageQuery): Promise<Page<TenantView>> {
     return this.tenants.list(query.limit, query.cursor);
   }
@@ -26,18 +29,21 @@ export class TenantsController {
   @Requires('platform.tenants.write')
   @Post()
   @HttpCode(201)
+  @ApiCreatedResponse({ standardSchema: tenantSchema })
   create(@Body({ schema: createBody, pipes: [new ZodValidationPipe(createBody)] }) body: z.infer<typeof createBody>): Promise<TenantView> {
     return this.tenants.create(body);
   }
 
   @Requires('platform.tenants.write')
   @Get(':id')
+  @ApiOkResponse({ standardSchema: tenantSchema })
   get(@Param('id') id: string): Promise<TenantView> {
     return this.tenants.get(id);
   }
 
   @Requires('platform.tenants.write')
   @Patch(':id')
+  @ApiOkResponse({ standardSchema: tenantSchema })
   update(
     @Param('id') id: string,
     @Body({ schema: updateBody, pipes: [new ZodValidationPipe(updateBody)] }) body: z.infer<typeof updateBody>,

@@ -1,6 +1,8 @@
+import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { adminUserSchema, page } from '../docs/response-schemas';
 import { Requires } from '../authz/auth-declaration';
 import { pageQuery, type Page } from '../common/pagination';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
@@ -28,6 +30,7 @@ export class UsersController {
 
   @Requires('iam.users.read', { tenant: 'optional' })
   @Get()
+  @ApiOkResponse({ standardSchema: page(adminUserSchema) })
   list(
     @Query({ schema: listQuery, pipes: [new ZodValidationPipe(listQuery)] }) query: z.infer<typeof listQuery>,
     @Req() request: FastifyRequest,
@@ -43,6 +46,7 @@ export class UsersController {
   @Requires('iam.users.write', { tenant: 'optional' })
   @Post()
   @HttpCode(201)
+  @ApiCreatedResponse({ standardSchema: adminUserSchema })
   create(
     @Body({ schema: createBody, pipes: [new ZodValidationPipe(createBody)] }) body: z.infer<typeof createBody>,
     @Req() request: FastifyRequest,
@@ -52,12 +56,14 @@ export class UsersController {
 
   @Requires('iam.users.read', { tenant: 'optional' })
   @Get(':id')
+  @ApiOkResponse({ standardSchema: adminUserSchema })
   get(@Param('id') id: string, @Req() request: FastifyRequest): Promise<AdminUserView> {
     return this.users.get(adminScope(request), id);
   }
 
   @Requires('iam.users.write', { tenant: 'optional' })
   @Patch(':id')
+  @ApiOkResponse({ standardSchema: adminUserSchema })
   update(
     @Param('id') id: string,
     @Body({ schema: updateBody, pipes: [new ZodValidationPipe(updateBody)] }) body: z.infer<typeof updateBody>,
@@ -76,6 +82,7 @@ export class UsersController {
   @Requires('iam.users.write', { tenant: 'optional' })
   @Post(':id/disable')
   @HttpCode(200)
+  @ApiOkResponse({ standardSchema: adminUserSchema })
   disable(@Param('id') id: string, @Req() request: FastifyRequest): Promise<AdminUserView> {
     return this.users.setStatus(adminScope(request), id, false);
   }
@@ -83,6 +90,7 @@ export class UsersController {
   @Requires('iam.users.write', { tenant: 'optional' })
   @Post(':id/enable')
   @HttpCode(200)
+  @ApiOkResponse({ standardSchema: adminUserSchema })
   enable(@Param('id') id: string, @Req() request: FastifyRequest): Promise<AdminUserView> {
     return this.users.setStatus(adminScope(request), id, true);
   }

@@ -1,6 +1,8 @@
+import { ApiOkResponse } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { tokenResponseSchema } from '../docs/response-schemas';
 import { Authenticated, Public } from '../authz/auth-declaration';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import type { Principal } from '../session/principal';
@@ -26,6 +28,7 @@ export class AccountController {
   @Public()
   @Post('refresh')
   @HttpCode(200)
+  @ApiOkResponse({ standardSchema: tokenResponseSchema })
   refresh(
     @Body({ schema: refreshBody, pipes: [new ZodValidationPipe(refreshBody)] }) body: z.infer<typeof refreshBody>,
   ): Promise<TokenResponse> {

@@ -107,3 +107,29 @@ describe.skipIf(!available)('OpenAPI request schemas', () => {
     }
   });
 });
+
+describe.skipIf(!available)('OpenAPI response schemas', () => {
+  it('describes the token response and the admin resources', async () => {
+    const db = await createTestDatabase();
+    const app = await bootApp({ DATABASE_URL: db.url });
+    try {
+      const document = (await http(app.url, 'GET', '/docs/openapi.json')).json;
+      const text = (value: unknown) => JSON.stringify(value);
+      expect(text(document.paths['/v1/auth/signup'].post.responses['201'])).toMatch(/TokenResponse|refresh_token/);
+      expect(text(document.paths['/v1/auth/signin'].post.responses['200'])).toMatch(/mfa_required|MfaPending/);
+      expect(text(document)).toContain('refresh_token');
+      for (const [path, field] of [
+        ['/admin/users', 'email_verified'],
+        ['/admin/roles', 'built_in'],
+        ['/admin/assignments', 'principal_type'],
+        ['/admin/tenants', 'name'],
+        ['/admin/service-accounts', 'client_id'],
+      ] as const) {
+        expect(text(document.paths[path].get.responses['200']) + text(document.components), path).toContain(field);
+      }
+    } finally {
+      await app.close();
+      await db.drop();
+    }
+  });
+});

@@ -1,6 +1,8 @@
+import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
 import { Body, Controller, HttpCode, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { signinResponseSchema, tokenResponseSchema } from '../../docs/response-schemas';
 import { ZodValidationPipe } from '../../common/zod-validation.pipe';
 import { Public } from '../../authz/auth-declaration';
 import { emailField } from '../../identity/email';
@@ -29,6 +31,7 @@ export class PasswordAuthController {
   @Public()
   @Post('signup')
   @HttpCode(201)
+  @ApiCreatedResponse({ standardSchema: tokenResponseSchema })
   signup(
     @Body({ schema: signupBody, pipes: [new ZodValidationPipe(signupBody)] }) body: z.infer<typeof signupBody>,
     @Req() request: FastifyRequest,
@@ -49,6 +52,7 @@ export class PasswordAuthController {
   @Public()
   @Post('signin')
   @HttpCode(200)
+  @ApiOkResponse({ standardSchema: signinResponseSchema, description: 'tokens, or MFA-pending when the user has MFA' })
   signin(
     @Body({ schema: signinBody, pipes: [new ZodValidationPipe(signinBody)] }) body: z.infer<typeof signinBody>,
     @Req() request: FastifyRequest,
