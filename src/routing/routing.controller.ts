@@ -1,9 +1,11 @@
 import { Controller, Get, HttpCode, Inject, Post, Query } from '@nestjs/common';
 import { z } from 'zod';
+import { AuditService } from '../audit/audit.service';
 import { Requires } from '../authz/auth-declaration';
 import { AppError } from '../common/app-error';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import { APP_CONFIG, type AppConfig } from '../config/config';
+import { PrismaService } from '../database/prisma.service';
 import { SERVICE_KINDS, type ServiceKind } from './routing-document';
 import { RoutingService } from './routing.service';
 
@@ -20,6 +22,8 @@ const resolveQuery = z.object({
 export class RoutingController {
   constructor(
     private readonly routing: RoutingService,
+    private readonly prisma: PrismaService,
+    private readonly audit: AuditService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -51,7 +55,12 @@ export class RoutingController {
   @Requires('platform.routing.write')
   async reload(): Promise<object> {
     await this.routing.reloadEverywhere();
-    return this.view();
+    const view = this.view();
+    // an operator action worth a trace, though it changes no row
+    await this.prisma.$transaction((tx) =>
+      this.audit.record(tx, { action: 'platform.routing.reload', target: { type: 'routing', id: 'tables' } }),
+    );
+    return view;
   }
 
   private view(): object {

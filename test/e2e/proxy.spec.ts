@@ -612,6 +612,11 @@ describe.skipIf(!available)('proxies to aggregate, projection and runner upstrea
       expect(reload.json.service_kinds.projection.revisions).toEqual({ placement: 2, shards: 2 });
       expect((await http(base, 'GET', '/admin/routing', { token: userToken })).status).toBe(403);
       expect((await http(base, 'POST', '/admin/routing/reload', { token: userToken })).status).toBe(403);
+      const audited = await db.query<{ actor_id: string }>(
+        `SELECT actor_id FROM audit_records WHERE action = 'platform.routing.reload' AND request_id = $1`,
+        [reload.headers.get('x-request-id')],
+      );
+      expect(audited.rows).toEqual([{ actor_id: adminId }]);
       const ready = await http(base, 'GET', '/ready');
       expect(ready.json.checks.routing).toBe('ok');
       const metrics = await http(base, 'GET', '/metrics');
