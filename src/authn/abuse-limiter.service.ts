@@ -5,6 +5,8 @@ import { PrismaService } from '../database/prisma.service';
 import type { Db } from '../database/transaction';
 import { MetricsService } from '../observability/metrics.service';
 
+const accountKey = (account: string) => `account:${account}`;
+
 interface CounterRow {
   count: number;
   retry_after: number;
@@ -32,17 +34,17 @@ export class AbuseLimiter {
    * throws 429 when the account has used up its attempts. `resetAccount` after a success.
    */
   async consumeAccount(account: string): Promise<void> {
-    await this.consume(`account:${account}`, this.config.AUTH_ACCOUNT_FAILURE_LIMIT);
+    await this.consume(accountKey(account), this.config.AUTH_ACCOUNT_FAILURE_LIMIT);
   }
 
   async resetAccount(account: string): Promise<void> {
-    await this.prisma.rateLimitCounter.deleteMany({ where: { key: `account:${account}` } });
+    await this.prisma.rateLimitCounter.deleteMany({ where: { key: accountKey(account) } });
   }
 
   /** Lifts an account's lockouts (admin unlock), inside the caller's transaction. */
   async unlockIn(db: Db, email: string): Promise<number> {
     const { count } = await db.rateLimitCounter.deleteMany({
-      where: { key: { in: [`account:signin:${email}`, `account:forgot:${email}`] } },
+      where: { key: { in: [accountKey(`signin:${email}`), accountKey(`forgot:${email}`)] } },
     });
     return count;
   }

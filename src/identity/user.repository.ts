@@ -41,9 +41,4 @@ export class UserRepository {
   async markEmailVerified(db: Db, userId: string): Promise<void> {
     await db.user.updateMany({ where: { id: userId, emailVerifiedAt: null }, data: { emailVerifiedAt: new Date() } });
   }
-
-  async countPlatformAdmins(db: Db): Promise<number> {
-    // Replaced by an assignment query once RBAC exists; until then the bootstrap marker.
-    return db.systemSetting.count({ where: { key: { startsWith: 'platform_admin:' } } });
-  }
 }

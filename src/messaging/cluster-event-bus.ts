@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
-import type { Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { LOGGER } from '../observability/logger';
 import type { ClusterEventName, ClusterEvents } from './cluster-events';
@@ -25,7 +24,6 @@ const SUBJECT_PREFIX = 'gatehouse.events.';
 export class ClusterEventBus implements OnModuleInit {
   readonly instanceId = randomUUID();
   private readonly handlers = new Map<ClusterEventName, Array<Handler<ClusterEventName>>>();
-  private subscription: Subscription | undefined;
 
   constructor(
     private readonly nats: NatsConnectionService,
@@ -35,7 +33,8 @@ export class ClusterEventBus implements OnModuleInit {
   onModuleInit(): void {
     const connection = this.nats.nc;
     if (connection === undefined) return;
-    this.subscription = connection.subscribe(`${SUBJECT_PREFIX}>`, {
+    // lives as long as the connection (drained at shutdown)
+    connection.subscribe(`${SUBJECT_PREFIX}>`, {
       callback: (error, message) => {
         if (error !== null) return;
         try {
@@ -76,9 +75,5 @@ export class ClusterEventBus implements OnModuleInit {
         this.logger.error({ err: error, event: name }, 'cluster event handler failed');
       }
     }
-  }
-
-  unsubscribe(): void {
-    this.subscription?.unsubscribe();
   }
 }
