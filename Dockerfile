@@ -4,9 +4,9 @@
 #   docker build --build-arg GIT_SHA="$(git rev-parse HEAD)" -t gatehouse:"$(git rev-parse --short HEAD)" .
 # APP_VERSION defaults to package.json's version; both end up in GET /health.
 
-# Pin the exact Node 20 release the project is tested on (STACK.md); in a registry that can,
-# pin it by digest too (node:20.20.2-bookworm-slim@sha256:...).
-ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+# Pin the exact Node 24 LTS release the project is tested on (the `node` dev dependency in
+# package.json); in a registry that can, pin it by digest too (node:24.21.0-bookworm-slim@sha256:...).
+ARG NODE_IMAGE=node:24.21.0-bookworm-slim
 
 # ---- production dependencies only (this stage's node_modules is what the image runs with)
 FROM ${NODE_IMAGE} AS deps
@@ -27,7 +27,7 @@ FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json prisma.config.ts ./
+COPY tsconfig.json tsconfig.build.json nest-cli.json prisma.config.ts ./
 COPY prisma ./prisma
 COPY proto ./proto
 COPY src ./src

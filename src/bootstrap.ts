@@ -64,6 +64,7 @@ export async function startGatehouse(config: AppConfig, logger: Logger): Promise
   logger.info(
     {
       port,
+      node: process.version,
       grpc_port: config.GRPC_PORT === 0 ? null : config.GRPC_PORT,
       embedded_database: config.DATABASE_URL === undefined,
       nats: config.NATS_URL !== undefined,

@@ -58,8 +58,8 @@ export class HealthController {
   /** Liveness: 200 while the process lives, with the running build. */
   @Public()
   @Get('health')
-  health(): { status: 'ok' } & BuildInfo {
-    return { status: 'ok', ...this.build };
+  health(): { status: 'ok'; node: string } & BuildInfo {
+    return { status: 'ok', ...this.build, node: process.version };
   }
 
   @Public()

@@ -17,7 +17,7 @@ describe('embedded defaults (no DATABASE_URL, no NATS_URL)', () => {
     try {
       const health = await http(app.url, 'GET', '/health');
       expect(health.status).toBe(200);
-      expect(health.json).toMatchObject({ status: 'ok' });
+      expect(health.json).toMatchObject({ status: 'ok', node: expect.stringMatching(/^v24\./) });
       const ready = await http(app.url, 'GET', '/ready');
       expect(ready.status).toBe(200);
       expect(ready.json.checks.database).toBe('ok');

@@ -333,11 +333,11 @@ describe('Dockerfile', () => {
     expect(problems).toEqual([]);
   });
 
-  it('is multi-stage on a pinned Node 20 base', () => {
+  it('is multi-stage on a pinned Node 24 LTS base', () => {
     expect(stages.length).toBeGreaterThanOrEqual(3);
     const baseArg = instructions.find((instruction) => instruction.keyword === 'ARG' && instruction.args.startsWith('NODE_IMAGE='));
     const base = baseArg?.args.split('=')[1] ?? '';
-    expect(base).toMatch(/^node:20\.\d+\.\d+-[a-z]+-slim$/);
+    expect(base).toMatch(/^node:24\.\d+\.\d+-[a-z]+-slim$/);
     for (const stage of stages) expect(stage.from).toBe('${NODE_IMAGE}');
   });
 
