@@ -309,7 +309,7 @@ describe.skipIf(!available)('two replicas behind a balancer behave as one servic
     for (const replica of replicas.values()) {
       const health = await request(replica.url, 'GET', '/health');
       expect(health.status).toBe(200);
-      expect(health.json).toEqual({ status: 'ok', version, commit: gitCommit() });
+      expect(health.json).toEqual({ status: 'ok', version, commit: gitCommit(), node: process.version });
     }
   });
 
