@@ -1,4 +1,5 @@
 import { Global, Module } from '@nestjs/common';
+import { AccountNotices } from './account-notices.service';
 import { BootstrapAdminService } from './bootstrap-admin.service';
 import { EmailTokenRepository } from './email-token.repository';
 import { MailerService } from './mailer.service';
@@ -7,7 +8,7 @@ import { UserRepository } from './user.repository';
 
 @Global()
 @Module({
-  providers: [UserRepository, EmailTokenRepository, MailerService, PasswordHasher, BootstrapAdminService],
-  exports: [UserRepository, EmailTokenRepository, MailerService, PasswordHasher],
+  providers: [AccountNotices, UserRepository, EmailTokenRepository, MailerService, PasswordHasher, BootstrapAdminService],
+  exports: [AccountNotices, UserRepository, EmailTokenRepository, MailerService, PasswordHasher],
 })
 export class IdentityModule {}

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootApp, type TestApp } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startFakeGoogle, type FakeGoogle, type GoogleAccount } from '../support/fake-google';
+import { mailsTo, waitForMail } from '../support/auth-flows';
 import { decodeJwtPart, http, STRONG_PASSWORD, uniqueEmail, type HttpResult } from '../support/http';
 import { freePort } from '../support/process';
 import { NATS_URL, servicesAvailable } from '../support/services';
@@ -33,17 +34,28 @@ describe.skipIf(!available)('Google sign-in (OIDC) against a real OpenID provide
 
   const count = async (sql: string, params: unknown[] = []) => Number((await db.query<{ n: string }>(sql, params)).rows[0]!.n);
 
+  // the test's own browser: the binding cookie `start` sets travels back to the callback
+  let browserCookie: string | undefined;
+  const cookieOf = (result: HttpResult): string => {
+    const set = result.headers.getSetCookie().find((cookie) => cookie.startsWith('gh_oidc='));
+    expect(set, 'start sets the browser-binding cookie').toBeDefined();
+    return set!.split(';')[0]!;
+  };
+
   /** Starts a flow on Gatehouse (sign-in, or link with `token`) and returns the provider URL. */
-  const start = async (options: { returnTo?: string; token?: string } = {}): Promise<URL> => {
+  const start = async (options: { returnTo?: string; token?: string; cookie?: string | null } = {}): Promise<URL> => {
     const path = options.token === undefined ? '/v1/auth/oidc/google/start' : '/v1/auth/oidc/google/link/start';
     const body = options.returnTo === undefined ? {} : { return_to: options.returnTo };
-    const result = await http(app.url, 'POST', path, { json: body, token: options.token });
+    const cookie = options.cookie === undefined ? browserCookie : (options.cookie ?? undefined);
+    const result = await http(app.url, 'POST', path, { json: body, token: options.token, headers: cookie === undefined ? {} : { cookie } });
     expect(result.status, result.text).toBe(200);
+    if (options.cookie === undefined) browserCookie = cookieOf(result);
     return new URL(result.json.authorization_url);
   };
 
   /** The browser's arrival at Gatehouse's callback, as the provider redirected it. */
-  const arrive = (callback: URL) => http(app.url, 'GET', callback.pathname + callback.search);
+  const arrive = (callback: URL, cookie: string | null = browserCookie ?? null) =>
+    http(app.url, 'GET', callback.pathname + callback.search, { headers: cookie === null ? {} : { cookie } });
 
   const googleSignIn = async (account: GoogleAccount, options: { returnTo?: string; token?: string } = {}) =>
     arrive(await google.login((await start(options)).href, account.sub));
@@ -227,7 +239,7 @@ describe.skipIf(!available)('Google sign-in (OIDC) against a real OpenID provide
   it('answers 401 invalid_grant when the user cancels at Google', async () => {
     const url = await start();
     const callback = `/v1/auth/oidc/google/callback?error=access_denied&state=${url.searchParams.get('state')}&iss=${encodeURIComponent(google.issuer)}`;
-    expectProblem(await http(app.url, 'GET', callback), 401, 'invalid_grant');
+    expectProblem(await http(app.url, 'GET', callback, { headers: { cookie: browserCookie! } }), 401, 'invalid_grant');
   });
 
   it.each([
@@ -328,6 +340,137 @@ describe.skipIf(!available)('Google sign-in (OIDC) against a real OpenID provide
     });
     expect(removed.status, removed.text).toBe(204);
     expect(await count('SELECT count(*) AS n FROM external_identities WHERE user_id = $1', [local.userId])).toBe(0);
+  });
+
+  describe('binding each flow to the browser that started it', () => {
+    it('sets an HttpOnly, SameSite=Lax binding cookie on start and link/start, with no-store answers', async () => {
+      const started = await http(app.url, 'POST', '/v1/auth/oidc/google/start', { json: {} });
+      expect(started.status, started.text).toBe(200);
+      expect(started.headers.get('cache-control')).toBe('no-store');
+      const [cookie] = started.headers.getSetCookie();
+      expect(cookie).toMatch(/^gh_oidc=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=600; HttpOnly; SameSite=Lax$/);
+      const user = await signUpWithPassword(uniqueEmail('cookie'), true);
+      const linking = await http(app.url, 'POST', '/v1/auth/oidc/google/link/start', { json: {}, token: user.accessToken });
+      expect(linking.headers.getSetCookie()[0]).toMatch(/^gh_oidc=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=600; HttpOnly; SameSite=Lax$/);
+    });
+
+    it('refuses link hijacking: a link URL completed by another browser links nothing (401 invalid_grant)', async () => {
+      const attacker = await signUpWithPassword(uniqueEmail('attacker'), true);
+      const attackerCookie = cookieOf(
+        await http(app.url, 'POST', '/v1/auth/oidc/google/link/start', { json: {}, token: attacker.accessToken }),
+      );
+      // the attacker starts a link for their own account and sends the authorization URL to the victim
+      const linkUrl = await start({ token: attacker.accessToken, cookie: attackerCookie });
+      const victim = google.addAccount(newAccount());
+      const callback = await google.login(linkUrl.href, victim.sub);
+
+      // the victim's browser: no binding cookie at all, then a cookie of its own flow
+      expectProblem(await arrive(callback, null), 401, 'invalid_grant');
+      const victimCookie = cookieOf(await http(app.url, 'POST', '/v1/auth/oidc/google/start', { json: {} }));
+      const secondLink = await google.login((await start({ token: attacker.accessToken, cookie: attackerCookie })).href, victim.sub);
+      expectProblem(await arrive(secondLink, victimCookie), 401, 'invalid_grant');
+      expect(await count('SELECT count(*) AS n FROM external_identities WHERE subject = $1', [victim.sub])).toBe(0);
+      expect(
+        await count(`SELECT count(*) AS n FROM audit_records WHERE action = 'identity.linked' AND target_id = $1`, [attacker.userId]),
+      ).toBe(0);
+
+      // the victim's own Google sign-in later gets the victim a user of its own, not the attacker's
+      const own = await googleSignIn(victim);
+      expect(own.status, own.text).toBe(200);
+      expect(own.json.user.id).not.toBe(attacker.userId);
+    });
+
+    it('refuses login CSRF: a callback URL opened by another browser signs nobody in', async () => {
+      const attackerGoogle = google.addAccount(newAccount());
+      const attackerCookie = cookieOf(await http(app.url, 'POST', '/v1/auth/oidc/google/start', { json: {} }));
+      const url = await start({ cookie: attackerCookie });
+      const callback = await google.login(url.href, attackerGoogle.sub);
+      const sessions = await count('SELECT count(*) AS n FROM sessions');
+      const users = await count('SELECT count(*) AS n FROM users');
+      expectProblem(await arrive(callback, null), 401, 'invalid_grant');
+      expect(await count('SELECT count(*) AS n FROM sessions')).toBe(sessions);
+      expect(await count('SELECT count(*) AS n FROM users')).toBe(users);
+      // the state is spent: even the attacker's own browser cannot finish this flow now
+      expectProblem(await arrive(callback, attackerCookie), 401, 'invalid_grant');
+    });
+
+    it('GET start sets the cookie and redirects to Google; the return_to flow completes in that browser', async () => {
+      const account = google.addAccount(newAccount());
+      const navigation = await http(app.url, 'GET', `/v1/auth/oidc/google/start?return_to=${encodeURIComponent(RETURN_TO)}`);
+      expect(navigation.status, navigation.text).toBe(302);
+      expect(navigation.headers.get('cache-control')).toBe('no-store');
+      const location = new URL(navigation.headers.get('location')!);
+      expect(location.origin).toBe(google.issuer);
+      const cookie = cookieOf(navigation);
+      const callback = await google.login(location.href, account.sub);
+      const back = await arrive(callback, cookie);
+      expect(back.status, back.text).toBe(302);
+      const loginCode = decodeURIComponent(back.headers.get('location')!.split('#login_code=')[1]!);
+      const exchanged = await http(app.url, 'POST', '/v1/auth/oidc/exchange', { json: { login_code: loginCode } });
+      expect(exchanged.status, exchanged.text).toBe(200);
+      expect(exchanged.json.user.email).toBe(account.email);
+      expectProblem(
+        await http(app.url, 'GET', '/v1/auth/oidc/google/start?return_to=https%3A%2F%2Fevil.example%2F'),
+        400,
+        'validation_failed',
+      );
+    });
+
+    it('uses the __Host- cookie with Secure when PUBLIC_URL is https', async () => {
+      const secure = await bootApp({
+        DATABASE_URL: db.url,
+        NATS_URL,
+        PUBLIC_URL: 'https://gatehouse.example.com',
+        AUTH_IP_LIMIT: '100000',
+        OIDC_GOOGLE_ISSUER: google.issuer,
+        OIDC_GOOGLE_CLIENT_ID: google.clientId,
+        OIDC_GOOGLE_CLIENT_SECRET: google.clientSecret,
+        OIDC_GOOGLE_REDIRECT_URI: 'https://gatehouse.example.com/v1/auth/oidc/google/callback',
+      });
+      try {
+        const started = await http(secure.url, 'POST', '/v1/auth/oidc/google/start', { json: {} });
+        expect(started.status, started.text).toBe(200);
+        expect(started.headers.getSetCookie()[0]).toMatch(
+          /^__Host-gh_oidc=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=600; HttpOnly; SameSite=Lax; Secure$/,
+        );
+      } finally {
+        await secure.close();
+      }
+    });
+  });
+
+  describe('telling the owner about links', () => {
+    it('mails the owner when Google is linked through link/start and when it is unlinked', async () => {
+      const email = uniqueEmail('mail-link');
+      const local = await signUpWithPassword(email, true);
+      const account = google.addAccount(newAccount());
+      const linked = await googleSignIn(account, { token: local.accessToken });
+      expect(linked.status, linked.text).toBe(200);
+      const mail = await waitForMail(app.dataDir, email, 'Google sign-in was linked to your account');
+      expect(mail).toContain('remove the Google identity');
+      const removed = await http(app.url, 'DELETE', `/admin/users/${local.userId}/identities/${linked.json.identity.id}`, {
+        token: adminToken,
+      });
+      expect(removed.status, removed.text).toBe(204);
+      await waitForMail(app.dataDir, email, 'Google sign-in was removed from your account');
+    });
+
+    it('mails the owner and records it when a verified email links Google automatically', async () => {
+      const email = uniqueEmail('mail-auto');
+      const local = await signUpWithPassword(email, true);
+      const account = google.addAccount(newAccount({ email, email_verified: true }));
+      expect((await googleSignIn(account)).status).toBe(200);
+      const mail = await waitForMail(app.dataDir, email, 'Google sign-in was linked to your account');
+      expect(mail).toContain('verified email address is yours');
+      const linked = await db.query(`SELECT changes FROM audit_records WHERE action = 'identity.linked' AND target_id = $1`, [
+        local.userId,
+      ]);
+      expect(linked.rows[0]!.changes).toMatchObject({ how: 'verified_email' });
+      // a brand-new Google user gets no link notice
+      const fresh = google.addAccount(newAccount());
+      expect((await googleSignIn(fresh)).status).toBe(200);
+      expect(mailsTo(app.dataDir, fresh.email!).filter((text) => text.includes('linked to your account'))).toEqual([]);
+    });
   });
 
   it('answers 502 when the provider is down at the callback, persists nothing, and the same callback works once it is back', async () => {

@@ -51,3 +51,29 @@ export async function tokenFromOutbox(dataDir: string, email: string, subjectPar
   }
   throw new Error(`no mail "${subjectPart}" for ${email}`);
 }
+
+/** The text of every .eml in DATA_DIR/outbox addressed to `email`, quoted-printable undone. */
+export function mailsTo(dataDir: string, email: string): string[] {
+  const dir = path.join(dataDir, 'outbox');
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .map((name) =>
+      fs
+        .readFileSync(path.join(dir, name), 'utf8')
+        .replace(/=\r?\n/g, '')
+        .replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))),
+    )
+    .filter((text) => text.toLowerCase().includes(`to: ${email.toLowerCase()}`));
+}
+
+/** Polls the outbox until a mail to `email` whose text contains `subjectPart` arrives (5 s). */
+export async function waitForMail(dataDir: string, email: string, subjectPart: string): Promise<string> {
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    const found = mailsTo(dataDir, email).find((text) => text.includes(subjectPart));
+    if (found !== undefined) return found;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`no mail "${subjectPart}" for ${email}`);
+}

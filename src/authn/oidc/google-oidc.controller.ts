@@ -1,14 +1,17 @@
-import { Body, Controller, Get, HttpCode, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Authenticated, Public } from '../../authz/auth-declaration';
 import { ZodValidationPipe } from '../../common/zod-validation.pipe';
+import { APP_CONFIG, type AppConfig } from '../../config/config';
 import type { Principal } from '../../session/principal';
 import { clientInfo } from '../client-info';
+import { BrowserBinding } from './browser-binding';
 import { GoogleConfiguredGuard } from './google-configured.guard';
 import { GoogleOidcService, type LinkedResponse, type SignInResult } from './google-oidc.service';
 
 const startBody = z.object({ return_to: z.string().min(1).max(2048).optional() });
+const startQuery = z.object({ return_to: z.string().min(1).max(2048).optional() });
 const exchangeBody = z.object({ login_code: z.string().min(1).max(512) });
 // the provider's answer: `code` on success, `error` when the user cancelled or it refused
 const callbackQuery = z.object({ state: z.string().min(1).max(512) });
@@ -27,26 +30,59 @@ function rawQuery(request: FastifyRequest): string {
 @Controller('v1/auth/oidc')
 @UseGuards(GoogleConfiguredGuard)
 export class GoogleOidcController {
-  constructor(private readonly google: GoogleOidcService) {}
+  private readonly binding: BrowserBinding;
+
+  constructor(
+    private readonly google: GoogleOidcService,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.binding = new BrowserBinding(config.PUBLIC_URL);
+  }
 
   @Public()
   @Post('google/start')
   @HttpCode(200)
-  start(
+  async start(
     @Body({ schema: startBody, pipes: [new ZodValidationPipe(startBody)] }) body: z.infer<typeof startBody>,
     @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<{ authorization_url: string }> {
-    return this.google.start(body.return_to, clientInfo(request));
+    const binding = this.binding.valueFor(request);
+    const answer = await this.google.start(body.return_to, binding, clientInfo(request));
+    this.binding.set(reply.header('cache-control', 'no-store'), binding);
+    return answer;
+  }
+
+  /**
+   * The same start as a top-level navigation (302 to Google), for front ends on another site:
+   * a cookie set on a cross-site fetch would not be stored, one set on a navigation is.
+   */
+  @Public()
+  @Get('google/start')
+  async startByNavigation(
+    @Query({ schema: startQuery, pipes: [new ZodValidationPipe(startQuery)] }) query: z.infer<typeof startQuery>,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<undefined> {
+    const binding = this.binding.valueFor(request);
+    const { authorization_url } = await this.google.start(query.return_to, binding, clientInfo(request));
+    this.binding.set(reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer'), binding);
+    void reply.status(302).header('location', authorization_url);
+    return undefined;
   }
 
   @Authenticated()
   @Post('google/link/start')
   @HttpCode(200)
-  linkStart(
+  async linkStart(
     @Body({ schema: startBody, pipes: [new ZodValidationPipe(startBody)] }) body: z.infer<typeof startBody>,
     @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<{ authorization_url: string }> {
-    return this.google.startLink(principalOf(request), body.return_to);
+    const binding = this.binding.valueFor(request);
+    const answer = await this.google.startLink(principalOf(request), body.return_to, binding);
+    this.binding.set(reply.header('cache-control', 'no-store'), binding);
+    return answer;
   }
 
   /** Browser redirect target: 302 to return_to, or the JSON outcome when the flow has none. */
@@ -57,7 +93,7 @@ export class GoogleOidcController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<SignInResult | LinkedResponse | undefined> {
-    const outcome = await this.google.callback(query.state, rawQuery(request), clientInfo(request));
+    const outcome = await this.google.callback(query.state, rawQuery(request), this.binding.read(request), clientInfo(request));
     // tokens and codes must not linger in caches or be leaked by a Referer
     void reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
     if (outcome.kind === 'redirect') {

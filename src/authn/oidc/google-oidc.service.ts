@@ -33,22 +33,23 @@ export class GoogleOidcService {
     private readonly limiter: AbuseLimiter,
   ) {}
 
-  async start(returnTo: string | undefined, client: ClientInfo): Promise<{ authorization_url: string }> {
+  /** `binding` is the browser-binding cookie value the controller sets on the answer. */
+  async start(returnTo: string | undefined, binding: string, client: ClientInfo): Promise<{ authorization_url: string }> {
     this.authorization.assertEnabled();
     await this.limiter.consumeIp(client.ip ?? 'unknown');
-    return { authorization_url: await this.authorization.begin({ returnTo }) };
+    return { authorization_url: await this.authorization.begin({ returnTo, binding }) };
   }
 
-  async startLink(principal: Principal, returnTo: string | undefined): Promise<{ authorization_url: string }> {
+  async startLink(principal: Principal, returnTo: string | undefined, binding: string): Promise<{ authorization_url: string }> {
     this.authorization.assertEnabled();
     if (principal.type !== 'user') throw new AppError('not_found', { detail: 'No user profile for this principal.' });
-    return { authorization_url: await this.authorization.begin({ returnTo, linkUserId: principal.id }) };
+    return { authorization_url: await this.authorization.begin({ returnTo, linkUserId: principal.id, binding }) };
   }
 
-  async callback(state: string, callbackQuery: string, client: ClientInfo): Promise<CallbackOutcome> {
+  async callback(state: string, callbackQuery: string, binding: string | undefined, client: ClientInfo): Promise<CallbackOutcome> {
     this.authorization.assertEnabled();
     await this.limiter.consumeIp(client.ip ?? 'unknown');
-    const { claims, returnTo, linkUserId } = await this.authorization.complete(state, callbackQuery);
+    const { claims, returnTo, linkUserId } = await this.authorization.complete(state, callbackQuery, binding);
     if (linkUserId !== null) {
       const identity = await this.linking.linkToUser(linkUserId, claims);
       if (returnTo !== null) return { kind: 'redirect', location: withFragment(returnTo, 'linked', 'google') };

@@ -4,6 +4,7 @@ import { AppError } from '../../common/app-error';
 import { PrismaService } from '../../database/prisma.service';
 import { isUniqueViolation, type Db } from '../../database/transaction';
 import type { ExternalIdentity, User } from '../../generated/prisma/client';
+import { AccountNotices } from '../../identity/account-notices.service';
 import { normalizeEmail } from '../../identity/email';
 import { UserRepository } from '../../identity/user.repository';
 import type { ExternalClaims } from './google-oidc.client';
@@ -49,6 +50,7 @@ export class IdentityLinkingService {
     private readonly users: UserRepository,
     private readonly identities: ExternalIdentityRepository,
     private readonly audit: AuditService,
+    private readonly notices: AccountNotices,
   ) {}
 
   async userForSignIn(claims: ExternalClaims): Promise<User> {
@@ -74,11 +76,13 @@ export class IdentityLinkingService {
       return known;
     }
     try {
-      return await this.prisma.$transaction(async (tx) => {
-        const identity = await this.identities.create(tx, { userId, ...claims });
-        await this.recordLinked(tx, userId, identity, 'signed_in');
-        return identity;
+      const identity = await this.prisma.$transaction(async (tx) => {
+        const created = await this.identities.create(tx, { userId, ...claims });
+        await this.recordLinked(tx, userId, created, 'signed_in');
+        return created;
       });
+      this.notices.send(user.email, 'google_linked');
+      return identity;
     } catch (error) {
       if (isUniqueViolation(error)) throw new AppError('conflict', { detail: 'This Google account is already linked.' });
       throw error;
@@ -91,7 +95,7 @@ export class IdentityLinkingService {
 
   /** Removes an identity unless it is the user's last way to sign in (no password, no other identity). */
   async unlink(userId: string, identityId: string): Promise<void> {
-    await this.prisma.$transaction(async (tx) => {
+    const email = await this.prisma.$transaction(async (tx) => {
       // serializes concurrent unlinks of one user, so two cannot each leave the other as "the last"
       await tx.$queryRaw`SELECT id FROM users WHERE id = ${userId} FOR UPDATE`;
       const identity = await this.identities.findForUser(tx, userId, identityId);
@@ -106,7 +110,9 @@ export class IdentityLinkingService {
         target: { type: 'user', id: userId },
         changes: { identity_id: identity.id, issuer: identity.issuer },
       });
+      return (await this.users.findById(tx, userId))?.email;
     });
+    if (email !== undefined) this.notices.send(email, 'google_unlinked');
   }
 
   private async resolve(claims: ExternalClaims): Promise<User> {
@@ -137,6 +143,8 @@ export class IdentityLinkingService {
         await this.recordLinked(tx, local.id, identity, 'verified_email');
         await this.recordSignIn(tx, local.id, identity.id, 'linked_by_email');
       });
+      // linking without the owner's doing: tell them, with how to undo it
+      this.notices.send(local.email, 'google_linked_automatically');
       return local;
     }
     return this.prisma.$transaction(async (tx) => {

@@ -3,6 +3,7 @@ import { AppError } from '../../common/app-error';
 import { SecretBox } from '../../common/secret-box';
 import { APP_CONFIG, type AppConfig } from '../../config/config';
 import { PrismaService } from '../../database/prisma.service';
+import { BrowserBinding } from './browser-binding';
 import { GoogleOidcClient, type ExternalClaims } from './google-oidc.client';
 import { OidcStateRepository } from './oidc-state.repository';
 import { isAllowedReturnTo } from './return-to';
@@ -12,6 +13,8 @@ const STATE_TTL_S = 10 * 60;
 interface SealedChecks {
   nonce: string;
   codeVerifier: string;
+  /** sha256 of the browser-binding cookie's value (absent in states from before the binding) */
+  bindingHash?: string;
 }
 
 export interface CompletedAuthorization {
@@ -43,7 +46,8 @@ export class OidcAuthorizationService {
     if (!this.client.enabled) throw new AppError('not_found', { logReason: 'google sign-in is not configured' });
   }
 
-  async begin(input: { returnTo?: string; linkUserId?: string }): Promise<string> {
+  /** `binding` is the value of the browser's binding cookie; only its hash is kept (sealed with the state). */
+  async begin(input: { returnTo?: string; linkUserId?: string; binding: string }): Promise<string> {
     this.assertEnabled();
     if (input.returnTo !== undefined && !isAllowedReturnTo(input.returnTo, this.config.OIDC_RETURN_TO_ALLOWLIST)) {
       throw new AppError('validation_failed', {
@@ -52,7 +56,11 @@ export class OidcAuthorizationService {
       });
     }
     const request = await this.client.authorizationRequest();
-    const checks: SealedChecks = { nonce: request.nonce, codeVerifier: request.codeVerifier };
+    const checks: SealedChecks = {
+      nonce: request.nonce,
+      codeVerifier: request.codeVerifier,
+      bindingHash: BrowserBinding.hash(input.binding),
+    };
     await this.states.create(this.prisma, {
       state: request.state,
       sealed: this.box.seal(JSON.stringify(checks)),
@@ -63,12 +71,22 @@ export class OidcAuthorizationService {
     return request.url;
   }
 
-  /** `callbackQuery` is the callback's raw query string, handed to openid-client as received. */
-  async complete(state: string, callbackQuery: string): Promise<CompletedAuthorization> {
+  /**
+   * `callbackQuery` is the callback's raw query string, handed to openid-client as received;
+   * `binding` the browser's binding cookie. A state presented by another browser is spent
+   * without redeeming its code: whoever sent that URL around loses the flow.
+   */
+  async complete(state: string, callbackQuery: string, binding: string | undefined): Promise<CompletedAuthorization> {
     this.assertEnabled();
     const row = await this.states.consume(this.prisma, state);
     if (row === null) throw new AppError('invalid_grant', { logReason: 'oidc state unknown, used or expired' });
     const checks = JSON.parse(this.box.open(row.sealed)) as SealedChecks;
+    if (!BrowserBinding.matches(checks.bindingHash, binding)) {
+      throw new AppError('invalid_grant', {
+        detail: 'This sign-in was started in another browser.',
+        logReason: binding === undefined ? 'oidc callback without the browser-binding cookie' : 'oidc callback with another flow cookie',
+      });
+    }
     try {
       const claims = await this.client.redeem(callbackQuery, { state, nonce: checks.nonce, codeVerifier: checks.codeVerifier });
       return { claims, returnTo: row.returnTo, linkUserId: row.linkUserId };
