@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { readBuildInfo } from './build-info';
 
 /** One registry per app instance (tests boot several in one process). */
 @Injectable()
@@ -59,7 +60,23 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly buildInfo = new Gauge({
+    name: 'gatehouse_build_info',
+    help: 'Always 1; the labels name the running build',
+    labelNames: ['version', 'commit', 'node'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'gatehouse_process_' });
+    // One prefix for everything (CONTRACT §14): process_* and nodejs_* become gatehouse_process_*
+    // and gatehouse_nodejs_*; the event-loop delay is gatehouse_nodejs_eventloop_lag_*_seconds.
+    collectDefaultMetrics({ register: this.registry, prefix: 'gatehouse_' });
+    // prom-client names these gauges *_total, which Prometheus reserves for counters; the
+    // same numbers stay available per type in gatehouse_nodejs_active_{handles,requests,resources}.
+    for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) {
+      this.registry.removeSingleMetric(`gatehouse_nodejs_${name}`);
+    }
+    const build = readBuildInfo();
+    this.buildInfo.set({ version: build.version, commit: build.commit, node: process.version }, 1);
   }
 }
