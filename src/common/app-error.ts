@@ -12,6 +12,10 @@ export interface AppErrorOptions {
   headers?: Record<string, string>;
   /** precise reason for the log only; never sent to the client */
   logReason?: string;
+  /** a status other than the code's usual one (412 with code `conflict` for a stale If-Match) */
+  status?: number;
+  /** RFC 9457 extension members added to the body (e.g. `checks` of a refused rebalancing) */
+  extensions?: Record<string, unknown>;
 }
 
 /** Domain error carrying a contract code; mapped to HTTP / gRPC / WebSocket at the edge. */

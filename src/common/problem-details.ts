@@ -13,11 +13,19 @@ export interface ProblemDetails {
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
-export function problemOf(code: ErrorCode, requestId: string, detail?: string, errors?: FieldError[]): ProblemDetails {
+export function problemOf(
+  code: ErrorCode,
+  requestId: string,
+  detail?: string,
+  errors?: FieldError[],
+  extra: { status?: number; extensions?: Record<string, unknown> } = {},
+): ProblemDetails {
+  // extension members first, so they can never overwrite a standard member
   const body: ProblemDetails = {
+    ...extra.extensions,
     type: `urn:gatehouse:error:${code}`,
     title: titleOf(code),
-    status: httpStatusOf(code),
+    status: extra.status ?? httpStatusOf(code),
     code,
     request_id: requestId,
   };

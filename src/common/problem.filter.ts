@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { LOGGER } from '../observability/logger';
 import { AppError } from './app-error';
-import { httpStatusOf, type ErrorCode } from './error-codes';
+import type { ErrorCode } from './error-codes';
 import { problemOf, PROBLEM_CONTENT_TYPE } from './problem-details';
 import { requestContext } from './request-context';
 
@@ -94,8 +94,11 @@ export class ProblemFilter implements ExceptionFilter {
       this.logger.error({ err: exception, request_id: requestContext.get()?.requestId ?? requestId }, 'unhandled error');
     }
 
-    const body = problemOf(code, requestId, detail, appError?.options.errors);
-    const status = httpStatusOf(code);
+    const body = problemOf(code, requestId, detail, appError?.options.errors, {
+      status: appError?.options.status,
+      extensions: appError?.options.extensions,
+    });
+    const status = body.status;
     if (status === 401) {
       reply.header('www-authenticate', code === 'invalid_token' ? 'Bearer error="invalid_token"' : 'Bearer');
     }

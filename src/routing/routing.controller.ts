@@ -1,4 +1,5 @@
-import { Controller, Get, HttpCode, Inject, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Put, Query, Res } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { Requires } from '../authz/auth-declaration';
@@ -6,8 +7,20 @@ import { AppError } from '../common/app-error';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { PrismaService } from '../database/prisma.service';
-import { SERVICE_KINDS, type ServiceKind } from './routing-document';
+import {
+  ROUTING_PARTS,
+  RoutingValidationError,
+  SERVICE_KINDS,
+  checkConsistency,
+  parsePart,
+  partKey,
+  type RoutingPart,
+  type ServiceKind,
+} from './routing-document';
+import { RoutingWriteService, etagOf } from './routing-write.service';
 import { RoutingService } from './routing.service';
+
+const partParams = z.object({ service_kind: z.enum(SERVICE_KINDS), part: z.enum(ROUTING_PARTS) });
 
 const resolveQuery = z.object({
   service_kind: z.enum(SERVICE_KINDS),
@@ -22,6 +35,7 @@ const resolveQuery = z.object({
 export class RoutingController {
   constructor(
     private readonly routing: RoutingService,
+    private readonly writes: RoutingWriteService,
     private readonly prisma: PrismaService,
     private readonly audit: AuditService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -61,6 +75,46 @@ export class RoutingController {
       this.audit.record(tx, { action: 'platform.routing.reload', target: { type: 'routing', id: 'tables' } }),
     );
     return view;
+  }
+
+  /**
+   * Replaces one part (`placement` or `shards`) of a kind, compare-and-set on the revision in
+   * `If-Match`; refused exactly as a KV change would be, so the table in force stays valid.
+   */
+  @Put(':service_kind/:part')
+  @Requires('platform.routing.write')
+  async writePart(
+    @Param(new ZodValidationPipe(partParams)) params: z.infer<typeof partParams>,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Body() body: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<object> {
+    const { service_kind: kind, part } = params;
+    const key = partKey(kind, part);
+    const result = await this.writes.write({
+      key,
+      ifMatch,
+      body,
+      validate: (value) => this.validatePart(kind, part, value),
+      applyLocally: (value, revision) => this.routing.applyWritten(key, value, revision),
+    });
+    void reply.header('etag', etagOf(result.revision));
+    return this.view();
+  }
+
+  /** The same checks a KV change meets, plus consistency with the other part in force. */
+  private validatePart(kind: ServiceKind, part: RoutingPart, body: unknown): string {
+    if (body === undefined || body === null)
+      throw new RoutingValidationError([{ path: `${kind}.${part}`, message: 'a JSON object is required' }]);
+    const value = parsePart(kind, part, JSON.stringify(body));
+    const { table } = this.routing.snapshot(kind);
+    checkConsistency(
+      kind,
+      part === 'placement'
+        ? { placement: value as Record<string, string>, shards: table.shards }
+        : { placement: table.placement, shards: value as Record<string, string[]> },
+    );
+    return JSON.stringify(value);
   }
 
   private view(): object {

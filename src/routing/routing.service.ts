@@ -9,8 +9,9 @@ import { NatsConnectionService } from '../messaging/nats-connection.service';
 import { LOGGER } from '../observability/logger';
 import { MetricsService } from '../observability/metrics.service';
 import { ReadinessService } from '../observability/readiness.service';
-import { ROUTING_PARTS, SERVICE_KINDS, parsePartKey, type ServiceKind } from './routing-document';
+import { ROUTING_PARTS, SERVICE_KINDS, parsePartKey, partKey, type RoutingDocument, type ServiceKind } from './routing-document';
 import { openRoutingBucket, readParts, readRoutingFile, seedBucket } from './routing-sources';
+import { KvRoutingStore, MemoryRoutingStore, type RoutingStore } from './routing-store';
 import { RoutingTable, type KindSnapshot, type OfferResult, type Rejection, type ResolvedShard } from './routing-table';
 
 export type RoutingSource = 'kv' | 'file' | 'none';
@@ -30,7 +31,9 @@ export class RoutingService implements OnModuleInit, OnApplicationShutdown {
   private readonly revisionGauge: Gauge<'service_kind' | 'part'>;
   private readonly rejectedCounter: Counter<'service_kind'>;
   private kv: KV | undefined;
-  private fileRevision = 0;
+  // single-node mode: the file's tables plus API writes, until the next reload of the file
+  private readonly memory = new MemoryRoutingStore();
+  private kvStore: RoutingStore | undefined;
   private stopped = false;
   private watchStop: (() => void) | undefined;
 
@@ -74,7 +77,7 @@ export class RoutingService implements OnModuleInit, OnApplicationShutdown {
         const document = await readRoutingFile(this.config.ROUTING_FILE!).catch((error: unknown) => {
           throw new Error(`routing: ROUTING_FILE: ${error instanceof Error ? error.message : String(error)}`);
         });
-        this.record(this.table.offerDocument(document, ++this.fileRevision));
+        this.loadDocument(document);
         break;
       }
       case 'none':
@@ -87,6 +90,25 @@ export class RoutingService implements OnModuleInit, OnApplicationShutdown {
   onApplicationShutdown(): void {
     this.stopped = true;
     this.watchStop?.();
+  }
+
+  /** Where routing writes go: the KV bucket, or this replica's memory in single-node mode. */
+  get store(): RoutingStore {
+    return this.kvStore ?? this.memory;
+  }
+
+  /**
+   * Puts a value this replica just wrote to the store in force here at once (the KV watch
+   * brings the same revision later and skips it; other replicas learn from their watch).
+   */
+  applyWritten(key: string, value: string, revision: number): void {
+    const parsed = parsePartKey(key);
+    if (parsed === undefined) return;
+    if (this.kv !== undefined) {
+      if ((this.seen.get(key) ?? -1) >= revision) return;
+      this.seen.set(key, revision);
+    }
+    this.record([this.table.offerPart(parsed.kind, parsed.part, value, revision)]);
   }
 
   /** Called when a kind's table changed (e.g. to close channels to removed endpoints). */
@@ -136,13 +158,28 @@ export class RoutingService implements OnModuleInit, OnApplicationShutdown {
       return;
     }
     if (this.config.ROUTING_FILE !== undefined && this.nats.nc === undefined) {
-      const revision = ++this.fileRevision;
+      let document: RoutingDocument;
       try {
-        this.record(this.table.offerDocument(await readRoutingFile(this.config.ROUTING_FILE), revision));
+        document = await readRoutingFile(this.config.ROUTING_FILE);
       } catch (error) {
+        const revision = this.memory.nextRevision();
         this.record(SERVICE_KINDS.map((kind) => this.table.reject(kind, 'document', revision, error)));
+        return;
       }
+      this.loadDocument(document);
     }
+  }
+
+  /** Single-node mode: the file replaces every part, including changes made through the API. */
+  private loadDocument(document: RoutingDocument): void {
+    const revision = this.memory.nextRevision();
+    const results = this.table.offerDocument(document, revision);
+    for (const result of results) {
+      if (!result.applied) continue;
+      const { kind, table } = result.snapshot;
+      for (const part of ROUTING_PARTS) this.memory.set(partKey(kind, part), JSON.stringify(table[part]), revision);
+    }
+    this.record(results);
   }
 
   private async reloadQuietly(): Promise<void> {
@@ -156,6 +193,7 @@ export class RoutingService implements OnModuleInit, OnApplicationShutdown {
   private async startKv(): Promise<void> {
     const kv = await openRoutingBucket(this.nats.nc!, this.config.ROUTING_KV_BUCKET);
     this.kv = kv;
+    this.kvStore = new KvRoutingStore(kv);
     if (this.config.ROUTING_FILE !== undefined) {
       const document = await readRoutingFile(this.config.ROUTING_FILE).catch((error: unknown) => {
         throw new Error(`routing: ROUTING_FILE: ${error instanceof Error ? error.message : String(error)}`);
