@@ -110,8 +110,9 @@ export class RoutingWriteService {
         return { revision, previousRevision: current.revision, persisted: store.persisted, value };
       } catch (error) {
         if (!(error instanceof StaleRevisionError) || attempt >= MAX_ATTEMPTS) {
-          if (error instanceof StaleRevisionError)
+          if (error instanceof StaleRevisionError) {
             throw new AppError('conflict', { logReason: `${key}: gave up after ${attempt} attempts` });
+          }
           throw error;
         }
         this.logger.debug({ key, attempt }, 'routing compare-and-set lost a race; reading again');

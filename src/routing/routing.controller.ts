@@ -104,8 +104,9 @@ export class RoutingController {
 
   /** The same checks a KV change meets, plus consistency with the other part in force. */
   private validatePart(kind: ServiceKind, part: RoutingPart, body: unknown): string {
-    if (body === undefined || body === null)
+    if (body === undefined || body === null) {
       throw new RoutingValidationError([{ path: `${kind}.${part}`, message: 'a JSON object is required' }]);
+    }
     const value = parsePart(kind, part, JSON.stringify(body));
     const { table } = this.routing.snapshot(kind);
     checkConsistency(

@@ -83,6 +83,8 @@ describe.skipIf(!available)('routing writes through the API (PUT placement / sha
     expect(shards.json.service_kinds.projection.shards).toEqual({ one: [one.endpoint], two: [two.endpoint] });
     expect(shards.json.service_kinds.projection.revisions.shards).toBe(shardsRevision);
 
+    // warm both replicas (token check, upstream connections) so the timing below is the routing's
+    for (const replica of [a, b]) expect(await servedBy(replica.url)).toBe('shard-one');
     const placement = await http(a.url, 'PUT', '/admin/routing/projection/placement', {
       token,
       json: { '*': 'one', acme: 'two' },
@@ -90,14 +92,14 @@ describe.skipIf(!available)('routing writes through the API (PUT placement / sha
     });
     const written = Date.now();
     expect(placement.status, placement.text).toBe(200);
-    const entry = await kv.get('projection.placement');
-    expect(entry?.json()).toEqual({ '*': 'one', acme: 'two' });
-    expect(placement.headers.get('etag')).toBe(`"${entry!.revision}"`);
-    expect(placement.json).toMatchObject({ source: 'kv', bucket, service_kinds: { projection: { placement: { acme: 'two' } } } });
     // in force on the replica that wrote it at once, on the other within 1 s
     expect(await servedBy(a.url)).toBe('shard-two');
     await waitFor(async () => (await servedBy(b.url)) === 'shard-two', 1000, 20);
     expect(Date.now() - written).toBeLessThanOrEqual(1000);
+    const entry = await kv.get('projection.placement');
+    expect(entry?.json()).toEqual({ '*': 'one', acme: 'two' });
+    expect(placement.headers.get('etag')).toBe(`"${entry!.revision}"`);
+    expect(placement.json).toMatchObject({ source: 'kv', bucket, service_kinds: { projection: { placement: { acme: 'two' } } } });
 
     const audited = await auditRows('routing.write');
     expect(audited.map((row) => row.target_id)).toEqual(['projection.shards', 'projection.placement']);
