@@ -1,37 +1,15 @@
 import { z } from 'zod';
+import { natsServers, originList, trustProxyValue, urlList } from './config-values';
 
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const seconds = integer(1, 10 * 365 * 24 * 3600);
 const booleanString = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
-const commaList = z
-  .string()
-  .default('')
-  .transform((value) =>
-    value
-      .split(',')
-      .map((item) => item.trim())
-      .filter((item) => item.length > 0),
-  );
 const optionalString = z
   .string()
   .optional()
   .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
-
-// TRUST_PROXY: "false" (default), "true" (trust every hop), or a list of addresses/CIDRs.
-const trustProxy = z
-  .string()
-  .default('false')
-  .transform((value): boolean | string[] => {
-    const lowered = value.trim().toLowerCase();
-    if (lowered === 'false' || lowered === '' || lowered === '0') return false;
-    if (lowered === 'true' || lowered === '1') return true;
-    return value
-      .split(',')
-      .map((item) => item.trim())
-      .filter((item) => item.length > 0);
-  });
 
 const masterKey = optionalString.refine(
   (value) => value === undefined || Buffer.from(value, 'base64').length === 32,
@@ -61,7 +39,7 @@ export const configSchema = z.object({
   // PostgreSQL (POSTGRES_PASSWORD_FILE) and Gatehouse (DATABASE_PASSWORD_FILE) one secret.
   DATABASE_PASSWORD: optionalString,
   DATA_DIR: z.string().min(1).default('./data'),
-  NATS_URL: optionalString,
+  NATS_URL: natsServers,
   ROUTING_FILE: optionalString,
   MASTER_KEY: masterKey,
   ACCESS_TOKEN_TTL: seconds.default(600),
@@ -70,13 +48,19 @@ export const configSchema = z.object({
   SESSION_MAX_AGE: seconds.default(2592000),
   MIGRATE_ON_START: booleanString.default(true),
   SMTP_URL: url(['smtp:', 'smtps:']),
-  MAIL_FROM: z.string().min(3).default('Gatehouse <no-reply@localhost>'),
-  OIDC_GOOGLE_ISSUER: z.url().default('https://accounts.google.com'),
+  MAIL_FROM: z
+    .string()
+    .regex(/^([^<>]*<[^<>@\s]+@[^<>@\s]+>|[^<>@\s]+@[^<>@\s]+)$/, 'must be an address, or "Name <address>"')
+    .default('Gatehouse <no-reply@localhost>'),
+  OIDC_GOOGLE_ISSUER: url(['https:', 'http:']).transform((value) => value ?? 'https://accounts.google.com'),
   OIDC_GOOGLE_CLIENT_ID: optionalString,
   OIDC_GOOGLE_CLIENT_SECRET: optionalString,
   OIDC_GOOGLE_REDIRECT_URI: url(['http:', 'https:']),
-  OIDC_RETURN_TO_ALLOWLIST: commaList,
-  BOOTSTRAP_ADMIN_EMAIL: optionalString,
+  OIDC_RETURN_TO_ALLOWLIST: urlList(['https:', 'http:']),
+  BOOTSTRAP_ADMIN_EMAIL: optionalString.refine(
+    (value) => value === undefined || /^[^@\s]+@[^@\s]+$/.test(value),
+    'must be an email address',
+  ),
   BOOTSTRAP_ADMIN_PASSWORD: optionalString,
   UPSTREAM_TIMEOUT_MS: integer(1, 600_000).default(5000),
   // Not in the contract: the JetStream KV bucket holding the routing document (tests isolate
@@ -91,8 +75,8 @@ export const configSchema = z.object({
   AUTH_ACCOUNT_FAILURE_LIMIT: integer(1, 1_000_000).default(10),
   AUTH_IP_LIMIT: integer(1, 10_000_000).default(100),
   AUTH_WINDOW: seconds.default(900),
-  TRUST_PROXY: trustProxy,
-  CORS_ORIGINS: commaList,
+  TRUST_PROXY: trustProxyValue,
+  CORS_ORIGINS: originList,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // Not in the contract: how long SIGTERM keeps serving with /ready at 503 before closing
   // the listener, so a balancer polling /ready can take the replica out first.

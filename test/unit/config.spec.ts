@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config';
+import { configSchema } from '../../src/config/config.schema';
 
 const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'gh-config-'));
 
@@ -110,5 +111,107 @@ describe('loadConfig', () => {
     });
     expect(config.TRUST_PROXY).toEqual(['10.0.0.0/8', '127.0.0.1']);
     expect(config.CORS_ORIGINS).toEqual(['https://a.example', 'https://b.example']);
+  });
+});
+
+// Every variable the schema knows, with a value it must refuse; the ones that take any text
+// (paths, client ids, secrets) are listed apart. A variable in neither list fails the last test.
+const BAD_VALUES: Record<string, string> = {
+  NODE_ENV: 'prod',
+  PORT: '3000abc',
+  GRPC_PORT: '-1',
+  PUBLIC_URL: 'localhost:3000',
+  DATABASE_URL: 'mysql://db/app',
+  NATS_URL: 'http://nats:4222',
+  MASTER_KEY: 'c2hvcnQ=',
+  ACCESS_TOKEN_TTL: '10m',
+  REFRESH_TOKEN_TTL: '0',
+  REFRESH_REUSE_GRACE: 'soon',
+  SESSION_MAX_AGE: '1.5',
+  MIGRATE_ON_START: 'maybe',
+  SMTP_URL: 'http://mail',
+  MAIL_FROM: 'nobody',
+  OIDC_GOOGLE_ISSUER: 'accounts.google.com',
+  OIDC_GOOGLE_REDIRECT_URI: '/callback',
+  OIDC_RETURN_TO_ALLOWLIST: 'https://ok.example/,javascript:alert(1)',
+  BOOTSTRAP_ADMIN_EMAIL: 'admin',
+  UPSTREAM_TIMEOUT_MS: '0',
+  ROUTING_KV_BUCKET: 'a.b',
+  UPSTREAM_BREAKER_FAILURES: 'five',
+  UPSTREAM_BREAKER_COOLDOWN_MS: '5',
+  WS_MAX_MESSAGE_BYTES: '1',
+  AUTH_ACCOUNT_FAILURE_LIMIT: '0',
+  AUTH_IP_LIMIT: 'lots',
+  AUTH_WINDOW: '-1',
+  TRUST_PROXY: 'banana',
+  CORS_ORIGINS: 'https://app.example.com/',
+  LOG_LEVEL: 'loud',
+  SHUTDOWN_DRAIN_MS: '1s',
+};
+const FREE_TEXT = new Set([
+  'DATA_DIR',
+  'ROUTING_FILE',
+  'DATABASE_PASSWORD',
+  'OIDC_GOOGLE_CLIENT_ID',
+  'OIDC_GOOGLE_CLIENT_SECRET',
+  'BOOTSTRAP_ADMIN_PASSWORD',
+]);
+
+describe('every variable is validated with a message naming it', () => {
+  it.each(Object.entries(BAD_VALUES))('refuses %s=%s', (name, value) => {
+    let message = '';
+    try {
+      loadConfig({ DATA_DIR: tempDir(), [name]: value });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(new RegExp(`^config: ${name}: \\S`));
+    expect(message).not.toContain('\n');
+  });
+
+  it('has a refusal case for every variable in the schema that is not free text', () => {
+    const unclassified = Object.keys(configSchema.shape).filter((name) => !(name in BAD_VALUES) && !FREE_TEXT.has(name));
+    expect(unclassified).toEqual([]);
+  });
+
+  it.each([
+    ['TRUST_PROXY', '10.0.0.0/33'],
+    ['TRUST_PROXY', '10.0.0.1, proxy.internal'],
+    ['CORS_ORIGINS', '*'],
+    ['CORS_ORIGINS', 'app.example.com'],
+    ['CORS_ORIGINS', 'https://app.example.com/admin'],
+    ['CORS_ORIGINS', 'ftp://files.example.com'],
+    ['NATS_URL', 'nats://a:4222,not a server'],
+  ])('refuses %s=%s', (name, value) => {
+    expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrowError(new RegExp(`^config: ${name}: `));
+  });
+
+  it('says what TRUST_PROXY expects and which entry is wrong', () => {
+    expect(() => loadConfig({ DATA_DIR: tempDir(), TRUST_PROXY: '10.0.0.1,banana' })).toThrowError(
+      /^config: TRUST_PROXY: "banana" is not an IP address or CIDR/,
+    );
+  });
+
+  it('never echoes a password from a bad URL', () => {
+    expect(() => loadConfig({ DATA_DIR: tempDir(), NATS_URL: 'http://user:hunter2@nats:4222' })).toThrowError(
+      /^config: NATS_URL: "http:\/\/\*\*\*@nats:4222"/,
+    );
+    expect(() => loadConfig({ DATA_DIR: tempDir(), DATABASE_URL: 'mysql://user:hunter2@db/app' })).not.toThrowError(/hunter2/);
+  });
+
+  it.each([
+    ['TRUST_PROXY', 'true', true],
+    [
+      'TRUST_PROXY',
+      'loopback, 10.0.0.0/8, ::1, fd00::/8, 192.168.0.0/255.255.0.0',
+      ['loopback', '10.0.0.0/8', '::1', 'fd00::/8', '192.168.0.0/255.255.0.0'],
+    ],
+    ['CORS_ORIGINS', 'https://app.example.com, http://localhost:5173', ['https://app.example.com', 'http://localhost:5173']],
+    ['NATS_URL', 'nats://a:4222, tls://b:4222,c:4222', 'nats://a:4222, tls://b:4222,c:4222'],
+    ['OIDC_RETURN_TO_ALLOWLIST', 'https://app.example.com/', ['https://app.example.com/']],
+    ['MAIL_FROM', 'no-reply@example.com', 'no-reply@example.com'],
+  ])('accepts %s=%s', (name, value, expected) => {
+    expect(loadConfig({ DATA_DIR: tempDir(), [name]: value })[name as keyof ReturnType<typeof loadConfig>]).toEqual(expected);
   });
 });
