@@ -9,6 +9,7 @@
  *  - gRPC SubmitCommand through Gatehouse vs straight to the fake aggregate;
  *  - WebSocket echo round trips/s through Gatehouse vs straight to the fake projection.
  * nginx must be installed (apt-get install -y nginx); without it its row is skipped.
+ * BENCH_ONLY=http, grpc or ws runs one section.
  */
 const { spawn, spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
@@ -259,96 +260,106 @@ async function main() {
       `\nGatehouse proxy bench — ${os.cpus().length} cores, ${DURATION}s per run, ${CONNECTIONS} connections, one fake upstream process\n`,
     );
 
+    // BENCH_ONLY=http|grpc|ws runs one section (e.g. to measure a change to one transport)
+    const only = process.env.BENCH_ONLY;
+    const runs = (section) => only === undefined || only === '' || only === section;
+
     // ---- HTTP query: Gatehouse vs direct vs nginx ----
-    const queryOptions = { method: 'POST', body: QUERY_BODY, headers: { 'content-type': 'application/json' } };
-    const viaGatehouse = await cannon({
-      ...queryOptions,
-      url: `${base}/v1/query/orders`,
-      headers: { ...queryOptions.headers, authorization: `Bearer ${token}`, 'x-tenant-id': 'acme' },
-    });
-    const direct = await cannon({ ...queryOptions, url: `http://${projection}/v1/query/orders` });
-    let viaNginx;
-    const nginx = await startNginx(ports.httpPort);
-    if (nginx === undefined) {
-      console.log('nginx not installed (apt-get install -y nginx): its row is skipped');
-    } else {
-      children.push(nginx.child);
-      viaNginx = await cannon({ ...queryOptions, url: `http://127.0.0.1:${nginx.port}/v1/query/orders` });
+    if (runs('http')) {
+      const queryOptions = { method: 'POST', body: QUERY_BODY, headers: { 'content-type': 'application/json' } };
+      const viaGatehouse = await cannon({
+        ...queryOptions,
+        url: `${base}/v1/query/orders`,
+        headers: { ...queryOptions.headers, authorization: `Bearer ${token}`, 'x-tenant-id': 'acme' },
+      });
+      const direct = await cannon({ ...queryOptions, url: `http://${projection}/v1/query/orders` });
+      let viaNginx;
+      const nginx = await startNginx(ports.httpPort);
+      if (nginx === undefined) {
+        console.log('nginx not installed (apt-get install -y nginx): its row is skipped');
+      } else {
+        children.push(nginx.child);
+        viaNginx = await cannon({ ...queryOptions, url: `http://127.0.0.1:${nginx.port}/v1/query/orders` });
+      }
+      const httpRow = (label, result) =>
+        row(label, result.requests.average, result.latency.p50, result.latency.p99, `non-2xx ${result.non2xx}, errors ${result.errors}`);
+      httpRow('POST /v1/query via Gatehouse (authn+authz)', viaGatehouse);
+      httpRow('POST /v1/query direct to upstream', direct);
+      if (viaNginx) httpRow('POST /v1/query via nginx (1 worker)', viaNginx);
+      ratio('Gatehouse / direct (requests/s)', viaGatehouse.requests.average, direct.requests.average);
+      if (viaNginx) ratio('Gatehouse / nginx (requests/s)', viaGatehouse.requests.average, viaNginx.requests.average);
+      if (viaNginx) ratio('Gatehouse / nginx (p99 latency)', viaGatehouse.latency.p99, viaNginx.latency.p99);
     }
-    const httpRow = (label, result) =>
-      row(label, result.requests.average, result.latency.p50, result.latency.p99, `non-2xx ${result.non2xx}, errors ${result.errors}`);
-    httpRow('POST /v1/query via Gatehouse (authn+authz)', viaGatehouse);
-    httpRow('POST /v1/query direct to upstream', direct);
-    if (viaNginx) httpRow('POST /v1/query via nginx (1 worker)', viaNginx);
-    ratio('Gatehouse / direct (requests/s)', viaGatehouse.requests.average, direct.requests.average);
-    if (viaNginx) ratio('Gatehouse / nginx (requests/s)', viaGatehouse.requests.average, viaNginx.requests.average);
-    if (viaNginx) ratio('Gatehouse / nginx (p99 latency)', viaGatehouse.latency.p99, viaNginx.latency.p99);
 
     // ---- gRPC SubmitCommand ----
-    const Service = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, LOADER)).aggregate.gateway.v1.CommandService;
-    const submit = (client, metadata) => (worker) =>
-      new Promise((resolve, reject) => {
-        const request = {
-          aggregate_type: 'order',
-          aggregate_id: `o-${worker}`,
-          command_id: crypto.randomUUID(),
-          command_type: 'order.touch',
-          payload: Buffer.from('{"n":1}'),
-        };
-        client.SubmitCommand(request, metadata, { deadline: Date.now() + 5000 }, (error, response) =>
-          error ? reject(error) : resolve(response),
-        );
-      });
-    const gatehouseClient = new Service(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
-    const directClient = new Service(aggregate, grpc.credentials.createInsecure());
-    const metadata = new grpc.Metadata();
-    metadata.set('authorization', `Bearer ${token}`);
-    metadata.set('x-tenant-id', 'acme');
-    await submit(gatehouseClient, metadata)(0);
-    const grpcVia = await loops(CONNECTIONS, submit(gatehouseClient, metadata));
-    const grpcDirect = await loops(CONNECTIONS, submit(directClient, new grpc.Metadata()));
-    row('gRPC SubmitCommand via Gatehouse', grpcVia.rate, grpcVia.p50, grpcVia.p99, `errors ${grpcVia.errors}`);
-    row('gRPC SubmitCommand direct', grpcDirect.rate, grpcDirect.p50, grpcDirect.p99, `errors ${grpcDirect.errors}`);
-    ratio('Gatehouse / direct (calls/s)', grpcVia.rate, grpcDirect.rate);
-    gatehouseClient.close();
-    directClient.close();
+    if (runs('grpc')) {
+      const Service = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, LOADER)).aggregate.gateway.v1.CommandService;
+      const submit = (client, metadata) => (worker) =>
+        new Promise((resolve, reject) => {
+          const request = {
+            aggregate_type: 'order',
+            aggregate_id: `o-${worker}`,
+            command_id: crypto.randomUUID(),
+            command_type: 'order.touch',
+            payload: Buffer.from('{"n":1}'),
+          };
+          client.SubmitCommand(request, metadata, { deadline: Date.now() + 5000 }, (error, response) =>
+            error ? reject(error) : resolve(response),
+          );
+        });
+      const gatehouseClient = new Service(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
+      const directClient = new Service(aggregate, grpc.credentials.createInsecure());
+      const metadata = new grpc.Metadata();
+      metadata.set('authorization', `Bearer ${token}`);
+      metadata.set('x-tenant-id', 'acme');
+      await submit(gatehouseClient, metadata)(0);
+      const grpcVia = await loops(CONNECTIONS, submit(gatehouseClient, metadata));
+      const grpcDirect = await loops(CONNECTIONS, submit(directClient, new grpc.Metadata()));
+      row('gRPC SubmitCommand via Gatehouse', grpcVia.rate, grpcVia.p50, grpcVia.p99, `errors ${grpcVia.errors}`);
+      row('gRPC SubmitCommand direct', grpcDirect.rate, grpcDirect.p50, grpcDirect.p99, `errors ${grpcDirect.errors}`);
+      ratio('Gatehouse / direct (calls/s)', grpcVia.rate, grpcDirect.rate);
+      gatehouseClient.close();
+      directClient.close();
+    }
 
     // ---- WebSocket echo ----
-    const openSockets = async (url, headers) =>
-      Promise.all(
-        Array.from(
-          { length: CONNECTIONS },
-          () =>
-            new Promise((resolve, reject) => {
-              const socket = new WebSocket(url, { headers, perMessageDeflate: false });
-              socket.once('open', () => resolve(socket));
-              socket.once('error', reject);
-            }),
-        ),
-      );
-    const echo = (sockets) => (worker) =>
-      new Promise((resolve) => {
-        const socket = sockets[worker];
-        socket.once('message', resolve);
-        socket.send('{"subscribe":"orders","seq":1}');
+    if (runs('ws')) {
+      const openSockets = async (url, headers) =>
+        Promise.all(
+          Array.from(
+            { length: CONNECTIONS },
+            () =>
+              new Promise((resolve, reject) => {
+                const socket = new WebSocket(url, { headers, perMessageDeflate: false });
+                socket.once('open', () => resolve(socket));
+                socket.once('error', reject);
+              }),
+          ),
+        );
+      const echo = (sockets) => (worker) =>
+        new Promise((resolve) => {
+          const socket = sockets[worker];
+          socket.once('message', resolve);
+          socket.send('{"subscribe":"orders","seq":1}');
+        });
+      const gatehouseSockets = await openSockets(`ws://127.0.0.1:${port}/v1/subscribe/orders`, {
+        authorization: `Bearer ${token}`,
+        'x-tenant-id': 'acme',
       });
-    const gatehouseSockets = await openSockets(`ws://127.0.0.1:${port}/v1/subscribe/orders`, {
-      authorization: `Bearer ${token}`,
-      'x-tenant-id': 'acme',
-    });
-    const wsVia = await loops(CONNECTIONS, echo(gatehouseSockets));
-    const directSockets = await openSockets(`ws://${projection}/v1/subscribe/orders`, {});
-    const wsDirect = await loops(CONNECTIONS, echo(directSockets));
-    for (const socket of [...gatehouseSockets, ...directSockets]) socket.terminate();
-    row(
-      'WebSocket echo round trips via Gatehouse',
-      wsVia.rate,
-      wsVia.p50,
-      wsVia.p99,
-      `(${(wsVia.rate * 2).toFixed(0)} messages/s relayed)`,
-    );
-    row('WebSocket echo round trips direct', wsDirect.rate, wsDirect.p50, wsDirect.p99);
-    ratio('Gatehouse / direct (round trips/s)', wsVia.rate, wsDirect.rate);
+      const wsVia = await loops(CONNECTIONS, echo(gatehouseSockets));
+      const directSockets = await openSockets(`ws://${projection}/v1/subscribe/orders`, {});
+      const wsDirect = await loops(CONNECTIONS, echo(directSockets));
+      for (const socket of [...gatehouseSockets, ...directSockets]) socket.terminate();
+      row(
+        'WebSocket echo round trips via Gatehouse',
+        wsVia.rate,
+        wsVia.p50,
+        wsVia.p99,
+        `(${(wsVia.rate * 2).toFixed(0)} messages/s relayed)`,
+      );
+      row('WebSocket echo round trips direct', wsDirect.rate, wsDirect.p50, wsDirect.p99);
+      ratio('Gatehouse / direct (round trips/s)', wsVia.rate, wsDirect.rate);
+    }
   } finally {
     for (const child of children.reverse()) child.kill('SIGTERM');
     await new Promise((resolve) => setTimeout(resolve, 300));

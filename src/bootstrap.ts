@@ -11,6 +11,8 @@ import { MetricsService } from './observability/metrics.service';
 import { ReadinessService } from './observability/readiness.service';
 import { commandGrpcServerOptions } from './proxy/grpc-server';
 import { installProxyBodyParser } from './proxy/proxy-body-parser';
+import { SubscriptionAdmission } from './proxy/subscription-admission.service';
+import { SubscriptionWsAdapter } from './proxy/subscription-ws.adapter';
 
 export interface Gatehouse {
   app: NestFastifyApplication;
@@ -41,6 +43,8 @@ export async function startGatehouse(config: AppConfig, logger: Logger): Promise
     new FastifyAdapter(fastify),
     { logger: false, abortOnError: false, bodyParser: true },
   );
+  // WebSocket gateways (/v1/subscribe) share the HTTP port; the adapter admits before any 101
+  app.useWebSocketAdapter(new SubscriptionWsAdapter(app, app.get(SubscriptionAdmission), { maxPayload: config.WS_MAX_MESSAGE_BYTES }));
   if (config.CORS_ORIGINS.length > 0) {
     app.enableCors({
       origin: config.CORS_ORIGINS,

@@ -72,6 +72,7 @@ export const configSchema = z.object({
   UPSTREAM_BREAKER_FAILURES: integer(1, 1000).default(5),
   UPSTREAM_BREAKER_COOLDOWN_MS: integer(100, 600_000).default(10_000),
   WS_MAX_MESSAGE_BYTES: integer(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  WS_MAX_CONNECTIONS_PER_PRINCIPAL: integer(1, 1_000_000).default(20),
   AUTH_ACCOUNT_FAILURE_LIMIT: integer(1, 1_000_000).default(10),
   AUTH_IP_LIMIT: integer(1, 10_000_000).default(100),
   AUTH_WINDOW: seconds.default(900),

@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { AppError } from '../common/app-error';
 import { requestContext, type RequestContext } from '../common/request-context';
 import type { MetricsService } from './metrics.service';
-import { acceptCorrelationId, continueTrace, formatTraceparent } from './trace-context';
+import { logRequest, openRequestContext } from './request-edge';
+import { formatTraceparent } from './trace-context';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -41,20 +41,17 @@ export function installHttpPipeline(fastify: FastifyInstance, logger: Logger, me
   });
 
   fastify.addHook('onRequest', (request, reply, done) => {
-    const trace = continueTrace(request.headers.traceparent);
-    const context: RequestContext = {
+    const context = openRequestContext({
       requestId: request.id,
-      correlationId: acceptCorrelationId(request.headers['x-correlation-id']) ?? randomUUID(),
-      traceId: trace.traceId,
-      spanId: trace.spanId,
-      traceFlags: trace.traceFlags,
+      traceparent: request.headers.traceparent,
+      correlationId: request.headers['x-correlation-id'],
+      userAgent: header(request, 'user-agent'),
       clientIp: request.ip,
-      userAgent: header(request, 'user-agent')?.slice(0, 512),
-    };
+    });
     request.ctx = context;
     reply.header('x-request-id', context.requestId);
     reply.header('x-correlation-id', context.correlationId);
-    reply.header('traceparent', formatTraceparent(trace));
+    reply.header('traceparent', formatTraceparent(context));
     const contentType = header(request, 'content-type')?.toLowerCase() ?? '';
     if (contentType.startsWith('application/x-www-form-urlencoded') && !FORM_ROUTES.has(request.routeOptions.url ?? '')) {
       requestContext.run(context, () => done(new AppError('unsupported_media_type')));
@@ -70,24 +67,7 @@ export function installHttpPipeline(fastify: FastifyInstance, logger: Logger, me
     metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
     metrics.httpDuration.observe({ method: request.method, route }, durationSeconds);
     if (context !== null) {
-      logger.info(
-        {
-          request_id: context.requestId,
-          correlation_id: context.correlationId,
-          trace_id: context.traceId,
-          span_id: context.spanId,
-          principal_id: context.principalId ?? null,
-          tenant_id: context.tenantId ?? null,
-          method: request.method,
-          route,
-          status: reply.statusCode,
-          duration_ms: Math.round(reply.elapsedTime * 100) / 100,
-          upstream: context.upstream,
-          authz: context.authz,
-          ip: context.clientIp,
-        },
-        'request',
-      );
+      logRequest(logger, context, { method: request.method, route, status: reply.statusCode, durationMs: reply.elapsedTime });
     }
     done();
   });

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { Controller, Inject, UseFilters } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import type { Metadata, ServerUnaryCall } from '@grpc/grpc-js';
@@ -7,9 +6,9 @@ import { Requires } from '../authz/auth-declaration';
 import { rpcAuthorization } from '../authz/auth.guard';
 import { AppError } from '../common/app-error';
 import { GrpcExceptionFilter } from '../common/grpc-exception.filter';
-import { requestContext, type RequestContext } from '../common/request-context';
+import { requestContext } from '../common/request-context';
 import { LOGGER } from '../observability/logger';
-import { acceptCorrelationId, continueTrace } from '../observability/trace-context';
+import { logRequest, openRequestContext, recordAuthorization } from '../observability/request-edge';
 import { AGGREGATE_TYPE } from './command-json';
 import type { SubmitCommandRequest, SubmitCommandResponse } from './command-proto';
 import { GrpcUpstreamClient } from './grpc-upstream.client';
@@ -36,20 +35,13 @@ export class CommandGrpcController {
     call: ServerUnaryCall<unknown, unknown>,
   ): Promise<SubmitCommandResponse> {
     const authorization = rpcAuthorization(metadata);
-    const trace = continueTrace(metadataValue(metadata, 'traceparent'));
-    const context: RequestContext = {
-      requestId: randomUUID(),
-      correlationId: acceptCorrelationId(metadataValue(metadata, 'x-correlation-id')) ?? randomUUID(),
-      traceId: trace.traceId,
-      spanId: trace.spanId,
-      traceFlags: trace.traceFlags,
+    const context = openRequestContext({
+      traceparent: metadataValue(metadata, 'traceparent'),
+      correlationId: metadataValue(metadata, 'x-correlation-id'),
+      userAgent: metadataValue(metadata, 'user-agent'),
       clientIp: call.getPeer(),
-      userAgent: metadataValue(metadata, 'user-agent')?.slice(0, 512),
-      principalId: authorization?.principal?.id,
-      principalType: authorization?.principal?.type,
-      tenantId: authorization?.tenantId,
-      authz: authorization?.decision,
-    };
+    });
+    if (authorization !== undefined) recordAuthorization(context, authorization);
     const rawDeadline = call.getDeadline();
     const deadlineMs = rawDeadline instanceof Date ? rawDeadline.getTime() : rawDeadline;
     return requestContext.run(context, async () => {
@@ -80,23 +72,12 @@ export class CommandGrpcController {
         outcome = error instanceof AppError ? error.code : ((error as Error).name ?? 'error');
         throw error;
       } finally {
-        this.logger.info(
-          {
-            request_id: context.requestId,
-            correlation_id: context.correlationId,
-            trace_id: context.traceId,
-            principal_id: context.principalId ?? null,
-            tenant_id: context.tenantId ?? null,
-            method: 'GRPC',
-            route: '/aggregate.gateway.v1.CommandService/SubmitCommand',
-            status: outcome,
-            duration_ms: Math.round((performance.now() - started) * 100) / 100,
-            upstream: context.upstream,
-            authz: context.authz,
-            ip: context.clientIp,
-          },
-          'request',
-        );
+        logRequest(this.logger, context, {
+          method: 'GRPC',
+          route: '/aggregate.gateway.v1.CommandService/SubmitCommand',
+          status: outcome,
+          durationMs: performance.now() - started,
+        });
       }
     });
   }

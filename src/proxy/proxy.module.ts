@@ -8,8 +8,11 @@ import { HttpUpstreamClient } from './http-upstream.client';
 import { InternalTokenService } from './internal-token.service';
 import { QueryController } from './query.controller';
 import { RunnerController } from './runner.controller';
+import { SubscriptionAdmission } from './subscription-admission.service';
+import { SubscriptionConnectionCap } from './subscription-connection-cap';
+import { SUBSCRIPTION_HANDSHAKE_CHECKS } from './subscription-handshake-checks';
 import { SubscriptionRegistry } from './subscription-registry';
-import { SubscriptionRelay } from './subscription-relay.service';
+import { SubscriptionGateway } from './subscription.gateway';
 import { UpstreamSocketConnector } from './upstream-socket.connector';
 
 @Module({
@@ -22,7 +25,15 @@ import { UpstreamSocketConnector } from './upstream-socket.connector';
     GrpcUpstreamClient,
     UpstreamSocketConnector,
     SubscriptionRegistry,
-    SubscriptionRelay,
+    SubscriptionConnectionCap,
+    // run in this order at every /v1/subscribe handshake, after authorization (add limits here)
+    {
+      provide: SUBSCRIPTION_HANDSHAKE_CHECKS,
+      useFactory: (cap: SubscriptionConnectionCap) => [cap],
+      inject: [SubscriptionConnectionCap],
+    },
+    SubscriptionAdmission,
+    SubscriptionGateway,
   ],
 })
 export class ProxyModule {}

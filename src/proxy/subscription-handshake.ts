@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
+import proxyAddr from '@fastify/proxy-addr';
 import type { AuthDeclaration } from '../authz/auth-declaration';
 import { AppError } from '../common/app-error';
 import { httpStatusOf } from '../common/error-codes';
@@ -14,6 +15,8 @@ export const SUBSCRIBE_DECLARATION: AuthDeclaration = {
   tenant: 'required',
   resource: 'view_type',
 };
+/** The gateway's path: the adapter hands it every upgrade below it (`/v1/subscribe/*`). */
+export const SUBSCRIBE_PREFIX = '/v1/subscribe';
 const SUBSCRIBE_PATTERN = /^\/v1\/subscribe\/([^/]+)$/;
 
 export interface SubscribeTarget {
@@ -60,6 +63,46 @@ export function handshakeAuthorization(request: http.IncomingMessage): string | 
 /** The tenant of a handshake: x-tenant-id, or the `tenant_id` query parameter (browsers). */
 export function handshakeTenant(request: http.IncomingMessage, target: SubscribeTarget): string | undefined {
   return first(request.headers['x-tenant-id']) ?? target.tenantFromQuery;
+}
+
+/**
+ * The origins a browser may open a subscription from (CONTRACT §2): CORS_ORIGINS and the
+ * origin of PUBLIC_URL, compared as URL origins (scheme, host, port; case-insensitive host).
+ */
+export function allowedOrigins(corsOrigins: readonly string[], publicUrl: string): ReadonlySet<string> {
+  const origins = new Set<string>();
+  for (const value of [...corsOrigins, publicUrl]) {
+    const origin = normalizeOrigin(value);
+    if (origin !== undefined) origins.add(origin);
+  }
+  return origins;
+}
+
+function normalizeOrigin(value: string): string | undefined {
+  try {
+    const origin = new URL(value).origin;
+    return origin === 'null' ? undefined : origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Cross-site WebSocket hijacking guard: a browser always sends Origin, so a handshake with one
+ * outside the allowed set is refused; without Origin (non-browser clients) it is allowed.
+ */
+export function originAllowed(request: http.IncomingMessage, allowed: ReadonlySet<string>): boolean {
+  const origin = first(request.headers.origin);
+  if (origin === undefined) return true;
+  const normalized = normalizeOrigin(origin);
+  return normalized !== undefined && allowed.has(normalized);
+}
+
+/** TRUST_PROXY as Fastify applies it to HTTP requests, so both transports agree on the client IP. */
+export function clientIpResolver(trustProxy: boolean | string[]): (request: http.IncomingMessage) => string {
+  if (trustProxy === false) return (request) => request.socket.remoteAddress ?? '';
+  const trust = trustProxy === true ? () => true : proxyAddr.compile(trustProxy);
+  return (request) => proxyAddr(request, trust);
 }
 
 /** Refuses a handshake with a problem+json HTTP response, before any 101. */

@@ -29,6 +29,8 @@ const TIMEOUT_MS = 800;
 const COOLDOWN_MS = 1000;
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
+const ALLOWED_ORIGIN = 'https://app.example.com';
+const WS_CAP = 3;
 
 /** A port nothing listens on. */
 async function closedPort(): Promise<number> {
@@ -96,6 +98,10 @@ describe.skipIf(!available)('proxies to aggregate, projection and runner upstrea
       UPSTREAM_TIMEOUT_MS: String(TIMEOUT_MS),
       UPSTREAM_BREAKER_FAILURES: '3',
       UPSTREAM_BREAKER_COOLDOWN_MS: String(COOLDOWN_MS),
+      CORS_ORIGINS: ALLOWED_ORIGIN,
+      WS_MAX_CONNECTIONS_PER_PRINCIPAL: String(WS_CAP),
+      // the fake clients connect from loopback: trusting it makes X-Forwarded-For the client IP
+      TRUST_PROXY: '127.0.0.1',
     });
     base = app.url;
     const signin = await http(base, 'POST', '/v1/auth/signin', { json: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
@@ -510,14 +516,18 @@ describe.skipIf(!available)('proxies to aggregate, projection and runner upstrea
   describe('WebSocket /v1/subscribe/{view_type}', () => {
     const wsUrl = (view = 'orders') => `${base.replace('http', 'ws')}/v1/subscribe/${view}`;
 
-    function open(headers: Record<string, string>, protocols?: string[]): Promise<{ socket?: WebSocket; status?: number; body?: string }> {
+    function open(
+      headers: Record<string, string>,
+      protocols?: string[],
+      view = 'orders',
+    ): Promise<{ socket?: WebSocket; status?: number; body?: string; headers?: Record<string, string | string[] | undefined> }> {
       return new Promise((resolve) => {
-        const socket = new WebSocket(wsUrl(), protocols, { headers });
+        const socket = new WebSocket(wsUrl(view), protocols, { headers });
         socket.once('open', () => resolve({ socket }));
         socket.once('unexpected-response', (_request, response) => {
           let body = '';
           response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-          response.on('end', () => resolve({ status: response.statusCode, body }));
+          response.on('end', () => resolve({ status: response.statusCode, body, headers: response.headers }));
         });
         socket.once('error', () => resolve({}));
       });
@@ -591,6 +601,107 @@ describe.skipIf(!available)('proxies to aggregate, projection and runner upstrea
       const code = closed(socket!);
       socket!.send(Buffer.alloc(1024 * 1024 + 1));
       expect(await code).toBe(1009);
+    });
+
+    it('closes the client with 1009 when the upstream sends a message over the size limit', async () => {
+      const before = new Set(projection.sockets);
+      const { socket } = await open({ authorization: `Bearer ${adminToken}`, 'x-tenant-id': 'acme' });
+      expect(socket).toBeDefined();
+      const code = closed(socket!);
+      await waitFor(() => [...projection.sockets].some((upstream) => !before.has(upstream)));
+      const upstream = [...projection.sockets].find((candidate) => !before.has(candidate))!;
+      upstream.send(Buffer.alloc(1024 * 1024 + 1));
+      expect(await code).toBe(1009);
+    });
+
+    it('refuses a handshake from an Origin outside CORS_ORIGINS and PUBLIC_URL with 403, before any upstream contact', async () => {
+      const before = projection.calls.length;
+      const auth = { authorization: `Bearer ${adminToken}`, 'x-tenant-id': 'acme' };
+      const foreign = await open({ ...auth, origin: 'https://evil.example.net' });
+      expect(foreign.status).toBe(403);
+      expect(foreign.headers!['content-type']).toMatch(/^application\/problem\+json/);
+      expect(JSON.parse(foreign.body!)).toMatchObject({ code: 'forbidden', status: 403 });
+      expect((await open({ ...auth, origin: 'null' })).status).toBe(403);
+      // the origin check comes before authorization: no token still gets 403, not 401
+      expect((await open({ 'x-tenant-id': 'acme', origin: 'https://evil.example.net' })).status).toBe(403);
+      expect(projection.calls.length).toBe(before);
+      for (const origin of [ALLOWED_ORIGIN, new URL(app.gatehouse.config.PUBLIC_URL).origin]) {
+        const allowed = await open({ ...auth, origin });
+        expect(allowed.socket, origin).toBeDefined();
+        allowed.socket!.close();
+      }
+    });
+
+    it(`allows ${WS_CAP} open subscriptions per principal; the next handshake is 429 rate_limited with Retry-After`, async () => {
+      await http(base, 'POST', '/admin/tenants', { token: adminToken, json: { id: 'acme', name: 'Acme' } });
+      const member = await userWithRole(base, adminToken, 'acme', 'tenant_member', 'ws-cap');
+      const auth = { authorization: `Bearer ${member.accessToken}`, 'x-tenant-id': 'acme' };
+      const sockets: WebSocket[] = [];
+      for (let i = 0; i < WS_CAP; i += 1) {
+        const { socket, status } = await open(auth);
+        expect(socket, `subscription ${i + 1}: ${status}`).toBeDefined();
+        sockets.push(socket!);
+      }
+      const before = projection.calls.length;
+      const refused = await open(auth);
+      expect(refused.status).toBe(429);
+      expect(refused.headers!['retry-after']).toMatch(/^\d+$/);
+      expect(JSON.parse(refused.body!)).toMatchObject({ code: 'rate_limited', status: 429 });
+      expect(projection.calls.length).toBe(before);
+      // another principal is not affected
+      const other = await open({ authorization: `Bearer ${adminToken}`, 'x-tenant-id': 'acme' });
+      expect(other.socket).toBeDefined();
+      other.socket!.close();
+      // closing one frees its slot
+      const gone = closed(sockets[0]!);
+      sockets[0]!.close();
+      await gone;
+      let again: Awaited<ReturnType<typeof open>> = {};
+      await waitFor(async () => {
+        again = await open(auth);
+        return again.socket !== undefined;
+      });
+      for (const socket of [...sockets.slice(1), again.socket!]) socket.close();
+    });
+
+    it('serves every path under /v1/subscribe/ through the gateway: an unknown shape is a 404 problem', async () => {
+      const nested = await open({ authorization: `Bearer ${adminToken}`, 'x-tenant-id': 'acme' }, undefined, 'orders/extra');
+      expect(nested.status).toBe(404);
+      expect(JSON.parse(nested.body!).code).toBe('not_found');
+    });
+
+    it('logs one request line per handshake with the client IP from X-Forwarded-For (TRUST_PROXY)', async () => {
+      const correlation = `ws-log-${Date.now()}`;
+      const { socket } = await open({
+        authorization: `Bearer ${adminToken}`,
+        'x-tenant-id': 'acme',
+        'x-correlation-id': correlation,
+        'x-forwarded-for': '203.0.113.7',
+      });
+      expect(socket).toBeDefined();
+      socket!.close();
+      const refused = await open({ 'x-tenant-id': 'acme', 'x-forwarded-for': '198.51.100.9' });
+      expect(refused.status).toBe(401);
+      const requestLines = () =>
+        app
+          .logs()
+          .split('\n')
+          .filter((text) => text.includes('"msg":"request"'))
+          .map((text) => JSON.parse(text) as Record<string, unknown>);
+      const opened = requestLines().filter((entry) => entry.correlation_id === correlation);
+      expect(opened).toHaveLength(1);
+      expect(opened[0]).toMatchObject({
+        route: '/v1/subscribe/:view_type',
+        method: 'GET',
+        status: 101,
+        ip: '203.0.113.7',
+        tenant_id: 'acme',
+      });
+      expect(opened[0]!.authz).toMatchObject({ decision: 'allow' });
+      expect(opened[0]!.upstream).toMatch(/^projection p1 /);
+      const refusedLine = requestLines().filter((entry) => entry.request_id === refused.headers!['x-request-id']);
+      expect(refusedLine).toHaveLength(1);
+      expect(refusedLine[0]).toMatchObject({ status: 401, ip: '198.51.100.9' });
     });
   });
 

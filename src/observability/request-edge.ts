@@ -1,0 +1,82 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { RequestContext } from '../common/request-context';
+import { AppError } from '../common/app-error';
+import { acceptCorrelationId, continueTrace } from './trace-context';
+
+/** What a transport reads from its request to build the context (headers or gRPC metadata). */
+export interface RequestEdgeInput {
+  /** the transport's own id when it has one (Fastify's genReqId); otherwise a new UUID */
+  requestId?: string;
+  traceparent: string | string[] | undefined;
+  correlationId: string | string[] | undefined;
+  userAgent: string | undefined;
+  clientIp: string;
+}
+
+/** How a request ended, for its one log line. */
+export interface RequestOutcome {
+  method: string;
+  route: string;
+  /** an HTTP status, or a gRPC outcome name */
+  status: number | string;
+  durationMs: number;
+}
+
+/**
+ * The one place a request's context is born (CONTRACT §1: ids kept or generated, traceparent
+ * continued with a new span), whatever the transport. HTTP, gRPC and the WebSocket handshake
+ * are thin adapters around this and `logRequest`, as they are around RequestAuthorizer.
+ */
+export function openRequestContext(input: RequestEdgeInput): RequestContext {
+  const trace = continueTrace(input.traceparent);
+  return {
+    requestId: input.requestId ?? randomUUID(),
+    correlationId: acceptCorrelationId(input.correlationId) ?? randomUUID(),
+    traceId: trace.traceId,
+    spanId: trace.spanId,
+    traceFlags: trace.traceFlags,
+    clientIp: input.clientIp,
+    userAgent: input.userAgent?.slice(0, 512),
+  };
+}
+
+/** Records what the authorizer decided for the log line (allow, or the reason of a deny). */
+export function recordAuthorization(
+  context: RequestContext,
+  result: { principal?: { id: string; type: 'user' | 'service_account' }; tenantId?: string; decision?: RequestContext['authz'] },
+): void {
+  context.principalId = result.principal?.id;
+  context.principalType = result.principal?.type;
+  context.tenantId = result.tenantId;
+  context.authz = result.decision;
+}
+
+/** A refusal by policy is logged with its reason (never shown to the client). */
+export function recordDenial(context: RequestContext, error: unknown): void {
+  if (error instanceof AppError && (error.code === 'forbidden' || error.code === 'tenant_forbidden')) {
+    context.authz = { decision: 'deny', reason: error.options.logReason ?? 'deny' };
+  }
+}
+
+/** The one JSON log line per request (CONTRACT §1 ids, §8 operations), every transport alike. */
+export function logRequest(logger: Logger, context: RequestContext, outcome: RequestOutcome): void {
+  logger.info(
+    {
+      request_id: context.requestId,
+      correlation_id: context.correlationId,
+      trace_id: context.traceId,
+      span_id: context.spanId,
+      principal_id: context.principalId ?? null,
+      tenant_id: context.tenantId ?? null,
+      method: outcome.method,
+      route: outcome.route,
+      status: outcome.status,
+      duration_ms: Math.round(outcome.durationMs * 100) / 100,
+      upstream: context.upstream,
+      authz: context.authz,
+      ip: context.clientIp,
+    },
+    'request',
+  );
+}

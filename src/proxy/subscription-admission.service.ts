@@ -1,0 +1,200 @@
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Logger } from 'pino';
+import type WebSocket from 'ws';
+import { RequestAuthorizer } from '../authz/request-authorizer.service';
+import { AppError } from '../common/app-error';
+import { requestContext, type RequestContext } from '../common/request-context';
+import { APP_CONFIG, type AppConfig } from '../config/config';
+import { LOGGER } from '../observability/logger';
+import { MetricsService } from '../observability/metrics.service';
+import { logRequest, openRequestContext, recordAuthorization, recordDenial } from '../observability/request-edge';
+import type { Principal } from '../session/principal';
+import {
+  SUBSCRIBE_DECLARATION,
+  SUBSCRIBE_PATH,
+  allowedOrigins,
+  clientIpResolver,
+  handshakeAuthorization,
+  handshakeTenant,
+  matchSubscribePath,
+  originAllowed,
+  refuseHandshake,
+  writeRawResponse,
+  type SubscribeTarget,
+} from './subscription-handshake';
+import { SUBSCRIPTION_HANDSHAKE_CHECKS, type HandshakeRelease, type SubscriptionHandshakeCheck } from './subscription-handshake-checks';
+import type { UpgradeGate } from './subscription-ws.adapter';
+import { UpstreamSocketConnector } from './upstream-socket.connector';
+
+/** A handshake that passed every check and has its upstream open, waiting for its 101. */
+export interface AdmittedSubscription {
+  upstream: WebSocket;
+  principal: Principal;
+  authorization: string;
+  tenantId: string;
+  target: SubscribeTarget;
+  context: RequestContext;
+  /** gives back what the handshake checks reserved; idempotent */
+  release(): void;
+}
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function releaseAll(releases: HandshakeRelease[]): () => void {
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    for (const release of releases.reverse()) release();
+  };
+}
+
+/**
+ * Everything a `/v1/subscribe/{view_type}` handshake passes before its 101, in order: shutdown,
+ * Origin, authorization (same decision as REST), the handshake checks (connection cap, limits),
+ * the upstream handshake. Any refusal is an HTTP answer in the problem envelope, written here;
+ * so is the request's one log line. The WebSocket adapter asks this gate, the gateway claims
+ * what it admitted.
+ */
+@Injectable()
+export class SubscriptionAdmission implements UpgradeGate {
+  private readonly admitted = new WeakMap<http.IncomingMessage, AdmittedSubscription>();
+  private readonly origins: ReadonlySet<string>;
+  private readonly clientIp: (request: http.IncomingMessage) => string;
+  private closed = false;
+
+  constructor(
+    private readonly authorizer: RequestAuthorizer,
+    private readonly connector: UpstreamSocketConnector,
+    private readonly metrics: MetricsService,
+    @Inject(SUBSCRIPTION_HANDSHAKE_CHECKS) private readonly checks: SubscriptionHandshakeCheck[],
+    @Inject(APP_CONFIG) config: AppConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {
+    this.origins = allowedOrigins(config.CORS_ORIGINS, config.PUBLIC_URL);
+    this.clientIp = clientIpResolver(config.TRUST_PROXY);
+  }
+
+  /** From now on every handshake is 503 `unavailable` (SIGTERM). */
+  stopAdmitting(): void {
+    this.closed = true;
+  }
+
+  /** Hands the admitted subscription to the gateway, once. */
+  claim(request: http.IncomingMessage): AdmittedSubscription | undefined {
+    const subscription = this.admitted.get(request);
+    this.admitted.delete(request);
+    return subscription;
+  }
+
+  abandon(request: http.IncomingMessage): void {
+    const subscription = this.claim(request);
+    if (subscription === undefined) return;
+    subscription.upstream.terminate();
+    subscription.release();
+  }
+
+  admit(request: http.IncomingMessage, socket: Duplex): Promise<boolean> {
+    const context = openRequestContext({
+      traceparent: request.headers.traceparent,
+      correlationId: request.headers['x-correlation-id'],
+      userAgent: first(request.headers['user-agent']),
+      clientIp: this.clientIp(request),
+    });
+    return requestContext.run(context, () => this.handshake(request, socket, context));
+  }
+
+  private async handshake(request: http.IncomingMessage, socket: Duplex, context: RequestContext): Promise<boolean> {
+    const started = performance.now();
+    let status = 101;
+    let releases: HandshakeRelease[] = [];
+    try {
+      const target = matchSubscribePath(request.url ?? '/');
+      if (target === undefined) throw new AppError('not_found', { logReason: 'no such subscription path' });
+      if (this.closed) throw new AppError('unavailable', { logReason: 'shutting down' });
+      if (!originAllowed(request, this.origins)) {
+        throw new AppError('forbidden', {
+          detail: 'origin not allowed',
+          logReason: `deny: origin ${first(request.headers.origin)?.slice(0, 200)} not allowed`,
+        });
+      }
+      const authorization = handshakeAuthorization(request);
+      const result = await this.authorizer
+        .authorize({
+          declaration: SUBSCRIBE_DECLARATION,
+          authorization,
+          tenantHeader: handshakeTenant(request, target),
+          resource: target.viewType,
+        })
+        .catch((error: unknown) => {
+          recordDenial(context, error);
+          throw error;
+        });
+      recordAuthorization(context, result);
+      const principal = result.principal!;
+      const tenantId = result.tenantId!;
+      for (const check of this.checks) {
+        const release = await check.check({ principal, tenantId, viewType: target.viewType, context, request });
+        if (release !== undefined) releases.push(release);
+      }
+      const connected = await this.connector.connect({
+        viewType: target.viewType,
+        query: target.upstreamQuery,
+        tenantId,
+        principal,
+        context,
+        inboundHeaders: request.headers,
+      });
+      context.upstream = connected.upstream;
+      if ('refusal' in connected) {
+        status = connected.refusal.status;
+        writeRawResponse(
+          socket,
+          status,
+          { ...connected.refusal.headers, connection: 'close', 'x-request-id': context.requestId },
+          connected.refusal.body,
+        );
+        return false;
+      }
+      if (socket.destroyed) {
+        connected.socket.terminate();
+        status = 499;
+        return false;
+      }
+      this.admitted.set(request, {
+        upstream: connected.socket,
+        principal,
+        authorization: authorization!,
+        tenantId,
+        target,
+        context,
+        release: releaseAll(releases),
+      });
+      releases = [];
+      return true;
+    } catch (error) {
+      status = refuseHandshake(socket, this.appErrorOf(error), context);
+      return false;
+    } finally {
+      // whatever was reserved for a handshake that is not going to open is given back now
+      releaseAll(releases)();
+      this.metrics.httpRequests.inc({ method: 'GET', route: SUBSCRIBE_PATH, status: String(status) });
+      logRequest(this.logger, context, { method: 'GET', route: SUBSCRIBE_PATH, status, durationMs: performance.now() - started });
+    }
+  }
+
+  private appErrorOf(error: unknown): AppError {
+    if (error instanceof AppError) {
+      if (error.options.logReason !== undefined) {
+        this.logger.info({ code: error.code, reason: error.options.logReason }, 'request refused');
+      }
+      return error;
+    }
+    this.logger.error({ err: error }, 'unhandled error in a websocket handshake');
+    return new AppError('internal_error');
+  }
+}
