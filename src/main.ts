@@ -1,7 +1,8 @@
 import 'reflect-metadata';
 import { ConfigError, loadConfig } from './config/config';
-import { startGatehouse } from './bootstrap';
+import { readBuildInfo } from './observability/build-info';
 import { createLogger } from './observability/logger';
+import type { Tracing } from './observability/tracing';
 
 async function main(): Promise<void> {
   let config;
@@ -15,7 +16,16 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.LOG_LEVEL);
+  // Tracing patches fastify, pg, undici, http and gRPC as they load, so it starts before the
+  // application is imported; without an endpoint no OpenTelemetry module is loaded at all.
+  let tracing: Tracing | undefined;
+  if (config.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined) {
+    const { startTracing } = await import('./observability/tracing.js');
+    tracing = startTracing(readBuildInfo().version);
+  }
+  const { startGatehouse } = await import('./bootstrap.js');
   const gatehouse = await startGatehouse(config, logger);
+  logger.info({ tracing: tracing !== undefined }, tracing === undefined ? 'tracing off' : 'tracing: exporting spans over OTLP');
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -24,6 +34,7 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'shutting down');
     gatehouse
       .shutdown()
+      .then(() => tracing?.shutdown())
       .then(() => {
         logger.info('shut down cleanly');
         logger.flush(() => process.exit(0));

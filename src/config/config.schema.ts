@@ -78,6 +78,9 @@ export const configSchema = z.object({
   AUTH_WINDOW: seconds.default(900),
   TRUST_PROXY: trustProxyValue,
   CORS_ORIGINS: originList,
+  // The OpenTelemetry SDK reads it (and the other OTEL_* variables) itself; validated here so a
+  // typo stops the start with its name, and so main.ts knows whether to load the SDK at all.
+  OTEL_EXPORTER_OTLP_ENDPOINT: url(['http:', 'https:']),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // Not in the contract: how long SIGTERM keeps serving with /ready at 503 before closing
   // the listener, so a balancer polling /ready can take the replica out first.

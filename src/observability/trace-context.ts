@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { activeSpanIds } from './active-span';
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -13,6 +14,10 @@ export interface TraceContext {
 
 /** W3C trace-context: continue a valid inbound traceparent with a new span, else start a new trace. */
 export function continueTrace(header: string | string[] | undefined): TraceContext {
+  // With tracing on, the instrumentation has already continued the header into a server span:
+  // adopt its ids, so logs, the response's traceparent and exported spans agree.
+  const active = activeSpanIds();
+  if (active !== undefined) return active;
   const value = Array.isArray(header) ? header[0] : header;
   const match = value === undefined ? null : TRACEPARENT.exec(value.trim());
   const spanId = newSpanId();
