@@ -149,7 +149,6 @@ const BAD_VALUES: Record<string, string> = {
   LOG_LEVEL: 'loud',
   SHUTDOWN_DRAIN_MS: '1s',
   OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318',
-  WS_MAX_CONNECTIONS_PER_PRINCIPAL: 'none',
 };
 const FREE_TEXT = new Set([
   'DATA_DIR',
