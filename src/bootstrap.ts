@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { AppModule } from './app.module';
 import type { AppConfig } from './config/config';
 import { setupOpenApi } from './docs/openapi';
+import { assertBootstrapAdminPassword } from './identity/bootstrap-admin-password';
 import { installHttpPipeline, DEFAULT_BODY_LIMIT } from './observability/http-pipeline';
 import { MetricsService } from './observability/metrics.service';
 import { ReadinessService } from './observability/readiness.service';
@@ -26,6 +27,7 @@ export interface Gatehouse {
 
 /** Builds and starts Gatehouse; used by main.ts and by in-process tests. */
 export async function startGatehouse(config: AppConfig, logger: Logger): Promise<Gatehouse> {
+  assertBootstrapAdminPassword(config);
   const metrics = new MetricsService();
   const fastify = Fastify({
     bodyLimit: DEFAULT_BODY_LIMIT,

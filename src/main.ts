@@ -49,6 +49,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`${error.message}\n`);
+    process.exit(78);
+  }
   process.stderr.write(`gatehouse failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 });

@@ -76,9 +76,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (raw.NODE_ENV === 'production' && raw.MASTER_KEY === undefined) {
     throw new ConfigError('config: MASTER_KEY: required when NODE_ENV=production');
   }
-  if (raw.NODE_ENV === 'production' && raw.BOOTSTRAP_ADMIN_PASSWORD !== undefined && raw.BOOTSTRAP_ADMIN_PASSWORD.length < 15) {
-    throw new ConfigError('config: BOOTSTRAP_ADMIN_PASSWORD: must be at least 15 characters');
-  }
+  // its strength is checked against the password policy by identity/bootstrap-admin-password.ts
   if ((raw.BOOTSTRAP_ADMIN_EMAIL === undefined) !== (raw.BOOTSTRAP_ADMIN_PASSWORD === undefined)) {
     throw new ConfigError('config: BOOTSTRAP_ADMIN_PASSWORD: BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD go together');
   }

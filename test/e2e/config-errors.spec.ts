@@ -30,3 +30,16 @@ describe('bad configuration stops the process with one line naming the variable'
     expect(result.stdout).toBe('');
   });
 });
+
+describe('the bootstrap admin password follows the password policy', () => {
+  it.each([
+    ['too short', 'short pass 12', 'must be at least 15 characters'],
+    ['a common password', 'passwordpassword', 'is a commonly used password'],
+    ['containing the email', 'first-admin is my password', 'must not contain the email address'],
+  ])('%s stops start-up with exit 78 and one line naming BOOTSTRAP_ADMIN_PASSWORD, without the value', (_case, password, reason) => {
+    const result = start({ BOOTSTRAP_ADMIN_EMAIL: 'first-admin@example.com', BOOTSTRAP_ADMIN_PASSWORD: password });
+    expect(result.status).toBe(78);
+    expect(result.stderr.trim().split('\n')).toEqual([`config: BOOTSTRAP_ADMIN_PASSWORD: ${reason}`]);
+    expect(result.stderr + result.stdout).not.toContain(password);
+  });
+});
