@@ -3,11 +3,11 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req } from
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { assignmentSchema, page } from '../docs/response-schemas';
-import { Requires } from '../authz/auth-declaration';
+import { Requires } from '../common/auth-declaration';
 import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
 import { pageQuery, type Page } from '../common/pagination';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
-import { adminScope } from './admin-scope';
+import { adminScope } from '../authz/admin-scope';
 import { AssignmentsService, type AssignmentView } from './assignments.service';
 
 const listQuery = pageQuery.extend({ principal_id: z.string().max(100).optional(), tenant_id: z.string().max(63).optional() });

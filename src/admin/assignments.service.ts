@@ -1,13 +1,17 @@
 import { Injectable } from '@nestjs/common';
 import { AuditService } from '../audit/audit.service';
-import { PLATFORM_ADMIN_ROLE_ID } from '../authz/platform-admins.service';
+import { AssignmentRepository, PLATFORM_ADMIN_ROLE_ID } from '../authz/assignment.repository';
+import { RoleRepository } from '../authz/role.repository';
+import { TenantRepository } from '../authz/tenant.repository';
 import { AppError } from '../common/app-error';
 import { decodeCursor, toPage, type Page } from '../common/pagination';
 import { PrismaService } from '../database/prisma.service';
 import { isUniqueViolation, type Db } from '../database/transaction';
 import type { Assignment } from '../generated/prisma/client';
+import { ServiceAccountRepository } from '../identity/service-account.repository';
+import { UserRepository } from '../identity/user.repository';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
-import type { AdminScope } from './admin-scope';
+import type { AdminScope } from '../authz/admin-scope';
 import { EscalationCheck } from './escalation-check';
 
 export interface AssignmentView {
@@ -32,6 +36,11 @@ const view = (row: Assignment): AssignmentView => ({
 export class AssignmentsService {
   constructor(
     private readonly prisma: PrismaService,
+    private readonly assignments: AssignmentRepository,
+    private readonly roles: RoleRepository,
+    private readonly tenants: TenantRepository,
+    private readonly users: UserRepository,
+    private readonly serviceAccounts: ServiceAccountRepository,
     private readonly audit: AuditService,
     private readonly events: ClusterEventBus,
     private readonly escalation: EscalationCheck,
@@ -47,26 +56,18 @@ export class AssignmentsService {
     if (scope.tenantId !== undefined && filters.tenantId !== undefined && filters.tenantId !== scope.tenantId) {
       return { items: [], next_cursor: null };
     }
-    const rows = await this.prisma.assignment.findMany({
-      where: {
-        ...(after ? { id: { gt: after } } : {}),
-        ...(filters.principalId !== undefined ? { principalId: filters.principalId } : {}),
-        ...(scope.tenantId !== undefined
-          ? { tenantId: scope.tenantId }
-          : filters.tenantId !== undefined
-            ? { tenantId: filters.tenantId }
-            : {}),
-      },
-      orderBy: { id: 'asc' },
-      take: limit + 1,
-    });
+    const rows = await this.assignments.list(
+      this.prisma,
+      { after, principalId: filters.principalId, tenantId: scope.tenantId ?? filters.tenantId },
+      limit + 1,
+    );
     return toPage(rows, limit, (row) => row.id, view);
   }
 
   async create(scope: AdminScope, input: { principalId: string; tenantId: string | null; roleId: string }): Promise<AssignmentView> {
     const target = { type: 'principal', id: input.principalId };
     const attempt = { principal_id: input.principalId, tenant_id: input.tenantId, role_id: input.roleId };
-    const role = await this.prisma.role.findUnique({ where: { id: input.roleId } });
+    const role = await this.roles.findById(this.prisma, input.roleId);
     if (scope.tenantId !== undefined) {
       if (input.tenantId === null) {
         await this.escalation.refuse('iam.assignment.create', 'a tenant admin cannot assign at platform scope', target, scope, attempt);
@@ -107,11 +108,14 @@ export class AssignmentsService {
             errors: [{ path: 'principal_id', message: 'is not a known user or service account' }],
           });
         }
-        if (input.tenantId !== null && (await tx.tenant.count({ where: { id: input.tenantId } })) === 0) {
+        if (input.tenantId !== null && !(await this.tenants.exists(tx, input.tenantId))) {
           throw new AppError('validation_failed', { errors: [{ path: 'tenant_id', message: 'is not a known tenant' }] });
         }
-        const row = await tx.assignment.create({
-          data: { principalId: input.principalId, principalType, tenantId: input.tenantId, roleId: input.roleId },
+        const row = await this.assignments.create(tx, {
+          principalId: input.principalId,
+          principalType,
+          tenantId: input.tenantId,
+          roleId: input.roleId,
         });
         await this.audit.record(tx, {
           action: 'iam.assignment.create',
@@ -130,10 +134,10 @@ export class AssignmentsService {
   }
 
   async delete(scope: AdminScope, id: string): Promise<void> {
-    const existing = await this.prisma.assignment.findUnique({ where: { id }, include: { role: true } });
+    const existing = await this.assignments.findWithRole(this.prisma, id);
     if (existing === null || (scope.tenantId !== undefined && existing.tenantId !== scope.tenantId)) throw new AppError('not_found');
     await this.prisma.$transaction(async (tx) => {
-      await tx.assignment.delete({ where: { id } });
+      await this.assignments.delete(tx, id);
       await this.audit.record(tx, {
         action: 'iam.assignment.delete',
         target: { type: 'principal', id: existing.principalId },
@@ -145,8 +149,8 @@ export class AssignmentsService {
   }
 
   private async principalType(tx: Db, id: string): Promise<'user' | 'service_account' | undefined> {
-    if ((await tx.user.count({ where: { id } })) > 0) return 'user';
-    if ((await tx.serviceAccount.count({ where: { id } })) > 0) return 'service_account';
+    if ((await this.users.findById(tx, id)) !== null) return 'user';
+    if (await this.serviceAccounts.exists(tx, id)) return 'service_account';
     return undefined;
   }
 }

@@ -4,7 +4,7 @@ import { AuthorizationCache } from '../authz/authorization-cache.service';
 import { grantCovers } from '../authz/decision-engine';
 import { AppError } from '../common/app-error';
 import { PrismaService } from '../database/prisma.service';
-import type { AdminScope } from './admin-scope';
+import type { AdminScope } from '../authz/admin-scope';
 
 /**
  * Nobody can grant what they do not hold (CONTRACT §5). A refusal is itself recorded in the

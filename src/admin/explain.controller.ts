@@ -1,13 +1,13 @@
 import { Controller, Get, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { Requires } from '../authz/auth-declaration';
+import { Requires } from '../common/auth-declaration';
 import { AssignmentRepository } from '../authz/assignment.repository';
 import { decide, type MatchedGrant } from '../authz/decision-engine';
 import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import { PrismaService } from '../database/prisma.service';
-import { adminScope } from './admin-scope';
+import { adminScope } from '../authz/admin-scope';
 import { PrincipalVisibility } from '../authz/principal-visibility';
 import { AppError } from '../common/app-error';
 

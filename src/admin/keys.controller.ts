@@ -1,6 +1,6 @@
 import { Controller, HttpCode, Post } from '@nestjs/common';
 import { AuditService } from '../audit/audit.service';
-import { Requires } from '../authz/auth-declaration';
+import { Requires } from '../common/auth-declaration';
 import { SigningKeyService } from '../session/signing-key.service';
 
 @Controller('admin/keys')

@@ -3,11 +3,11 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { page, roleSchema } from '../docs/response-schemas';
-import { Requires } from '../authz/auth-declaration';
+import { Requires } from '../common/auth-declaration';
 import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
 import { pageQuery, type Page, type PageQuery } from '../common/pagination';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
-import { adminScope } from './admin-scope';
+import { adminScope } from '../authz/admin-scope';
 import { RolesService, type RoleView } from './roles.service';
 
 const grant = z.string().regex(/^(\*|[a-z][a-z0-9_.]*(:[A-Za-z0-9_.*?-]+)?)$/, 'must be "right" or "right:resource-glob"');

@@ -1,13 +1,17 @@
 import { Injectable } from '@nestjs/common';
 import { AuditService } from '../audit/audit.service';
+import { AssignmentRepository } from '../authz/assignment.repository';
 import { parseGrant } from '../authz/decision-engine';
+import { RightRepository } from '../authz/right.repository';
+import { RoleRepository } from '../authz/role.repository';
+import { TenantRepository } from '../authz/tenant.repository';
 import { AppError } from '../common/app-error';
 import { decodeCursor, toPage, type Page } from '../common/pagination';
 import { PrismaService } from '../database/prisma.service';
 import { isUniqueViolation, type Db } from '../database/transaction';
 import type { Role } from '../generated/prisma/client';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
-import type { AdminScope } from './admin-scope';
+import type { AdminScope } from '../authz/admin-scope';
 import { EscalationCheck } from './escalation-check';
 
 export interface RoleView {
@@ -32,6 +36,10 @@ export const roleView = (role: Role): RoleView => ({
 export class RolesService {
   constructor(
     private readonly prisma: PrismaService,
+    private readonly roles: RoleRepository,
+    private readonly tenants: TenantRepository,
+    private readonly rights: RightRepository,
+    private readonly assignments: AssignmentRepository,
     private readonly audit: AuditService,
     private readonly events: ClusterEventBus,
     private readonly escalation: EscalationCheck,
@@ -40,14 +48,7 @@ export class RolesService {
   /** Platform-defined roles are visible to everyone with the right; tenant roles only in their tenant. */
   async list(scope: AdminScope, limit: number, cursor?: string): Promise<Page<RoleView>> {
     const after = decodeCursor(cursor);
-    const rows = await this.prisma.role.findMany({
-      where: {
-        ...(after ? { id: { gt: after } } : {}),
-        ...(scope.tenantId !== undefined ? { OR: [{ tenantId: null }, { tenantId: scope.tenantId }] } : {}),
-      },
-      orderBy: { id: 'asc' },
-      take: limit + 1,
-    });
+    const rows = await this.roles.list(this.prisma, { after, visibleInTenant: scope.tenantId }, limit + 1);
     return toPage(rows, limit, (row) => row.id, roleView);
   }
 
@@ -73,11 +74,14 @@ export class RolesService {
     await this.checkGrants(scope, 'iam.role.create', { type: 'role', id: input.name }, input.grants);
     try {
       return await this.prisma.$transaction(async (tx) => {
-        if (input.tenantId !== null && (await tx.tenant.count({ where: { id: input.tenantId } })) === 0) {
+        if (input.tenantId !== null && !(await this.tenants.exists(tx, input.tenantId))) {
           throw new AppError('validation_failed', { errors: [{ path: 'tenant_id', message: 'is not a known tenant' }] });
         }
-        const role = await tx.role.create({
-          data: { name: input.name, tenantId: input.tenantId, description: input.description ?? null, grants: input.grants },
+        const role = await this.roles.create(tx, {
+          name: input.name,
+          tenantId: input.tenantId,
+          description: input.description ?? null,
+          grants: input.grants,
         });
         await this.audit.record(tx, {
           action: 'iam.role.create',
@@ -107,10 +111,7 @@ export class RolesService {
     }
     if (input.grants !== undefined) await this.checkGrants(scope, 'iam.role.update', { type: 'role', id }, input.grants);
     const role = await this.prisma.$transaction(async (tx) => {
-      const updated = await tx.role.update({
-        where: { id },
-        data: { name: input.name, description: input.description, grants: input.grants },
-      });
+      const updated = await this.roles.update(tx, id, input);
       await this.audit.record(tx, {
         action:
           input.grants !== undefined && input.name === undefined && input.description === undefined
@@ -143,8 +144,8 @@ export class RolesService {
       );
     }
     await this.prisma.$transaction(async (tx) => {
-      const assignments = await tx.assignment.count({ where: { roleId: id } });
-      await tx.role.delete({ where: { id } });
+      const assignments = await this.assignments.countForRole(tx, id);
+      await this.roles.delete(tx, id);
       await this.audit.record(tx, {
         action: 'iam.role.delete',
         target: { type: 'role', id },
@@ -156,7 +157,7 @@ export class RolesService {
   }
 
   private async visibleRole(db: Db, scope: AdminScope, id: string): Promise<Role> {
-    const role = await db.role.findUnique({ where: { id } });
+    const role = await this.roles.findById(db, id);
     if (role === null || (scope.tenantId !== undefined && role.tenantId !== null && role.tenantId !== scope.tenantId)) {
       throw new AppError('not_found');
     }
@@ -165,7 +166,7 @@ export class RolesService {
 
   /** Grants must name known rights, and the actor must hold every one of them. */
   private async checkGrants(scope: AdminScope, action: string, target: { type: string; id: string }, grants: string[]): Promise<void> {
-    const rights = new Set((await this.prisma.right.findMany({ select: { key: true } })).map((right) => right.key));
+    const rights = await this.rights.keys(this.prisma);
     const errors = grants
       .map((grant, index) => ({ grant, index }))
       .filter(({ grant }) => grant !== '*' && !rights.has(parseGrant(grant).right))

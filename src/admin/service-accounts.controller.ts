@@ -3,11 +3,11 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req } from
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { page, serviceAccountSchema, serviceAccountWithSecretSchema } from '../docs/response-schemas';
-import { Requires } from '../authz/auth-declaration';
+import { Requires } from '../common/auth-declaration';
 import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
 import { pageQuery, type Page, type PageQuery } from '../common/pagination';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
-import { adminScope } from './admin-scope';
+import { adminScope } from '../authz/admin-scope';
 import { ServiceAccountsService, type ServiceAccountView } from './service-accounts.service';
 
 const createBody = z.object({

@@ -1,13 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { AuditService } from '../audit/audit.service';
+import { AssignmentRepository } from '../authz/assignment.repository';
+import { TenantRepository } from '../authz/tenant.repository';
 import { AppError } from '../common/app-error';
 import { hashToken } from '../common/opaque-token';
 import { decodeCursor, toPage, type Page } from '../common/pagination';
 import { PrismaService } from '../database/prisma.service';
+import type { Db } from '../database/transaction';
 import type { ServiceAccount } from '../generated/prisma/client';
+import { DeletedPrincipalRepository } from '../identity/deleted-principal.repository';
+import { ServiceAccountRepository } from '../identity/service-account.repository';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
-import type { AdminScope } from './admin-scope';
+import type { AdminScope } from '../authz/admin-scope';
 
 /** After a rotation the previous secret keeps working this long, so clients can roll over. */
 export const SECRET_ROTATION_OVERLAP_MS = 10 * 60 * 1000;
@@ -34,17 +39,17 @@ const newSecret = () => `ghs_${randomBytes(32).toString('base64url')}`;
 export class ServiceAccountsService {
   constructor(
     private readonly prisma: PrismaService,
+    private readonly accounts: ServiceAccountRepository,
+    private readonly tenants: TenantRepository,
+    private readonly assignments: AssignmentRepository,
+    private readonly deletedPrincipals: DeletedPrincipalRepository,
     private readonly audit: AuditService,
     private readonly events: ClusterEventBus,
   ) {}
 
   async list(scope: AdminScope, limit: number, cursor?: string): Promise<Page<ServiceAccountView>> {
     const after = decodeCursor(cursor);
-    const rows = await this.prisma.serviceAccount.findMany({
-      where: { ...(after ? { id: { gt: after } } : {}), ...(scope.tenantId !== undefined ? { tenantId: scope.tenantId } : {}) },
-      orderBy: { id: 'asc' },
-      take: limit + 1,
-    });
+    const rows = await this.accounts.list(this.prisma, { after, tenantId: scope.tenantId }, limit + 1);
     return toPage(rows, limit, (row) => row.id, view);
   }
 
@@ -54,11 +59,14 @@ export class ServiceAccountsService {
     if (scope.tenantId !== undefined && input.tenantId !== undefined && input.tenantId !== scope.tenantId) throw new AppError('not_found');
     const secret = newSecret();
     const account = await this.prisma.$transaction(async (tx) => {
-      if (tenantId !== null && (await tx.tenant.count({ where: { id: tenantId } })) === 0) {
+      if (tenantId !== null && !(await this.tenants.exists(tx, tenantId))) {
         throw new AppError('validation_failed', { errors: [{ path: 'tenant_id', message: 'is not a known tenant' }] });
       }
-      const created = await tx.serviceAccount.create({
-        data: { name: input.name, tenantId, clientId: `sa_${randomBytes(12).toString('hex')}`, secretHash: hashToken(secret) },
+      const created = await this.accounts.create(tx, {
+        name: input.name,
+        tenantId,
+        clientId: `sa_${randomBytes(12).toString('hex')}`,
+        secretHash: hashToken(secret),
       });
       await this.audit.record(tx, {
         action: 'iam.service_account.create',
@@ -75,13 +83,10 @@ export class ServiceAccountsService {
     const secret = newSecret();
     const account = await this.prisma.$transaction(async (tx) => {
       const existing = await this.visible(tx, scope, id);
-      const updated = await tx.serviceAccount.update({
-        where: { id },
-        data: {
-          secretHash: hashToken(secret),
-          previousSecretHash: existing.secretHash,
-          previousExpiresAt: new Date(Date.now() + SECRET_ROTATION_OVERLAP_MS),
-        },
+      const updated = await this.accounts.rotateSecret(tx, id, {
+        secretHash: hashToken(secret),
+        previousSecretHash: existing.secretHash,
+        previousExpiresAt: new Date(Date.now() + SECRET_ROTATION_OVERLAP_MS),
       });
       await this.audit.record(tx, {
         action: 'iam.service_account.rotate_secret',
@@ -98,9 +103,9 @@ export class ServiceAccountsService {
   async delete(scope: AdminScope, id: string): Promise<void> {
     await this.prisma.$transaction(async (tx) => {
       const existing = await this.visible(tx, scope, id);
-      await tx.assignment.deleteMany({ where: { principalId: id } });
-      await tx.deletedPrincipal.upsert({ where: { principalId: id }, create: { principalId: id }, update: { deletedAt: new Date() } });
-      await tx.serviceAccount.delete({ where: { id } });
+      await this.assignments.deleteAllOf(tx, id);
+      await this.deletedPrincipals.remember(tx, id);
+      await this.accounts.delete(tx, id);
       await this.audit.record(tx, {
         action: 'iam.service_account.delete',
         target: { type: 'service_account', id },
@@ -112,12 +117,8 @@ export class ServiceAccountsService {
     await this.events.publish('authz.changed', { principalIds: [id] });
   }
 
-  private async visible(
-    tx: Parameters<Parameters<PrismaService['$transaction']>[0]>[0],
-    scope: AdminScope,
-    id: string,
-  ): Promise<ServiceAccount> {
-    const account = await tx.serviceAccount.findUnique({ where: { id } });
+  private async visible(db: Db, scope: AdminScope, id: string): Promise<ServiceAccount> {
+    const account = await this.accounts.findById(db, id);
     if (account === null || (scope.tenantId !== undefined && account.tenantId !== scope.tenantId)) throw new AppError('not_found');
     return account;
   }

@@ -2,7 +2,7 @@ import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { z } from 'zod';
 import { page, tenantSchema } from '../docs/response-schemas';
-import { Requires } from '../authz/auth-declaration';
+import { Requires } from '../common/auth-declaration';
 import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
 import { pageQuery, type Page, type PageQuery } from '../common/pagination';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';

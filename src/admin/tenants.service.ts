@@ -1,5 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { AuditService } from '../audit/audit.service';
+import { TenantRepository } from '../authz/tenant.repository';
+import { AssignmentRepository } from '../authz/assignment.repository';
 import { AppError } from '../common/app-error';
 import { decodeCursor, toPage, type Page } from '../common/pagination';
 import { PrismaService } from '../database/prisma.service';
@@ -25,18 +27,20 @@ const view = (tenant: Tenant): TenantView => ({
 export class TenantsService {
   constructor(
     private readonly prisma: PrismaService,
+    private readonly tenants: TenantRepository,
+    private readonly assignments: AssignmentRepository,
     private readonly audit: AuditService,
     private readonly events: ClusterEventBus,
   ) {}
 
   async list(limit: number, cursor?: string): Promise<Page<TenantView>> {
     const after = decodeCursor(cursor);
-    const rows = await this.prisma.tenant.findMany({ where: after ? { id: { gt: after } } : {}, orderBy: { id: 'asc' }, take: limit + 1 });
+    const rows = await this.tenants.list(this.prisma, after, limit + 1);
     return toPage(rows, limit, (row) => row.id, view);
   }
 
   async get(id: string): Promise<TenantView> {
-    const tenant = await this.prisma.tenant.findUnique({ where: { id } });
+    const tenant = await this.tenants.findById(this.prisma, id);
     if (tenant === null) throw new AppError('not_found');
     return view(tenant);
   }
@@ -44,7 +48,7 @@ export class TenantsService {
   async create(input: { id: string; name: string }): Promise<TenantView> {
     try {
       return await this.prisma.$transaction(async (tx) => {
-        const tenant = await tx.tenant.create({ data: input });
+        const tenant = await this.tenants.create(tx, input);
         await this.audit.record(tx, {
           action: 'platform.tenant.create',
           target: { type: 'tenant', id: tenant.id },
@@ -61,9 +65,9 @@ export class TenantsService {
 
   async update(id: string, input: { name?: string }): Promise<TenantView> {
     return this.prisma.$transaction(async (tx) => {
-      const before = await tx.tenant.findUnique({ where: { id } });
+      const before = await this.tenants.findById(tx, id);
       if (before === null) throw new AppError('not_found');
-      const tenant = await tx.tenant.update({ where: { id }, data: { name: input.name } });
+      const tenant = await this.tenants.rename(tx, id, input.name);
       await this.audit.record(tx, {
         action: 'platform.tenant.update',
         target: { type: 'tenant', id },
@@ -77,10 +81,10 @@ export class TenantsService {
   /** Deleting a tenant removes its roles and every assignment in it (cascade), effective at once everywhere. */
   async delete(id: string): Promise<void> {
     await this.prisma.$transaction(async (tx) => {
-      const tenant = await tx.tenant.findUnique({ where: { id } });
+      const tenant = await this.tenants.findById(tx, id);
       if (tenant === null) throw new AppError('not_found');
-      const assignments = await tx.assignment.count({ where: { tenantId: id } });
-      await tx.tenant.delete({ where: { id } });
+      const assignments = await this.assignments.countInTenant(tx, id);
+      await this.tenants.delete(tx, id);
       await this.audit.record(tx, {
         action: 'platform.tenant.delete',
         target: { type: 'tenant', id },

@@ -1,16 +1,23 @@
 import { Injectable } from '@nestjs/common';
 import { AuditService } from '../audit/audit.service';
 import { AbuseLimiter } from '../authn/abuse-limiter.service';
+import { RecoveryCodeRepository } from '../authn/mfa/recovery-code.repository';
+import { TotpCredentialRepository } from '../authn/mfa/totp-credential.repository';
+import { ExternalIdentityRepository } from '../authn/oidc/external-identity.repository';
+import { AssignmentRepository } from '../authz/assignment.repository';
 import { AppError } from '../common/app-error';
 import { decodeCursor, toPage, type Page } from '../common/pagination';
 import { PrismaService } from '../database/prisma.service';
 import { isUniqueViolation } from '../database/transaction';
-import type { Prisma, User } from '../generated/prisma/client';
+import type { User } from '../generated/prisma/client';
+import { DeletedPrincipalRepository } from '../identity/deleted-principal.repository';
 import { PasswordHasher } from '../identity/password-hasher';
+import { UserRepository } from '../identity/user.repository';
 import { assertPasswordAllowed } from '../identity/password-policy';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
+import { SessionRepository } from '../session/session.repository';
 import { SessionService } from '../session/session.service';
-import type { AdminScope } from './admin-scope';
+import type { AdminScope } from '../authz/admin-scope';
 import { PrincipalVisibility } from '../authz/principal-visibility';
 
 export interface AdminUserView {
@@ -44,6 +51,13 @@ export class UsersAdminService {
     private readonly hasher: PasswordHasher,
     private readonly sessions: SessionService,
     private readonly limiter: AbuseLimiter,
+    private readonly users: UserRepository,
+    private readonly assignments: AssignmentRepository,
+    private readonly deletedPrincipals: DeletedPrincipalRepository,
+    private readonly sessionRows: SessionRepository,
+    private readonly identities: ExternalIdentityRepository,
+    private readonly totp: TotpCredentialRepository,
+    private readonly recoveryCodes: RecoveryCodeRepository,
   ) {}
 
   async list(
@@ -57,20 +71,8 @@ export class UsersAdminService {
     if (scope.tenantId !== undefined && filters.tenantId !== undefined && filters.tenantId !== scope.tenantId) {
       return { items: [], next_cursor: null };
     }
-    const where: Prisma.UserWhereInput = {
-      ...(after ? { id: { gt: after } } : {}),
-      ...(filters.email !== undefined ? { email: { contains: filters.email.toLowerCase() } } : {}),
-      ...(filters.status !== undefined ? { status: filters.status } : {}),
-    };
-    if (tenantId !== undefined) {
-      const assigned = await this.prisma.assignment.findMany({
-        where: { tenantId, principalType: 'user' },
-        select: { principalId: true },
-        distinct: ['principalId'],
-      });
-      where.id = { ...(after ? { gt: after } : {}), in: assigned.map((row) => row.principalId) };
-    }
-    const rows = await this.prisma.user.findMany({ where, orderBy: { id: 'asc' }, take: limit + 1 });
+    const ids = tenantId === undefined ? undefined : await this.assignments.userIdsInTenant(this.prisma, tenantId);
+    const rows = await this.users.list(this.prisma, { after, email: filters.email, status: filters.status, ids }, limit + 1);
     return toPage(rows, limit, (row) => row.id, adminUserView);
   }
 
@@ -84,16 +86,13 @@ export class UsersAdminService {
     const passwordHash = input.password === undefined ? null : await this.hasher.hash(input.password);
     try {
       const user = await this.prisma.$transaction(async (tx) => {
-        const created = await tx.user.create({
-          data: {
-            email: input.email,
-            displayName: input.displayName ?? null,
-            password: passwordHash === null ? undefined : { create: { hash: passwordHash } },
-          },
-        });
+        const created = await this.users.createWithPassword(tx, { email: input.email, displayName: input.displayName, passwordHash });
         if (scope.tenantId !== undefined) {
-          await tx.assignment.create({
-            data: { principalId: created.id, principalType: 'user', tenantId: scope.tenantId, roleId: 'tenant_member' },
+          await this.assignments.create(tx, {
+            principalId: created.id,
+            principalType: 'user',
+            tenantId: scope.tenantId,
+            roleId: 'tenant_member',
           });
         }
         await this.audit.record(tx, {
@@ -120,14 +119,11 @@ export class UsersAdminService {
     await this.visibility.requireOwnedByTenant(this.prisma, scope, id);
     try {
       return await this.prisma.$transaction(async (tx) => {
-        const before = await tx.user.findUniqueOrThrow({ where: { id } });
+        const before = await this.users.findByIdOrThrow(tx, id);
         const emailChanged = input.email !== undefined && input.email !== before.email;
-        const user = await tx.user.update({
-          where: { id },
-          data: {
-            displayName: input.displayName,
-            ...(emailChanged ? { email: input.email, emailVerifiedAt: null } : {}),
-          },
+        const user = await this.users.updateProfile(tx, id, {
+          displayName: input.displayName,
+          email: emailChanged ? input.email : undefined,
         });
         await this.audit.record(tx, {
           action: 'iam.user.update',
@@ -149,11 +145,11 @@ export class UsersAdminService {
   async delete(scope: AdminScope, id: string): Promise<void> {
     await this.visibility.requireOwnedByTenant(this.prisma, scope, id);
     const revoked = await this.prisma.$transaction(async (tx) => {
-      const user = await tx.user.findUniqueOrThrow({ where: { id } });
+      const user = await this.users.findByIdOrThrow(tx, id);
       const sessionIds = await this.sessions.revokeIn(tx, { userId: id }, 'account_deleted');
-      await tx.assignment.deleteMany({ where: { principalId: id } });
-      await tx.deletedPrincipal.upsert({ where: { principalId: id }, create: { principalId: id }, update: { deletedAt: new Date() } });
-      await tx.user.delete({ where: { id } });
+      await this.assignments.deleteAllOf(tx, id);
+      await this.deletedPrincipals.remember(tx, id);
+      await this.users.delete(tx, id);
       await this.audit.record(tx, {
         action: 'iam.user.delete',
         target: { type: 'user', id },
@@ -169,7 +165,7 @@ export class UsersAdminService {
   async setStatus(scope: AdminScope, id: string, active: boolean): Promise<AdminUserView> {
     await this.visibility.requireOwnedByTenant(this.prisma, scope, id);
     const { user, revoked } = await this.prisma.$transaction(async (tx) => {
-      const updated = await tx.user.update({ where: { id }, data: { status: active ? 'active' : 'disabled' } });
+      const updated = await this.users.setStatus(tx, id, active ? 'active' : 'disabled');
       const sessionIds = active ? [] : await this.sessions.revokeIn(tx, { userId: id }, 'account_disabled');
       await this.audit.record(tx, {
         action: active ? 'iam.user.enable' : 'iam.user.disable',
@@ -199,11 +195,11 @@ export class UsersAdminService {
   /** Setting a password signs the account out everywhere. */
   async setPassword(scope: AdminScope, id: string, password: string): Promise<void> {
     await this.visibility.requireOwnedByTenant(this.prisma, scope, id);
-    const user = await this.prisma.user.findUniqueOrThrow({ where: { id } });
+    const user = await this.users.findByIdOrThrow(this.prisma, id);
     assertPasswordAllowed(password, user.email);
     const hash = await this.hasher.hash(password);
     const revoked = await this.prisma.$transaction(async (tx) => {
-      await tx.passwordCredential.upsert({ where: { userId: id }, create: { userId: id, hash }, update: { hash } });
+      await this.users.setPasswordHash(tx, id, hash);
       const sessionIds = await this.sessions.revokeIn(tx, { userId: id }, 'password_set_by_admin');
       await this.audit.record(tx, {
         action: 'iam.user.password_set',
@@ -220,22 +216,18 @@ export class UsersAdminService {
   async removePassword(scope: AdminScope, id: string): Promise<void> {
     await this.visibility.requireOwnedByTenant(this.prisma, scope, id);
     await this.prisma.$transaction(async (tx) => {
-      const credential = await tx.passwordCredential.findUnique({ where: { userId: id } });
-      if (credential === null) throw new AppError('not_found', { detail: 'This user has no password.' });
-      if ((await tx.externalIdentity.count({ where: { userId: id } })) === 0) {
+      if (!(await this.users.hasPassword(tx, id))) throw new AppError('not_found', { detail: 'This user has no password.' });
+      if ((await this.identities.countForUser(tx, id)) === 0) {
         throw new AppError('conflict', { detail: 'The password is the last sign-in method of this user.' });
       }
-      await tx.passwordCredential.delete({ where: { userId: id } });
+      await this.users.deletePassword(tx, id);
       await this.audit.record(tx, { action: 'iam.user.password_remove', target: { type: 'user', id }, tenantId: scope.tenantId ?? null });
     });
   }
 
   async listSessions(scope: AdminScope, id: string): Promise<{ items: object[]; next_cursor: null }> {
     await this.visibleUser(scope, id);
-    const rows = await this.prisma.session.findMany({
-      where: { userId: id, revokedAt: null, expiresAt: { gt: new Date() } },
-      orderBy: { createdAt: 'desc' },
-    });
+    const rows = await this.sessionRows.listLiveForUser(this.prisma, id);
     return {
       items: rows.map((session) => ({
         id: session.id,
@@ -269,13 +261,13 @@ export class UsersAdminService {
   async resetMfa(scope: AdminScope, id: string): Promise<void> {
     await this.visibility.requireOwnedByTenant(this.prisma, scope, id);
     await this.prisma.$transaction(async (tx) => {
-      const totp = await tx.totpCredential.deleteMany({ where: { userId: id } });
-      const codes = await tx.recoveryCode.deleteMany({ where: { userId: id } });
+      const totpRemoved = await this.totp.delete(tx, id);
+      const codesRemoved = await this.recoveryCodes.deleteAll(tx, id);
       await this.audit.record(tx, {
         action: 'iam.user.mfa_reset',
         target: { type: 'user', id },
         tenantId: scope.tenantId ?? null,
-        changes: { totp_removed: totp.count > 0, recovery_codes_removed: codes.count },
+        changes: { totp_removed: totpRemoved, recovery_codes_removed: codesRemoved },
       });
     });
   }
@@ -283,18 +275,18 @@ export class UsersAdminService {
   async revokeRecoveryCodes(scope: AdminScope, id: string): Promise<void> {
     await this.visibility.requireOwnedByTenant(this.prisma, scope, id);
     await this.prisma.$transaction(async (tx) => {
-      const codes = await tx.recoveryCode.deleteMany({ where: { userId: id } });
+      const codesRemoved = await this.recoveryCodes.deleteAll(tx, id);
       await this.audit.record(tx, {
         action: 'iam.user.recovery_codes_revoke',
         target: { type: 'user', id },
         tenantId: scope.tenantId ?? null,
-        changes: { recovery_codes_removed: codes.count },
+        changes: { recovery_codes_removed: codesRemoved },
       });
     });
   }
 
   private async visibleUser(scope: AdminScope, id: string): Promise<User> {
-    const user = await this.prisma.user.findUnique({ where: { id } });
+    const user = await this.users.findById(this.prisma, id);
     if (user === null || !(await this.visibility.isVisible(this.prisma, scope, id))) throw new AppError('not_found');
     return user;
   }

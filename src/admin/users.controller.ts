@@ -3,12 +3,12 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { adminUserSchema, page } from '../docs/response-schemas';
-import { Requires } from '../authz/auth-declaration';
+import { Requires } from '../common/auth-declaration';
 import { pageQuery, type Page } from '../common/pagination';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import { emailField } from '../identity/email';
 import { passwordField } from '../identity/password-policy';
-import { adminScope } from './admin-scope';
+import { adminScope } from '../authz/admin-scope';
 import { UsersAdminService, type AdminUserView } from './users-admin.service';
 
 const listQuery = pageQuery.extend({

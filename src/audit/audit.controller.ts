@@ -1,7 +1,7 @@
 import { Controller, Get, Query, Req, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { Requires } from '../authz/auth-declaration';
+import { Requires } from '../common/auth-declaration';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import { auditExportQuery, auditFilterOf, auditListQuery, type AuditExportQuery, type AuditListQuery } from './audit-query.dto';
 import { auditRecordSchema } from './audit-record';

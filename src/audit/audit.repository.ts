@@ -39,11 +39,21 @@ function whereOf(filter: AuditFilter, seq: Prisma.AuditRecordWhereInput['seq']):
 }
 
 /**
- * Reads of the append-only audit trail (writes go through AuditService.record only) and the
+ * The append-only audit trail (appends go through AuditService.record only, which chains them) and the
  * JetStream publisher's cursor. Every read is keyset-paginated on seq, never OFFSET.
  */
 @Injectable()
 export class AuditRepository {
+  /** The chain's head (seq and hash of the last record), or null before the first. */
+  last(db: Db): Promise<{ seq: bigint; hash: string } | null> {
+    return db.auditRecord.findFirst({ orderBy: { seq: 'desc' }, select: { seq: true, hash: true } });
+  }
+
+  /** Appends one record; only AuditService.record calls this, holding the chain lock. */
+  async append(db: Db, record: Prisma.AuditRecordUncheckedCreateInput): Promise<void> {
+    await db.auditRecord.create({ data: record });
+  }
+
   /** Newest first: records with seq below `beforeSeq` (all when undefined). */
   findNewestFirst(db: Db, filter: AuditFilter, page: { limit: number; beforeSeq?: bigint }): Promise<AuditRecord[]> {
     const where = whereOf(filter, page.beforeSeq === undefined ? undefined : { lt: page.beforeSeq });

@@ -3,6 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { requestContext } from '../common/request-context';
 import type { Prisma } from '../generated/prisma/client';
 import { GENESIS_HASH, chainHash, type ChainedContent } from './audit-chain';
+import { AuditRepository } from './audit.repository';
 
 /** pg_advisory_xact_lock key serializing chain appends, so seq is gap-free across replicas. */
 const AUDIT_CHAIN_LOCK = 0x61756474;
@@ -29,6 +30,8 @@ export interface AuditEvent {
 export class AuditService {
   private readonly appendListeners: Array<(seq: bigint) => void> = [];
 
+  constructor(private readonly records: AuditRepository) {}
+
   /**
    * `listener` hears of each append. It runs inside the caller's transaction, which may still
    * roll back, so it must only schedule work (the JetStream publisher reads committed records).
@@ -40,7 +43,7 @@ export class AuditService {
   async record(tx: Prisma.TransactionClient, event: AuditEvent): Promise<{ seq: bigint; id: string }> {
     const context = requestContext.get();
     await tx.$executeRaw`SELECT pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`;
-    const last = await tx.auditRecord.findFirst({ orderBy: { seq: 'desc' }, select: { seq: true, hash: true } });
+    const last = await this.records.last(tx);
     const seq = (last?.seq ?? 0n) + 1n;
     const at = new Date();
     // hashed exactly as stored: JSON drops undefined and turns Dates into strings, so hash the JSON form
@@ -68,25 +71,23 @@ export class AuditService {
       prev_hash: last?.hash ?? GENESIS_HASH,
     };
     const hash = chainHash(content);
-    await tx.auditRecord.create({
-      data: {
-        seq,
-        id: content.id,
-        at,
-        actorId: content.actor.principal_id,
-        actorType: content.actor.principal_type,
-        actorIp: content.actor.ip,
-        actorUserAgent: content.actor.user_agent,
-        action: content.action,
-        targetType: content.target.type,
-        targetId: content.target.id,
-        tenantId: content.tenant_id,
-        requestId: content.request_id,
-        correlationId: content.correlation_id,
-        changes: (changes ?? undefined) as Prisma.InputJsonValue | undefined,
-        prevHash: content.prev_hash,
-        hash,
-      },
+    await this.records.append(tx, {
+      seq,
+      id: content.id,
+      at,
+      actorId: content.actor.principal_id,
+      actorType: content.actor.principal_type,
+      actorIp: content.actor.ip,
+      actorUserAgent: content.actor.user_agent,
+      action: content.action,
+      targetType: content.target.type,
+      targetId: content.target.id,
+      tenantId: content.tenant_id,
+      requestId: content.request_id,
+      correlationId: content.correlation_id,
+      changes: (changes ?? undefined) as Prisma.InputJsonValue | undefined,
+      prevHash: content.prev_hash,
+      hash,
     });
     for (const listener of this.appendListeners) listener(seq);
     return { seq, id: content.id };

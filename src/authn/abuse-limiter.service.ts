@@ -4,13 +4,9 @@ import { APP_CONFIG, type AppConfig } from '../config/config';
 import { PrismaService } from '../database/prisma.service';
 import type { Db } from '../database/transaction';
 import { MetricsService } from '../observability/metrics.service';
+import { RateLimitCounterRepository } from './rate-limit-counter.repository';
 
 const accountKey = (account: string) => `account:${account}`;
-
-interface CounterRow {
-  count: number;
-  retry_after: number;
-}
 
 /**
  * Fixed-window counters in PostgreSQL, shared by every replica. One atomic upsert both
@@ -20,6 +16,7 @@ interface CounterRow {
 export class AbuseLimiter {
   constructor(
     private readonly prisma: PrismaService,
+    private readonly counters: RateLimitCounterRepository,
     private readonly metrics: MetricsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -38,31 +35,21 @@ export class AbuseLimiter {
   }
 
   async resetAccount(account: string): Promise<void> {
-    await this.prisma.rateLimitCounter.deleteMany({ where: { key: accountKey(account) } });
+    await this.counters.clear(this.prisma, [accountKey(account)]);
   }
 
   /** Lifts an account's lockouts (admin unlock), inside the caller's transaction. */
   async unlockIn(db: Db, email: string): Promise<number> {
-    const { count } = await db.rateLimitCounter.deleteMany({
-      where: { key: { in: [accountKey(`signin:${email}`), accountKey(`forgot:${email}`)] } },
-    });
-    return count;
+    return this.counters.clear(db, [accountKey(`signin:${email}`), accountKey(`forgot:${email}`)]);
   }
 
   private async consume(key: string, limit: number): Promise<void> {
     const windowSeconds = this.config.AUTH_WINDOW;
-    const rows = await this.prisma.$queryRaw<CounterRow[]>`
-      INSERT INTO rate_limit_counters (key, window_start, count) VALUES (${key}, now(), 1)
-      ON CONFLICT (key) DO UPDATE SET
-        count = CASE WHEN rate_limit_counters.window_start <= now() - make_interval(secs => ${windowSeconds}) THEN 1 ELSE rate_limit_counters.count + 1 END,
-        window_start = CASE WHEN rate_limit_counters.window_start <= now() - make_interval(secs => ${windowSeconds}) THEN now() ELSE rate_limit_counters.window_start END
-      RETURNING count,
-        GREATEST(1, CEIL(EXTRACT(EPOCH FROM (window_start + make_interval(secs => ${windowSeconds}) - now()))))::int AS retry_after`;
-    const row = rows[0]!;
+    const row = await this.counters.hit(this.prisma, key, windowSeconds);
     if (row.count > limit) {
       this.metrics.rateLimited.inc();
       throw new AppError('rate_limited', {
-        headers: { 'retry-after': String(row.retry_after) },
+        headers: { 'retry-after': String(row.retryAfterSeconds) },
         logReason: `rate limited: ${key.split(':')[0]} over ${limit} per ${windowSeconds}s`,
       });
     }

@@ -3,7 +3,7 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Post, Req } from '@nest
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { tokenResponseSchema } from '../docs/response-schemas';
-import { Authenticated, Public } from '../authz/auth-declaration';
+import { Authenticated, Public } from '../common/auth-declaration';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import type { Principal } from '../session/principal';
 import { SessionService } from '../session/session.service';

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { AuditService } from '../audit/audit.service';
 import { AppError } from '../common/app-error';
 import { PrismaService } from '../database/prisma.service';
+import { AssignmentRepository } from '../authz/assignment.repository';
 import { UserRepository } from '../identity/user.repository';
 import type { Principal } from '../session/principal';
 import { SessionRepository } from '../session/session.repository';
@@ -29,6 +30,7 @@ export class AccountService {
     private readonly sessions: SessionService,
     private readonly audit: AuditService,
     private readonly totp: TotpCredentialRepository,
+    private readonly assignments: AssignmentRepository,
   ) {}
 
   async me(
@@ -36,14 +38,9 @@ export class AccountService {
   ): Promise<{ user: UserView; memberships: Array<{ tenant_id: string; roles: string[] }>; mfa: { totp: boolean } }> {
     const user = principal.type === 'user' ? await this.users.findById(this.prisma, principal.id) : null;
     if (user === null) throw new AppError('not_found', { detail: 'No user profile for this principal.' });
-    const assignments = await this.prisma.assignment.findMany({
-      where: { principalId: user.id, tenantId: { not: null } },
-      include: { role: { select: { name: true } } },
-      orderBy: [{ tenantId: 'asc' }, { createdAt: 'asc' }],
-    });
     const byTenant = new Map<string, string[]>();
-    for (const assignment of assignments) {
-      byTenant.set(assignment.tenantId!, [...(byTenant.get(assignment.tenantId!) ?? []), assignment.role.name]);
+    for (const { tenantId, roleName } of await this.assignments.tenantRolesOf(this.prisma, user.id)) {
+      byTenant.set(tenantId, [...(byTenant.get(tenantId) ?? []), roleName]);
     }
     const memberships = [...byTenant.entries()].map(([tenantId, roles]) => ({ tenant_id: tenantId, roles }));
     return { user: userView(user), memberships, mfa: { totp: await this.totp.isConfirmed(this.prisma, user.id) } };

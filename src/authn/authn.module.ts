@@ -20,9 +20,11 @@ import { IdentityLinkingService } from './oidc/identity-linking.service';
 import { OidcAuthorizationService } from './oidc/oidc-authorization.service';
 import { OidcLoginCodeRepository } from './oidc/oidc-login-code.repository';
 import { OidcStateRepository } from './oidc/oidc-state.repository';
+import { RateLimitCounterRepository } from './rate-limit-counter.repository';
 import { PasswordAuthController } from './password/password-auth.controller';
 import { PasswordAuthService } from './password/password-auth.service';
-import { ClientCredentialsController, ClientCredentialsService } from './service-accounts/client-credentials.controller';
+import { ClientCredentialsController } from './service-accounts/client-credentials.controller';
+import { ClientCredentialsService } from './service-accounts/client-credentials.service';
 
 @Module({
   controllers: [
@@ -34,6 +36,7 @@ import { ClientCredentialsController, ClientCredentialsService } from './service
     ClientCredentialsController,
   ],
   providers: [
+    RateLimitCounterRepository,
     AbuseLimiter,
     PasswordAuthService,
     AccountService,
@@ -56,6 +59,6 @@ import { ClientCredentialsController, ClientCredentialsService } from './service
     IdentityLinkingService,
     GoogleOidcService,
   ],
-  exports: [AbuseLimiter],
+  exports: [AbuseLimiter, TotpCredentialRepository, RecoveryCodeRepository, ExternalIdentityRepository],
 })
 export class AuthnModule {}

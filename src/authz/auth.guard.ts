@@ -2,7 +2,7 @@ import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/com
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../common/app-error';
-import { AUTH_DECLARATION, type AuthDeclaration } from './auth-declaration';
+import { AUTH_DECLARATION, type AuthDeclaration } from '../common/auth-declaration';
 import { RequestAuthorizer, type AuthorizationResult } from './request-authorizer.service';
 
 const RPC_AUTHORIZATION = Symbol('gatehouse.authorization');

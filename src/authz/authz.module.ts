@@ -1,13 +1,36 @@
 import { Global, Module } from '@nestjs/common';
 import { AssignmentRepository } from './assignment.repository';
+import { BootstrapAdminService } from './bootstrap-admin.service';
 import { AuthorizationCache } from './authorization-cache.service';
 import { PlatformAdminsService } from './platform-admins.service';
 import { PrincipalVisibility } from './principal-visibility';
 import { RequestAuthorizer } from './request-authorizer.service';
+import { RightRepository } from './right.repository';
+import { RoleRepository } from './role.repository';
+import { TenantRepository } from './tenant.repository';
 
 @Global()
 @Module({
-  providers: [PlatformAdminsService, RequestAuthorizer, AssignmentRepository, AuthorizationCache, PrincipalVisibility],
-  exports: [PlatformAdminsService, RequestAuthorizer, AssignmentRepository, AuthorizationCache, PrincipalVisibility],
+  providers: [
+    BootstrapAdminService,
+    PlatformAdminsService,
+    RequestAuthorizer,
+    AssignmentRepository,
+    RoleRepository,
+    RightRepository,
+    TenantRepository,
+    AuthorizationCache,
+    PrincipalVisibility,
+  ],
+  exports: [
+    PlatformAdminsService,
+    RequestAuthorizer,
+    AssignmentRepository,
+    RoleRepository,
+    RightRepository,
+    TenantRepository,
+    AuthorizationCache,
+    PrincipalVisibility,
+  ],
 })
 export class AuthzModule {}

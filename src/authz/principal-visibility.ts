@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/app-error';
 import type { Db } from '../database/transaction';
-import type { AdminScope } from '../admin/admin-scope';
+import type { AdminScope } from './admin-scope';
+import { ServiceAccountRepository } from '../identity/service-account.repository';
+import { AssignmentRepository } from './assignment.repository';
 
 /**
  * Tenant admins see only principals assigned in their tenant (or service accounts owned by
@@ -9,11 +11,15 @@ import type { AdminScope } from '../admin/admin-scope';
  */
 @Injectable()
 export class PrincipalVisibility {
+  constructor(
+    private readonly assignments: AssignmentRepository,
+    private readonly serviceAccounts: ServiceAccountRepository,
+  ) {}
+
   async isVisible(db: Db, scope: AdminScope, principalId: string): Promise<boolean> {
     if (scope.tenantId === undefined) return true;
-    const assigned = await db.assignment.count({ where: { principalId, tenantId: scope.tenantId } });
-    if (assigned > 0) return true;
-    return (await db.serviceAccount.count({ where: { id: principalId, tenantId: scope.tenantId } })) > 0;
+    if (await this.assignments.isAssignedInTenant(db, principalId, scope.tenantId)) return true;
+    return this.serviceAccounts.isOwnedByTenant(db, principalId, scope.tenantId);
   }
 
   async requireVisible(db: Db, scope: AdminScope, principalId: string): Promise<void> {
@@ -27,10 +33,7 @@ export class PrincipalVisibility {
   async requireOwnedByTenant(db: Db, scope: AdminScope, principalId: string): Promise<void> {
     await this.requireVisible(db, scope, principalId);
     if (scope.tenantId === undefined) return;
-    const elsewhere = await db.assignment.count({
-      where: { principalId, OR: [{ tenantId: null }, { tenantId: { not: scope.tenantId } }] },
-    });
-    if (elsewhere > 0) {
+    if (await this.assignments.isAssignedOutside(db, principalId, scope.tenantId)) {
       throw new AppError('forbidden', { detail: 'This account also belongs elsewhere; a platform admin must change it.' });
     }
   }

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/app-error';
 import { BearerAuthenticator } from '../session/bearer-authenticator';
 import type { Principal } from '../session/principal';
-import type { AuthDeclaration } from './auth-declaration';
+import type { AuthDeclaration } from '../common/auth-declaration';
 import { AuthorizationCache } from './authorization-cache.service';
 import { decide } from './decision-engine';
 

@@ -12,7 +12,7 @@ import {
   type SchemaObject,
 } from '@nestjs/swagger';
 import { z } from 'zod';
-import { AUTH_DECLARATION, type AuthDeclaration } from '../authz/auth-declaration';
+import { AUTH_DECLARATION, type AuthDeclaration } from '../common/auth-declaration';
 import { PROBLEM_CONTENT_TYPE } from '../common/problem-details';
 import { problemDetailsSchema } from './problem-details.schema';
 

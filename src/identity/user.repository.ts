@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Db } from '../database/transaction';
-import type { User } from '../generated/prisma/client';
+import type { Prisma, User } from '../generated/prisma/client';
 
 export type UserWithPassword = User & { password: { hash: string } | null };
 
@@ -8,6 +8,44 @@ export type UserWithPassword = User & { password: { hash: string } | null };
 export class UserRepository {
   findById(db: Db, id: string): Promise<User | null> {
     return db.user.findUnique({ where: { id } });
+  }
+
+  /** Throws Prisma's not-found error when there is no such user. */
+  findByIdOrThrow(db: Db, id: string): Promise<User> {
+    return db.user.findUniqueOrThrow({ where: { id } });
+  }
+
+  /** Keyset page by id; `email` matches a part of the (lower-case) address, `ids` restricts to those users. */
+  list(db: Db, filter: { after?: string; email?: string; status?: string; ids?: string[] }, take: number): Promise<User[]> {
+    const where: Prisma.UserWhereInput = {
+      ...(filter.after ? { id: { gt: filter.after } } : {}),
+      ...(filter.email !== undefined ? { email: { contains: filter.email.toLowerCase() } } : {}),
+      ...(filter.status !== undefined ? { status: filter.status } : {}),
+    };
+    if (filter.ids !== undefined) where.id = { ...(filter.after ? { gt: filter.after } : {}), in: filter.ids };
+    return db.user.findMany({ where, orderBy: { id: 'asc' }, take });
+  }
+
+  /** Users that may not act (disabled or otherwise not active). */
+  async inactiveIds(db: Db): Promise<string[]> {
+    return (await db.user.findMany({ where: { status: { not: 'active' } }, select: { id: true } })).map((user) => user.id);
+  }
+
+  /** A changed email is unverified again. Throws a unique violation when the email is taken. */
+  updateProfile(db: Db, id: string, input: { email?: string; displayName?: string | null }): Promise<User> {
+    return db.user.update({
+      where: { id },
+      data: { displayName: input.displayName, ...(input.email !== undefined ? { email: input.email, emailVerifiedAt: null } : {}) },
+    });
+  }
+
+  setStatus(db: Db, id: string, status: 'active' | 'disabled'): Promise<User> {
+    return db.user.update({ where: { id }, data: { status } });
+  }
+
+  /** Its credentials, identities, sessions and MFA rows go with it (ON DELETE CASCADE). */
+  async delete(db: Db, id: string): Promise<void> {
+    await db.user.delete({ where: { id } });
   }
 
   findByEmailWithPassword(db: Db, email: string): Promise<UserWithPassword | null> {
@@ -27,6 +65,14 @@ export class UserRepository {
         password: input.passwordHash === null ? undefined : { create: { hash: input.passwordHash } },
       },
     });
+  }
+
+  async hasPassword(db: Db, userId: string): Promise<boolean> {
+    return (await db.passwordCredential.count({ where: { userId } })) > 0;
+  }
+
+  async deletePassword(db: Db, userId: string): Promise<void> {
+    await db.passwordCredential.delete({ where: { userId } });
   }
 
   async setPasswordHash(db: Db, userId: string, hash: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { Controller, Get, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
-import { Public } from '../authz/auth-declaration';
+import { Public } from '../common/auth-declaration';
 import { readBuildInfo, type BuildInfo } from './build-info';
 import { MetricsService } from './metrics.service';
 import { ReadinessService } from './readiness.service';

@@ -2,7 +2,7 @@ import { Controller, Inject, UseFilters } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import type { Metadata, ServerUnaryCall } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { Requires } from '../authz/auth-declaration';
+import { Requires } from '../common/auth-declaration';
 import { rpcAuthorization } from '../authz/auth.guard';
 import { AppError } from '../common/app-error';
 import { GrpcExceptionFilter } from '../common/grpc-exception.filter';

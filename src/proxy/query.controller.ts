@@ -1,6 +1,6 @@
 import { Controller, Param, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { Requires } from '../authz/auth-declaration';
+import { Requires } from '../common/auth-declaration';
 import { HttpUpstreamClient } from './http-upstream.client';
 import { relayUpstreamResponse, queryStringOf } from './http-relay';
 

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import proxyAddr from '@fastify/proxy-addr';
-import type { AuthDeclaration } from '../authz/auth-declaration';
+import type { AuthDeclaration } from '../common/auth-declaration';
 import { AppError } from '../common/app-error';
 import { httpStatusOf } from '../common/error-codes';
 import { problemOf, PROBLEM_CONTENT_TYPE } from '../common/problem-details';

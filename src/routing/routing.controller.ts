@@ -2,7 +2,7 @@ import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Put, Que
 import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
-import { Requires } from '../authz/auth-declaration';
+import { Requires } from '../common/auth-declaration';
 import { AppError } from '../common/app-error';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import { APP_CONFIG, type AppConfig } from '../config/config';

@@ -1,6 +1,6 @@
 import { Controller, Get, Header } from '@nestjs/common';
 import type { JWK } from 'jose';
-import { Public } from '../authz/auth-declaration';
+import { Public } from '../common/auth-declaration';
 import { SigningKeyService } from './signing-key.service';
 
 @Controller('.well-known')

@@ -4,7 +4,10 @@ import { APP_CONFIG, type AppConfig } from '../config/config';
 import { PrismaService } from '../database/prisma.service';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
 import { NatsConnectionService } from '../messaging/nats-connection.service';
+import { DeletedPrincipalRepository } from '../identity/deleted-principal.repository';
+import { UserRepository } from '../identity/user.repository';
 import { LOGGER } from '../observability/logger';
+import { SessionRepository } from './session.repository';
 import { CLOCK_TOLERANCE_S } from './signing-key.service';
 
 const PRUNE_INTERVAL_MS = 60_000;
@@ -23,6 +26,9 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
 
   constructor(
     private readonly prisma: PrismaService,
+    private readonly sessions: SessionRepository,
+    private readonly users: UserRepository,
+    private readonly deletedPrincipals: DeletedPrincipalRepository,
     private readonly events: ClusterEventBus,
     nats: NatsConnectionService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -64,16 +70,16 @@ export class RevocationService implements OnModuleInit, OnApplicationShutdown {
     try {
       const since = new Date(Date.now() - this.rememberMs());
       const [sessions, users, deleted] = await Promise.all([
-        this.prisma.session.findMany({ where: { revokedAt: { gt: since } }, select: { id: true, revokedAt: true } }),
-        this.prisma.user.findMany({ where: { status: { not: 'active' } }, select: { id: true } }),
-        this.prisma.deletedPrincipal.findMany({ where: { deletedAt: { gt: since } }, select: { principalId: true } }),
+        this.sessions.revokedSince(this.prisma, since),
+        this.users.inactiveIds(this.prisma),
+        this.deletedPrincipals.deletedSince(this.prisma, since),
       ]);
       const revoked = new Map<string, number>();
-      for (const session of sessions) revoked.set(session.id, session.revokedAt!.getTime() + this.rememberMs());
+      for (const session of sessions) revoked.set(session.id, session.revokedAt.getTime() + this.rememberMs());
       // events that arrived during the reload stay
       for (const [id, until] of this.revokedSessions) if (!revoked.has(id)) revoked.set(id, until);
       this.revokedSessions = revoked;
-      this.inactivePrincipals = new Set([...users.map((user) => user.id), ...deleted.map((row) => row.principalId)]);
+      this.inactivePrincipals = new Set([...users, ...deleted]);
     } catch (error) {
       this.logger.error({ err: error }, 'revocation resync failed');
       throw error;

@@ -62,6 +62,12 @@ export class SessionRepository {
     return ids;
   }
 
+  /** Sessions revoked after `since`, with when. */
+  async revokedSince(db: Db, since: Date): Promise<Array<{ id: string; revokedAt: Date }>> {
+    const rows = await db.session.findMany({ where: { revokedAt: { gt: since } }, select: { id: true, revokedAt: true } });
+    return rows.map((row) => ({ id: row.id, revokedAt: row.revokedAt! }));
+  }
+
   findSession(db: Db, id: string): Promise<Session | null> {
     return db.session.findUnique({ where: { id } });
   }

@@ -41,6 +41,24 @@ export class SessionService {
     this.replayBox = new SecretBox(config.MASTER_KEY, 'refresh-replay');
   }
 
+  /**
+   * The one way a sign-in finishes, whatever proved who the user is (password, Google, a second
+   * factor): the session, its first token pair and the `auth.signin` record, committed together.
+   * Pass `tx` when the caller spends something in the same transaction (an mfa_token, a code).
+   */
+  async startSignedIn(signIn: { user: User; amr: string[]; client: ClientInfo; secondFactor?: string }, tx?: Db): Promise<TokenResponse> {
+    if (tx === undefined) return this.prisma.$transaction((own) => this.startSignedIn(signIn, own));
+    const { user, amr } = signIn;
+    const tokens = await this.start(tx, user, amr, signIn.client);
+    await this.audit.record(tx, {
+      action: 'auth.signin',
+      actor: { principalId: user.id, principalType: 'user' },
+      target: { type: 'session', id: tokens.session_id },
+      changes: { amr, second_factor: signIn.secondFactor },
+    });
+    return tokens;
+  }
+
   /** Starts a session inside the caller's transaction and returns its first token pair. */
   async start(db: Db, user: User, amr: string[], client: ClientInfo): Promise<TokenResponse> {
     const now = Date.now();

@@ -254,7 +254,7 @@ describe.skipIf(!available)('audit trail across two Gatehouse processes on one d
   });
 
   it('confines a tenant-scoped reader to its tenant, whatever tenant_id it asks for', async () => {
-    const audit = new AuditService();
+    const audit = new AuditService(new AuditRepository());
     for (const tenantId of ['acme', 'acme', 'globex', 'acme', 'globex']) {
       await prisma.$transaction((tx) =>
         audit.record(tx, { action: 'test.tenant_event', tenantId, target: { type: 'tenant', id: tenantId } }),

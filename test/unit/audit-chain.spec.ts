@@ -3,6 +3,7 @@ import { chainHash, GENESIS_HASH } from '../../src/audit/audit-chain';
 import { auditListQuery, decodeAuditCursor, encodeAuditCursor } from '../../src/audit/audit-query.dto';
 import { auditRecordView, chainBreak, chainedContentOf, CHAIN_START, type ChainPosition } from '../../src/audit/audit-record';
 import { auditSubject } from '../../src/audit/audit-publisher.service';
+import { AuditRepository } from '../../src/audit/audit.repository';
 import { AuditService } from '../../src/audit/audit.service';
 import { canonicalJson } from '../../src/audit/canonical-json';
 import type { AuditRecord, Prisma } from '../../src/generated/prisma/client';
@@ -26,7 +27,7 @@ function memoryTransaction(rows: AuditRecord[]): Prisma.TransactionClient {
 
 async function chainOf(count: number): Promise<AuditRecord[]> {
   const rows: AuditRecord[] = [];
-  const audit = new AuditService();
+  const audit = new AuditService(new AuditRepository());
   for (let index = 0; index < count; index += 1) {
     await audit.record(memoryTransaction(rows), {
       action: index % 2 === 0 ? 'auth.signin' : 'iam.user.disable',
@@ -60,7 +61,7 @@ describe('audit hash chain', () => {
 
   it('hashes changes in their stored (JSON) form, so Dates and undefined fields still verify', async () => {
     const rows: AuditRecord[] = [];
-    await new AuditService().record(memoryTransaction(rows), {
+    await new AuditService(new AuditRepository()).record(memoryTransaction(rows), {
       action: 'session.refresh_reuse_detected',
       changes: { spent_at: new Date('2026-01-02T03:04:05.678Z'), dropped: undefined, list: [undefined, 1] },
     });

@@ -1,7 +1,7 @@
 import type { ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { describe, expect, it } from 'vitest';
-import { Authenticated, Public } from '../../src/authz/auth-declaration';
+import { Authenticated, Public } from '../../src/common/auth-declaration';
 import { AuthGuard } from '../../src/authz/auth.guard';
 import { RequestAuthorizer } from '../../src/authz/request-authorizer.service';
 import { AppError } from '../../src/common/app-error';

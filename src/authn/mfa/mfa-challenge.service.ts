@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { AuditService } from '../../audit/audit.service';
 import { PrismaService } from '../../database/prisma.service';
 import type { User } from '../../generated/prisma/client';
 import { SessionService, type ClientInfo } from '../../session/session.service';
@@ -28,7 +27,6 @@ export class MfaChallengeService {
     private readonly totp: TotpCredentialRepository,
     private readonly challenges: MfaChallengeRepository,
     private readonly sessions: SessionService,
-    private readonly audit: AuditService,
   ) {}
 
   /** MFA-pending when the user has a confirmed TOTP, null when the first factor suffices. */
@@ -41,15 +39,6 @@ export class MfaChallengeService {
   async finishFirstFactor(user: User, amr: string[], client: ClientInfo): Promise<TokenResponse | MfaPendingResponse> {
     const pending = await this.challengeIfEnrolled(user, amr);
     if (pending !== null) return pending;
-    return this.prisma.$transaction(async (tx) => {
-      const tokens = await this.sessions.start(tx, user, amr, client);
-      await this.audit.record(tx, {
-        action: 'auth.signin',
-        actor: { principalId: user.id, principalType: 'user' },
-        target: { type: 'session', id: tokens.session_id },
-        changes: { amr },
-      });
-      return tokens;
-    });
+    return this.sessions.startSignedIn({ user, amr, client });
   }
 }

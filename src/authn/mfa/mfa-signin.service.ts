@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { AuditService } from '../../audit/audit.service';
 import { AppError } from '../../common/app-error';
 import { PrismaService } from '../../database/prisma.service';
 import { UserRepository } from '../../identity/user.repository';
@@ -18,7 +17,6 @@ export class MfaSigninService {
     private readonly challenges: MfaChallengeRepository,
     private readonly factors: SecondFactorService,
     private readonly sessions: SessionService,
-    private readonly audit: AuditService,
     private readonly limiter: AbuseLimiter,
   ) {}
 
@@ -38,14 +36,7 @@ export class MfaSigninService {
       if (!(await this.challenges.spend(tx, challenge.id))) {
         throw new AppError('invalid_grant', { logReason: 'mfa_token spent concurrently or expired' });
       }
-      const tokens = await this.sessions.start(tx, user, amr, client);
-      await this.audit.record(tx, {
-        action: 'auth.signin',
-        actor: { principalId: user.id, principalType: 'user' },
-        target: { type: 'session', id: tokens.session_id },
-        changes: { amr, second_factor: factor.kind },
-      });
-      return tokens;
+      return this.sessions.startSignedIn({ user, amr, client, secondFactor: factor.kind }, tx);
     });
   }
 }

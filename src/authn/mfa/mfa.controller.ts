@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, HttpCode, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { Authenticated, Public } from '../../authz/auth-declaration';
+import { Authenticated, Public } from '../../common/auth-declaration';
 import { ZodValidationPipe } from '../../common/zod-validation.pipe';
 import type { Principal } from '../../session/principal';
 import type { TokenResponse } from '../../session/token-response';

@@ -19,7 +19,9 @@ export class RecoveryCodeRepository {
     return db.recoveryCode.count({ where: { userId, usedAt: null } });
   }
 
-  async deleteAll(db: Db, userId: string): Promise<void> {
-    await db.recoveryCode.deleteMany({ where: { userId } });
+  /** How many codes there were (used or not). */
+  async deleteAll(db: Db, userId: string): Promise<number> {
+    const { count } = await db.recoveryCode.deleteMany({ where: { userId } });
+    return count;
   }
 }

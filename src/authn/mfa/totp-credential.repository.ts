@@ -54,7 +54,9 @@ export class TotpCredentialRepository {
     return count === 1;
   }
 
-  async delete(db: Db, userId: string): Promise<void> {
-    await db.totpCredential.deleteMany({ where: { userId } });
+  /** Whether there was one to delete. */
+  async delete(db: Db, userId: string): Promise<boolean> {
+    const { count } = await db.totpCredential.deleteMany({ where: { userId } });
+    return count > 0;
   }
 }

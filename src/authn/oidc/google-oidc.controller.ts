@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Inject, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { Authenticated, Public } from '../../authz/auth-declaration';
+import { Authenticated, Public } from '../../common/auth-declaration';
 import { ZodValidationPipe } from '../../common/zod-validation.pipe';
 import { APP_CONFIG, type AppConfig } from '../../config/config';
 import type { Principal } from '../../session/principal';

@@ -1,8 +1,8 @@
 import { Controller, Delete, Get, HttpCode, Param, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { adminScope } from '../../admin/admin-scope';
+import { adminScope } from '../../authz/admin-scope';
 import { PrincipalVisibility } from '../../authz/principal-visibility';
-import { Requires } from '../../authz/auth-declaration';
+import { Requires } from '../../common/auth-declaration';
 import { AppError } from '../../common/app-error';
 import { PrismaService } from '../../database/prisma.service';
 import { UserRepository } from '../../identity/user.repository';

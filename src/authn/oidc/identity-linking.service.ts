@@ -100,7 +100,7 @@ export class IdentityLinkingService {
       await tx.$queryRaw`SELECT id FROM users WHERE id = ${userId} FOR UPDATE`;
       const identity = await this.identities.findForUser(tx, userId, identityId);
       if (identity === null) throw new AppError('not_found');
-      const hasPassword = (await tx.passwordCredential.count({ where: { userId } })) > 0;
+      const hasPassword = await this.users.hasPassword(tx, userId);
       if (!hasPassword && (await this.identities.countForUser(tx, userId)) <= 1) {
         throw new AppError('conflict', { detail: 'This is the last way to sign in to the account; add another one first.' });
       }

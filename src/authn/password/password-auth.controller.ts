@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { signinResponseSchema, tokenResponseSchema } from '../../docs/response-schemas';
 import { ZodValidationPipe } from '../../common/zod-validation.pipe';
-import { Public } from '../../authz/auth-declaration';
+import { Public } from '../../common/auth-declaration';
 import { emailField } from '../../identity/email';
 import { passwordField } from '../../identity/password-policy';
 import type { TokenResponse } from '../../session/token-response';

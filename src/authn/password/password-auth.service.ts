@@ -123,16 +123,7 @@ export class PasswordAuthService {
       await this.users.replaceHashIfUnchanged(this.prisma, user.id, passwordHash, await this.hasher.hash(input.password));
     }
     if (mfaPending !== null) return mfaPending;
-    return this.prisma.$transaction(async (tx) => {
-      const tokens = await this.sessions.start(tx, user, ['pwd'], client);
-      await this.audit.record(tx, {
-        action: 'auth.signin',
-        actor: { principalId: user.id, principalType: 'user' },
-        target: { type: 'session', id: tokens.session_id },
-        changes: { amr: ['pwd'] },
-      });
-      return tokens;
-    });
+    return this.sessions.startSignedIn({ user, amr: ['pwd'], client });
   }
 
   /** Always the same answer; a mail goes out only when the account exists. */

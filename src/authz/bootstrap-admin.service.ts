@@ -1,14 +1,14 @@
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { AuditService } from '../audit/audit.service';
-import { PlatformAdminsService } from '../authz/platform-admins.service';
+import { PlatformAdminsService } from './platform-admins.service';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { PrismaService } from '../database/prisma.service';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
 import { LOGGER } from '../observability/logger';
-import { normalizeEmail } from './email';
-import { PasswordHasher } from './password-hasher';
-import { UserRepository } from './user.repository';
+import { normalizeEmail } from '../identity/email';
+import { PasswordHasher } from '../identity/password-hasher';
+import { UserRepository } from '../identity/user.repository';
 
 /** pg_advisory_xact_lock key: two replicas booting together create the admin once. */
 const BOOTSTRAP_LOCK = 0x626f6f74;

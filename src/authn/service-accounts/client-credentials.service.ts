@@ -1,0 +1,50 @@
+import { timingSafeEqual } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { AppError } from '../../common/app-error';
+import { hashToken } from '../../common/opaque-token';
+import { PrismaService } from '../../database/prisma.service';
+import { ServiceAccountRepository } from '../../identity/service-account.repository';
+import { MetricsService } from '../../observability/metrics.service';
+import { AccessTokenService } from '../../session/access-token.service';
+import { RevocationService } from '../../session/revocation.service';
+import { AbuseLimiter } from '../abuse-limiter.service';
+
+const sameHash = (a: string, b: string | null) => b !== null && a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+
+@Injectable()
+export class ClientCredentialsService {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly serviceAccounts: ServiceAccountRepository,
+    private readonly accessTokens: AccessTokenService,
+    private readonly limiter: AbuseLimiter,
+    private readonly revocations: RevocationService,
+    private readonly metrics: MetricsService,
+  ) {}
+
+  /** OAuth client_credentials for service accounts; the previous secret works during its overlap. */
+  async issue(
+    clientId: string,
+    clientSecret: string,
+    ip: string,
+  ): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number }> {
+    await this.limiter.consumeIp(ip);
+    await this.limiter.consumeAccount(`client:${clientId}`);
+    const account = await this.serviceAccounts.findByClientId(this.prisma, clientId);
+    const presented = hashToken(clientSecret);
+    const valid =
+      account !== null &&
+      !this.revocations.isPrincipalInactive(account.id) &&
+      (sameHash(presented, account.secretHash) ||
+        (account.previousExpiresAt !== null &&
+          account.previousExpiresAt.getTime() > Date.now() &&
+          sameHash(presented, account.previousSecretHash)));
+    if (!valid) {
+      this.metrics.authFailures.inc({ reason: 'invalid_client' });
+      throw new AppError('invalid_credentials', { logReason: 'client credentials refused' });
+    }
+    await this.limiter.resetAccount(`client:${clientId}`);
+    const minted = await this.accessTokens.mint({ sub: account.id, amr: ['client_secret'], principalType: 'service_account' });
+    return { access_token: minted.token, token_type: 'Bearer', expires_in: minted.expiresIn };
+  }
+}
