@@ -16,6 +16,15 @@ function first(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+/** grpc-js peers read `ipv4:127.0.0.1:5000`, `ipv6:[::1]:5000` or `127.0.0.1:5000`. */
+function grpcPeerAddress(peer: string | undefined): string {
+  if (peer === undefined) return 'unknown';
+  const bare = peer.replace(/^ipv[46]:/, '');
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(bare);
+  if (bracketed) return bracketed[1]!;
+  return bare.replace(/:\d+$/, '');
+}
+
 /**
  * The one global guard: deny by default. A route without a declaration is refused,
  * whatever the transport; `@Public()` opts out, `@Authenticated()` / `@Requires()` opt in.
@@ -59,6 +68,12 @@ export class AuthGuard implements CanActivate {
         authorization: first(request.headers.authorization),
         tenantHeader: first(request.headers['x-tenant-id']),
         resource,
+        policy: {
+          method: request.method,
+          path: request.url,
+          clientIp: request.ctx.clientIp,
+          clientCertSubject: request.ctx.clientCertSubject,
+        },
       });
       this.remember(request, result);
       return true;
@@ -80,11 +95,17 @@ export class AuthGuard implements CanActivate {
     };
     const resource =
       declaration.kind === 'requires' && declaration.resource !== undefined ? String(message?.[declaration.resource] ?? '') : undefined;
+    const call = context.getArgByIndex<{ getPath?(): string; getPeer?(): string } | undefined>(2);
     const result = await this.authorizer.authorize({
       declaration,
       authorization: read('authorization'),
       tenantHeader: read('x-tenant-id'),
       resource,
+      policy: {
+        method: 'POST',
+        path: call?.getPath?.() ?? '/aggregate.gateway.v1.CommandService/SubmitCommand',
+        clientIp: grpcPeerAddress(call?.getPeer?.()),
+      },
     });
     Object.defineProperty(metadata, RPC_AUTHORIZATION, { value: result, configurable: true, enumerable: false });
     return true;

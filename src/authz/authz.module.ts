@@ -4,6 +4,7 @@ import { BootstrapAdminService } from './bootstrap-admin.service';
 import { AuthorizationCache } from './authorization-cache.service';
 import { PlatformAdminsService } from './platform-admins.service';
 import { PrincipalVisibility } from './principal-visibility';
+import { PolicyHook } from './policy-hook.service';
 import { RequestAuthorizer } from './request-authorizer.service';
 import { RightRepository } from './right.repository';
 import { RoleRepository } from './role.repository';
@@ -15,6 +16,7 @@ import { TenantRepository } from './tenant.repository';
     BootstrapAdminService,
     PlatformAdminsService,
     RequestAuthorizer,
+    PolicyHook,
     AssignmentRepository,
     RoleRepository,
     RightRepository,
@@ -25,6 +27,7 @@ import { TenantRepository } from './tenant.repository';
   exports: [
     PlatformAdminsService,
     RequestAuthorizer,
+    PolicyHook,
     AssignmentRepository,
     RoleRepository,
     RightRepository,

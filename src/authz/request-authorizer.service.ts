@@ -5,6 +5,7 @@ import type { Principal } from '../session/principal';
 import type { AuthDeclaration } from '../common/auth-declaration';
 import { AuthorizationCache } from './authorization-cache.service';
 import { decide } from './decision-engine';
+import { PolicyHook, type PolicyRequest } from './policy-hook.service';
 
 export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
 
@@ -16,6 +17,8 @@ export interface AuthorizationInput {
   tenantHeader?: string;
   /** the resource the right applies to (e.g. the aggregate type), when the declaration names one */
   resource?: string;
+  /** method, path and client of the request, for declarations that ask the policy hook */
+  policy?: PolicyRequest;
 }
 
 export interface AuthorizationResult {
@@ -34,6 +37,7 @@ export class RequestAuthorizer {
   constructor(
     private readonly authenticator: BearerAuthenticator,
     private readonly cache: AuthorizationCache,
+    private readonly policy: PolicyHook,
   ) {}
 
   async authorize(input: AuthorizationInput): Promise<AuthorizationResult> {
@@ -62,6 +66,11 @@ export class RequestAuthorizer {
     });
     if (decision.decision === 'deny') {
       throw new AppError(decision.code ?? 'forbidden', { logReason: decision.reason });
+    }
+    if (declaration.policy === true && this.policy.enabled) {
+      // a transport that forgot to describe the request must not skip the policy silently
+      if (input.policy === undefined) throw new Error(`policy-checked route (${declaration.right}) authorized without request details`);
+      await this.policy.check(principal, { tenantId, right: declaration.right, resource: input.resource }, input.policy);
     }
     return { principal, tenantId, decision: { decision: 'allow', reason: decision.reason } };
   }

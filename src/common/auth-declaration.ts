@@ -11,6 +11,8 @@ export type AuthDeclaration =
       tenant: 'required' | 'optional' | 'none';
       /** route parameter naming the resource the right applies to (e.g. aggregate_type) */
       resource?: string;
+      /** proxied traffic: after an RBAC allow the policy hook (POLICY_URL) decides too (CONTRACT §13) */
+      policy?: true;
     };
 
 export const AUTH_DECLARATION = 'gatehouse:auth-declaration';
@@ -25,10 +27,11 @@ export const Authenticated = () => SetMetadata(AUTH_DECLARATION, { kind: 'authen
  * The caller needs `right`. `tenant: 'required'` makes x-tenant-id mandatory (CONTRACT §5);
  * `'optional'` checks the right in the named tenant when the header is present, at platform scope otherwise.
  */
-export const Requires = (right: string, options: { tenant?: 'required' | 'optional' | 'none'; resource?: string } = {}) =>
+export const Requires = (right: string, options: { tenant?: 'required' | 'optional' | 'none'; resource?: string; policy?: true } = {}) =>
   SetMetadata(AUTH_DECLARATION, {
     kind: 'requires',
     right,
     tenant: options.tenant ?? 'none',
     resource: options.resource,
+    ...(options.policy === true ? { policy: true as const } : {}),
   } satisfies AuthDeclaration);

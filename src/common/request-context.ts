@@ -9,6 +9,8 @@ export interface RequestContext {
   traceFlags: string;
   clientIp: string;
   userAgent?: string;
+  /** subject of the verified client certificate (own TLS listener, or the edge's Client-Cert) */
+  clientCertSubject?: string;
   principalId?: string;
   principalType?: 'user' | 'service_account';
   tenantId?: string;

@@ -85,6 +85,9 @@ export const configSchema = z.object({
   // Not in the contract: how long SIGTERM keeps serving with /ready at 503 before closing
   // the listener, so a balancer polling /ready can take the replica out first.
   SHUTDOWN_DRAIN_MS: integer(0, 120_000).default(1000),
+  // §13: the policy hook (OPA data API) asked after an RBAC allow on proxied traffic
+  POLICY_URL: url(['http:', 'https:']),
+  POLICY_TIMEOUT_MS: integer(1, 60_000).default(100),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

@@ -67,6 +67,20 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly policyDecisions = new Counter({
+    name: 'gatehouse_policy_decisions_total',
+    help: 'Policy hook (POLICY_URL) decisions by outcome: allow, deny, error (PDP down, slow or malformed)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly policyDuration = new Histogram({
+    name: 'gatehouse_policy_decision_duration_seconds',
+    help: 'Time to get a decision from the policy decision point (cache misses only)',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+
   constructor() {
     // One prefix for everything (CONTRACT §14): process_* and nodejs_* become gatehouse_process_*
     // and gatehouse_nodejs_*; the event-loop delay is gatehouse_nodejs_eventloop_lag_*_seconds.

@@ -28,7 +28,7 @@ export class CommandGrpcController {
   ) {}
 
   @GrpcMethod('CommandService', 'SubmitCommand')
-  @Requires('commands.submit', { tenant: 'required', resource: 'aggregate_type' })
+  @Requires('commands.submit', { tenant: 'required', resource: 'aggregate_type', policy: true })
   submitCommand(
     request: SubmitCommandRequest,
     metadata: Metadata,

@@ -20,7 +20,7 @@ export class CommandsController {
 
   @Post(':aggregate_type/:aggregate_id')
   @HttpCode(200)
-  @Requires('commands.submit', { tenant: 'required', resource: 'aggregate_type' })
+  @Requires('commands.submit', { tenant: 'required', resource: 'aggregate_type', policy: true })
   async submit(
     @Param('aggregate_type') aggregateType: string,
     @Param('aggregate_id') aggregateId: string,

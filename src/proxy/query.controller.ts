@@ -10,7 +10,7 @@ export class QueryController {
   constructor(private readonly upstreams: HttpUpstreamClient) {}
 
   @Post(':view_type')
-  @Requires('queries.run', { tenant: 'required', resource: 'view_type' })
+  @Requires('queries.run', { tenant: 'required', resource: 'view_type', policy: true })
   async query(@Param('view_type') viewType: string, @Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const started = performance.now();
     const response = await this.upstreams.send({

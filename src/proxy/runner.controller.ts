@@ -15,7 +15,7 @@ export class RunnerController {
   constructor(private readonly upstreams: HttpUpstreamClient) {}
 
   @All('*')
-  @Requires('runner.admin', { tenant: 'optional' })
+  @Requires('runner.admin', { tenant: 'optional', policy: true })
   async passthrough(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const started = performance.now();
     const rest = request.url.slice(PREFIX.length);

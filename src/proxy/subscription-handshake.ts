@@ -14,6 +14,7 @@ export const SUBSCRIBE_DECLARATION: AuthDeclaration = {
   right: 'streams.subscribe',
   tenant: 'required',
   resource: 'view_type',
+  policy: true,
 };
 /** The gateway's path: the adapter hands it every upgrade below it (`/v1/subscribe/*`). */
 export const SUBSCRIBE_PREFIX = '/v1/subscribe';

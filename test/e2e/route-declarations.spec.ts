@@ -51,7 +51,7 @@ function describeDeclaration(declaration: AuthDeclaration | undefined): string {
     case 'authenticated':
       return 'authenticated';
     case 'requires':
-      return `requires ${declaration.right}${declaration.tenant !== 'none' ? ` tenant=${declaration.tenant}` : ''}${declaration.resource ? ` resource=${declaration.resource}` : ''}`;
+      return `requires ${declaration.right}${declaration.tenant !== 'none' ? ` tenant=${declaration.tenant}` : ''}${declaration.resource ? ` resource=${declaration.resource}` : ''}${declaration.policy ? ' +policy' : ''}`;
   }
 }
 

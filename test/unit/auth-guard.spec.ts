@@ -3,6 +3,7 @@ import { Reflector } from '@nestjs/core';
 import { describe, expect, it } from 'vitest';
 import { Authenticated, Public } from '../../src/common/auth-declaration';
 import { AuthGuard } from '../../src/authz/auth.guard';
+import type { PolicyHook } from '../../src/authz/policy-hook.service';
 import { RequestAuthorizer } from '../../src/authz/request-authorizer.service';
 import { AppError } from '../../src/common/app-error';
 import type { AuthorizationCache } from '../../src/authz/authorization-cache.service';
@@ -32,7 +33,13 @@ const authenticator = {
 } as unknown as BearerAuthenticator;
 const guard = new AuthGuard(
   new Reflector(),
-  new RequestAuthorizer(authenticator, { grantSourcesOf: () => Promise.resolve([]) } as unknown as AuthorizationCache),
+  new RequestAuthorizer(
+    authenticator,
+    { grantSourcesOf: () => Promise.resolve([]) } as unknown as AuthorizationCache,
+    {
+      enabled: false,
+    } as unknown as PolicyHook,
+  ),
 );
 
 describe('AuthGuard (deny by default)', () => {
