@@ -23,7 +23,8 @@ import { servicesAvailable } from '../support/services';
 
 const available = servicesAvailable({ postgres: true });
 const MASTER_KEY = Buffer.alloc(32, 33).toString('base64');
-const POLICY_TIMEOUT_MS = 150;
+// generous: a loaded CI machine must not turn a healthy PDP into a timeout
+const POLICY_TIMEOUT_MS = 1000;
 
 interface PolicyAsk {
   input: {
@@ -61,7 +62,7 @@ async function fakePdp(): Promise<{ url: string; asked: PolicyAsk[]; behaviour: 
         case 'deny':
           return answer(200, JSON.stringify({ result: { allow: false, reason: 'method not allowed for this right on weekends' } }));
         case 'slow':
-          setTimeout(() => answer(200, JSON.stringify({ result: { allow: true } })), POLICY_TIMEOUT_MS * 10).unref();
+          setTimeout(() => answer(200, JSON.stringify({ result: { allow: true } })), POLICY_TIMEOUT_MS * 5).unref();
           return;
         case 'error':
           return answer(500, JSON.stringify({ code: 'internal_error' }));
