@@ -149,6 +149,8 @@ const BAD_VALUES: Record<string, string> = {
   LOG_LEVEL: 'loud',
   SHUTDOWN_DRAIN_MS: '1s',
   OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318',
+  POLICY_URL: 'opa:8181/v1/data/gatehouse/authz',
+  POLICY_TIMEOUT_MS: '0',
 };
 const FREE_TEXT = new Set([
   'DATA_DIR',
