@@ -17,8 +17,11 @@ export interface AuthorizationInput {
   tenantHeader?: string;
   /** the resource the right applies to (e.g. the aggregate type), when the declaration names one */
   resource?: string;
-  /** method, path and client of the request, for declarations that ask the policy hook */
-  policy?: PolicyRequest;
+  /**
+   * method, path and client of the request, for declarations that ask the policy hook;
+   * `asked-at-handshake` when re-deciding a connection the policy already admitted
+   */
+  policy?: PolicyRequest | 'asked-at-handshake';
 }
 
 export interface AuthorizationResult {
@@ -67,7 +70,7 @@ export class RequestAuthorizer {
     if (decision.decision === 'deny') {
       throw new AppError(decision.code ?? 'forbidden', { logReason: decision.reason });
     }
-    if (declaration.policy === true && this.policy.enabled) {
+    if (declaration.policy === true && this.policy.enabled && input.policy !== 'asked-at-handshake') {
       // a transport that forgot to describe the request must not skip the policy silently
       if (input.policy === undefined) throw new Error(`policy-checked route (${declaration.right}) authorized without request details`);
       await this.policy.check(principal, { tenantId, right: declaration.right, resource: input.resource }, input.policy);

@@ -129,6 +129,7 @@ export class SubscriptionAdmission implements UpgradeGate {
           authorization,
           tenantHeader: handshakeTenant(request, target),
           resource: target.viewType,
+          policy: { method: 'GET', path: request.url ?? '/', clientIp: context.clientIp, clientCertSubject: context.clientCertSubject },
         })
         .catch((error: unknown) => {
           recordDenial(context, error);

@@ -114,6 +114,8 @@ export class SubscriptionRegistry implements OnApplicationBootstrap, OnApplicati
           authorization: entry.authorization,
           tenantHeader: entry.tenantId,
           resource: entry.viewType,
+          // the policy hook is asked once, at the handshake (CONTRACT §13); this re-runs RBAC only
+          policy: 'asked-at-handshake',
         });
       } catch (error) {
         const reason = error instanceof AppError ? error.code : 'authorization failed';
