@@ -151,7 +151,6 @@ const BAD_VALUES: Record<string, string> = {
   OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318',
   POLICY_URL: 'opa:8181/v1/data/gatehouse/authz',
   POLICY_TIMEOUT_MS: '0',
-  WS_MAX_CONNECTIONS_PER_PRINCIPAL: 'many',
 };
 const FREE_TEXT = new Set([
   'DATA_DIR',
