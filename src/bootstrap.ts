@@ -67,6 +67,7 @@ export async function startGatehouse(config: AppConfig, logger: Logger): Promise
   const address = fastify.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.PORT;
   const readiness = app.get(ReadinessService);
+  readiness.markStarted();
   logger.info(
     {
       port,

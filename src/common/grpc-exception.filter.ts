@@ -3,7 +3,9 @@ import { Metadata, status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { throwError, type Observable } from 'rxjs';
 import { LOGGER } from '../observability/logger';
+import { MetricsService } from '../observability/metrics.service';
 import { AppError } from './app-error';
+import { dependencyFailureAsAppError } from './dependency-failure';
 import { titleOf } from './error-codes';
 import { grpcStatusOf } from './grpc-status';
 import { requestContext } from './request-context';
@@ -31,10 +33,16 @@ function relayedStatus(exception: unknown): { grpcCode: number; details: string 
  */
 @Catch()
 export class GrpcExceptionFilter implements RpcExceptionFilter {
-  constructor(@Inject(LOGGER) private readonly logger: Logger) {}
+  constructor(
+    @Inject(LOGGER) private readonly logger: Logger,
+    private readonly metrics: MetricsService,
+  ) {}
 
-  catch(exception: unknown, host: ArgumentsHost): Observable<never> {
-    if (host.getType() !== 'rpc') throw exception;
+  catch(raised: unknown, host: ArgumentsHost): Observable<never> {
+    if (host.getType() !== 'rpc') throw raised;
+    const dependencyFailure = dependencyFailureAsAppError(raised);
+    if (dependencyFailure !== undefined) this.metrics.dependencyErrors.inc({ dependency: 'database' });
+    const exception = dependencyFailure ?? raised;
     const metadata = new Metadata();
     const context = requestContext.get();
     if (context !== undefined) metadata.set('x-request-id', context.requestId);
@@ -45,7 +53,9 @@ export class GrpcExceptionFilter implements RpcExceptionFilter {
       metadata.set('gatehouse-error-code', exception.code);
       for (const [name, value] of Object.entries(exception.options.headers ?? {})) metadata.set(name.toLowerCase(), value);
       error = { code: grpcStatusOf(exception.code), details: detail ?? titleOf(exception.code), metadata };
-      this.logger.info({ code: exception.code, reason: exception.options.logReason }, 'grpc call refused');
+      if (dependencyFailure !== undefined) {
+        this.logger.warn({ dependency: 'database', reason: exception.options.logReason }, 'dependency unavailable; answered UNAVAILABLE');
+      } else this.logger.info({ code: exception.code, reason: exception.options.logReason }, 'grpc call refused');
     } else if (relayed !== undefined) {
       error = { code: relayed.grpcCode, details: relayed.details, metadata };
     } else {

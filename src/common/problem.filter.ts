@@ -2,7 +2,9 @@ import { ArgumentsHost, Catch, HttpException, Inject, type ExceptionFilter } fro
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { LOGGER } from '../observability/logger';
+import { MetricsService } from '../observability/metrics.service';
 import { AppError } from './app-error';
+import { dependencyFailureAsAppError } from './dependency-failure';
 import type { ErrorCode } from './error-codes';
 import { problemOf, PROBLEM_CONTENT_TYPE } from './problem-details';
 import { requestContext } from './request-context';
@@ -57,10 +59,20 @@ function statusCode(status: number): ErrorCode {
 /** The HTTP edge of the error mapping: every non-2xx produced by Gatehouse is RFC 9457 problem+json. */
 @Catch()
 export class ProblemFilter implements ExceptionFilter {
-  constructor(@Inject(LOGGER) private readonly logger: Logger) {}
+  constructor(
+    @Inject(LOGGER) private readonly logger: Logger,
+    private readonly metrics: MetricsService,
+  ) {}
 
-  catch(exception: unknown, host: ArgumentsHost): void {
-    if (host.getType() !== 'http') throw exception;
+  catch(raised: unknown, host: ArgumentsHost): void {
+    if (host.getType() !== 'http') throw raised;
+    // the database, not this request, is at fault: 503 and a warning without a stack
+    const dependencyFailure = dependencyFailureAsAppError(raised);
+    if (dependencyFailure !== undefined) {
+      this.metrics.dependencyErrors.inc({ dependency: 'database' });
+      this.logger.warn({ dependency: 'database', reason: dependencyFailure.options.logReason }, 'dependency unavailable; answered 503');
+    }
+    const exception = dependencyFailure ?? raised;
     const reply = host.switchToHttp().getResponse<FastifyReply>();
     const request = host.switchToHttp().getRequest<FastifyRequest>();
     const requestId = request.ctx?.requestId ?? request.id;
@@ -72,7 +84,7 @@ export class ProblemFilter implements ExceptionFilter {
       appError = exception;
       code = exception.code;
       detail = exception.options.detail;
-      if (exception.options.logReason !== undefined) {
+      if (exception.options.logReason !== undefined && dependencyFailure === undefined) {
         this.logger.info({ error_code: code, reason: exception.options.logReason }, 'request refused');
       }
     } else if (exception instanceof SyntaxError && (exception as FastifyLikeError).statusCode === 400) {

@@ -88,6 +88,7 @@ export const configSchema = z.object({
   // §13: the policy hook (OPA data API) asked after an RBAC allow on proxied traffic
   POLICY_URL: url(['http:', 'https:']),
   POLICY_TIMEOUT_MS: integer(1, 60_000).default(100),
+  DB_TIMEOUT_MS: integer(100, 600_000).default(3000),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

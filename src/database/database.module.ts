@@ -49,9 +49,10 @@ class DatabaseRuntime {
     },
     {
       provide: PrismaService,
-      inject: [DatabaseRuntime],
+      inject: [DatabaseRuntime, APP_CONFIG],
       // The embedded store serves one connection at a time, so it gets a pool of one.
-      useFactory: (runtime: DatabaseRuntime) => new PrismaService(runtime.url, runtime.embedded ? 1 : 10),
+      useFactory: (runtime: DatabaseRuntime, config: AppConfig) =>
+        new PrismaService(runtime.url, runtime.embedded ? 1 : 10, config.DB_TIMEOUT_MS, runtime.embedded),
     },
   ],
   exports: [PrismaService],

@@ -1,17 +1,79 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import { PrismaClient } from '../generated/prisma/client';
+import type * as runtime from '@prisma/client/runtime/client';
+import { DependencyUnavailableError } from '../common/dependency-failure';
+import { PrismaClient, type Prisma } from '../generated/prisma/client';
 
-/** The Prisma client on the pg driver adapter; built by DatabaseModule once the database is up. */
+export const DEFAULT_DB_TIMEOUT_MS = 3000;
+
+interface TransactionOptions {
+  maxWait?: number;
+  timeout?: number;
+  isolationLevel?: Prisma.TransactionIsolationLevel;
+}
+
+type TransactionClient = Prisma.TransactionClient;
+
+/**
+ * The Prisma client on the pg driver adapter; built by DatabaseModule once the database is up.
+ *
+ * Every wait on the database is bounded by DB_TIMEOUT_MS (`timeoutMs`), so a slow or absent
+ * database turns into 503 `unavailable` in about that time instead of holding requests:
+ *  - waiting for a pooled connection: the pool's `connectionTimeoutMillis`;
+ *  - one statement: `statement_timeout` on the server and `query_timeout` in the client (the
+ *    latter also covers a network that stopped answering);
+ *  - a transaction, *including* its wait for a connection: a deadline around the callback.
+ *    When it passes, the callback rejects, so Prisma rolls back and never commits: a request
+ *    answered 503 has left nothing behind. Prisma's own maxWait/timeout are the backstop, and
+ *    `idle_in_transaction_session_timeout` frees the server side of an abandoned one.
+ */
 export class PrismaService extends PrismaClient {
   constructor(
     readonly databaseUrl: string,
     poolSize: number,
+    readonly timeoutMs: number = DEFAULT_DB_TIMEOUT_MS,
+    /** the in-process store (one connection at a time, never "down" while we live) */
+    readonly embedded = false,
   ) {
     super({
-      adapter: new PrismaPg({ connectionString: databaseUrl, max: poolSize, connectionTimeoutMillis: 10_000 }),
-      // bursts (parallel sign-ins, refresh races) queue for a connection rather than fail
-      transactionOptions: { maxWait: 10_000, timeout: 15_000 },
+      adapter: new PrismaPg({
+        connectionString: databaseUrl,
+        max: poolSize,
+        connectionTimeoutMillis: timeoutMs,
+        statement_timeout: timeoutMs,
+        query_timeout: timeoutMs,
+        idle_in_transaction_session_timeout: timeoutMs,
+        keepAlive: true,
+      }),
+      transactionOptions: { maxWait: timeoutMs, timeout: timeoutMs },
     });
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Prisma's own signature
+  override $transaction<P extends Prisma.PrismaPromise<any>[]>(
+    arg: [...P],
+    options?: TransactionOptions,
+  ): Promise<runtime.Types.Utils.UnwrapTuple<P>>;
+  override $transaction<R>(fn: (prisma: TransactionClient) => Promise<R>, options?: TransactionOptions): Promise<R>;
+  override $transaction(arg: unknown, options?: TransactionOptions): Promise<unknown> {
+    const base = PrismaClient.prototype.$transaction as (
+      this: PrismaService,
+      arg: unknown,
+      options?: TransactionOptions,
+    ) => Promise<unknown>;
+    const budget = options?.timeout ?? this.timeoutMs;
+    const settings: TransactionOptions = { ...options, maxWait: options?.maxWait ?? budget, timeout: budget };
+    if (typeof arg !== 'function') return base.call(this, arg, settings);
+    const work = arg as (tx: TransactionClient) => Promise<unknown>;
+    const started = Date.now();
+    return base.call(
+      this,
+      (tx: TransactionClient) => {
+        const remaining = budget - (Date.now() - started);
+        if (remaining <= 0) throw new DependencyUnavailableError('database', 'transaction deadline passed while waiting for a connection');
+        return withDeadline(work(tx), remaining, () => new DependencyUnavailableError('database', `transaction exceeded ${budget} ms`));
+      },
+      settings,
+    );
   }
 
   /** Readiness probe: one round trip, bounded in time. */
@@ -28,4 +90,13 @@ export class PrismaService extends PrismaClient {
       clearTimeout(timer);
     }
   }
+}
+
+/** Rejects with `onTimeout()` after `ms`; `work` keeps running (its outcome is then ignored). */
+function withDeadline<R>(work: Promise<R>, ms: number, onTimeout: () => Error): Promise<R> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }

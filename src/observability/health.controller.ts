@@ -24,11 +24,10 @@ export class HealthController {
   @Public()
   @Get('ready')
   async ready(@Res({ passthrough: true }) reply: FastifyReply): Promise<object> {
-    const { ready, checks } = await this.readiness.evaluate();
+    const { httpStatus, body } = await this.readiness.evaluate();
     void reply.header('cache-control', 'no-store');
-    if (ready) return { status: 'ready', checks };
-    void reply.status(503);
-    return { status: 'unready', checks };
+    void reply.status(httpStatus);
+    return body;
   }
 
   @Public()

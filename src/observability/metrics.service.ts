@@ -81,6 +81,13 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly dependencyErrors = new Counter({
+    name: 'gatehouse_dependency_errors_total',
+    help: 'Requests answered 503 unavailable because a dependency (database, nats) failed',
+    labelNames: ['dependency'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     // One prefix for everything (CONTRACT §14): process_* and nodejs_* become gatehouse_process_*
     // and gatehouse_nodejs_*; the event-loop delay is gatehouse_nodejs_eventloop_lag_*_seconds.

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type WebSocket from 'ws';
 import { RequestAuthorizer } from '../authz/request-authorizer.service';
 import { AppError } from '../common/app-error';
+import { dependencyFailureAsAppError } from '../common/dependency-failure';
 import { requestContext, type RequestContext } from '../common/request-context';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { LOGGER } from '../observability/logger';
@@ -189,6 +190,12 @@ export class SubscriptionAdmission implements UpgradeGate {
   }
 
   private appErrorOf(error: unknown): AppError {
+    const dependencyFailure = dependencyFailureAsAppError(error);
+    if (dependencyFailure !== undefined) {
+      this.metrics.dependencyErrors.inc({ dependency: 'database' });
+      this.logger.warn({ dependency: 'database', reason: dependencyFailure.options.logReason }, 'dependency unavailable; answered 503');
+      return dependencyFailure;
+    }
     if (error instanceof AppError) {
       if (error.options.logReason !== undefined) {
         this.logger.info({ code: error.code, reason: error.options.logReason }, 'request refused');

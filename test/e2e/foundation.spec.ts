@@ -178,21 +178,25 @@ describe.skipIf(!available)('on PostgreSQL and NATS', () => {
 });
 
 describe.skipIf(!available)('readiness', () => {
-  it('turns 503 while the database is unreachable and back to 200 after', async () => {
+  it('stays 200 but reports degraded while the database is unreachable, and ready again after', async () => {
     const db = await createTestDatabase();
     const proxy = await startTcpProxy('127.0.0.1', 5432);
     const url = new URL(db.url);
     url.port = String(proxy.port);
     const app = await bootApp({ DATABASE_URL: url.toString() });
     try {
-      expect((await http(app.url, 'GET', '/ready')).status).toBe(200);
+      const ready = await http(app.url, 'GET', '/ready');
+      expect(ready.status).toBe(200);
+      expect(ready.json).toMatchObject({ status: 'ready', checks: { database: 'ok' } });
       proxy.cut();
-      await waitFor(async () => (await http(app.url, 'GET', '/ready')).status === 503, 5000);
-      const unready = await http(app.url, 'GET', '/ready');
-      expect(unready.json).toMatchObject({ status: 'unready', checks: { database: 'failing' } });
+      // a shared dependency down must not take every replica out of the balancer (CONTRACT §8)
+      await waitFor(async () => (await http(app.url, 'GET', '/ready')).json?.checks?.database === 'failing', 5000);
+      const degraded = await http(app.url, 'GET', '/ready');
+      expect(degraded.status).toBe(200);
+      expect(degraded.json).toMatchObject({ status: 'degraded', checks: { database: 'failing' } });
       expect((await http(app.url, 'GET', '/health')).status).toBe(200);
       proxy.restore();
-      await waitFor(async () => (await http(app.url, 'GET', '/ready')).status === 200, 15_000, 200);
+      await waitFor(async () => (await http(app.url, 'GET', '/ready')).json?.status === 'ready', 15_000, 200);
     } finally {
       await app.close();
       await proxy.close();

@@ -51,12 +51,12 @@ describe.skipIf(!available)('resynchronization after a NATS outage', () => {
     expect((await http(b.url, 'GET', '/v1/auth/me', { token: other.json.access_token })).status).toBe(200);
 
     natsProxy.cut();
-    await waitFor(async () => (await http(b.url, 'GET', '/ready')).status === 503, 5000, 50);
+    await waitFor(async () => (await http(b.url, 'GET', '/ready')).json?.checks?.nats === 'failing', 5000, 50);
     expect((await http(a.url, 'POST', '/v1/auth/signout', { token: other.json.access_token, json: {} })).status).toBe(204);
     expect((await http(a.url, 'DELETE', `/admin/assignments/${user.assignmentId}`, { token: root })).status).toBe(204);
 
     natsProxy.restore();
-    await waitFor(async () => (await http(b.url, 'GET', '/ready')).status === 200, 10_000, 50);
+    await waitFor(async () => (await http(b.url, 'GET', '/ready')).json?.checks?.nats === 'ok', 10_000, 50);
     await waitFor(async () => (await http(b.url, 'GET', '/v1/auth/me', { token: other.json.access_token })).status === 401, 2000, 20);
     await waitFor(
       async () => (await http(b.url, 'GET', '/admin/users', { token: user.accessToken, headers: inTenant('acme') })).status === 403,

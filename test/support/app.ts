@@ -26,6 +26,9 @@ export async function bootApp(env: Record<string, string | undefined> = {}): Pro
     GRPC_PORT: '0',
     LOG_LEVEL: 'info',
     SHUTDOWN_DRAIN_MS: '0',
+    // CPU on the shared test machine is scarce: a busy moment must not turn into 503s in suites
+    // that are not about faults (test/fault sets its own, shorter deadline)
+    DB_TIMEOUT_MS: '10000',
     DATA_DIR: dataDir,
     ...env,
   });

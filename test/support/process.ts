@@ -46,6 +46,9 @@ export async function spawnGatehouse(env: Record<string, string | undefined>, na
     DATA_DIR: dataDir,
     LOG_LEVEL: 'info',
     SHUTDOWN_DRAIN_MS: '0',
+    // CPU on the shared test machine is scarce: a busy moment must not turn into 503s in suites
+    // that are not about faults (test/fault sets its own, shorter deadline)
+    DB_TIMEOUT_MS: '10000',
     ...env,
   })) {
     if (value !== undefined) childEnv[key] = value;

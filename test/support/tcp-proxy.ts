@@ -6,13 +6,33 @@ export interface TcpProxy {
   cut(): void;
   /** accept again */
   restore(): void;
+  /** delay every chunk, both ways, by `ms` (0 = none); order is kept */
+  setLatency(ms: number): void;
+  /** connections currently relayed */
+  readonly open: number;
   close(): Promise<void>;
 }
 
-/** A loopback TCP relay to `target`, for making a dependency unreachable mid-test. */
+/** A loopback TCP relay to `target`, for making a dependency unreachable or slow mid-test. */
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
   let open = true;
+  let latencyMs = 0;
+  let pairs = 0;
+
+  // Each chunk waits the same fixed delay, so timers fire in arrival order.
+  const relay = (from: net.Socket, to: net.Socket) => {
+    from.on('data', (chunk: Buffer) => {
+      if (latencyMs === 0) {
+        if (!to.destroyed) to.write(chunk);
+        return;
+      }
+      setTimeout(() => {
+        if (!to.destroyed) to.write(chunk);
+      }, latencyMs);
+    });
+  };
+
   const server = net.createServer((client) => {
     if (!open) {
       client.destroy();
@@ -21,8 +41,13 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     const upstream = net.connect({ host: targetHost, port: targetPort });
     sockets.add(client);
     sockets.add(upstream);
-    client.pipe(upstream).pipe(client);
+    pairs += 1;
+    relay(client, upstream);
+    relay(upstream, client);
+    let closed = false;
     const cleanup = () => {
+      if (!closed) pairs -= 1;
+      closed = true;
       client.destroy();
       upstream.destroy();
       sockets.delete(client);
@@ -41,6 +66,12 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     },
     restore() {
       open = true;
+    },
+    setLatency(ms) {
+      latencyMs = ms;
+    },
+    get open() {
+      return pairs;
     },
     close: () =>
       new Promise<void>((resolve) => {
