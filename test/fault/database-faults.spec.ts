@@ -53,7 +53,7 @@ describe.skipIf(!available)('database faults', () => {
   beforeAll(async () => {
     cluster = await startFaultCluster();
     for (let index = 0; index < CLIENTS; index += 1) sessions.push(await cluster.signup());
-  }, 120_000);
+  }, 400_000);
 
   afterAll(async () => {
     await cluster?.destroy();

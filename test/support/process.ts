@@ -31,7 +31,11 @@ export interface GatehouseProcess {
 }
 
 /** Starts the built Gatehouse (`dist/main.js`) as a separate process and waits for /health. */
-export async function spawnGatehouse(env: Record<string, string | undefined>, name = 'gh'): Promise<GatehouseProcess> {
+export async function spawnGatehouse(
+  env: Record<string, string | undefined>,
+  name = 'gh',
+  options: { startTimeoutMs?: number } = {},
+): Promise<GatehouseProcess> {
   if (!fs.existsSync(MAIN)) throw new Error('dist/main.js missing: run `npm run build` first (npm test does)');
   const port = await freePort();
   const grpcPort = await freePort();
@@ -61,7 +65,8 @@ export async function spawnGatehouse(env: Record<string, string | undefined>, na
   let done = false;
   void exited.then(() => (done = true));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
+  const startTimeoutMs = options.startTimeoutMs ?? 60_000;
+  const deadline = Date.now() + startTimeoutMs;
   for (;;) {
     if (done) throw new Error(`${name} exited before /health: ${output.slice(-500)}`);
     try {
@@ -72,7 +77,7 @@ export async function spawnGatehouse(env: Record<string, string | undefined>, na
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`${name}: no /health within 60 s: ${output.slice(-500)}`);
+      throw new Error(`${name}: no /health within ${startTimeoutMs / 1000} s: ${output.slice(-500)}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

@@ -151,6 +151,7 @@ const BAD_VALUES: Record<string, string> = {
   OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318',
   POLICY_URL: 'opa:8181/v1/data/gatehouse/authz',
   POLICY_TIMEOUT_MS: '0',
+  DB_TIMEOUT_MS: '50',
 };
 const FREE_TEXT = new Set([
   'DATA_DIR',

@@ -116,13 +116,24 @@ export async function startFaultCluster(): Promise<FaultCluster> {
   };
   const replicas: GatehouseProcess[] = [];
   const spawnReplica = async (name: string, extra: Record<string, string> = {}) => {
-    const replica = await spawnGatehouse({ ...env, ...extra }, `fault-${name}`);
+    // a saturated shared machine can take well over a minute to start a process
+    const replica = await spawnGatehouse({ ...env, ...extra }, `fault-${name}`, { startTimeoutMs: 180_000 });
     replicas.push(replica);
     return replica;
   };
-  // one first, so the two do not race to apply migrations on a cold cluster for nothing
-  const a = await spawnReplica('a');
-  const b = await spawnReplica('b');
+  let a: GatehouseProcess;
+  let b: GatehouseProcess;
+  try {
+    // one first, so the two do not race to apply migrations on a cold cluster for nothing
+    a = await spawnReplica('a');
+    b = await spawnReplica('b');
+  } catch (error) {
+    await Promise.all(replicas.map((replica) => replica.stop()));
+    await pgProxy.close();
+    await natsProxy.close();
+    await Promise.all([pg.destroy(), nats.destroy()]);
+    throw error;
+  }
   const balancer = await startBalancer([
     { name: 'a', host: '127.0.0.1', port: a.port },
     { name: 'b', host: '127.0.0.1', port: b.port },

@@ -42,8 +42,9 @@ export async function startPrivateNats(): Promise<PrivateNats> {
     server = child;
     await waitFor(
       async () => {
-        if (child.exitCode !== null)
+        if (child.exitCode !== null) {
           throw new Error(`nats-server exited: ${fs.readFileSync(path.join(dir, 'nats.log'), 'utf8').slice(-500)}`);
+        }
         return listening(port);
       },
       15_000,
