@@ -77,6 +77,16 @@ async function serveUpstreams() {
 
 /* ---------- measurement helpers ---------- */
 
+/** user + system CPU seconds a process has used so far (Linux /proc; 0 elsewhere). */
+function cpuSeconds(pid) {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 function cannon(options) {
   const autocannon = require('autocannon');
   return new Promise((resolve, reject) => {
@@ -346,7 +356,9 @@ async function main() {
         authorization: `Bearer ${token}`,
         'x-tenant-id': 'acme',
       });
+      const cpuBefore = cpuSeconds(gatehouse.pid);
       const wsVia = await loops(CONNECTIONS, echo(gatehouseSockets));
+      const wsCpu = cpuSeconds(gatehouse.pid) - cpuBefore;
       const directSockets = await openSockets(`ws://${projection}/v1/subscribe/orders`, {});
       const wsDirect = await loops(CONNECTIONS, echo(directSockets));
       for (const socket of [...gatehouseSockets, ...directSockets]) socket.terminate();
@@ -359,6 +371,8 @@ async function main() {
       );
       row('WebSocket echo round trips direct', wsDirect.rate, wsDirect.p50, wsDirect.p99);
       ratio('Gatehouse / direct (round trips/s)', wsVia.rate, wsDirect.rate);
+      // CPU per relayed message barely depends on what else runs on the machine, unlike rates
+      if (wsCpu > 0) console.log(`  Gatehouse CPU per relayed message ${((wsCpu / (wsVia.rate * DURATION * 2)) * 1e6).toFixed(1)} µs`);
     }
   } finally {
     for (const child of children.reverse()) child.kill('SIGTERM');
