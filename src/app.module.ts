@@ -15,6 +15,7 @@ import { LOGGER } from './observability/logger';
 import { MetricsService } from './observability/metrics.service';
 import { ObservabilityModule } from './observability/observability.module';
 import { ProxyModule } from './proxy/proxy.module';
+import { RetentionModule } from './retention/retention.module';
 import { RoutingModule } from './routing/routing.module';
 import { SessionModule } from './session/session.module';
 
@@ -59,6 +60,7 @@ export class AppModule {
         AdminModule,
         RoutingModule,
         ProxyModule,
+        RetentionModule,
       ],
       providers: [
         { provide: APP_GUARD, useClass: AuthGuard },

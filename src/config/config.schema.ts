@@ -81,6 +81,10 @@ export const configSchema = z.object({
   // The OpenTelemetry SDK reads it (and the other OTEL_* variables) itself; validated here so a
   // typo stops the start with its name, and so main.ts knows whether to load the SDK at all.
   OTEL_EXPORTER_OTLP_ENDPOINT: url(['http:', 'https:']),
+  // Not in the contract: how long expired, revoked or used sessions, tokens, OIDC states and
+  // limiter counters are kept before the retention job deletes them, and how often it runs (0 = never).
+  RETENTION_PERIOD: seconds.default(7 * 24 * 3600),
+  RETENTION_INTERVAL: integer(0, 7 * 24 * 3600).default(3600),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // Not in the contract: how long SIGTERM keeps serving with /ready at 503 before closing
   // the listener, so a balancer polling /ready can take the replica out first.

@@ -60,6 +60,20 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly retentionPrunedRows = new Counter({
+    name: 'gatehouse_retention_pruned_rows_total',
+    help: 'Rows deleted by the retention job, by table',
+    labelNames: ['table'] as const,
+    registers: [this.registry],
+  });
+
+  readonly retentionRuns = new Counter({
+    name: 'gatehouse_retention_runs_total',
+    help: 'Retention rounds by outcome (ok, skipped: another replica held the lock, failed)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly buildInfo = new Gauge({
     name: 'gatehouse_build_info',
     help: 'Always 1; the labels name the running build',

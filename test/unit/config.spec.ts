@@ -152,6 +152,8 @@ const BAD_VALUES: Record<string, string> = {
   POLICY_URL: 'opa:8181/v1/data/gatehouse/authz',
   POLICY_TIMEOUT_MS: '0',
   DB_TIMEOUT_MS: '50',
+  RETENTION_PERIOD: '7d',
+  RETENTION_INTERVAL: '-1',
 };
 const FREE_TEXT = new Set([
   'DATA_DIR',
