@@ -1,3 +1,5 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { decodeJwt, decodeProtectedHeader, importJWK, SignJWT, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootApp, type TestApp } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/database';
@@ -340,6 +342,102 @@ describe.skipIf(!available)('Google sign-in (OIDC) against a real OpenID provide
     });
     expect(removed.status, removed.text).toBe(204);
     expect(await count('SELECT count(*) AS n FROM external_identities WHERE user_id = $1', [local.userId])).toBe(0);
+  });
+
+  describe('verifying the ID token against the provider JWKS', () => {
+    /** Re-signs the provider's ID token after `change`, with its own key unless `key` is given. */
+    const forge = (change: (claims: JWTPayload) => JWTPayload, options: { kid?: string; foreignKey?: boolean } = {}) => {
+      return async (idToken: string): Promise<string> => {
+        const header = decodeProtectedHeader(idToken);
+        const claims = change(decodeJwt(idToken));
+        const key = options.foreignKey
+          ? generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey
+          : await importJWK(google.signingKey as never, 'RS256');
+        return new SignJWT(claims).setProtectedHeader({ ...header, alg: 'RS256', kid: options.kid ?? header.kid }).sign(key);
+      };
+    };
+    const now = () => Math.floor(Date.now() / 1000);
+
+    const refused = async (rewrite: (idToken: string) => Promise<string> | string) => {
+      const account = google.addAccount(newAccount());
+      const url = await start();
+      const callback = await google.login(url.href, account.sub);
+      google.rewriteIdToken = rewrite;
+      let result: HttpResult;
+      try {
+        result = await arrive(callback);
+      } finally {
+        google.rewriteIdToken = undefined;
+      }
+      expectProblem(result, 401, 'invalid_grant');
+      expect(await count('SELECT count(*) AS n FROM users WHERE email = $1', [account.email])).toBe(0);
+      expect(await count('SELECT count(*) AS n FROM external_identities WHERE subject = $1', [account.sub])).toBe(0);
+      return result;
+    };
+
+    it('accepts a token re-signed with the provider key and unchanged claims (the forging helper itself is sound)', async () => {
+      const account = google.addAccount(newAccount());
+      const callback = await google.login((await start()).href, account.sub);
+      google.rewriteIdToken = forge((claims) => claims);
+      try {
+        expect((await arrive(callback)).status).toBe(200);
+      } finally {
+        google.rewriteIdToken = undefined;
+      }
+    });
+
+    it('refuses a corrupted RS256 signature', async () => {
+      await refused((idToken) => {
+        const [header, payload, signature] = idToken.split('.');
+        const bytes = Buffer.from(signature!, 'base64url');
+        bytes[10] = bytes[10]! ^ 0xff;
+        return `${header}.${payload}.${bytes.toString('base64url')}`;
+      });
+    });
+
+    it('refuses a token signed by a key the JWKS does not hold (unknown kid)', async () => {
+      await refused(forge((claims) => claims, { kid: 'rotated-away', foreignKey: true }));
+    });
+
+    it('refuses a token signed by another key under the known kid', async () => {
+      await refused(forge((claims) => claims, { foreignKey: true }));
+    });
+
+    it('refuses an iat an hour in the future', async () => {
+      await refused(forge((claims) => ({ ...claims, iat: now() + 3600, exp: now() + 7200 })));
+    });
+
+    it('refuses an expired token', async () => {
+      await refused(forge((claims) => ({ ...claims, iat: now() - 1000, exp: now() - 600 })));
+    });
+
+    it('refuses an issuer that differs by a trailing slash', async () => {
+      await refused(forge((claims) => ({ ...claims, iss: `${google.issuer}/` })));
+    });
+
+    it('refuses another audience, and an azp naming another client', async () => {
+      await refused(forge((claims) => ({ ...claims, aud: 'someone-else' })));
+      await refused(forge((claims) => ({ ...claims, azp: 'someone-else' })));
+      await refused(forge((claims) => ({ ...claims, aud: [google.clientId, 'someone-else'] })));
+    });
+
+    it("answers 504 upstream_timeout when Google's token endpoint does not answer in time", async () => {
+      const account = google.addAccount(newAccount());
+      const callback = await google.login((await start()).href, account.sub);
+      let release: () => void = () => undefined;
+      google.rewriteIdToken = (idToken) => new Promise<string>((resolve) => (release = () => resolve(idToken)));
+      try {
+        expectProblem(await arrive(callback), 504, 'upstream_timeout');
+      } finally {
+        google.rewriteIdToken = undefined;
+        release();
+      }
+      expect(await count('SELECT count(*) AS n FROM users WHERE email = $1', [account.email])).toBe(0);
+    });
+
+    it('refuses a token without the nonce of the flow', async () => {
+      await refused(forge((claims) => ({ ...claims, nonce: 'another-nonce' })));
+    });
   });
 
   describe('binding each flow to the browser that started it', () => {

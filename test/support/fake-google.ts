@@ -19,6 +19,13 @@ export interface FakeGoogle {
   /** present with `behindProxy`: cut() makes the provider unreachable for Gatehouse */
   proxy?: TcpProxy;
   addAccount(account: GoogleAccount): GoogleAccount;
+  /** The provider's RS256 signing key (private JWK, kid `fake-google-1`), for tests that forge ID tokens. */
+  signingKey: import('node:crypto').JsonWebKey & { kid: string };
+  /**
+   * When set, every ID token the token endpoint returns is passed through this function first
+   * (a test's stand-in for a provider, or a network attacker, handing out a doctored token).
+   */
+  rewriteIdToken?: (idToken: string) => Promise<string> | string;
   /**
    * Plays the browser: opens `authorizationUrl`, signs in as `sub` on the provider's own
    * login form (over HTTP, with a cookie jar) and returns where the provider finally
@@ -82,13 +89,12 @@ export async function startFakeGoogle(options: { redirectUri: string; behindProx
   };
   const provider = new Provider(issuer, configuration);
   const callback = provider.callback();
-  handler = (request, response) => void callback(request, response);
-
-  return {
+  const fake: FakeGoogle = {
     issuer,
     clientId,
     clientSecret,
     proxy,
+    signingKey: signingKey as import('node:crypto').JsonWebKey & { kid: string },
     addAccount(account) {
       accounts.set(account.sub, account);
       return account;
@@ -100,6 +106,33 @@ export async function startFakeGoogle(options: { redirectUri: string; behindProx
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  handler = (request, response) => {
+    const rewrite = fake.rewriteIdToken;
+    if (rewrite !== undefined && request.method === 'POST' && request.url?.startsWith('/token')) rewriteTokenResponse(response, rewrite);
+    void callback(request, response);
+  };
+  return fake;
+}
+
+/** Buffers the provider's JSON token response and swaps its id_token before it leaves. */
+function rewriteTokenResponse(response: http.ServerResponse, rewrite: (idToken: string) => Promise<string> | string): void {
+  const end = response.end.bind(response) as (body?: unknown) => http.ServerResponse;
+  response.end = ((body?: unknown) => {
+    const text = Buffer.isBuffer(body) ? body.toString('utf8') : typeof body === 'string' ? body : '';
+    let parsed: { id_token?: string } | undefined;
+    try {
+      parsed = JSON.parse(text) as { id_token?: string };
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed?.id_token === undefined) return end(body);
+    void Promise.resolve(rewrite(parsed.id_token)).then((idToken) => {
+      const rewritten = JSON.stringify({ ...parsed, id_token: idToken });
+      response.setHeader('content-length', Buffer.byteLength(rewritten));
+      end(rewritten);
+    });
+    return response;
+  }) as typeof response.end;
 }
 
 async function browserLogin(authorizationUrl: string, sub: string, redirectUri: string): Promise<URL> {

@@ -7,11 +7,13 @@ import {
   calculatePKCECodeChallenge,
   ClientError,
   discovery,
+  enableNonRepudiationChecks,
   randomNonce,
   randomPKCECodeVerifier,
   randomState,
   ResponseBodyError,
   type Configuration,
+  type IDToken,
 } from 'openid-client';
 import type { Logger } from 'pino';
 import { AppError } from '../../common/app-error';
@@ -42,7 +44,11 @@ const CHECK_FAILURES = new Set([
   'OAUTH_JWT_CLAIM_COMPARISON_FAILED',
   'OAUTH_JWT_TIMESTAMP_CHECK_FAILED',
   'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED',
+  // the ID token names a kid the provider's JWKS does not hold
+  'OAUTH_KEY_SELECTION_FAILED',
 ]);
+// how far a provider's clock may run ahead of ours before its ID token's iat is refused
+const IAT_SKEW_S = 30;
 
 /**
  * Google as an OpenID provider, through openid-client: discovery (cached once it succeeds),
@@ -101,6 +107,7 @@ export class GoogleOidcClient {
       });
       const claims = tokens.claims();
       if (claims === undefined) throw new AppError('upstream_unavailable', { logReason: 'oidc: token response without id_token' });
+      this.assertClaimsBeyondLibrary(configuration, claims);
       this.metrics.upstreamRequests.inc({ service_kind: 'oidc', outcome: 'ok' });
       return {
         issuer: claims.iss,
@@ -115,6 +122,20 @@ export class GoogleOidcClient {
     }
   }
 
+  /**
+   * What openid-client leaves to us: it checks iss against the discovered issuer, aud, exp,
+   * nonce and (with non-repudiation checks on) the signature, but accepts an iat in the future
+   * and an azp naming another client when aud has one member.
+   */
+  private assertClaimsBeyondLibrary(configuration: Configuration, claims: IDToken): void {
+    const refuse = (why: string) => new AppError('invalid_grant', { logReason: `oidc code exchange: ID token check failed: ${why}` });
+    if (claims.iss !== configuration.serverMetadata().issuer || claims.iss !== this.config.OIDC_GOOGLE_ISSUER) {
+      throw refuse(`iss ${claims.iss} is not exactly the configured issuer`);
+    }
+    if (typeof claims.iat !== 'number' || claims.iat > Date.now() / 1000 + IAT_SKEW_S) throw refuse('iat in the future');
+    if (claims.azp !== undefined && claims.azp !== this.config.OIDC_GOOGLE_CLIENT_ID) throw refuse('azp names another client');
+  }
+
   private discover(): Promise<Configuration> {
     this.configuration ??= discovery(
       new URL(this.config.OIDC_GOOGLE_ISSUER),
@@ -126,11 +147,17 @@ export class GoogleOidcClient {
         execute: new URL(this.config.OIDC_GOOGLE_ISSUER).protocol === 'http:' ? [allowInsecureRequests] : [],
         timeout: Math.max(1, Math.ceil(this.config.UPSTREAM_TIMEOUT_MS / 1000)),
       },
-    ).catch((error: unknown) => {
-      // a failed discovery is retried by the next request, never cached
-      this.configuration = undefined;
-      throw this.failure(error, 'discovery');
-    });
+    )
+      .then((configuration) => {
+        // without this openid-client 6 trusts the ID token's signature to TLS alone
+        enableNonRepudiationChecks(configuration);
+        return configuration;
+      })
+      .catch((error: unknown) => {
+        // a failed discovery is retried by the next request, never cached
+        this.configuration = undefined;
+        throw this.failure(error, 'discovery');
+      });
     return this.configuration;
   }
 
@@ -149,11 +176,25 @@ export class GoogleOidcClient {
     if (error instanceof ClientError && error.code !== undefined && CHECK_FAILURES.has(error.code)) {
       return new AppError('invalid_grant', { logReason: `oidc ${step}: ID token check failed: ${reason}` });
     }
-    const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+    // a forged or corrupted signature, or an HMAC "signature" keyed with public data
+    if (
+      error instanceof ClientError &&
+      (/signature verification failed/i.test(`${error.message} ${causeMessage(error)}`) || error.code === 'OAUTH_UNSUPPORTED_OPERATION')
+    ) {
+      return new AppError('invalid_grant', { logReason: `oidc ${step}: ID token signature refused: ${reason}` });
+    }
+    // openid-client reports its own timeout as ClientError OAUTH_TIMEOUT (cause: the AbortSignal's TimeoutError)
+    const timedOut =
+      error instanceof Error &&
+      (error.name === 'TimeoutError' || error.name === 'AbortError' || (error as { code?: unknown }).code === 'OAUTH_TIMEOUT');
     this.metrics.upstreamRequests.inc({ service_kind: 'oidc', outcome: timedOut ? 'timeout' : 'error' });
     this.logger.warn({ step, reason }, 'oidc provider call failed');
     return new AppError(timedOut ? 'upstream_timeout' : 'upstream_unavailable', { logReason: `oidc ${step}: ${reason}` });
   }
+}
+
+function causeMessage(error: Error): string {
+  return error.cause instanceof Error ? error.cause.message : '';
 }
 
 /** For the log only: error class, code and message, plus the network cause when there is one. */
