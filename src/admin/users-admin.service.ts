@@ -82,7 +82,7 @@ export class UsersAdminService {
 
   /** In a tenant scope the new user is assigned tenant_member there, so its creator can see it. */
   async create(scope: AdminScope, input: { email: string; password?: string; displayName?: string }): Promise<AdminUserView> {
-    if (input.password !== undefined) assertPasswordAllowed(input.password, input.email);
+    if (input.password !== undefined) assertPasswordAllowed(input.password, input.email, 'password', input.displayName);
     const passwordHash = input.password === undefined ? null : await this.hasher.hash(input.password);
     try {
       const user = await this.prisma.$transaction(async (tx) => {
@@ -196,7 +196,7 @@ export class UsersAdminService {
   async setPassword(scope: AdminScope, id: string, password: string): Promise<void> {
     await this.visibility.requireOwnedByTenant(this.prisma, scope, id);
     const user = await this.users.findByIdOrThrow(this.prisma, id);
-    assertPasswordAllowed(password, user.email);
+    assertPasswordAllowed(password, user.email, 'password', user.displayName);
     const hash = await this.hasher.hash(password);
     const revoked = await this.prisma.$transaction(async (tx) => {
       await this.users.setPasswordHash(tx, id, hash);

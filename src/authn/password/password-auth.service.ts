@@ -39,7 +39,7 @@ export class PasswordAuthService {
   ) {}
 
   async signup(input: { email: string; password: string; displayName?: string }, client: ClientInfo): Promise<TokenResponse> {
-    assertPasswordAllowed(input.password, input.email);
+    assertPasswordAllowed(input.password, input.email, 'password', input.displayName);
     if ((await this.users.findByEmailWithPassword(this.prisma, input.email)) !== null) throw new AppError('email_taken');
     const passwordHash = await this.hasher.hash(input.password);
     let verifyToken = '';
@@ -155,7 +155,7 @@ export class PasswordAuthService {
     if (preview === null) {
       throw new AppError('invalid_grant', { logReason: 'reset token unknown, used or expired' });
     }
-    assertPasswordAllowed(input.newPassword, preview.user.email, 'new_password');
+    assertPasswordAllowed(input.newPassword, preview.user.email, 'new_password', preview.user.displayName);
     const hash = await this.hasher.hash(input.newPassword);
     const revoked = await this.prisma.$transaction(async (tx) => {
       const userId = await this.emailTokens.consume(tx, input.token, 'reset_password');
