@@ -93,6 +93,11 @@ export const configSchema = z.object({
   POLICY_URL: url(['http:', 'https:']),
   POLICY_TIMEOUT_MS: integer(1, 60_000).default(100),
   DB_TIMEOUT_MS: integer(100, 600_000).default(3000),
+  // §13: NATS credentials (a .creds file, or user + password) and the CA its TLS certificate chains to
+  NATS_CREDS_FILE: optionalString,
+  NATS_USER: optionalString,
+  NATS_PASSWORD: optionalString,
+  NATS_TLS_CA_FILE: optionalString,
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

@@ -63,6 +63,25 @@ function withDatabasePassword(databaseUrl: string | undefined, password: string 
   return url.toString();
 }
 
+/** NATS credentials come as a .creds file or as user + password, never both; their files must be readable at start. */
+function checkNatsSecurity(raw: Pick<RawConfig, 'NATS_CREDS_FILE' | 'NATS_USER' | 'NATS_PASSWORD' | 'NATS_TLS_CA_FILE'>): void {
+  if ((raw.NATS_USER === undefined) !== (raw.NATS_PASSWORD === undefined)) {
+    throw new ConfigError('config: NATS_PASSWORD: NATS_USER and NATS_PASSWORD go together');
+  }
+  if (raw.NATS_CREDS_FILE !== undefined && raw.NATS_USER !== undefined) {
+    throw new ConfigError('config: NATS_CREDS_FILE: give either NATS_CREDS_FILE or NATS_USER + NATS_PASSWORD, not both');
+  }
+  for (const name of ['NATS_CREDS_FILE', 'NATS_TLS_CA_FILE'] as const) {
+    const file = raw[name];
+    if (file === undefined) continue;
+    try {
+      fs.accessSync(file, fs.constants.R_OK);
+    } catch {
+      throw new ConfigError(`config: ${name}: cannot read ${file}`);
+    }
+  }
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const parsed = configSchema.safeParse(readFileVariables(env));
   if (!parsed.success) {
@@ -80,6 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if ((raw.BOOTSTRAP_ADMIN_EMAIL === undefined) !== (raw.BOOTSTRAP_ADMIN_PASSWORD === undefined)) {
     throw new ConfigError('config: BOOTSTRAP_ADMIN_PASSWORD: BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD go together');
   }
+  checkNatsSecurity(raw);
   const masterKeyGenerated = raw.MASTER_KEY === undefined;
   const masterKey = raw.MASTER_KEY === undefined ? loadOrCreateDevMasterKey(dataDir) : Buffer.from(raw.MASTER_KEY, 'base64');
   const publicUrl = (raw.PUBLIC_URL ?? `http://localhost:${raw.PORT}`).replace(/\/+$/, '');

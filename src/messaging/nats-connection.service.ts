@@ -3,6 +3,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { LOGGER } from '../observability/logger';
+import { natsSecurity } from './nats-auth';
 
 /**
  * The one NATS connection of this replica (absent in single-node mode). It reconnects
@@ -42,6 +43,7 @@ export class NatsConnectionService implements OnApplicationShutdown {
       reconnectTimeWait: 500,
       waitOnFirstConnect: true,
       pingInterval: 5000,
+      ...natsSecurity(this.config),
     });
     this.connected = true;
     void this.watchStatus(this.connection);

@@ -162,6 +162,11 @@ const FREE_TEXT = new Set([
   'OIDC_GOOGLE_CLIENT_ID',
   'OIDC_GOOGLE_CLIENT_SECRET',
   'BOOTSTRAP_ADMIN_PASSWORD',
+  // file paths (checked for readability at start: test/e2e/nats-credentials.spec.ts) and credentials
+  'NATS_CREDS_FILE',
+  'NATS_USER',
+  'NATS_PASSWORD',
+  'NATS_TLS_CA_FILE',
 ]);
 
 describe('every variable is validated with a message naming it', () => {
