@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { ConfigError, loadConfig } from './config/config';
+import { assertBootstrapAdminPassword } from './identity/bootstrap-admin-password';
 import { readBuildInfo } from './observability/build-info';
 import { createLogger } from './observability/logger';
 import type { Tracing } from './observability/tracing';
@@ -8,6 +9,8 @@ async function main(): Promise<void> {
   let config;
   try {
     config = loadConfig();
+    // before the application is imported, so a weak password is refused as fast as any bad variable
+    assertBootstrapAdminPassword(config);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);
