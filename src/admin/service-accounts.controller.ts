@@ -1,5 +1,5 @@
 import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Header, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { page, serviceAccountSchema, serviceAccountWithSecretSchema } from '../docs/response-schemas';
@@ -31,6 +31,8 @@ export class ServiceAccountsController {
 
   @Requires('iam.service_accounts.write', { tenant: 'optional' })
   @Post()
+  // carries a token, code or secret: no cache may keep it (CONTRACT §4)
+  @Header('cache-control', 'no-store')
   @HttpCode(201)
   @ApiCreatedResponse({ standardSchema: serviceAccountWithSecretSchema })
   create(
@@ -42,6 +44,8 @@ export class ServiceAccountsController {
 
   @Requires('iam.service_accounts.write', { tenant: 'optional' })
   @Post(':id/rotate-secret')
+  // carries a token, code or secret: no cache may keep it (CONTRACT §4)
+  @Header('cache-control', 'no-store')
   @HttpCode(200)
   @ApiOkResponse({ standardSchema: serviceAccountWithSecretSchema })
   rotate(@Param('id') id: string, @Req() request: FastifyRequest): Promise<ServiceAccountView & { client_secret: string }> {

@@ -1,5 +1,5 @@
 import { ApiOkResponse } from '@nestjs/swagger';
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Header, HttpCode, Param, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { tokenResponseSchema } from '../docs/response-schemas';
@@ -27,6 +27,8 @@ export class AccountController {
 
   @Public()
   @Post('refresh')
+  // carries a token, code or secret: no cache may keep it (CONTRACT §4)
+  @Header('cache-control', 'no-store')
   @HttpCode(200)
   @ApiOkResponse({ standardSchema: tokenResponseSchema })
   refresh(

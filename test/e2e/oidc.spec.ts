@@ -279,6 +279,7 @@ describe.skipIf(!available)('Google sign-in (OIDC) against a real OpenID provide
     expect(exchanged.status, exchanged.text).toBe(200);
     expect(exchanged.json.user.email).toBe(account.email);
     expect(decodeJwtPart(exchanged.json.access_token, 1).amr).toEqual(['google']);
+    expect(exchanged.headers.get('cache-control')).toBe('no-store');
     expectProblem(await http(app.url, 'POST', '/v1/auth/oidc/exchange', { json: { login_code: loginCode } }), 401, 'invalid_grant');
   });
 

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, HttpCode, Post, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Header, HttpCode, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Authenticated, Public } from '../../common/auth-declaration';
@@ -44,6 +44,8 @@ export class MfaController {
 
   @Public()
   @Post('signin/mfa')
+  // carries a token, code or secret: no cache may keep it (CONTRACT §4)
+  @Header('cache-control', 'no-store')
   @HttpCode(200)
   signinMfa(
     @Body({ schema: signinMfaBody, pipes: [new ZodValidationPipe(signinMfaBody)] }) body: z.infer<typeof signinMfaBody>,
@@ -54,6 +56,8 @@ export class MfaController {
 
   @Authenticated()
   @Post('mfa/totp/enroll')
+  // carries a token, code or secret: no cache may keep it (CONTRACT §4)
+  @Header('cache-control', 'no-store')
   @HttpCode(200)
   enroll(@Req() request: FastifyRequest): Promise<{ secret: string; otpauth_url: string }> {
     return this.totp.enroll(principalOf(request));
@@ -61,6 +65,8 @@ export class MfaController {
 
   @Authenticated()
   @Post('mfa/totp/confirm')
+  // carries a token, code or secret: no cache may keep it (CONTRACT §4)
+  @Header('cache-control', 'no-store')
   @HttpCode(200)
   confirm(
     @Body({ schema: codeBody, pipes: [new ZodValidationPipe(codeBody)] }) body: z.infer<typeof codeBody>,
@@ -81,6 +87,8 @@ export class MfaController {
 
   @Authenticated()
   @Post('mfa/recovery-codes')
+  // carries a token, code or secret: no cache may keep it (CONTRACT §4)
+  @Header('cache-control', 'no-store')
   @HttpCode(200)
   regenerateRecoveryCodes(
     @Body({ schema: codeBody, pipes: [new ZodValidationPipe(codeBody)] }) body: z.infer<typeof codeBody>,

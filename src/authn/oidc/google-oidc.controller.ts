@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Inject, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, Header, HttpCode, Inject, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Authenticated, Public } from '../../common/auth-declaration';
@@ -106,6 +106,8 @@ export class GoogleOidcController {
 
   @Public()
   @Post('exchange')
+  // carries a token, code or secret: no cache may keep it (CONTRACT §4)
+  @Header('cache-control', 'no-store')
   @HttpCode(200)
   exchange(
     @Body({ schema: exchangeBody, pipes: [new ZodValidationPipe(exchangeBody)] }) body: z.infer<typeof exchangeBody>,

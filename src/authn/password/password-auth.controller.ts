@@ -1,5 +1,5 @@
 import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
-import { Body, Controller, HttpCode, Post, Req } from '@nestjs/common';
+import { Body, Controller, Header, HttpCode, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { signinResponseSchema, tokenResponseSchema } from '../../docs/response-schemas';
@@ -30,6 +30,8 @@ export class PasswordAuthController {
 
   @Public()
   @Post('signup')
+  // carries a token, code or secret: no cache may keep it (CONTRACT §4)
+  @Header('cache-control', 'no-store')
   @HttpCode(201)
   @ApiCreatedResponse({ standardSchema: tokenResponseSchema })
   signup(
@@ -51,6 +53,8 @@ export class PasswordAuthController {
 
   @Public()
   @Post('signin')
+  // carries a token, code or secret: no cache may keep it (CONTRACT §4)
+  @Header('cache-control', 'no-store')
   @HttpCode(200)
   @ApiOkResponse({ standardSchema: signinResponseSchema, description: 'tokens, or MFA-pending when the user has MFA' })
   signin(

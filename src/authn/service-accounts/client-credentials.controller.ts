@@ -1,4 +1,4 @@
-import { Body, Controller, HttpCode, Post, Req } from '@nestjs/common';
+import { Body, Controller, Header, HttpCode, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Public } from '../../common/auth-declaration';
@@ -18,6 +18,8 @@ export class ClientCredentialsController {
   /** JSON or application/x-www-form-urlencoded (the one form route). */
   @Public()
   @Post('token')
+  // carries a token, code or secret: no cache may keep it (CONTRACT §4)
+  @Header('cache-control', 'no-store')
   @HttpCode(200)
   token(
     @Body({ schema: tokenBody, pipes: [new ZodValidationPipe(tokenBody)] }) body: z.infer<typeof tokenBody>,
