@@ -22,8 +22,9 @@ const COMMANDS: Record<string, { summary: string; run(config: AppConfig): Promis
   migrate: {
     summary: 'apply pending migrations (advisory-locked; safe while replicas run)',
     async run(config) {
-      if (config.DATABASE_URL === undefined)
+      if (config.DATABASE_URL === undefined) {
         throw new Error('migrate: DATABASE_URL is not set (the embedded store migrates itself at start)');
+      }
       const applied = await applyMigrations(config.DATABASE_URL, MIGRATIONS_DIR, (message) => process.stdout.write(`${message}\n`));
       process.stdout.write(
         applied.length === 0 ? 'migrate: nothing to apply\n' : `migrate: applied ${applied.length}: ${applied.join(', ')}\n`,
