@@ -1,5 +1,45 @@
 import tseslint from 'typescript-eslint';
 
+/**
+ * The layers of src/, lowest first. A folder imports from lower layers only; inside the
+ * infrastructure layer (index 1) its folders may also import each other. app.module.ts,
+ * bootstrap.ts and main.ts wire everything and sit above every layer. Why this order: a
+ * request flows observability → authz guard → controller → service → repository, and each
+ * feature builds on the ones it names (sessions are of identities, authorization is of
+ * sessions' principals, sign-in flows start sessions, admin administers all of them).
+ * docs/decisions.md ("Table ownership and layering") says the same in prose.
+ */
+export const LAYERS = [
+  ['config', 'generated'],
+  ['common', 'observability', 'database', 'messaging', 'docs'],
+  ['audit'],
+  ['identity'],
+  ['session'],
+  ['authz'],
+  ['authn'],
+  ['admin', 'routing'],
+  ['proxy'],
+];
+const INFRASTRUCTURE = 1;
+const TOP = ['app.module', 'bootstrap', 'main'];
+
+/** One no-restricted-imports override per folder: what it may not import. */
+export const layering = LAYERS.flatMap((layer, index) =>
+  layer.map((folder) => {
+    const forbidden = [...LAYERS.slice(index + 1).flat(), ...(index === INFRASTRUCTURE ? [] : layer.filter((other) => other !== folder))];
+    const patterns = [
+      { regex: `^(\\.\\./)+(${TOP.join('|')})$`, message: 'Only main.ts and bootstrap.ts wire the app; nothing in a layer imports them.' },
+    ];
+    if (forbidden.length > 0) {
+      patterns.push({
+        regex: `^(\\.\\./)+(${forbidden.join('|')})(/|$)`,
+        message: `src/${folder}/ may not import ${forbidden.join(', ')}: a layer imports only lower layers (LAYERS in eslint.config.mjs).`,
+      });
+    }
+    return { files: [`src/${folder}/**/*.ts`], rules: { 'no-restricted-imports': ['error', { patterns }] } };
+  }),
+);
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'src/generated/**', 'coverage/**', 'data/**'] },
   {
@@ -23,4 +63,5 @@ export default tseslint.config(
     files: ['test/**/*.ts', 'scripts/**'],
     rules: { 'no-console': 'off' },
   },
+  ...layering,
 );

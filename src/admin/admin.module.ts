@@ -1,4 +1,10 @@
 import { Module } from '@nestjs/common';
+import { DatabaseModule } from '../database/database.module';
+import { MessagingModule } from '../messaging/messaging.module';
+import { AuditModule } from '../audit/audit.module';
+import { IdentityModule } from '../identity/identity.module';
+import { SessionModule } from '../session/session.module';
+import { AuthzModule } from '../authz/authz.module';
 import { AuthnModule } from '../authn/authn.module';
 import { AssignmentsController } from './assignments.controller';
 import { AssignmentsService } from './assignments.service';
@@ -18,7 +24,7 @@ import { UsersController } from './users.controller';
 
 /** The admin IAM API (CONTRACT §6): one controller per resource. */
 @Module({
-  imports: [AuthnModule],
+  imports: [DatabaseModule, MessagingModule, AuditModule, IdentityModule, SessionModule, AuthzModule, AuthnModule],
   controllers: [
     KeysController,
     TenantsController,

@@ -1,4 +1,10 @@
 import { Module } from '@nestjs/common';
+import { DatabaseModule } from '../database/database.module';
+import { MessagingModule } from '../messaging/messaging.module';
+import { AuditModule } from '../audit/audit.module';
+import { IdentityModule } from '../identity/identity.module';
+import { SessionModule } from '../session/session.module';
+import { AuthzModule } from '../authz/authz.module';
 import { AbuseLimiter } from './abuse-limiter.service';
 import { AccountController } from './account.controller';
 import { AccountService } from './account.service';
@@ -27,6 +33,7 @@ import { ClientCredentialsController } from './service-accounts/client-credentia
 import { ClientCredentialsService } from './service-accounts/client-credentials.service';
 
 @Module({
+  imports: [DatabaseModule, MessagingModule, AuditModule, IdentityModule, SessionModule, AuthzModule],
   controllers: [
     PasswordAuthController,
     AccountController,

@@ -1,4 +1,9 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
+import { DatabaseModule } from '../database/database.module';
+import { MessagingModule } from '../messaging/messaging.module';
+import { AuditModule } from '../audit/audit.module';
+import { IdentityModule } from '../identity/identity.module';
+import { SessionModule } from '../session/session.module';
 import { AssignmentRepository } from './assignment.repository';
 import { BootstrapAdminService } from './bootstrap-admin.service';
 import { AuthorizationCache } from './authorization-cache.service';
@@ -10,8 +15,8 @@ import { RightRepository } from './right.repository';
 import { RoleRepository } from './role.repository';
 import { TenantRepository } from './tenant.repository';
 
-@Global()
 @Module({
+  imports: [DatabaseModule, MessagingModule, AuditModule, IdentityModule, SessionModule],
   providers: [
     BootstrapAdminService,
     PlatformAdminsService,

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { LOGGER } from '../observability/logger';
@@ -19,7 +19,6 @@ class DatabaseRuntime {
   ) {}
 }
 
-@Global()
 @Module({
   providers: [
     {

@@ -1,4 +1,4 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { AccountNotices } from './account-notices.service';
 import { EmailTokenRepository } from './email-token.repository';
 import { MailerService } from './mailer.service';
@@ -7,7 +7,6 @@ import { UserRepository } from './user.repository';
 import { DeletedPrincipalRepository } from './deleted-principal.repository';
 import { ServiceAccountRepository } from './service-account.repository';
 
-@Global()
 @Module({
   providers: [
     AccountNotices,

@@ -1,11 +1,10 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { LOGGER } from '../observability/logger';
 import { ClusterEventBus } from './cluster-event-bus';
 import { NatsConnectionService } from './nats-connection.service';
 
-@Global()
 @Module({
   providers: [
     {

@@ -1,9 +1,11 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
+import { DatabaseModule } from '../database/database.module';
+import { MessagingModule } from '../messaging/messaging.module';
 import { HealthController } from './health.controller';
 import { ReadinessService } from './readiness.service';
 
-@Global()
 @Module({
+  imports: [DatabaseModule, MessagingModule],
   controllers: [HealthController],
   providers: [ReadinessService],
   exports: [ReadinessService],

@@ -1,4 +1,7 @@
 import { Module } from '@nestjs/common';
+import { MessagingModule } from '../messaging/messaging.module';
+import { SessionModule } from '../session/session.module';
+import { AuthzModule } from '../authz/authz.module';
 import { RoutingModule } from '../routing/routing.module';
 import { CommandGrpcController } from './command-grpc.controller';
 import { CommandsController } from './commands.controller';
@@ -16,7 +19,7 @@ import { SubscriptionGateway } from './subscription.gateway';
 import { UpstreamSocketConnector } from './upstream-socket.connector';
 
 @Module({
-  imports: [RoutingModule],
+  imports: [MessagingModule, SessionModule, AuthzModule, RoutingModule],
   controllers: [CommandsController, QueryController, RunnerController, CommandGrpcController],
   providers: [
     InternalTokenService,

@@ -1,4 +1,8 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
+import { DatabaseModule } from '../database/database.module';
+import { MessagingModule } from '../messaging/messaging.module';
+import { AuditModule } from '../audit/audit.module';
+import { IdentityModule } from '../identity/identity.module';
 import { AccessTokenService } from './access-token.service';
 import { BearerAuthenticator } from './bearer-authenticator';
 import { JwksController } from './jwks.controller';
@@ -8,8 +12,8 @@ import { SessionService } from './session.service';
 import { SigningKeyRepository } from './signing-key.repository';
 import { SigningKeyService } from './signing-key.service';
 
-@Global()
 @Module({
+  imports: [DatabaseModule, MessagingModule, AuditModule, IdentityModule],
   controllers: [JwksController],
   providers: [
     SigningKeyRepository,
