@@ -18,7 +18,7 @@ export const LAYERS = [
   ['authz'],
   ['authn'],
   ['admin', 'routing'],
-  ['proxy'],
+  ['proxy', 'retention'],
 ];
 const INFRASTRUCTURE = 1;
 const TOP = ['app.module', 'bootstrap', 'main'];
