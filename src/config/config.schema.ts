@@ -98,6 +98,8 @@ export const configSchema = z.object({
   NATS_USER: optionalString,
   NATS_PASSWORD: optionalString,
   NATS_TLS_CA_FILE: optionalString,
+  // §13: the CA PostgreSQL's certificate must chain to (sslrootcert); sslmode defaults to verify-full with it
+  DATABASE_CA_FILE: optionalString,
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

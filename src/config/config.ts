@@ -63,6 +63,29 @@ function withDatabasePassword(databaseUrl: string | undefined, password: string 
   return url.toString();
 }
 
+/**
+ * DATABASE_CA_FILE becomes the URL's `sslrootcert`, so every connection (pool, migrations, the
+ * readiness probe) verifies PostgreSQL's certificate against it; without an explicit `sslmode`
+ * that is `verify-full` (certificate and host name), and a weaker mode is refused.
+ */
+function withDatabaseCa(databaseUrl: string | undefined, caFile: string | undefined): string | undefined {
+  if (caFile === undefined) return databaseUrl;
+  if (databaseUrl === undefined) throw new ConfigError('config: DATABASE_CA_FILE: needs DATABASE_URL');
+  try {
+    fs.accessSync(caFile, fs.constants.R_OK);
+  } catch {
+    throw new ConfigError(`config: DATABASE_CA_FILE: cannot read ${caFile}`);
+  }
+  const url = new URL(databaseUrl);
+  const mode = url.searchParams.get('sslmode') ?? 'verify-full';
+  if (mode !== 'verify-full' && mode !== 'verify-ca') {
+    throw new ConfigError(`config: DATABASE_CA_FILE: DATABASE_URL has sslmode=${mode}; use verify-full (or verify-ca) with a CA`);
+  }
+  url.searchParams.set('sslmode', mode);
+  url.searchParams.set('sslrootcert', caFile);
+  return url.toString();
+}
+
 /** NATS credentials come as a .creds file or as user + password, never both; their files must be readable at start. */
 function checkNatsSecurity(raw: Pick<RawConfig, 'NATS_CREDS_FILE' | 'NATS_USER' | 'NATS_PASSWORD' | 'NATS_TLS_CA_FILE'>): void {
   if ((raw.NATS_USER === undefined) !== (raw.NATS_PASSWORD === undefined)) {
@@ -90,7 +113,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     throw new ConfigError(`config: ${name}: ${issue?.message ?? 'invalid'}`);
   }
   const { DATABASE_PASSWORD, ...raw } = parsed.data;
-  const databaseUrl = withDatabasePassword(raw.DATABASE_URL, DATABASE_PASSWORD);
+  const databaseUrl = withDatabaseCa(withDatabasePassword(raw.DATABASE_URL, DATABASE_PASSWORD), raw.DATABASE_CA_FILE);
   const dataDir = path.resolve(raw.DATA_DIR);
   if (raw.NODE_ENV === 'production' && raw.MASTER_KEY === undefined) {
     throw new ConfigError('config: MASTER_KEY: required when NODE_ENV=production');

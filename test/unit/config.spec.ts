@@ -167,6 +167,7 @@ const FREE_TEXT = new Set([
   'NATS_USER',
   'NATS_PASSWORD',
   'NATS_TLS_CA_FILE',
+  'DATABASE_CA_FILE',
 ]);
 
 describe('every variable is validated with a message naming it', () => {

@@ -42,7 +42,7 @@ async function postgresUser(): Promise<{ uid: number; gid: number }> {
  * test may stop, restart or slow it without disturbing the shared server other suites use.
  * initdb refuses to run as root, hence `runuser -u postgres`.
  */
-export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+export async function startPrivatePostgres(options: { serverArgs?: string[] } = {}): Promise<PrivatePostgres> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-fault-pg-'));
   fs.chmodSync(dir, 0o755);
   const dataDir = path.join(dir, 'data');
@@ -60,7 +60,21 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     // started as the postgres user directly (not through runuser) so signals reach it
     server = spawn(
       path.join(BIN, 'postgres'),
-      ['-D', dataDir, '-p', String(port), '-h', '127.0.0.1', '-k', dir, '-c', 'fsync=off', '-c', 'max_connections=100'],
+      [
+        '-D',
+        dataDir,
+        '-p',
+        String(port),
+        '-h',
+        '127.0.0.1',
+        '-k',
+        dir,
+        '-c',
+        'fsync=off',
+        '-c',
+        'max_connections=100',
+        ...(options.serverArgs ?? []),
+      ],
       { stdio: ['ignore', log, log], uid: owner.uid, gid: owner.gid },
     );
     fs.closeSync(log);
