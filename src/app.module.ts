@@ -16,6 +16,7 @@ import { MetricsService } from './observability/metrics.service';
 import { ObservabilityModule } from './observability/observability.module';
 import { ProxyModule } from './proxy/proxy.module';
 import { RetentionModule } from './retention/retention.module';
+import { RebalancingModule } from './rebalancing/rebalancing.module';
 import { RoutingModule } from './routing/routing.module';
 import { SessionModule } from './session/session.module';
 
@@ -61,6 +62,7 @@ export class AppModule {
         RoutingModule,
         ProxyModule,
         RetentionModule,
+        RebalancingModule,
       ],
       providers: [
         { provide: APP_GUARD, useClass: AuthGuard },

@@ -38,5 +38,6 @@ import { UpstreamSocketConnector } from './upstream-socket.connector';
     SubscriptionAdmission,
     SubscriptionGateway,
   ],
+  exports: [InternalTokenService],
 })
 export class ProxyModule {}

@@ -32,6 +32,8 @@ import { UpstreamSocketConnector } from './upstream-socket.connector';
 /** A handshake that passed every check and has its upstream open, waiting for its 101. */
 export interface AdmittedSubscription {
   upstream: WebSocket;
+  /** the projection shard the upstream went to (a rebalancing of the tenant closes it with 1012) */
+  shardId: string;
   principal: Principal;
   authorization: string;
   tenantId: string;
@@ -169,6 +171,7 @@ export class SubscriptionAdmission implements UpgradeGate {
       }
       this.admitted.set(request, {
         upstream: connected.socket,
+        shardId: connected.shardId,
         principal,
         authorization: authorization!,
         tenantId,

@@ -6,6 +6,7 @@ import { AppError } from '../common/app-error';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
 import { LOGGER } from '../observability/logger';
 import { MetricsService } from '../observability/metrics.service';
+import { RoutingService } from '../routing/routing.service';
 import { RevocationService } from '../session/revocation.service';
 import { SUBSCRIBE_DECLARATION } from './subscription-handshake';
 
@@ -13,6 +14,8 @@ import { SUBSCRIBE_DECLARATION } from './subscription-handshake';
 export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_POLICY_VIOLATION = 1008;
 export const CLOSE_INTERNAL_ERROR = 1011;
+/** "Service restart": the tenant moved to another shard; the client reconnects and lands there. */
+export const CLOSE_SERVICE_RESTART = 1012;
 
 /** Safety net besides the cluster events: revocations learnt by a resync after a NATS outage. */
 const SWEEP_INTERVAL_MS = 5_000;
@@ -25,6 +28,8 @@ export interface LiveSubscription {
   /** kept to re-run the decision when authorization changes */
   authorization: string;
   tenantId: string;
+  /** the projection shard the upstream socket went to */
+  shardId?: string;
   viewType: string;
   /** closes both sides; the reason goes to the client */
   close(code: number, reason: string): void;
@@ -33,7 +38,8 @@ export interface LiveSubscription {
 /**
  * Every open subscription of this replica, and the reasons to end them: the session revoked,
  * the principal disabled, the right withdrawn (re-decided on `authz.changed`), on any replica
- * within a second through the cluster events (1008); shutdown (1001).
+ * within a second through the cluster events (1008); the tenant's placement moving to another
+ * shard, seen by every replica through the routing watch (1012); shutdown (1001).
  */
 @Injectable()
 export class SubscriptionRegistry implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -45,6 +51,7 @@ export class SubscriptionRegistry implements OnApplicationBootstrap, OnApplicati
     private readonly revocations: RevocationService,
     private readonly authorizer: RequestAuthorizer,
     private readonly metrics: MetricsService,
+    private readonly routing: RoutingService,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
@@ -58,6 +65,9 @@ export class SubscriptionRegistry implements OnApplicationBootstrap, OnApplicati
       if (!active) this.closeWhere((entry) => entry.principalId === principalId, 'principal disabled');
     });
     this.events.on('authz.changed', ({ principalIds }) => this.redecide(principalIds));
+    this.routing.onChange((snapshot) => {
+      if (snapshot.kind === 'projection') this.closeMoved();
+    });
     this.timer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.timer.unref();
   }
@@ -101,6 +111,20 @@ export class SubscriptionRegistry implements OnApplicationBootstrap, OnApplicati
       if (!predicate(entry)) continue;
       this.logger.info({ principal_id: entry.principalId, tenant_id: entry.tenantId, reason }, 'subscription closed by policy');
       entry.close(CLOSE_POLICY_VIOLATION, reason);
+    }
+  }
+
+  /** Subscriptions whose tenant now resolves to another shard (or none); in-flight HTTP is left alone. */
+  private closeMoved(): void {
+    for (const entry of [...this.live]) {
+      if (entry.shardId === undefined) continue;
+      const now = this.routing.peek('projection', entry.tenantId);
+      if (now?.shardId === entry.shardId) continue;
+      this.logger.info(
+        { principal_id: entry.principalId, tenant_id: entry.tenantId, from_shard: entry.shardId, to_shard: now?.shardId ?? null },
+        'subscription closed: tenant moved to another shard',
+      );
+      entry.close(CLOSE_SERVICE_RESTART, 'tenant moved to another shard');
     }
   }
 

@@ -87,6 +87,7 @@ export class SubscriptionGateway implements OnGatewayConnection<WebSocket>, Befo
       sessionId: admitted.principal.sessionId,
       authorization: admitted.authorization,
       tenantId: admitted.tenantId,
+      shardId: admitted.shardId,
       viewType: admitted.target.viewType,
       close: (code, reason) => {
         if (finished) return;

@@ -27,7 +27,9 @@ export interface UpstreamRefusal {
   body: Buffer;
 }
 
-export type UpstreamSocketResult = { socket: WebSocket; upstream: string } | { refusal: UpstreamRefusal; upstream: string };
+/** `shardId`: the shard the socket went to, so a rebalancing of the tenant can close it (1012). */
+export type UpstreamSocketResult =
+  { socket: WebSocket; upstream: string; shardId: string } | { refusal: UpstreamRefusal; upstream: string; shardId: string };
 
 const MAX_REFUSAL_BODY = 64 * 1024;
 
@@ -61,7 +63,7 @@ export class UpstreamSocketConnector {
       try {
         const result = await this.breakers.run('projection', endpoint, () => this.open(`ws://${endpoint}${path}`, headers));
         this.metrics.upstreamRequests.inc({ service_kind: 'projection', outcome: 'socket' in result ? 'ok' : 'error_reply' });
-        return { ...result, upstream };
+        return { ...result, upstream, shardId: shard.shardId };
       } catch (error) {
         lastError = error;
         if (error instanceof AppError && error.code === 'circuit_open') {

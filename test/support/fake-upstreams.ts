@@ -51,11 +51,32 @@ export interface RecordedCommand {
   deadlineInMs: number | undefined;
 }
 
+/** The standard gRPC health service (`grpc.health.v1.Health`), as Gatehouse asks it (CONTRACT §11). */
+export function healthServiceDefinition(): Loaded {
+  // proto/aggregate/gateway/v1/command_service.proto → proto/grpc/health/v1/health.proto
+  const file = path.resolve(commandProtoPath(), '..', '..', '..', '..', 'grpc', 'health', 'v1', 'health.proto');
+  const definition = protoLoader.loadSync(file, { keepCase: true, enums: String, defaults: true });
+  return (grpc.loadPackageDefinition(definition) as Loaded).grpc.health.v1.Health;
+}
+
+export type ServingStatus = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN' | 'UNKNOWN';
+
+export interface RecordedHealthCheck {
+  service: string;
+  metadata: Record<string, string>;
+}
+
 export interface FakeAggregate {
   name: string;
   port: number;
   endpoint: string;
   calls: RecordedCommand[];
+  healthChecks: RecordedHealthCheck[];
+  /**
+   * Per tenant, what `Health/Check` of `aggregate.tenant.<tenant>` answers (tests set it);
+   * tenants not listed get `defaultStatus`. `healthDelayMs` delays every answer.
+   */
+  health: { tenants: Record<string, ServingStatus>; defaultStatus: ServingStatus; delayMs: number };
   state: { failNext: number; delayMs: number; errorCode?: number; errorDetails?: string };
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -64,7 +85,10 @@ export interface FakeAggregate {
 /** gRPC CommandService answering version 7 and one event echoing the payload. */
 export async function fakeAggregate(name = 'agg', port = 0): Promise<FakeAggregate> {
   const Service = commandServiceDefinition();
+  const Health = healthServiceDefinition();
   const calls: RecordedCommand[] = [];
+  const healthChecks: RecordedHealthCheck[] = [];
+  const health: FakeAggregate['health'] = { tenants: {}, defaultStatus: 'SERVING', delayMs: 0 };
   const state: FakeAggregate['state'] = { failNext: 0, delayMs: 0 };
   let server: grpc.Server | undefined;
   const fake: FakeAggregate = {
@@ -72,9 +96,28 @@ export async function fakeAggregate(name = 'agg', port = 0): Promise<FakeAggrega
     port,
     endpoint: '',
     calls,
+    healthChecks,
+    health,
     state,
     async start() {
       server = new grpc.Server();
+      server.addService(Health.service, {
+        Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+          const metadata: Record<string, string> = {};
+          for (const [key, value] of Object.entries(call.metadata.getMap())) metadata[key] = value.toString();
+          healthChecks.push({ service: call.request.service, metadata });
+          const tenant = /^aggregate\.tenant\.(.+)$/.exec(call.request.service)?.[1];
+          const answer = () => {
+            if (tenant === undefined) {
+              callback({ code: grpc.status.NOT_FOUND, details: 'unknown service' });
+              return;
+            }
+            callback(null, { status: health.tenants[tenant] ?? health.defaultStatus });
+          };
+          if (health.delayMs > 0) setTimeout(answer, health.delayMs);
+          else answer();
+        },
+      });
       server.addService(Service.service, {
         SubmitCommand: (call: grpc.ServerUnaryCall<RecordedCommand['request'], unknown>, callback: grpc.sendUnaryData<unknown>) => {
           const metadata: Record<string, string> = {};
@@ -135,11 +178,20 @@ export interface RecordedHttp {
   body: string;
 }
 
+/** What `GET /v1/readiness/{tenant_id}` answers for a tenant (200 when ready, else 503). */
+export interface FakeReadiness {
+  ready: boolean;
+  reason?: string;
+  lag?: number;
+}
+
 export interface FakeHttp {
   name: string;
   port: number;
   endpoint: string;
   calls: RecordedHttp[];
+  /** per tenant, set by tests; tenants not listed get `defaultReadiness` */
+  readiness: { tenants: Record<string, FakeReadiness>; defaultReadiness: FakeReadiness; delayMs: number };
   /** every message the WebSocket side received */
   received: string[];
   sockets: Set<WebSocket>;
@@ -164,12 +216,14 @@ export async function fakeHttp(name = 'proj', port = 0): Promise<FakeHttp> {
   const sockets = new Set<WebSocket>();
   const connections = new Set<net.Socket>();
   const state: FakeHttp['state'] = { delayMs: 0, status: 200, body: null };
+  const readiness: FakeHttp['readiness'] = { tenants: {}, defaultReadiness: { ready: true }, delayMs: 0 };
   let server: http.Server | undefined;
   const fake: FakeHttp = {
     name,
     port,
     endpoint: '',
     calls,
+    readiness,
     received,
     sockets,
     state,
@@ -187,6 +241,20 @@ export async function fakeHttp(name = 'proj', port = 0): Promise<FakeHttp> {
           }
           if (state.fault === 'garbage') {
             request.socket.end('THIS IS NOT HTTP\r\n\r\n');
+            return;
+          }
+          const readinessOf = /^\/v1\/readiness\/([^/?]+)$/.exec(request.url ?? '')?.[1];
+          if (request.method === 'GET' && readinessOf !== undefined) {
+            const tenant = decodeURIComponent(readinessOf);
+            const answer = readiness.tenants[tenant] ?? readiness.defaultReadiness;
+            const reply = () => {
+              response.writeHead(answer.ready ? 200 : 503, { 'content-type': 'application/json' });
+              response.end(
+                JSON.stringify({ tenant_id: tenant, ...answer, reason: answer.ready ? undefined : (answer.reason ?? 'not ready') }),
+              );
+            };
+            if (readiness.delayMs > 0) setTimeout(reply, readiness.delayMs);
+            else reply();
             return;
           }
           const send = () => {
