@@ -11,8 +11,9 @@ import { servicesAvailable } from '../support/services';
 
 const NATS_SERVER = '/usr/sbin/nats-server';
 const available = servicesAvailable({ postgres: true }) && fs.existsSync(NATS_SERVER) && fs.existsSync('/usr/bin/openssl');
-if (!available && process.env.REQUIRE_SERVICES === '1')
+if (!available && process.env.REQUIRE_SERVICES === '1') {
   throw new Error('nats-credentials: needs PostgreSQL, /usr/sbin/nats-server and openssl');
+}
 if (!available) console.warn('nats-credentials: skipped: needs PostgreSQL, /usr/sbin/nats-server and openssl');
 
 const MASTER_KEY = Buffer.alloc(32, 44).toString('base64');

@@ -9,8 +9,9 @@ import { spawnGatehouse, waitFor, type GatehouseProcess } from '../support/proce
 import { privatePostgresAvailable, startPrivatePostgres, type PrivatePostgres } from './support/private-postgres';
 
 const available = privatePostgresAvailable() && fs.existsSync('/usr/bin/openssl');
-if (!available && process.env.REQUIRE_SERVICES === '1')
+if (!available && process.env.REQUIRE_SERVICES === '1') {
   throw new Error('database-tls: needs PostgreSQL 15 server binaries, root and openssl');
+}
 if (!available) console.warn('database-tls: skipped: needs PostgreSQL 15 server binaries (initdb), root and openssl');
 
 /** A CA and a server certificate for 127.0.0.1 signed by it; the key is the postgres user's, mode 0600, as PostgreSQL demands. */
