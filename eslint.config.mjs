@@ -19,6 +19,7 @@ export const LAYERS = [
   ['authn'],
   ['admin', 'routing'],
   ['proxy', 'retention'],
+  ['rebalancing'],
 ];
 const INFRASTRUCTURE = 1;
 const TOP = ['app.module', 'bootstrap', 'main'];
