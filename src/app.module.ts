@@ -9,6 +9,7 @@ import { AuthzModule } from './authz/authz.module';
 import { ProblemFilter } from './common/problem.filter';
 import { APP_CONFIG, type AppConfig } from './config/config';
 import { DatabaseModule } from './database/database.module';
+import { ForwardModule } from './forward/forward.module';
 import { IdentityModule } from './identity/identity.module';
 import { MessagingModule } from './messaging/messaging.module';
 import { LOGGER } from './observability/logger';
@@ -63,6 +64,7 @@ export class AppModule {
         ProxyModule,
         RetentionModule,
         RebalancingModule,
+        ForwardModule,
       ],
       providers: [
         { provide: APP_GUARD, useClass: AuthGuard },

@@ -45,7 +45,8 @@ export class AuthGuard implements CanActivate {
     if (declaration === undefined) {
       throw new AppError('forbidden', { logReason: 'deny: route declares no authorization' });
     }
-    if (declaration.kind === 'public') return true;
+    // delegated: the handler runs RequestAuthorizer itself with what its rules ask for
+    if (declaration.kind === 'public' || declaration.kind === 'delegated') return true;
     switch (context.getType<'http' | 'rpc' | 'ws'>()) {
       case 'http':
         return this.http(context, declaration);

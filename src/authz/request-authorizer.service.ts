@@ -46,6 +46,8 @@ export class RequestAuthorizer {
   async authorize(input: AuthorizationInput): Promise<AuthorizationResult> {
     const { declaration } = input;
     if (declaration.kind === 'public') return {};
+    // a delegated route passes the right its rule asks for, never its own declaration
+    if (declaration.kind === 'delegated') throw new AppError('forbidden', { logReason: 'deny: no rule was applied' });
     const principal = await this.authenticator.authenticate(input.authorization);
     if (declaration.kind === 'authenticated') return { principal };
 

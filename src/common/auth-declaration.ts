@@ -4,6 +4,8 @@ import { SetMetadata } from '@nestjs/common';
 export type AuthDeclaration =
   | { kind: 'public' }
   | { kind: 'authenticated' }
+  /** the handler authorizes each call itself against rules named by `by` (the forward-auth decision API) */
+  | { kind: 'delegated'; by: string }
   | {
       kind: 'requires';
       right: string;
@@ -22,6 +24,12 @@ export const Public = () => SetMetadata(AUTH_DECLARATION, { kind: 'public' } sat
 
 /** Any signed-in principal may call this route; it acts on the caller's own data. */
 export const Authenticated = () => SetMetadata(AUTH_DECLARATION, { kind: 'authenticated' } satisfies AuthDeclaration);
+
+/**
+ * The guard lets the call through and the handler decides, per call, from rules it names
+ * (the forward-auth decision API: the right depends on the original request, not the route).
+ */
+export const DelegatedTo = (by: string) => SetMetadata(AUTH_DECLARATION, { kind: 'delegated', by } satisfies AuthDeclaration);
 
 /**
  * The caller needs `right`. `tenant: 'required'` makes x-tenant-id mandatory (CONTRACT §5);

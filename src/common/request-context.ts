@@ -16,6 +16,8 @@ export interface RequestContext {
   tenantId?: string;
   authz?: { decision: 'allow' | 'deny'; reason: string };
   upstream?: string;
+  /** the original method and path a forward-auth decision was asked about (CONTRACT §10) */
+  forwarded?: string;
 }
 
 const storage = new AsyncLocalStorage<RequestContext>();

@@ -59,6 +59,8 @@ function describeDeclaration(declaration: AuthDeclaration | undefined): string {
       return 'Public: no credentials needed.';
     case 'authenticated':
       return 'Any signed-in principal (Bearer access token); acts on the caller’s own data.';
+    case 'delegated':
+      return `Decided per call by the ${declaration.by}: the first matching rule names the right (or makes the route public); no rule → 403.`;
     case 'requires': {
       const scope =
         declaration.tenant === 'required'
@@ -87,7 +89,9 @@ function annotate(operation: OperationObject, declaration: AuthDeclaration | und
   } else {
     operation.security = [{ bearer: [] }];
     add('401', '`unauthenticated` (no token) or `invalid_token` (bad, expired or revoked token); with `WWW-Authenticate: Bearer`');
-    if (declaration?.kind === 'requires') add('403', '`forbidden` (right not held) or `tenant_forbidden`');
+    if (declaration?.kind === 'requires' || declaration?.kind === 'delegated') {
+      add('403', '`forbidden` (right not held) or `tenant_forbidden`');
+    }
   }
   if (declaration?.kind === 'requires' && declaration.tenant !== 'none') {
     const header: ParameterObject = {

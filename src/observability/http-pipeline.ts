@@ -17,6 +17,9 @@ export const AUTH_BODY_LIMIT = 16 * 1024;
 /** Routes that accept application/x-www-form-urlencoded besides JSON (OAuth token endpoint). */
 const FORM_ROUTES = new Set(['/v1/auth/token']);
 
+/** Routes whose body is ignored, unread (the forward-auth decision API, CONTRACT §10). */
+const BODY_IGNORED_ROUTES = new Set(['/v1/authz/forward']);
+
 /** Body limit everywhere else, including proxied routes. */
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
@@ -52,6 +55,13 @@ export function installHttpPipeline(fastify: FastifyInstance, logger: Logger, me
     reply.header('x-request-id', context.requestId);
     reply.header('x-correlation-id', context.correlationId);
     reply.header('traceparent', formatTraceparent(context));
+    if (BODY_IGNORED_ROUTES.has(request.routeOptions.url ?? '')) {
+      // A proxy may pass the original request's body headers along; without them Fastify
+      // parses nothing, and Node discards the unread body when the response ends.
+      delete request.headers['content-type'];
+      delete request.headers['content-length'];
+      delete request.headers['transfer-encoding'];
+    }
     const contentType = header(request, 'content-type')?.toLowerCase() ?? '';
     if (contentType.startsWith('application/x-www-form-urlencoded') && !FORM_ROUTES.has(request.routeOptions.url ?? '')) {
       requestContext.run(context, () => done(new AppError('unsupported_media_type')));

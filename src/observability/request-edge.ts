@@ -74,6 +74,7 @@ export function logRequest(logger: Logger, context: RequestContext, outcome: Req
       status: outcome.status,
       duration_ms: Math.round(outcome.durationMs * 100) / 100,
       upstream: context.upstream,
+      forwarded: context.forwarded,
       authz: context.authz,
       ip: context.clientIp,
     },

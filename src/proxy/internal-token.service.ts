@@ -32,7 +32,8 @@ export class InternalTokenService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  async mint(kind: ServiceKind, principal: Principal, tenantId: string | undefined): Promise<string> {
+  /** `kind` is the token's audience: a service kind, or `forward` for the decision API (CONTRACT §10). */
+  async mint(kind: ServiceKind | 'forward', principal: Principal, tenantId: string | undefined): Promise<string> {
     const { kid, privateKey } = this.keys.signingKey();
     const now = Math.floor(Date.now() / 1000);
     const cacheKey = `${kid}|${kind}|${principal.type}|${principal.id}|${tenantId ?? ''}`;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { forwardRulesSchema, forwardSectionSchema, type ForwardRule } from './forward-rules-document';
 
 /** Service kinds of CONTRACT §7, each with its own placement and shard directory. */
 export const SERVICE_KINDS = ['aggregate', 'projection', 'runner'] as const;
@@ -23,7 +24,10 @@ export interface KindTable {
   shards: ShardDirectory;
 }
 
-export type RoutingDocument = Record<ServiceKind, KindTable>;
+export type RoutingDocument = Record<ServiceKind, KindTable> & {
+  /** forward-auth rules (CONTRACT §10); absent in the file = none */
+  forward?: { rules: ForwardRule[] };
+};
 
 export const placementSchema = z.record(
   z.string().refine((key) => key === DEFAULT_PLACEMENT || TENANT_ID.test(key), 'must be a tenant id or "*"'),
@@ -50,6 +54,7 @@ export const routingDocumentSchema = z.strictObject({
   aggregate: kindTableSchema.optional(),
   projection: kindTableSchema.optional(),
   runner: kindTableSchema.optional(),
+  forward: forwardSectionSchema.optional(),
 });
 
 export interface RoutingProblem {
@@ -106,7 +111,26 @@ export function parseDocument(raw: string): RoutingDocument {
     checkConsistency(kind, table);
     document[kind] = table;
   }
+  if (result.data.forward !== undefined) document.forward = { rules: result.data.forward.rules };
   return document;
+}
+
+/** Parses the forward rules as stored under the KV key `forward.rules` (the bare array). */
+export function parseForwardRules(raw: string | Uint8Array): ForwardRule[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof raw === 'string' ? raw : Buffer.from(raw).toString('utf8'));
+  } catch {
+    throw new RoutingValidationError([{ path: 'forward.rules', message: 'is not valid JSON' }]);
+  }
+  return validateForwardRules(value);
+}
+
+/** Validates a decoded rules array (the API's PUT body, a KV value). */
+export function validateForwardRules(value: unknown): ForwardRule[] {
+  const result = forwardRulesSchema.safeParse(value);
+  if (!result.success) throw new RoutingValidationError(problemsOf(result.error, 'forward.rules'));
+  return result.data;
 }
 
 /** Placement may only name shards the directory has. */

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { FORWARD_RULES_KEY } from './forward-rules-document';
 import { ROUTING_PARTS, SERVICE_KINDS, parseDocument, partKey, type RoutingDocument } from './routing-document';
 
 /** Reads and validates the file form (ROUTING_FILE). */
@@ -14,8 +15,8 @@ export async function readRoutingFile(file: string): Promise<RoutingDocument> {
   return parseDocument(raw);
 }
 
-/** Every part key of the bucket: `aggregate.placement`, `aggregate.shards`, ... */
-export const PART_KEYS = SERVICE_KINDS.flatMap((kind) => ROUTING_PARTS.map((part) => partKey(kind, part)));
+/** Every part key of the bucket: `aggregate.placement`, `aggregate.shards`, ..., `forward.rules`. */
+export const PART_KEYS = [...SERVICE_KINDS.flatMap((kind) => ROUTING_PARTS.map((part) => partKey(kind, part))), FORWARD_RULES_KEY];
 
 /** Opens (creating if needed) the routing bucket. */
 export async function openRoutingBucket(nc: NatsConnection, bucket: string): Promise<KV> {
@@ -38,6 +39,14 @@ export async function seedBucket(kv: KV, document: RoutingDocument): Promise<num
       } catch {
         // another replica seeded it first
       }
+    }
+  }
+  if (document.forward !== undefined) {
+    try {
+      await kv.create(FORWARD_RULES_KEY, JSON.stringify(document.forward.rules));
+      written += 1;
+    } catch {
+      // another replica seeded it first
     }
   }
   return written;

@@ -7,6 +7,7 @@ import { AppError } from '../common/app-error';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { PrismaService } from '../database/prisma.service';
+import { FORWARD_RULES_KEY } from './forward-rules-document';
 import {
   ROUTING_PARTS,
   RoutingValidationError,
@@ -14,6 +15,7 @@ import {
   checkConsistency,
   parsePart,
   partKey,
+  validateForwardRules,
   type RoutingPart,
   type ServiceKind,
 } from './routing-document';
@@ -118,6 +120,32 @@ export class RoutingController {
     return JSON.stringify(value);
   }
 
+  /**
+   * Replaces the forward-auth rules (CONTRACT §10), compare-and-set like the other parts.
+   * The body is the bare array, as stored under `forward.rules`; `{"rules": [...]}` (the file
+   * form's member) is accepted too. A static route, so it wins over `:service_kind/:part`.
+   */
+  @Put('forward/rules')
+  @Requires('platform.routing.write')
+  async writeForwardRules(
+    @Headers('if-match') ifMatch: string | undefined,
+    @Body() body: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<object> {
+    const result = await this.writes.write({
+      key: FORWARD_RULES_KEY,
+      ifMatch,
+      body,
+      validate: (value) => {
+        const rules = value !== null && typeof value === 'object' && !Array.isArray(value) && 'rules' in value ? value.rules : value;
+        return JSON.stringify(validateForwardRules(rules));
+      },
+      applyLocally: (value, revision) => this.routing.applyWritten(FORWARD_RULES_KEY, value, revision),
+    });
+    void reply.header('etag', etagOf(result.revision));
+    return this.view();
+  }
+
   private view(): object {
     const kinds: Record<string, object> = {};
     for (const kind of SERVICE_KINDS) kinds[kind] = this.kindView(kind);
@@ -126,6 +154,19 @@ export class RoutingController {
       bucket: this.routing.source === 'kv' ? this.config.ROUTING_KV_BUCKET : null,
       loaded: this.routing.isLoaded,
       service_kinds: kinds,
+      forward: this.forwardView(),
+    };
+  }
+
+  private forwardView(): object {
+    const snapshot = this.routing.forwardRules();
+    const rejection = this.routing.lastForwardRejection();
+    return {
+      revision: snapshot.revision,
+      applied_at: snapshot.appliedAt?.toISOString() ?? null,
+      rules: snapshot.rules,
+      last_rejection:
+        rejection === undefined ? null : { at: rejection.at.toISOString(), revision: rejection.revision, errors: rejection.problems },
     };
   }
 

@@ -9,6 +9,8 @@ import { NatsConnectionService } from '../messaging/nats-connection.service';
 import { LOGGER } from '../observability/logger';
 import { MetricsService } from '../observability/metrics.service';
 import { ReadinessService } from '../observability/readiness.service';
+import { FORWARD_RULES_KEY } from './forward-rules-document';
+import { ForwardRulesTable, type ForwardOfferResult, type ForwardRulesRejection, type ForwardRulesSnapshot } from './forward-rules-table';
 import { ROUTING_PARTS, SERVICE_KINDS, parsePartKey, partKey, type RoutingDocument, type ServiceKind } from './routing-document';
 import { openRoutingBucket, readParts, readRoutingFile, seedBucket } from './routing-sources';
 import { KvRoutingStore, MemoryRoutingStore, type RoutingStore } from './routing-store';
@@ -26,6 +28,7 @@ const WATCH_RESTART_MS = 1000;
 @Injectable()
 export class RoutingService implements OnModuleInit, OnApplicationShutdown {
   private readonly table = new RoutingTable();
+  private readonly forward = new ForwardRulesTable();
   private readonly seen = new Map<string, number>();
   private readonly listeners: Array<(snapshot: KindSnapshot) => void> = [];
   private readonly revisionGauge: Gauge<'service_kind' | 'part'>;
@@ -67,6 +70,7 @@ export class RoutingService implements OnModuleInit, OnApplicationShutdown {
 
   async onModuleInit(): Promise<void> {
     for (const kind of SERVICE_KINDS) for (const part of ROUTING_PARTS) this.revisionGauge.set({ service_kind: kind, part }, 0);
+    this.revisionGauge.set({ service_kind: 'forward', part: 'rules' }, 0);
     this.events.on('routing.changed', () => this.reloadQuietly());
     switch (this.source) {
       case 'kv':
@@ -102,13 +106,7 @@ export class RoutingService implements OnModuleInit, OnApplicationShutdown {
    * brings the same revision later and skips it; other replicas learn from their watch).
    */
   applyWritten(key: string, value: string, revision: number): void {
-    const parsed = parsePartKey(key);
-    if (parsed === undefined) return;
-    if (this.kv !== undefined) {
-      if ((this.seen.get(key) ?? -1) >= revision) return;
-      this.seen.set(key, revision);
-    }
-    this.record([this.table.offerPart(parsed.kind, parsed.part, value, revision)]);
+    this.offerRaw(key, value, revision);
   }
 
   /** Called when a kind's table changed (e.g. to close channels to removed endpoints). */
@@ -139,6 +137,15 @@ export class RoutingService implements OnModuleInit, OnApplicationShutdown {
     return this.table.lastRejection(kind);
   }
 
+  /** The forward-auth rules in force (CONTRACT §10). */
+  forwardRules(): ForwardRulesSnapshot {
+    return this.forward.snapshot();
+  }
+
+  lastForwardRejection(): ForwardRulesRejection | undefined {
+    return this.forward.lastRejection();
+  }
+
   get isLoaded(): boolean {
     return this.table.isLoaded;
   }
@@ -164,6 +171,7 @@ export class RoutingService implements OnModuleInit, OnApplicationShutdown {
       } catch (error) {
         const revision = this.memory.nextRevision();
         this.record(SERVICE_KINDS.map((kind) => this.table.reject(kind, 'document', revision, error)));
+        this.recordForward(this.forward.reject(revision, error));
         return;
       }
       this.loadDocument(document);
@@ -180,6 +188,9 @@ export class RoutingService implements OnModuleInit, OnApplicationShutdown {
       for (const part of ROUTING_PARTS) this.memory.set(partKey(kind, part), JSON.stringify(table[part]), revision);
     }
     this.record(results);
+    const rules = document.forward?.rules ?? [];
+    this.memory.set(FORWARD_RULES_KEY, JSON.stringify(rules), revision);
+    this.recordForward(this.forward.offerRules(rules, revision));
   }
 
   private async reloadQuietly(): Promise<void> {
@@ -226,16 +237,37 @@ export class RoutingService implements OnModuleInit, OnApplicationShutdown {
   }
 
   private offerEntry(key: string, entry: KvEntry | null): void {
+    const revision = entry?.revision ?? 0;
+    const raw = entry === null || entry.operation !== 'PUT' ? null : entry.value;
+    this.offerRaw(key, raw, revision);
+  }
+
+  private offerRaw(key: string, raw: string | Uint8Array | null, revision: number): void {
     const parsed = parsePartKey(key);
-    if (parsed === undefined) {
-      if (entry !== null) this.logger.warn({ key }, 'ignored unknown key in the routing bucket');
+    if (parsed === undefined && key !== FORWARD_RULES_KEY) {
+      if (raw !== null) this.logger.warn({ key }, 'ignored unknown key in the routing bucket');
       return;
     }
-    const revision = entry?.revision ?? 0;
     if (revision !== 0 && (this.seen.get(key) ?? -1) >= revision) return;
     this.seen.set(key, revision);
-    const raw = entry === null || entry.operation !== 'PUT' ? null : entry.value;
-    this.record([this.table.offerPart(parsed.kind, parsed.part, raw, revision)]);
+    if (parsed === undefined) this.recordForward(this.forward.offerRaw(raw, revision));
+    else this.record([this.table.offerPart(parsed.kind, parsed.part, raw, revision)]);
+  }
+
+  private recordForward(result: ForwardOfferResult): void {
+    if (result.applied) {
+      this.revisionGauge.set({ service_kind: 'forward', part: 'rules' }, result.snapshot.revision);
+      this.logger.info(
+        { service_kind: 'forward', revision: result.snapshot.revision, rules: result.snapshot.rules.length },
+        'forward rules applied',
+      );
+    } else {
+      this.rejectedCounter.inc({ service_kind: 'forward' });
+      this.logger.warn(
+        { service_kind: 'forward', revision: result.rejection.revision, problems: result.rejection.problems },
+        'forward rules rejected; the last good list stays',
+      );
+    }
   }
 
   private record(results: OfferResult[]): void {

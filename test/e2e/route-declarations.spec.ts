@@ -50,6 +50,8 @@ function describeDeclaration(declaration: AuthDeclaration | undefined): string {
       return 'public';
     case 'authenticated':
       return 'authenticated';
+    case 'delegated':
+      return `delegated to ${declaration.by}`;
     case 'requires':
       return `requires ${declaration.right}${declaration.tenant !== 'none' ? ` tenant=${declaration.tenant}` : ''}${declaration.resource ? ` resource=${declaration.resource}` : ''}${declaration.policy ? ' +policy' : ''}`;
   }

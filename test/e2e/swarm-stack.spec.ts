@@ -238,7 +238,9 @@ describe('swarm/stacks/platform.yml', () => {
     expect(networksOf(gatehouse).sort()).toEqual(['backend', 'edge']);
     expect(gatehouse.ports ?? []).toEqual([]);
     const edge = stack.services.edge!;
-    expect(networksOf(edge)).toEqual(['edge']);
+    // `apps`: the services the edge protects through forward auth (not trusted, no Gatehouse)
+    expect(networksOf(edge).sort()).toEqual(['apps', 'edge']);
+    expect(networksOf(gatehouse)).not.toContain('apps');
     expect(edge.ports?.length).toBeGreaterThan(0);
     for (const port of edge.ports ?? []) expect(port.mode).toBe('host');
     expect(env.TRUST_PROXY).toBe(stack.networks!.edge!.ipam!.config![0]!.subnet);
@@ -249,7 +251,12 @@ describe('swarm/stacks/platform.yml', () => {
     expect(nginx).toContain('grpc_pass grpc://gatehouse_grpc;');
     // overwritten with the address nginx saw, never appended to what the client sent
     expect(nginx).not.toMatch(/\$proxy_add_x_forwarded_for/);
-    expect(nginx.match(/proxy_set_header X-Forwarded-For \$remote_addr;/g)?.length).toBe(2);
+    const forwardedFor = nginx.match(/proxy_set_header X-Forwarded-For \S+;/g) ?? [];
+    expect(forwardedFor.length).toBeGreaterThanOrEqual(2);
+    for (const line of forwardedFor) expect(line).toBe('proxy_set_header X-Forwarded-For $remote_addr;');
+    // the forward-auth decision cache (its keys hold bearer tokens) is on tmpfs
+    const cachePath = /proxy_cache_path (\S+) /.exec(nginx)?.[1];
+    expect(edge.volumes ?? []).toContainEqual(expect.objectContaining({ type: 'tmpfs', target: cachePath }));
     expect(nginx).toContain('grpc_set_header X-Forwarded-For $remote_addr;');
   });
 

@@ -1,0 +1,86 @@
+import { All, Controller, Req, Res } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { DelegatedTo } from '../common/auth-declaration';
+import { AppError } from '../common/app-error';
+import { ForwardDecisionService, type ForwardOutcome } from './forward-decision.service';
+import { readForwardedRequest } from './forwarded-request';
+
+/** How long an edge may reuse a decision (CONTRACT §10). */
+const DECISION_CACHE_CONTROL = 'private, max-age=1';
+const MAX_LOGGED_PATH = 2048;
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function outcomeOf(error: unknown): ForwardOutcome {
+  if (!(error instanceof AppError)) return 'invalid';
+  switch (error.code) {
+    case 'unauthenticated':
+    case 'invalid_token':
+      return 'unauthenticated';
+    case 'rate_limited':
+      return 'rate_limited';
+    case 'forbidden':
+    case 'tenant_forbidden':
+      return 'denied';
+    default:
+      return 'invalid';
+  }
+}
+
+/**
+ * `ANY /v1/authz/forward`: the decision API for nginx `auth_request`, Traefik `ForwardAuth`,
+ * Caddy `forward_auth` and Envoy `ext_authz` (CONTRACT §10). The body is ignored; 200 with an
+ * empty body and the identity headers, or a problem answer (401/403/400/429).
+ */
+@Controller('v1/authz')
+export class ForwardController {
+  constructor(private readonly decisions: ForwardDecisionService) {}
+
+  @All('forward')
+  @DelegatedTo('forward rules')
+  async decide(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const context = request.ctx;
+    try {
+      const original = readForwardedRequest(request.headers);
+      // the path as received, never the query (it may carry secrets)
+      context.forwarded = `${original.method} ${original.rawPath.slice(0, MAX_LOGGED_PATH)}`;
+      const decision = await this.decisions.decide(original, {
+        authorization: first(request.headers.authorization),
+        tenantHeader: first(request.headers['x-tenant-id']),
+        clientIp: context.clientIp,
+      });
+      void reply.header('cache-control', DECISION_CACHE_CONTROL);
+      for (const [name, value] of Object.entries(decision.admission.headers)) void reply.header(name, value);
+      if (decision.kind === 'public') {
+        context.authz = { decision: 'allow', reason: `rule ${decision.rule}: public` };
+        this.decisions.count('public');
+      } else {
+        context.principalId = decision.principal.id;
+        context.principalType = decision.principal.type;
+        context.tenantId = decision.tenantId;
+        context.authz = { decision: 'allow', reason: decision.reason };
+        void reply.header('x-auth-principal-id', decision.principal.id);
+        void reply.header('x-auth-principal-type', decision.principal.type);
+        if (decision.tenantId !== undefined) void reply.header('x-tenant-id', decision.tenantId);
+        void reply.header('authorization', `Bearer ${decision.internalToken}`);
+        this.decisions.count('allowed');
+      }
+      try {
+        await reply.status(200).send();
+      } finally {
+        decision.admission.release();
+      }
+    } catch (error) {
+      const outcome = outcomeOf(error);
+      this.decisions.count(error instanceof AppError && error.options.logReason?.startsWith('deny: no forward rule') ? 'no_rule' : outcome);
+      // auth_request drops the body: the code travels in a header the edge copies (swarm/edge/nginx.conf)
+      if (error instanceof AppError) void reply.header('x-gatehouse-error', error.code);
+      if (outcome === 'denied' && error instanceof AppError) {
+        context.authz = { decision: 'deny', reason: error.options.logReason ?? 'deny' };
+      }
+      throw error;
+    }
+  }
+}
