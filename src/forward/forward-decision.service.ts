@@ -16,6 +16,8 @@ export interface ForwardCredentials {
   /** the original request's x-tenant-id */
   tenantHeader?: string;
   clientIp: string;
+  /** the client certificate the edge verified (CONTRACT §13), for the policy hook */
+  clientCertSubject?: string;
 }
 
 export type ForwardDecision =
@@ -74,10 +76,17 @@ export class ForwardDecisionService {
       return { kind: 'public', rule: index, admission };
     }
     const result = await this.authorizer.authorize({
-      declaration: { kind: 'requires', right: rule.right!, tenant: rule.tenant === 'none' ? 'none' : 'required' },
+      // the policy hook (§13) sees the original request, its path as normalised here
+      declaration: { kind: 'requires', right: rule.right!, tenant: rule.tenant === 'none' ? 'none' : 'required', policy: true },
       authorization: credentials.authorization,
       tenantHeader: credentials.tenantHeader,
       resource: match.resource,
+      policy: {
+        method: request.method,
+        path: `/${request.segments.map((segment) => encodeURIComponent(segment)).join('/')}`,
+        clientIp: credentials.clientIp,
+        clientCertSubject: credentials.clientCertSubject,
+      },
     });
     const principal = result.principal!;
     const admission = await this.limits.admit({ principal, tenantId: result.tenantId, clientIp: credentials.clientIp });

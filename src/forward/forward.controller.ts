@@ -50,6 +50,7 @@ export class ForwardController {
         authorization: first(request.headers.authorization),
         tenantHeader: first(request.headers['x-tenant-id']),
         clientIp: context.clientIp,
+        clientCertSubject: context.clientCertSubject,
       });
       void reply.header('cache-control', DECISION_CACHE_CONTROL);
       for (const [name, value] of Object.entries(decision.admission.headers)) void reply.header(name, value);
