@@ -19,7 +19,7 @@ export const LAYERS = [
   ['authn'],
   ['admin', 'routing'],
   ['proxy', 'retention'],
-  ['rebalancing'],
+  ['rebalancing', 'forward'],
 ];
 const INFRASTRUCTURE = 1;
 const TOP = ['app.module', 'bootstrap', 'main'];

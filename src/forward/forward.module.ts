@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AuthzModule } from '../authz/authz.module';
 import { ProxyModule } from '../proxy/proxy.module';
 import { RoutingModule } from '../routing/routing.module';
 import { ForwardController } from './forward.controller';
@@ -7,7 +8,7 @@ import { ForwardLimits } from './forward-limits';
 
 /** The decision API for proxies that carry the traffic themselves (CONTRACT §10). */
 @Module({
-  imports: [RoutingModule, ProxyModule],
+  imports: [AuthzModule, RoutingModule, ProxyModule],
   controllers: [ForwardController],
   providers: [ForwardDecisionService, ForwardLimits],
 })
