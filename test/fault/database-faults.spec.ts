@@ -39,9 +39,11 @@ function expectOnlyUnavailable(outcomes: Outcome[]): void {
       retryAfter: expect.stringMatching(/^\d+$/),
     });
   }
-  // a refusal comes within the deadline; a success may be slower only for CPU (argon2 on a shared machine)
-  const slowRefusals = failed.filter((outcome) => outcome.durationMs > DB_TIMEOUT_MS + MARGIN_MS);
-  expect(slowRefusals, '503s slower than DB_TIMEOUT_MS + margin').toEqual([]);
+  // DB_TIMEOUT_MS bounds each database step, not the request: a sign-in makes up to three in a row
+  // (limiter, account lookup, the sign-in transaction), so on a slow database a refusal may follow one
+  // or two slow steps that succeeded, plus argon2 on a shared CPU (docs/decisions.md, Faults)
+  const slowRefusals = failed.filter((outcome) => outcome.durationMs > 3 * DB_TIMEOUT_MS + MARGIN_MS);
+  expect(slowRefusals, '503s slower than three database steps + margin').toEqual([]);
   const stuck = outcomes.filter((outcome) => outcome.durationMs > 3 * DB_TIMEOUT_MS + MARGIN_MS);
   expect(stuck, 'requests held far beyond DB_TIMEOUT_MS').toEqual([]);
 }
