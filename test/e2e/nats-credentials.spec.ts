@@ -8,6 +8,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database';
 import { http } from '../support/http';
 import { freePort, spawnGatehouse, waitFor, type GatehouseProcess } from '../support/process';
 import { servicesAvailable } from '../support/services';
+import { makeTestCertificates, type TestCertificates } from '../support/test-certificates';
 
 const NATS_SERVER = '/usr/sbin/nats-server';
 const available = servicesAvailable({ postgres: true }) && fs.existsSync(NATS_SERVER) && fs.existsSync('/usr/bin/openssl');
@@ -17,61 +18,6 @@ if (!available && process.env.REQUIRE_SERVICES === '1') {
 if (!available) console.warn('nats-credentials: skipped: needs PostgreSQL, /usr/sbin/nats-server and openssl');
 
 const MASTER_KEY = Buffer.alloc(32, 44).toString('base64');
-
-/** A CA and a server certificate signed by it, made with openssl (the NATS client checks an IP URL's certificate as `localhost`). */
-function makeCertificates(dir: string): { ca: string; cert: string; key: string } {
-  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  run(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=test-ca',
-  );
-  run(
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    'server.key',
-    '-out',
-    'server.csr',
-    '-subj',
-    '/CN=127.0.0.1',
-  );
-  fs.writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  run(
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'server.pem',
-    '-days',
-    '2',
-    '-extfile',
-    'san.ext',
-  );
-  return { ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key') };
-}
 
 async function privateNats(args: string[]): Promise<{ port: number; child: ChildProcess; stop(): Promise<void> }> {
   const port = await freePort();
@@ -109,13 +55,14 @@ async function natsCheck(replica: GatehouseProcess): Promise<string | undefined>
 describe.skipIf(!available)('NATS with credentials and TLS (CONTRACT §13)', () => {
   let db: TestDatabase;
   let dir: string;
-  let certs: ReturnType<typeof makeCertificates>;
+  let certs: TestCertificates;
   const cleanup: Array<() => Promise<unknown>> = [];
 
   beforeAll(async () => {
     db = await createTestDatabase();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-nats-certs-'));
-    certs = makeCertificates(dir);
+    // the NATS client checks an IP URL's certificate under the name `localhost`
+    certs = makeTestCertificates(dir, 'IP:127.0.0.1,DNS:localhost');
   });
   afterAll(async () => {
     for (const step of cleanup.reverse()) await step().catch(() => undefined);

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config';
 import { http, STRONG_PASSWORD, uniqueEmail } from '../support/http';
 import { spawnGatehouse, waitFor, type GatehouseProcess } from '../support/process';
+import { makeTestCertificates, type TestCertificates } from '../support/test-certificates';
 import { privatePostgresAvailable, startPrivatePostgres, type PrivatePostgres } from './support/private-postgres';
 
 const available = privatePostgresAvailable() && fs.existsSync('/usr/bin/openssl');
@@ -14,63 +15,14 @@ if (!available && process.env.REQUIRE_SERVICES === '1') {
 }
 if (!available) console.warn('database-tls: skipped: needs PostgreSQL 15 server binaries (initdb), root and openssl');
 
-/** A CA and a server certificate for 127.0.0.1 signed by it; the key is the postgres user's, mode 0600, as PostgreSQL demands. */
-function makeCertificates(): { dir: string; ca: string; cert: string; key: string } {
+/** A CA and a server certificate for 127.0.0.1; the key is the postgres user's, mode 0600, as PostgreSQL demands. */
+function makeCertificates(): TestCertificates & { dir: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-pg-tls-'));
   fs.chmodSync(dir, 0o755);
-  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  run(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=test-db-ca',
-  );
-  run(
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    'server.key',
-    '-out',
-    'server.csr',
-    '-subj',
-    '/CN=127.0.0.1',
-  );
-  fs.writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-  run(
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'server.pem',
-    '-days',
-    '2',
-    '-extfile',
-    'san.ext',
-  );
-  execFileSync('chown', ['postgres:postgres', path.join(dir, 'server.key'), path.join(dir, 'server.pem')]);
-  fs.chmodSync(path.join(dir, 'server.key'), 0o600);
-  return { dir, ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key') };
+  const certs = makeTestCertificates(dir, 'IP:127.0.0.1');
+  execFileSync('chown', ['postgres:postgres', certs.key, certs.cert]);
+  fs.chmodSync(certs.key, 0o600);
+  return { dir, ...certs };
 }
 
 describe.skipIf(!available)('PostgreSQL over TLS with DATABASE_CA_FILE (CONTRACT §13)', () => {
