@@ -2,13 +2,12 @@ import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { assignmentSchema, page } from '../docs/response-schemas';
 import { Requires } from '../common/auth-declaration';
 import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
-import { pageQuery, type Page } from '../common/pagination';
+import { pageQuery, pageSchema, type Page } from '../common/pagination';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import { adminScope } from '../authz/admin-scope';
-import { AssignmentsService, type AssignmentView } from './assignments.service';
+import { assignmentSchema, AssignmentsService, type AssignmentView } from './assignments.service';
 
 const listQuery = pageQuery.extend({ principal_id: z.string().max(100).optional(), tenant_id: z.string().max(63).optional() });
 const createBody = z.object({
@@ -23,7 +22,7 @@ export class AssignmentsController {
 
   @Requires('iam.assignments.read', { tenant: 'optional' })
   @Get()
-  @ApiOkResponse({ standardSchema: page(assignmentSchema) })
+  @ApiOkResponse({ standardSchema: pageSchema(assignmentSchema) })
   list(
     @Query({ schema: listQuery, pipes: [new ZodValidationPipe(listQuery)] }) query: z.infer<typeof listQuery>,
     @Req() request: FastifyRequest,

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { AssignmentRepository, PLATFORM_ADMIN_ROLE_ID } from '../authz/assignment.repository';
 import { RoleRepository } from '../authz/role.repository';
@@ -14,19 +15,25 @@ import { ClusterEventBus } from '../messaging/cluster-event-bus';
 import type { AdminScope } from '../authz/admin-scope';
 import { EscalationCheck } from './escalation-check';
 
-export interface AssignmentView {
-  id: string;
-  principal_id: string;
-  principal_type: string;
-  tenant_id: string | null;
-  role_id: string;
-  created_at: string;
-}
+const principalType = z.enum(['user', 'service_account']);
+
+export const assignmentSchema = z
+  .object({
+    id: z.string(),
+    principal_id: z.string(),
+    principal_type: principalType,
+    tenant_id: z.string().nullable(),
+    role_id: z.string(),
+    created_at: z.string(),
+  })
+  .meta({ id: 'Assignment' });
+export type AssignmentView = z.infer<typeof assignmentSchema>;
 
 const view = (row: Assignment): AssignmentView => ({
   id: row.id,
   principal_id: row.principalId,
-  principal_type: row.principalType,
+  // the column is text; the service writes only these two values
+  principal_type: row.principalType as z.infer<typeof principalType>,
   tenant_id: row.tenantId,
   role_id: row.roleId,
   created_at: row.createdAt.toISOString(),

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { RightRepository } from '../authz/right.repository';
 import { AppError } from '../common/app-error';
@@ -6,11 +7,8 @@ import { PrismaService } from '../database/prisma.service';
 import { isUniqueViolation } from '../database/transaction';
 import type { Right } from '../generated/prisma/client';
 
-export interface RightView {
-  key: string;
-  description: string | null;
-  built_in: boolean;
-}
+export const rightSchema = z.object({ key: z.string(), description: z.string().nullable(), built_in: z.boolean() }).meta({ id: 'Right' });
+export type RightView = z.infer<typeof rightSchema>;
 
 const view = (right: Right): RightView => ({ key: right.key, description: right.description, built_in: right.builtIn });
 

@@ -2,13 +2,12 @@ import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { page, roleSchema } from '../docs/response-schemas';
 import { Requires } from '../common/auth-declaration';
 import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
-import { pageQuery, type Page, type PageQuery } from '../common/pagination';
+import { pageQuery, pageSchema, type Page, type PageQuery } from '../common/pagination';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import { adminScope } from '../authz/admin-scope';
-import { RolesService, type RoleView } from './roles.service';
+import { RolesService, roleSchema, type RoleView } from './roles.service';
 
 const grant = z.string().regex(/^(\*|[a-z][a-z0-9_.]*(:[A-Za-z0-9_.*?-]+)?)$/, 'must be "right" or "right:resource-glob"');
 const grants = z.array(grant).max(200);
@@ -31,7 +30,7 @@ export class RolesController {
 
   @Requires('iam.roles.read', { tenant: 'optional' })
   @Get()
-  @ApiOkResponse({ standardSchema: page(roleSchema) })
+  @ApiOkResponse({ standardSchema: pageSchema(roleSchema) })
   list(
     @Query({ schema: pageQuery, pipes: [new ZodValidationPipe(pageQuery)] }) query: PageQuery,
     @Req() request: FastifyRequest,

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { AssignmentRepository } from '../authz/assignment.repository';
 import { parseGrant } from '../authz/decision-engine';
@@ -14,14 +15,17 @@ import { ClusterEventBus } from '../messaging/cluster-event-bus';
 import type { AdminScope } from '../authz/admin-scope';
 import { EscalationCheck } from './escalation-check';
 
-export interface RoleView {
-  id: string;
-  name: string;
-  tenant_id: string | null;
-  description: string | null;
-  built_in: boolean;
-  grants: string[];
-}
+export const roleSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    tenant_id: z.string().nullable(),
+    description: z.string().nullable(),
+    built_in: z.boolean(),
+    grants: z.array(z.string()),
+  })
+  .meta({ id: 'Role' });
+export type RoleView = z.infer<typeof roleSchema>;
 
 export const roleView = (role: Role): RoleView => ({
   id: role.id,

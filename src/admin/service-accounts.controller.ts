@@ -2,13 +2,18 @@ import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, Header, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { page, serviceAccountSchema, serviceAccountWithSecretSchema } from '../docs/response-schemas';
 import { Requires } from '../common/auth-declaration';
 import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
-import { pageQuery, type Page, type PageQuery } from '../common/pagination';
+import { pageQuery, pageSchema, type Page, type PageQuery } from '../common/pagination';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import { adminScope } from '../authz/admin-scope';
-import { ServiceAccountsService, type ServiceAccountView } from './service-accounts.service';
+import {
+  serviceAccountSchema,
+  serviceAccountWithSecretSchema,
+  ServiceAccountsService,
+  type ServiceAccountView,
+  type ServiceAccountWithSecret,
+} from './service-accounts.service';
 
 const createBody = z.object({
   name: z.string().trim().min(1).max(200),
@@ -21,7 +26,7 @@ export class ServiceAccountsController {
 
   @Requires('iam.service_accounts.write', { tenant: 'optional' })
   @Get()
-  @ApiOkResponse({ standardSchema: page(serviceAccountSchema) })
+  @ApiOkResponse({ standardSchema: pageSchema(serviceAccountSchema) })
   list(
     @Query({ schema: pageQuery, pipes: [new ZodValidationPipe(pageQuery)] }) query: PageQuery,
     @Req() request: FastifyRequest,
@@ -38,7 +43,7 @@ export class ServiceAccountsController {
   create(
     @Body({ schema: createBody, pipes: [new ZodValidationPipe(createBody)] }) body: z.infer<typeof createBody>,
     @Req() request: FastifyRequest,
-  ): Promise<ServiceAccountView & { client_secret: string }> {
+  ): Promise<ServiceAccountWithSecret> {
     return this.accounts.create(adminScope(request), { name: body.name, tenantId: body.tenant_id });
   }
 
@@ -48,7 +53,7 @@ export class ServiceAccountsController {
   @Header('cache-control', 'no-store')
   @HttpCode(200)
   @ApiOkResponse({ standardSchema: serviceAccountWithSecretSchema })
-  rotate(@Param('id') id: string, @Req() request: FastifyRequest): Promise<ServiceAccountView & { client_secret: string }> {
+  rotate(@Param('id') id: string, @Req() request: FastifyRequest): Promise<ServiceAccountWithSecret> {
     return this.accounts.rotateSecret(adminScope(request), id);
   }
 

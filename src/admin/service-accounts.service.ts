@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
+import { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { AssignmentRepository } from '../authz/assignment.repository';
 import { TenantRepository } from '../authz/tenant.repository';
@@ -17,13 +18,13 @@ import type { AdminScope } from '../authz/admin-scope';
 /** After a rotation the previous secret keeps working this long, so clients can roll over. */
 export const SECRET_ROTATION_OVERLAP_MS = 10 * 60 * 1000;
 
-export interface ServiceAccountView {
-  id: string;
-  client_id: string;
-  name: string;
-  tenant_id: string | null;
-  created_at: string;
-}
+export const serviceAccountSchema = z
+  .object({ id: z.string(), client_id: z.string(), name: z.string(), tenant_id: z.string().nullable(), created_at: z.string() })
+  .meta({ id: 'ServiceAccount' });
+export type ServiceAccountView = z.infer<typeof serviceAccountSchema>;
+
+export const serviceAccountWithSecretSchema = serviceAccountSchema.extend({ client_secret: z.string().describe('shown only here') });
+export type ServiceAccountWithSecret = z.infer<typeof serviceAccountWithSecretSchema>;
 
 const view = (account: ServiceAccount): ServiceAccountView => ({
   id: account.id,
@@ -54,7 +55,7 @@ export class ServiceAccountsService {
   }
 
   /** The secret is in this answer only; the database keeps its hash. */
-  async create(scope: AdminScope, input: { name: string; tenantId?: string }): Promise<ServiceAccountView & { client_secret: string }> {
+  async create(scope: AdminScope, input: { name: string; tenantId?: string }): Promise<ServiceAccountWithSecret> {
     const tenantId = scope.tenantId ?? input.tenantId ?? null;
     if (scope.tenantId !== undefined && input.tenantId !== undefined && input.tenantId !== scope.tenantId) throw new AppError('not_found');
     const secret = newSecret();
@@ -79,7 +80,7 @@ export class ServiceAccountsService {
     return { ...view(account), client_secret: secret };
   }
 
-  async rotateSecret(scope: AdminScope, id: string): Promise<ServiceAccountView & { client_secret: string }> {
+  async rotateSecret(scope: AdminScope, id: string): Promise<ServiceAccountWithSecret> {
     const secret = newSecret();
     const account = await this.prisma.$transaction(async (tx) => {
       const existing = await this.visible(tx, scope, id);

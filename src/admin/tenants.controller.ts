@@ -1,12 +1,11 @@
 import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { z } from 'zod';
-import { page, tenantSchema } from '../docs/response-schemas';
 import { Requires } from '../common/auth-declaration';
 import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
-import { pageQuery, type Page, type PageQuery } from '../common/pagination';
+import { pageQuery, pageSchema, type Page, type PageQuery } from '../common/pagination';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
-import { TenantsService, type TenantView } from './tenants.service';
+import { TenantsService, tenantSchema, type TenantView } from './tenants.service';
 
 const createBody = z.object({
   id: z.string().regex(TENANT_ID_PATTERN, 'must match ^[a-z0-9][a-z0-9-]{1,62}$'),
@@ -21,7 +20,7 @@ export class TenantsController {
 
   @Requires('platform.tenants.write')
   @Get()
-  @ApiOkResponse({ standardSchema: page(tenantSchema) })
+  @ApiOkResponse({ standardSchema: pageSchema(tenantSchema) })
   list(@Query({ schema: pageQuery, pipes: [new ZodValidationPipe(pageQuery)] }) query: PageQuery): Promise<Page<TenantView>> {
     return this.tenants.list(query.limit, query.cursor);
   }

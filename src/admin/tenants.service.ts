@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { TenantRepository } from '../authz/tenant.repository';
 import { AssignmentRepository } from '../authz/assignment.repository';
@@ -9,12 +10,10 @@ import { isUniqueViolation } from '../database/transaction';
 import type { Tenant } from '../generated/prisma/client';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
 
-export interface TenantView {
-  id: string;
-  name: string;
-  created_at: string;
-  updated_at: string;
-}
+export const tenantSchema = z
+  .object({ id: z.string(), name: z.string(), created_at: z.string(), updated_at: z.string() })
+  .meta({ id: 'Tenant' });
+export type TenantView = z.infer<typeof tenantSchema>;
 
 const view = (tenant: Tenant): TenantView => ({
   id: tenant.id,

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { AbuseLimiter } from '../authn/abuse-limiter.service';
 import { RecoveryCodeRepository } from '../authn/mfa/recovery-code.repository';
@@ -17,25 +18,24 @@ import { assertPasswordAllowed } from '../identity/password-policy';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
 import { SessionRepository } from '../session/session.repository';
 import { SessionService } from '../session/session.service';
+import { userSchema } from '../session/token-response';
 import type { AdminScope } from '../authz/admin-scope';
 import { PrincipalVisibility } from '../authz/principal-visibility';
 
-export interface AdminUserView {
-  id: string;
-  email: string;
-  email_verified: boolean;
-  display_name: string | null;
-  status: string;
-  created_at: string;
-  updated_at: string;
-}
+const userStatus = z.enum(['active', 'disabled']);
+
+export const adminUserSchema = userSchema
+  .extend({ status: userStatus, created_at: z.string(), updated_at: z.string() })
+  .meta({ id: 'AdminUser' });
+export type AdminUserView = z.infer<typeof adminUserSchema>;
 
 export const adminUserView = (user: User): AdminUserView => ({
   id: user.id,
   email: user.email,
   email_verified: user.emailVerifiedAt !== null,
   display_name: user.displayName,
-  status: user.status,
+  // the column is text; only enable/disable write it, with these two values
+  status: user.status as z.infer<typeof userStatus>,
   created_at: user.createdAt.toISOString(),
   updated_at: user.updatedAt.toISOString(),
 });

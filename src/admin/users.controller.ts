@@ -2,14 +2,13 @@ import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { adminUserSchema, page } from '../docs/response-schemas';
 import { Requires } from '../common/auth-declaration';
-import { pageQuery, type Page } from '../common/pagination';
+import { pageQuery, pageSchema, type Page } from '../common/pagination';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import { emailField } from '../identity/email';
 import { passwordField } from '../identity/password-policy';
 import { adminScope } from '../authz/admin-scope';
-import { UsersAdminService, type AdminUserView } from './users-admin.service';
+import { adminUserSchema, UsersAdminService, type AdminUserView } from './users-admin.service';
 
 const listQuery = pageQuery.extend({
   email: z.string().max(320).optional(),
@@ -30,7 +29,7 @@ export class UsersController {
 
   @Requires('iam.users.read', { tenant: 'optional' })
   @Get()
-  @ApiOkResponse({ standardSchema: page(adminUserSchema) })
+  @ApiOkResponse({ standardSchema: pageSchema(adminUserSchema) })
   list(
     @Query({ schema: listQuery, pipes: [new ZodValidationPipe(listQuery)] }) query: z.infer<typeof listQuery>,
     @Req() request: FastifyRequest,

@@ -2,12 +2,11 @@ import { ApiOkResponse } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, Header, HttpCode, Param, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { tokenResponseSchema } from '../docs/response-schemas';
 import { Authenticated, Public } from '../common/auth-declaration';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import type { Principal } from '../session/principal';
 import { SessionService } from '../session/session.service';
-import type { TokenResponse } from '../session/token-response';
+import { tokenResponseSchema, type TokenResponse } from '../session/token-response';
 import { AccountService } from './account.service';
 
 const refreshBody = z.object({ refresh_token: z.string().min(1).max(512) });

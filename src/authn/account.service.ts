@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { AppError } from '../common/app-error';
 import { PrismaService } from '../database/prisma.service';
@@ -10,15 +11,18 @@ import { SessionService } from '../session/session.service';
 import { userView, type UserView } from '../session/token-response';
 import { TotpCredentialRepository } from './mfa/totp-credential.repository';
 
-export interface SessionView {
-  id: string;
-  created_at: string;
-  last_used_at: string;
-  ip: string | null;
-  user_agent: string | null;
-  amr: string[];
-  current: boolean;
-}
+export const sessionSchema = z
+  .object({
+    id: z.string(),
+    created_at: z.string(),
+    last_used_at: z.string(),
+    ip: z.string().nullable(),
+    user_agent: z.string().nullable(),
+    amr: z.array(z.string()),
+    current: z.boolean(),
+  })
+  .meta({ id: 'Session' });
+export type SessionView = z.infer<typeof sessionSchema>;
 
 /** What a signed-in user can see and end of their own account: profile, sessions, sign-out. */
 @Injectable()

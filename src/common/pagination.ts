@@ -9,10 +9,11 @@ export const pageQuery = z.object({
 
 export type PageQuery = z.infer<typeof pageQuery>;
 
-export interface Page<T> {
-  items: T[];
-  next_cursor: string | null;
-}
+/** A list response (CONTRACT §1): the OpenAPI schema of a page of `item`. */
+export const pageSchema = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next_cursor: z.string().nullable() });
+
+/** The type of `pageSchema(schema)` for an item type `T`, i.e. `z.infer<ReturnType<typeof pageSchema<typeof schema>>>`. */
+export type Page<T> = Omit<z.infer<ReturnType<typeof pageSchema>>, 'items'> & { items: T[] };
 
 export function decodeCursor(cursor: string | undefined): string | undefined {
   if (cursor === undefined || cursor === '') return undefined;

@@ -1,17 +1,21 @@
 import { Injectable } from '@nestjs/common';
+import { z } from 'zod';
 import { PrismaService } from '../../database/prisma.service';
 import type { User } from '../../generated/prisma/client';
 import { SessionService, type ClientInfo } from '../../session/session.service';
-import type { TokenResponse } from '../../session/token-response';
+import { tokenResponseSchema, type TokenResponse } from '../../session/token-response';
 import { MfaChallengeRepository } from './mfa-challenge.repository';
 import { TotpCredentialRepository } from './totp-credential.repository';
 
 /** CONTRACT §3: the answer to a first factor when a second one is due. */
-export interface MfaPendingResponse {
-  mfa_required: true;
-  mfa_token: string;
-  mfa_methods: ['totp', 'recovery_code'];
-}
+export const mfaPendingSchema = z
+  .object({ mfa_required: z.literal(true), mfa_token: z.string(), mfa_methods: z.array(z.enum(['totp', 'recovery_code'])) })
+  .meta({ id: 'MfaPending' });
+export type MfaPendingResponse = z.infer<typeof mfaPendingSchema>;
+
+/** What a first factor (password, Google) answers: tokens, or MFA-pending. */
+export const signInResultSchema = z.union([tokenResponseSchema, mfaPendingSchema]);
+export type SignInResult = z.infer<typeof signInResultSchema>;
 
 const MFA_TOKEN_TTL_S = 5 * 60;
 

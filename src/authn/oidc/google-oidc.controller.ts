@@ -8,7 +8,8 @@ import type { Principal } from '../../session/principal';
 import { clientInfo } from '../client-info';
 import { BrowserBinding } from './browser-binding';
 import { GoogleConfiguredGuard } from './google-configured.guard';
-import { GoogleOidcService, type LinkedResponse, type SignInResult } from './google-oidc.service';
+import type { SignInResult } from '../mfa/mfa-challenge.service';
+import { GoogleOidcService, type LinkedResponse } from './google-oidc.service';
 
 const startBody = z.object({ return_to: z.string().min(1).max(2048).optional() });
 const startQuery = z.object({ return_to: z.string().min(1).max(2048).optional() });

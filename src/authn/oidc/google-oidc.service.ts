@@ -1,12 +1,12 @@
 import { Injectable } from '@nestjs/common';
+import { z } from 'zod';
 import { AppError } from '../../common/app-error';
 import { PrismaService } from '../../database/prisma.service';
 import type { Principal } from '../../session/principal';
 import type { ClientInfo } from '../../session/session.service';
-import type { TokenResponse } from '../../session/token-response';
 import { AbuseLimiter } from '../abuse-limiter.service';
-import { MfaChallengeService, type MfaPendingResponse } from '../mfa/mfa-challenge.service';
-import { identityView, IdentityLinkingService, type IdentityView } from './identity-linking.service';
+import { MfaChallengeService, type SignInResult } from '../mfa/mfa-challenge.service';
+import { identitySchema, identityView, IdentityLinkingService } from './identity-linking.service';
 import { OidcAuthorizationService } from './oidc-authorization.service';
 import { OidcLoginCodeRepository } from './oidc-login-code.repository';
 import { withFragment } from './return-to';
@@ -14,11 +14,8 @@ import { withFragment } from './return-to';
 const LOGIN_CODE_TTL_S = 60;
 const GOOGLE_AMR = ['google'];
 
-export type SignInResult = TokenResponse | MfaPendingResponse;
-export interface LinkedResponse {
-  linked: true;
-  identity: IdentityView;
-}
+export const linkedResponseSchema = z.object({ linked: z.literal(true), identity: identitySchema }).meta({ id: 'LinkedIdentity' });
+export type LinkedResponse = z.infer<typeof linkedResponseSchema>;
 export type CallbackOutcome = { kind: 'redirect'; location: string } | { kind: 'json'; body: SignInResult | LinkedResponse };
 
 /** Google sign-in and linking (CONTRACT §4): start, link/start, callback, exchange. */

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { z } from 'zod';
 import { AuditService } from '../../audit/audit.service';
 import { AppError } from '../../common/app-error';
 import { PrismaService } from '../../database/prisma.service';
@@ -10,16 +11,19 @@ import { UserRepository } from '../../identity/user.repository';
 import type { ExternalClaims } from './google-oidc.client';
 import { ExternalIdentityRepository } from './external-identity.repository';
 
-export interface IdentityView {
-  id: string;
-  provider: 'google';
-  issuer: string;
-  subject: string;
-  email: string | null;
-  email_verified: boolean;
-  created_at: string;
-  last_sign_in_at: string | null;
-}
+export const identitySchema = z
+  .object({
+    id: z.string(),
+    provider: z.literal('google'),
+    issuer: z.string(),
+    subject: z.string(),
+    email: z.string().nullable(),
+    email_verified: z.boolean(),
+    created_at: z.string(),
+    last_sign_in_at: z.string().nullable(),
+  })
+  .meta({ id: 'ExternalIdentity' });
+export type IdentityView = z.infer<typeof identitySchema>;
 
 export function identityView(identity: ExternalIdentity): IdentityView {
   return {

@@ -2,14 +2,13 @@ import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
 import { Body, Controller, Header, HttpCode, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { signinResponseSchema, tokenResponseSchema } from '../../docs/response-schemas';
 import { ZodValidationPipe } from '../../common/zod-validation.pipe';
 import { Public } from '../../common/auth-declaration';
 import { emailField } from '../../identity/email';
 import { passwordField } from '../../identity/password-policy';
-import type { TokenResponse } from '../../session/token-response';
+import { tokenResponseSchema, type TokenResponse } from '../../session/token-response';
 import { clientInfo } from '../client-info';
-import type { MfaPendingResponse } from '../mfa/mfa-challenge.service';
+import { signInResultSchema, type MfaPendingResponse } from '../mfa/mfa-challenge.service';
 import { PasswordAuthService } from './password-auth.service';
 
 const signupBody = z.object({
@@ -56,7 +55,7 @@ export class PasswordAuthController {
   // carries a token, code or secret: no cache may keep it (CONTRACT §4)
   @Header('cache-control', 'no-store')
   @HttpCode(200)
-  @ApiOkResponse({ standardSchema: signinResponseSchema, description: 'tokens, or MFA-pending when the user has MFA' })
+  @ApiOkResponse({ standardSchema: signInResultSchema, description: 'tokens, or MFA-pending when the user has MFA' })
   signin(
     @Body({ schema: signinBody, pipes: [new ZodValidationPipe(signinBody)] }) body: z.infer<typeof signinBody>,
     @Req() request: FastifyRequest,
