@@ -146,6 +146,36 @@ export class RoutingTable {
     return { applied: true, snapshot };
   }
 
+  /**
+   * Both parts of one kind read together (start-up, reload): they are one consistent
+   * document, so the pair is applied at once rather than part by part (a placement offered
+   * before its shards would be refused for naming shards not yet known). A part that does
+   * not parse is refused on its own and the other one goes the single-part way.
+   */
+  offerParts(
+    kind: ServiceKind,
+    placement: { raw: string | Uint8Array | null; revision: number },
+    shards: { raw: string | Uint8Array | null; revision: number },
+  ): OfferResult[] {
+    let placementValue: Placement;
+    let shardsValue: ShardDirectory;
+    try {
+      placementValue = placement.raw === null ? {} : (parsePart(kind, 'placement', placement.raw) as Placement);
+    } catch (error) {
+      return [this.reject(kind, 'placement', placement.revision, error), this.offerPart(kind, 'shards', shards.raw, shards.revision)];
+    }
+    try {
+      shardsValue = shards.raw === null ? {} : (parsePart(kind, 'shards', shards.raw) as ShardDirectory);
+    } catch (error) {
+      return [this.reject(kind, 'shards', shards.revision, error), this.offerPart(kind, 'placement', placement.raw, placement.revision)];
+    }
+    this.candidates.set(kind, {
+      placement: { value: placementValue, revision: placement.revision },
+      shards: { value: shardsValue, revision: shards.revision },
+    });
+    return [this.applyCandidate(kind, 'document', Math.max(placement.revision, shards.revision))];
+  }
+
   /** A whole document (file source): every kind is applied, or rejected, on its own. */
   offerDocument(document: RoutingDocument, revision: number): OfferResult[] {
     return SERVICE_KINDS.map((kind) => {

@@ -161,7 +161,7 @@ export class RoutingService implements OnModuleInit, OnApplicationShutdown {
       const entries = await readParts(this.kv);
       // an explicit reload re-applies even when the revisions were already seen
       this.seen.clear();
-      for (const [key, entry] of entries) this.offerEntry(key, entry);
+      this.offerEntries(entries);
       return;
     }
     if (this.config.ROUTING_FILE !== undefined && this.nats.nc === undefined) {
@@ -214,8 +214,7 @@ export class RoutingService implements OnModuleInit, OnApplicationShutdown {
         this.logger.info({ bucket: this.config.ROUTING_KV_BUCKET, keys: written }, 'seeded the routing bucket from ROUTING_FILE');
       }
     }
-    const entries = await readParts(kv);
-    for (const [key, entry] of entries) this.offerEntry(key, entry);
+    this.offerEntries(await readParts(kv));
     void this.watch(kv);
     // Changes made while disconnected are caught up by a full re-read.
     this.nats.onReconnect(() => void this.reloadQuietly());
@@ -234,6 +233,31 @@ export class RoutingService implements OnModuleInit, OnApplicationShutdown {
       if (this.stopped) return;
       await new Promise((resolve) => setTimeout(resolve, WATCH_RESTART_MS).unref());
     }
+  }
+
+  /**
+   * Every part read at one moment (start-up, reload): each kind's placement and shards go in
+   * together as one document, so a placement is never judged against shards not yet offered.
+   */
+  private offerEntries(entries: Map<string, KvEntry | null>): void {
+    const fresh = new Map<string, { raw: string | Uint8Array | null; revision: number }>();
+    for (const [key, entry] of entries) {
+      const revision = entry?.revision ?? 0;
+      if (revision !== 0 && (this.seen.get(key) ?? -1) >= revision) continue;
+      fresh.set(key, { raw: entry === null || entry.operation !== 'PUT' ? null : entry.value, revision });
+    }
+    for (const kind of SERVICE_KINDS) {
+      const placement = fresh.get(partKey(kind, 'placement'));
+      const shards = fresh.get(partKey(kind, 'shards'));
+      if (placement === undefined || shards === undefined) continue;
+      fresh.delete(partKey(kind, 'placement'));
+      fresh.delete(partKey(kind, 'shards'));
+      this.seen.set(partKey(kind, 'placement'), placement.revision);
+      this.seen.set(partKey(kind, 'shards'), shards.revision);
+      this.record(this.table.offerParts(kind, placement, shards));
+    }
+    // a kind with one changed part, and the forward rules, go the single-key way
+    for (const [key, { raw, revision }] of fresh) this.offerRaw(key, raw, revision);
   }
 
   private offerEntry(key: string, entry: KvEntry | null): void {

@@ -71,6 +71,11 @@ describe.skipIf(!available)('routing from the JetStream KV bucket across two rep
     const entry = await kv.get('projection.placement');
     expect(entry?.json()).toEqual({ acme: 'one', '*': 'one' });
     expect(entry?.revision).toBeGreaterThan(0);
+    // start-up reads both parts as one document: no false "unknown shard id" refusal, nothing counted
+    for (const replica of [a, b]) {
+      expect(replica.logs()).not.toContain('routing change rejected');
+      expect((await http(replica.url, 'GET', '/metrics')).text).not.toMatch(/gatehouse_routing_rejected_total\{[^}]*\} [1-9]/);
+    }
     const token = await signin(a.url);
     expect(await servedBy(a.url, token)).toBe('shard-one');
     expect(await servedBy(b.url, token)).toBe('shard-one');

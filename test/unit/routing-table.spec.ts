@@ -103,4 +103,21 @@ describe('routing table', () => {
     expect(table.offerPart('projection', 'placement', null, 9).applied).toBe(true);
     expect(table.resolve('projection', 'acme')).toBeUndefined();
   });
+
+  it('applies both parts read together as one document, with no rejection for the placement read first', () => {
+    const table = new RoutingTable();
+    const results = table.offerParts(
+      'aggregate',
+      { raw: JSON.stringify({ acme: 's1', '*': 's2' }), revision: 3 },
+      { raw: JSON.stringify({ s1: ['a:1'], s2: ['b:1'] }), revision: 4 },
+    );
+    expect(results.map((result) => result.applied)).toEqual([true]);
+    expect(table.lastRejection('aggregate')).toBeUndefined();
+    expect(table.snapshot('aggregate').revisions).toEqual({ placement: 3, shards: 4 });
+    expect(table.resolve('aggregate', 'other')).toMatchObject({ shardId: 's2' });
+    // a pair that really is inconsistent is still refused, and the last good table stays
+    const refused = table.offerParts('aggregate', { raw: JSON.stringify({ acme: 'nope' }), revision: 5 }, { raw: '{}', revision: 6 });
+    expect(refused[0]!.applied).toBe(false);
+    expect(table.resolve('aggregate', 'acme')).toMatchObject({ shardId: 's1' });
+  });
 });
