@@ -3,13 +3,22 @@
 /*
  * node scripts/bench-proxy.js   (part of `npm run bench`; after npm run build; needs PostgreSQL on 127.0.0.1:5432)
  *
- * Prints numbers, asserts nothing. In one run, against one fake upstream process:
- *  - authenticated POST /v1/query/{view} through Gatehouse vs straight to the upstream vs through
- *    nginx (one worker, upstream keep-alive) — requests/s, p50/p99 and ratios;
- *  - gRPC SubmitCommand through Gatehouse vs straight to the fake aggregate;
- *  - WebSocket echo round trips/s through Gatehouse vs straight to the fake projection.
+ * Prints numbers, asserts nothing. Everything is measured in one run, against one fake upstream
+ * process, so ratios hold on a noisy shared machine even when absolute rates do not:
+ *  - authenticated POST /v1/query/{view} through Gatehouse (production log level, limits on but
+ *    set high) vs the floor proxy (bare Fastify + undici, the same versions, keep-alive pool, body
+ *    streamed, one process, no auth) vs nginx proxy_pass (one process, upstream keep-alive) vs
+ *    straight to the upstream: requests/s, p50/p99, and CPU µs per request of the proxy process
+ *    (from /proc/<pid>/stat, which depends far less on what else runs than rates do); then p99 at
+ *    half of Gatehouse's saturation rate, via Gatehouse and direct;
+ *  - gRPC SubmitCommand through Gatehouse vs straight to the fake aggregate (32 callers);
+ *  - WebSocket echo round trips through Gatehouse vs straight to the fake projection (8 sockets);
+ *  - RSS per idle relayed WebSocket (1,000 sockets held open through Gatehouse);
+ *  - with NATS (BENCH_NATS_URL, default nats://127.0.0.1:4222 when reachable): the HTTP query at
+ *    WORKERS=1 and WORKERS=2.
  * nginx must be installed (apt-get install -y nginx); without it its row is skipped.
- * BENCH_ONLY=http, grpc or ws runs one section.
+ * BENCH_ONLY=http, grpc, ws, rss or workers runs one section (comma-separated for several).
+ * BENCH_GATEHOUSE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles Gatehouse under load.
  */
 const { spawn, spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
@@ -23,9 +32,14 @@ const ROOT = path.join(__dirname, '..');
 const PROTO = path.join(ROOT, 'proto', 'aggregate', 'gateway', 'v1', 'command_service.proto');
 const LOADER = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
 const PG_ADMIN = process.env.BENCH_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+const NATS_URL = process.env.BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const GRPC_CALLERS = Number(process.env.BENCH_GRPC_CALLERS ?? 32);
+const WS_SOCKETS = Number(process.env.BENCH_WS_SOCKETS ?? 8);
+const IDLE_SOCKETS = Number(process.env.BENCH_IDLE_SOCKETS ?? 1000);
 const QUERY_BODY = JSON.stringify({ filter: { status: 'open', customer: 'c-42' }, limit: 20 });
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 
 const freePort = () =>
   new Promise((resolve) => {
@@ -35,6 +49,25 @@ const freePort = () =>
       server.close(() => resolve(port));
     });
   });
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitForPort(port) {
+  for (let i = 0; i < 200; i += 1) {
+    const open = await new Promise((resolve) =>
+      net
+        .connect(port, '127.0.0.1')
+        .once('connect', function () {
+          this.destroy();
+          resolve(true);
+        })
+        .once('error', () => resolve(false)),
+    );
+    if (open) return true;
+    await sleep(50);
+  }
+  return false;
+}
 
 /* ---------- upstream process: HTTP + WebSocket echo projection and gRPC aggregate ---------- */
 
@@ -75,16 +108,96 @@ async function serveUpstreams() {
   process.stdout.write(JSON.stringify({ httpPort: server.address().port, grpcPort }) + '\n');
 }
 
+/* ---------- the floor: the least a Node proxy of this request costs ---------- */
+
+/**
+ * A bare Fastify + undici reverse proxy with the versions Gatehouse uses: one process, a
+ * keep-alive pool, the request body streamed to the upstream and the response streamed back,
+ * hop-by-hop headers dropped. No authentication, no logging, no metrics.
+ */
+async function serveFloor(upstream) {
+  const Fastify = require('fastify');
+  const { Agent } = require('undici');
+  const agent = new Agent({ connections: 256, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
+  const hopByHop = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection']);
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  app.removeAllContentTypeParsers();
+  // the body stays a stream: the route hands it to undici as it arrives
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+  app.post('/v1/query/:view', async (request, reply) => {
+    const headers = {};
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (!hopByHop.has(name) && name !== 'host') headers[name] = value;
+    }
+    const response = await agent.request({
+      origin: upstream,
+      path: request.url,
+      method: 'POST',
+      headers,
+      body: request.body,
+    });
+    const out = {};
+    for (const [name, value] of Object.entries(response.headers)) if (!hopByHop.has(name)) out[name] = value;
+    reply.code(response.statusCode).headers(out);
+    return reply.send(response.body);
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  process.stdout.write(JSON.stringify({ port: app.server.address().port }) + '\n');
+}
+
 /* ---------- measurement helpers ---------- */
 
-/** user + system CPU seconds a process has used so far (Linux /proc; 0 elsewhere). */
-function cpuSeconds(pid) {
+function procStat(pid) {
   try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = text.slice(text.lastIndexOf(') ') + 2).split(' ');
+    return { ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS };
   } catch {
-    return 0;
+    return undefined;
   }
+}
+
+/** user + system CPU seconds used so far by a process and its descendants that are still alive (Linux /proc; 0 elsewhere). */
+function cpuSeconds(pid) {
+  const own = procStat(pid);
+  if (own === undefined) return 0;
+  let total = own.cpu;
+  const parents = new Set([pid]);
+  let grown = true;
+  const all = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = procStat(Number(entry));
+    if (stat !== undefined) all.push({ pid: Number(entry), ...stat });
+  }
+  while (grown) {
+    grown = false;
+    for (const process of all) {
+      if (!parents.has(process.pid) && parents.has(process.ppid)) {
+        parents.add(process.pid);
+        total += process.cpu;
+        grown = true;
+      }
+    }
+  }
+  return total;
+}
+
+/** resident set size of a process and its live descendants, in bytes */
+function rssBytes(pid) {
+  const read = (p) => {
+    try {
+      const match = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'));
+      return match ? Number(match[1]) * 1024 : 0;
+    } catch {
+      return 0;
+    }
+  };
+  let total = read(pid);
+  for (const entry of fs.readdirSync('/proc')) {
+    if (/^\d+$/.test(entry) && procStat(Number(entry))?.ppid === pid) total += read(Number(entry));
+  }
+  return total;
 }
 
 function cannon(options) {
@@ -94,16 +207,33 @@ function cannon(options) {
   });
 }
 
+/** An autocannon run with the CPU seconds `pid` (and its children) spent meanwhile. */
+async function measuredCannon(pid, options) {
+  await cannon({ ...options, duration: 1 }); // warm-up: JIT, pools, caches
+  const before = pid === undefined ? 0 : cpuSeconds(pid);
+  const result = await cannon(options);
+  const cpu = pid === undefined ? 0 : cpuSeconds(pid) - before;
+  return {
+    rate: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    count: result.requests.total,
+    cpuPerOp: pid === undefined || result.requests.total === 0 ? undefined : (cpu / result.requests.total) * 1e6,
+    bad: result.non2xx + result.errors,
+  };
+}
+
 function percentile(sorted, p) {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-/** Runs `workers` loops of `once()` for DURATION seconds; returns ops/s and latency percentiles (ms). */
-async function loops(workers, once) {
+/** Runs `workers` loops of `once()` for DURATION seconds; returns ops/s, latency percentiles (ms) and CPU µs per op of `pid`. */
+async function loops(workers, once, pid, opsPerLoop = 1) {
   const latencies = [];
   let errors = 0;
   const deadline = Date.now() + DURATION * 1000;
+  const cpuBefore = pid === undefined ? 0 : cpuSeconds(pid);
   const started = performance.now();
   await Promise.all(
     Array.from({ length: workers }, async (_, worker) => {
@@ -119,33 +249,84 @@ async function loops(workers, once) {
     }),
   );
   const seconds = (performance.now() - started) / 1000;
+  const cpu = pid === undefined ? 0 : cpuSeconds(pid) - cpuBefore;
   latencies.sort((a, b) => a - b);
-  return { rate: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors };
+  return {
+    rate: latencies.length / seconds,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    count: latencies.length,
+    cpuPerOp: pid === undefined || latencies.length === 0 ? undefined : (cpu / (latencies.length * opsPerLoop)) * 1e6,
+    bad: errors,
+  };
 }
 
-const table = [];
-function row(label, rate, p50, p99, extra = '') {
-  table.push({ label, rate });
+/* ---------- report ---------- */
+
+const report = [];
+function section(title) {
+  report.push({ title, rows: [], ratios: [] });
+  console.log(`\n${title}`);
+}
+function row(label, result, unit = '/s') {
+  const current = report.at(-1);
+  current.rows.push({ label, ...result, unit });
+  const cpu = result.cpuPerOp === undefined ? '' : `   CPU ${result.cpuPerOp.toFixed(0).padStart(5)} µs/op`;
   console.log(
-    `${label.padEnd(44)} ${rate.toFixed(0).padStart(7)} /s   p50 ${p50.toFixed(2).padStart(6)} ms   p99 ${p99.toFixed(2).padStart(6)} ms${extra ? `   ${extra}` : ''}`,
+    `  ${label.padEnd(46)} ${result.rate.toFixed(0).padStart(7)} ${unit}   p50 ${result.p50.toFixed(2).padStart(6)} ms   p99 ${result.p99
+      .toFixed(2)
+      .padStart(6)} ms${cpu}${result.bad ? `   failed ${result.bad}` : ''}`,
   );
 }
-function ratio(label, a, b) {
-  console.log(`  ${label.padEnd(42)} ${(a / b).toFixed(2)}`);
+function ratio(label, value, goal) {
+  report.at(-1).ratios.push({ label, value, goal });
+  console.log(`  ${label.padEnd(46)} ${Number.isFinite(value) ? value.toFixed(2) : 'n/a'}${goal ? `   (goal ${goal})` : ''}`);
+}
+function note(text) {
+  report.at(-1).ratios.push({ label: text });
+  console.log(`  ${text}`);
 }
 
-function startNginx(upstreamPort) {
+/** the whole run as one markdown table, to paste into a closing note */
+function printSummary() {
+  console.log('\n| section | path | rate | p50 ms | p99 ms | CPU µs/op |\n|---|---|---|---|---|---|');
+  for (const { title, rows } of report) {
+    for (const r of rows) {
+      console.log(
+        `| ${title} | ${r.label} | ${r.rate.toFixed(0)} ${r.unit} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.cpuPerOp === undefined ? '' : r.cpuPerOp.toFixed(0)} |`,
+      );
+    }
+  }
+  console.log('\n| ratio | value | goal |\n|---|---|---|');
+  for (const { ratios } of report) {
+    for (const r of ratios) {
+      if (r.value === undefined) console.log(`| ${r.label} | | |`);
+      else console.log(`| ${r.label} | ${Number.isFinite(r.value) ? r.value.toFixed(2) : 'n/a'} | ${r.goal ?? ''} |`);
+    }
+  }
+}
+
+/* ---------- processes under test ---------- */
+
+function nginxBinary() {
   const which = spawnSync('sh', ['-c', 'command -v nginx || ls /usr/sbin/nginx'], { encoding: 'utf8' });
   const binary = which.stdout.trim().split('\n')[0];
-  if (which.status !== 0 || !binary) return undefined;
-  return freePort().then(async (port) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-nginx-'));
-    const conf = `
+  return which.status === 0 && binary ? binary : undefined;
+}
+
+async function startNginx(upstreamPort) {
+  const binary = nginxBinary();
+  if (binary === undefined) return undefined;
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-nginx-'));
+  // one process (no master), so its CPU time is one /proc entry
+  const conf = `
+master_process off;
 worker_processes 1;
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
+events { worker_connections 4096; }
 http {
   access_log off;
   client_body_temp_path ${dir}/body;
@@ -163,30 +344,42 @@ http {
     }
   }
 }`;
-    fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
-    const child = spawn(binary, ['-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
-    for (let i = 0; i < 100; i += 1) {
-      if (
-        await new Promise((resolve) =>
-          net
-            .connect(port, '127.0.0.1')
-            .once('connect', function () {
-              this.destroy();
-              resolve(true);
-            })
-            .once('error', () => resolve(false)),
-        )
-      ) {
-        return { port, child };
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    child.kill('SIGKILL');
-    return undefined;
-  });
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
+  const child = spawn(binary, ['-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (await waitForPort(port)) return { port, child };
+  child.kill('SIGKILL');
+  return undefined;
 }
 
-/* ---------- main ---------- */
+/** A child process of this script that prints one JSON line once it listens. */
+async function helperProcess(args) {
+  const child = spawn(process.execPath, [__filename, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const info = await new Promise((resolve, reject) => {
+    child.stdout.once('data', (chunk) => resolve(JSON.parse(chunk.toString())));
+    child.once('exit', () => reject(new Error(`${args[0]} process exited`)));
+  });
+  return { child, info };
+}
+
+async function natsReachable() {
+  try {
+    const { hostname, port } = new URL(NATS_URL);
+    return await new Promise((resolve) => {
+      const socket = net.connect(Number(port || 4222), hostname);
+      socket.setTimeout(1000, () => {
+        socket.destroy();
+        resolve(false);
+      });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+  } catch {
+    return false;
+  }
+}
 
 async function main() {
   const pg = require('pg');
@@ -195,114 +388,144 @@ async function main() {
   const WebSocket = require('ws');
   const children = [];
   const cleanups = [];
+  const only = (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean);
+  const runs = (name) => only.length === 0 || only.includes(name);
   try {
     // the fake upstreams in their own process, so they do not share the event loop with the load generator
-    const upstreams = spawn(process.execPath, [__filename, '--serve-upstreams'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    children.push(upstreams);
-    const ports = await new Promise((resolve, reject) => {
-      upstreams.stdout.once('data', (chunk) => resolve(JSON.parse(chunk.toString())));
-      upstreams.once('exit', () => reject(new Error('upstream process exited')));
-    });
+    const upstreams = await helperProcess(['--serve-upstreams']);
+    children.push(upstreams.child);
+    const ports = upstreams.info;
     const projection = `127.0.0.1:${ports.httpPort}`;
     const aggregate = `127.0.0.1:${ports.grpcPort}`;
 
-    const database = `bench_proxy_${crypto.randomBytes(4).toString('hex')}`;
     const admin = new pg.Client({ connectionString: PG_ADMIN });
     await admin.connect();
-    await admin.query(`CREATE DATABASE ${database}`);
-    cleanups.push(async () => {
-      await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-      await admin.end();
-    });
-    const dbUrl = new URL(PG_ADMIN);
-    dbUrl.pathname = `/${database}`;
+    cleanups.push(() => admin.end());
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-proxy-'));
+    const routing = {
+      aggregate: { placement: { acme: 'a1' }, shards: { a1: [aggregate] } },
+      projection: { placement: { acme: 'p1' }, shards: { p1: [projection] } },
+    };
     const routingFile = path.join(dataDir, 'routing.json');
-    fs.writeFileSync(
-      routingFile,
-      JSON.stringify({
-        aggregate: { placement: { acme: 'a1' }, shards: { a1: [aggregate] } },
-        projection: { placement: { acme: 'p1' }, shards: { p1: [projection] } },
-      }),
-    );
-    const port = await freePort();
-    const grpcPort = await freePort();
+    fs.writeFileSync(routingFile, JSON.stringify(routing));
     const adminEmail = 'bench-admin@example.com';
     const adminPassword = 'bench admin password 12345';
-    // e.g. BENCH_GATEHOUSE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles Gatehouse under load
-    const nodeArgs = (process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    const gatehouse = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist', 'main.js')], {
-      env: {
-        PATH: process.env.PATH,
-        NODE_ENV: 'production',
-        MASTER_KEY: crypto.randomBytes(32).toString('base64'),
-        PORT: String(port),
-        GRPC_PORT: String(grpcPort),
-        DATABASE_URL: dbUrl.toString(),
-        DATA_DIR: dataDir,
-        ROUTING_FILE: routingFile,
-        BOOTSTRAP_ADMIN_EMAIL: adminEmail,
-        BOOTSTRAP_ADMIN_PASSWORD: adminPassword,
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    children.push(gatehouse);
-    const base = `http://127.0.0.1:${port}`;
-    for (let i = 0; ; i += 1) {
-      try {
-        if ((await fetch(`${base}/ready`)).status === 200) break;
-      } catch {
-        /* starting */
+
+    /** Starts one Gatehouse (its own database) and signs the bootstrap admin in. */
+    const startGatehouse = async (extraEnv = {}) => {
+      const database = `bench_proxy_${crypto.randomBytes(4).toString('hex')}`;
+      await admin.query(`CREATE DATABASE ${database}`);
+      cleanups.push(() => admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`));
+      const dbUrl = new URL(PG_ADMIN);
+      dbUrl.pathname = `/${database}`;
+      const port = await freePort();
+      const grpcPort = await freePort();
+      const nodeArgs = (process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+      const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist', 'main.js')], {
+        env: {
+          PATH: process.env.PATH,
+          NODE_ENV: 'production',
+          MASTER_KEY: crypto.randomBytes(32).toString('base64'),
+          PORT: String(port),
+          GRPC_PORT: String(grpcPort),
+          DATABASE_URL: dbUrl.toString(),
+          DATA_DIR: dataDir,
+          ROUTING_FILE: routingFile,
+          BOOTSTRAP_ADMIN_EMAIL: adminEmail,
+          BOOTSTRAP_ADMIN_PASSWORD: adminPassword,
+          // production log level: one JSON line per request, written (here to /dev/null)
+          LOG_LEVEL: 'info',
+          WORKERS: '1',
+          // limits on but high, so their cost counts without refusing the benchmark's traffic
+          TENANT_RATE_LIMIT: '100000000/60s',
+          PRINCIPAL_RATE_LIMIT: '100000000/60s',
+          IP_IN_FLIGHT_LIMIT: '100000',
+          WS_MESSAGE_RATE_LIMIT: '1000000/1s',
+          WS_MAX_CONNECTIONS_PER_PRINCIPAL: String(IDLE_SOCKETS + 1000),
+          ...extraEnv,
+        },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+      children.push(child);
+      const base = `http://127.0.0.1:${port}`;
+      for (let i = 0; ; i += 1) {
+        try {
+          if ((await fetch(`${base}/ready`)).status === 200) break;
+        } catch {
+          /* starting */
+        }
+        if (child.exitCode !== null) throw new Error(`gatehouse exited with ${child.exitCode}`);
+        if (i > 600) throw new Error('gatehouse did not become ready');
+        await sleep(100);
       }
-      if (i > 300) throw new Error('gatehouse did not become ready');
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    const signin = await fetch(`${base}/v1/auth/signin`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: adminEmail, password: adminPassword }),
-    }).then((response) => response.json());
-    const token = signin.access_token;
-    if (!token) throw new Error('bench sign-in failed');
+      const signin = await fetch(`${base}/v1/auth/signin`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: adminEmail, password: adminPassword }),
+      }).then((response) => response.json());
+      const token = signin.access_token;
+      if (!token) throw new Error('bench sign-in failed');
+      return { child, pid: child.pid, base, port, grpcPort, token };
+    };
+
+    const gatehouse = await startGatehouse();
+    const { token, base, port, grpcPort } = gatehouse;
 
     console.log(
-      `\nGatehouse proxy bench — ${os.cpus().length} cores, ${DURATION}s per run, ${CONNECTIONS} connections, one fake upstream process\n`,
+      `Gatehouse proxy bench — ${os.cpus().length} cores, load average ${os
+        .loadavg()
+        .map((n) => n.toFixed(1))
+        .join(' ')}, ${DURATION}s per run, ${CONNECTIONS} HTTP connections, one fake upstream process`,
     );
 
-    // BENCH_ONLY=http|grpc|ws runs one section (e.g. to measure a change to one transport)
-    const only = process.env.BENCH_ONLY;
-    const runs = (section) => only === undefined || only === '' || only === section;
+    const queryOptions = { method: 'POST', body: QUERY_BODY, headers: { 'content-type': 'application/json' } };
+    const gatehouseQuery = (target) => ({
+      ...queryOptions,
+      url: `${target.base}/v1/query/orders`,
+      headers: { ...queryOptions.headers, authorization: `Bearer ${target.token}`, 'x-tenant-id': 'acme' },
+    });
 
-    // ---- HTTP query: Gatehouse vs direct vs nginx ----
+    // ---- HTTP query: Gatehouse vs the floor proxy vs nginx vs direct ----
     if (runs('http')) {
-      const queryOptions = { method: 'POST', body: QUERY_BODY, headers: { 'content-type': 'application/json' } };
-      const viaGatehouse = await cannon({
-        ...queryOptions,
-        url: `${base}/v1/query/orders`,
-        headers: { ...queryOptions.headers, authorization: `Bearer ${token}`, 'x-tenant-id': 'acme' },
-      });
-      const direct = await cannon({ ...queryOptions, url: `http://${projection}/v1/query/orders` });
-      let viaNginx;
+      section(`POST /v1/query (${CONNECTIONS} connections)`);
+      const floor = await helperProcess(['--serve-floor', `http://${projection}`]);
+      children.push(floor.child);
       const nginx = await startNginx(ports.httpPort);
-      if (nginx === undefined) {
-        console.log('nginx not installed (apt-get install -y nginx): its row is skipped');
-      } else {
-        children.push(nginx.child);
-        viaNginx = await cannon({ ...queryOptions, url: `http://127.0.0.1:${nginx.port}/v1/query/orders` });
-      }
-      const httpRow = (label, result) =>
-        row(label, result.requests.average, result.latency.p50, result.latency.p99, `non-2xx ${result.non2xx}, errors ${result.errors}`);
-      httpRow('POST /v1/query via Gatehouse (authn+authz)', viaGatehouse);
-      httpRow('POST /v1/query direct to upstream', direct);
-      if (viaNginx) httpRow('POST /v1/query via nginx (1 worker)', viaNginx);
-      ratio('Gatehouse / direct (requests/s)', viaGatehouse.requests.average, direct.requests.average);
-      if (viaNginx) ratio('Gatehouse / nginx (requests/s)', viaGatehouse.requests.average, viaNginx.requests.average);
-      if (viaNginx) ratio('Gatehouse / nginx (p99 latency)', viaGatehouse.latency.p99, viaNginx.latency.p99);
+      if (nginx !== undefined) children.push(nginx.child);
+      const via = await measuredCannon(gatehouse.pid, gatehouseQuery(gatehouse));
+      const viaFloor = await measuredCannon(floor.child.pid, {
+        ...queryOptions,
+        url: `http://127.0.0.1:${floor.info.port}/v1/query/orders`,
+      });
+      const viaNginx =
+        nginx === undefined
+          ? undefined
+          : await measuredCannon(nginx.child.pid, { ...queryOptions, url: `http://127.0.0.1:${nginx.port}/v1/query/orders` });
+      const direct = await measuredCannon(upstreams.child.pid, { ...queryOptions, url: `http://${projection}/v1/query/orders` });
+      row('via Gatehouse (authn+authz+limits, log info)', via);
+      row('via floor proxy (bare Fastify + undici)', viaFloor);
+      if (viaNginx) row('via nginx proxy_pass (1 process)', viaNginx);
+      else note('nginx not installed (apt-get install -y nginx): its row is skipped');
+      row('direct to upstream (CPU = the upstream)', direct);
+      ratio('CPU/request Gatehouse / floor', via.cpuPerOp / viaFloor.cpuPerOp, '≤ 1.3');
+      ratio('req/s Gatehouse / floor', via.rate / viaFloor.rate);
+      if (viaNginx) ratio('req/s Gatehouse / nginx', via.rate / viaNginx.rate);
+      if (viaNginx) ratio('req/s floor / nginx', viaFloor.rate / viaNginx.rate);
+      ratio('req/s Gatehouse / direct', via.rate / direct.rate);
+
+      // latency added at half of Gatehouse's saturation throughput
+      const halfRate = Math.max(1, Math.round(via.rate / 2));
+      const paced = { connections: CONNECTIONS, overallRate: halfRate };
+      const viaHalf = await measuredCannon(gatehouse.pid, { ...gatehouseQuery(gatehouse), ...paced });
+      const directHalf = await measuredCannon(undefined, { ...queryOptions, url: `http://${projection}/v1/query/orders`, ...paced });
+      row(`via Gatehouse at ${halfRate}/s (half saturation)`, viaHalf);
+      row(`direct at ${halfRate}/s`, directHalf);
+      ratio('p99 added by Gatehouse at half saturation (ms)', viaHalf.p99 - directHalf.p99, '≤ 2');
     }
 
     // ---- gRPC SubmitCommand ----
     if (runs('grpc')) {
+      section(`gRPC SubmitCommand (${GRPC_CALLERS} callers)`);
       const Service = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, LOADER)).aggregate.gateway.v1.CommandService;
       const submit = (client, metadata) => (worker) =>
         new Promise((resolve, reject) => {
@@ -323,66 +546,126 @@ async function main() {
       metadata.set('authorization', `Bearer ${token}`);
       metadata.set('x-tenant-id', 'acme');
       await submit(gatehouseClient, metadata)(0);
-      const grpcVia = await loops(CONNECTIONS, submit(gatehouseClient, metadata));
-      const grpcDirect = await loops(CONNECTIONS, submit(directClient, new grpc.Metadata()));
-      row('gRPC SubmitCommand via Gatehouse', grpcVia.rate, grpcVia.p50, grpcVia.p99, `errors ${grpcVia.errors}`);
-      row('gRPC SubmitCommand direct', grpcDirect.rate, grpcDirect.p50, grpcDirect.p99, `errors ${grpcDirect.errors}`);
-      ratio('Gatehouse / direct (calls/s)', grpcVia.rate, grpcDirect.rate);
+      await submit(directClient, new grpc.Metadata())(0);
+      const grpcVia = await loops(GRPC_CALLERS, submit(gatehouseClient, metadata), gatehouse.pid);
+      const grpcDirect = await loops(GRPC_CALLERS, submit(directClient, new grpc.Metadata()), upstreams.child.pid);
+      row('via Gatehouse', grpcVia);
+      row('direct (CPU = the upstream)', grpcDirect);
+      ratio('calls/s Gatehouse / direct', grpcVia.rate / grpcDirect.rate, '≥ 0.5');
       gatehouseClient.close();
       directClient.close();
     }
 
-    // ---- WebSocket echo ----
-    if (runs('ws')) {
-      const openSockets = async (url, headers) =>
-        Promise.all(
+    const openSockets = async (count, url, headers) => {
+      const sockets = [];
+      // in batches, so the handshakes do not all land at once
+      for (let opened = 0; opened < count; opened += 100) {
+        const batch = await Promise.all(
           Array.from(
-            { length: CONNECTIONS },
+            { length: Math.min(100, count - opened) },
             () =>
               new Promise((resolve, reject) => {
                 const socket = new WebSocket(url, { headers, perMessageDeflate: false });
                 socket.once('open', () => resolve(socket));
                 socket.once('error', reject);
+                socket.once('unexpected-response', (_request, response) => reject(new Error(`handshake answered ${response.statusCode}`)));
               }),
           ),
         );
+        sockets.push(...batch);
+      }
+      return sockets;
+    };
+    const gatehouseSocketHeaders = { authorization: `Bearer ${token}`, 'x-tenant-id': 'acme' };
+
+    // ---- WebSocket echo ----
+    if (runs('ws')) {
+      section(`WebSocket echo (${WS_SOCKETS} sockets; one round trip = 2 messages relayed)`);
       const echo = (sockets) => (worker) =>
         new Promise((resolve) => {
           const socket = sockets[worker];
           socket.once('message', resolve);
           socket.send('{"subscribe":"orders","seq":1}');
         });
-      const gatehouseSockets = await openSockets(`ws://127.0.0.1:${port}/v1/subscribe/orders`, {
-        authorization: `Bearer ${token}`,
-        'x-tenant-id': 'acme',
-      });
-      const cpuBefore = cpuSeconds(gatehouse.pid);
-      const wsVia = await loops(CONNECTIONS, echo(gatehouseSockets));
-      const wsCpu = cpuSeconds(gatehouse.pid) - cpuBefore;
-      const directSockets = await openSockets(`ws://${projection}/v1/subscribe/orders`, {});
-      const wsDirect = await loops(CONNECTIONS, echo(directSockets));
+      const gatehouseSockets = await openSockets(WS_SOCKETS, `ws://127.0.0.1:${port}/v1/subscribe/orders`, gatehouseSocketHeaders);
+      const directSockets = await openSockets(WS_SOCKETS, `ws://${projection}/v1/subscribe/orders`, {});
+      const wsVia = await loops(WS_SOCKETS, echo(gatehouseSockets), gatehouse.pid, 2);
+      const wsDirect = await loops(WS_SOCKETS, echo(directSockets), upstreams.child.pid, 2);
       for (const socket of [...gatehouseSockets, ...directSockets]) socket.terminate();
-      row(
-        'WebSocket echo round trips via Gatehouse',
-        wsVia.rate,
-        wsVia.p50,
-        wsVia.p99,
-        `(${(wsVia.rate * 2).toFixed(0)} messages/s relayed)`,
-      );
-      row('WebSocket echo round trips direct', wsDirect.rate, wsDirect.p50, wsDirect.p99);
-      ratio('Gatehouse / direct (round trips/s)', wsVia.rate, wsDirect.rate);
-      // CPU per relayed message barely depends on what else runs on the machine, unlike rates
-      if (wsCpu > 0) console.log(`  Gatehouse CPU per relayed message ${((wsCpu / (wsVia.rate * DURATION * 2)) * 1e6).toFixed(1)} µs`);
+      const messages = (result) => ({ ...result, rate: result.rate * 2 });
+      row('messages via Gatehouse (CPU per message)', messages(wsVia), 'msg/s');
+      row('messages direct (CPU = the upstream)', messages(wsDirect), 'msg/s');
+      ratio('messages/s Gatehouse / direct', wsVia.rate / wsDirect.rate, '≥ 0.6');
     }
+
+    // ---- memory per idle relayed WebSocket ----
+    if (runs('rss')) {
+      section(`Idle relayed WebSockets (${IDLE_SOCKETS} sockets)`);
+      // a first batch grows the heap's spaces and the connection pools to their working size
+      const warm = await openSockets(100, `ws://127.0.0.1:${port}/v1/subscribe/orders`, gatehouseSocketHeaders);
+      for (const socket of warm) socket.close();
+      await sleep(2000);
+      const before = rssBytes(gatehouse.pid);
+      const started = performance.now();
+      const idle = await openSockets(IDLE_SOCKETS, `ws://127.0.0.1:${port}/v1/subscribe/orders`, gatehouseSocketHeaders);
+      const openSeconds = (performance.now() - started) / 1000;
+      await sleep(3000);
+      const after = rssBytes(gatehouse.pid);
+      const perSocket = (after - before) / IDLE_SOCKETS;
+      report.at(-1).rows.push({ label: 'handshakes through Gatehouse', rate: IDLE_SOCKETS / openSeconds, p50: NaN, p99: NaN, unit: '/s' });
+      console.log(`  handshakes through Gatehouse ${(IDLE_SOCKETS / openSeconds).toFixed(0)}/s`);
+      ratio('RSS per idle relayed WebSocket (KB)', perSocket / 1024, '≤ 10');
+      for (const socket of idle) socket.terminate();
+      await sleep(500);
+    }
+
+    // ---- WORKERS=1 vs WORKERS=2 ----
+    if (runs('workers')) {
+      section(`POST /v1/query at WORKERS=1 and WORKERS=2 (${CONNECTIONS} connections, NATS)`);
+      if (!(await natsReachable())) {
+        note(`NATS not reachable at ${NATS_URL}: section skipped (WORKERS > 1 needs NATS)`);
+      } else {
+        const bucket = `bench_routing_${crypto.randomBytes(4).toString('hex')}`;
+        const results = {};
+        for (const workers of [1, 2]) {
+          const target = await startGatehouse({ WORKERS: String(workers), NATS_URL, ROUTING_KV_BUCKET: bucket });
+          results[workers] = await measuredCannon(target.pid, gatehouseQuery(target));
+          row(`via Gatehouse, WORKERS=${workers}`, results[workers]);
+          target.child.kill('SIGTERM');
+          await new Promise((resolve) => target.child.once('exit', resolve));
+        }
+        ratio('req/s WORKERS=2 / WORKERS=1', results[2].rate / results[1].rate);
+        note('(the load generator and the upstream share the same cores)');
+      }
+    }
+    printSummary();
   } finally {
-    for (const child of children.reverse()) child.kill('SIGTERM');
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    for (const cleanup of cleanups) await cleanup().catch(() => undefined);
+    // wait for the children to exit (a --cpu-prof profile is written on the way out)
+    await Promise.all(
+      children.reverse().map(
+        (child) =>
+          new Promise((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            const timer = setTimeout(resolve, 10_000);
+            child.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   }
 }
 
 if (process.argv.includes('--serve-upstreams')) {
   serveUpstreams().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+} else if (process.argv.includes('--serve-floor')) {
+  serveFloor(process.argv[process.argv.indexOf('--serve-floor') + 1]).catch((error) => {
     console.error(error);
     process.exit(1);
   });
