@@ -3,11 +3,19 @@
 /*
  * npm run bench   (after npm run build; needs PostgreSQL on 127.0.0.1:5432, NATS optional)
  *
- * Prints numbers, asserts nothing. Starts one Gatehouse process on a fresh database and measures:
- *  - bare argon2id verifications/s in this process (the ceiling for password sign-ins),
- *  - password sign-ins/s through Gatehouse,
- *  - refresh rotations/s (each worker rotates its own session's token in a chain),
- *  - authenticated GET /v1/auth/me requests/s (the per-request token path, no database).
+ * Prints numbers, asserts nothing. Everything is measured in one run on a fresh database, and
+ * each Gatehouse row also shows the Gatehouse process CPU per request (from /proc/<pid>/stat):
+ *  - bare argon2id verifications/s in this process, 4 in flight, same parameters (the ceiling
+ *    for password sign-ins), sign-ins/s through Gatehouse and their ratio;
+ *  - authenticated GET /v1/auth/me requests/s;
+ *  - refresh rotations/s with 16 and 64 chains (each worker rotates its own session's token),
+ *    against a bare `pg` loop running the rotation's single compare-and-set statement with
+ *    the same concurrency on the same database (the ratio is what Gatehouse keeps of it);
+ *  - audited mutations/s (POST /admin/tenants) from 32 writers across two replicas, chained
+ *    audit append vs BENCH_AUDIT_PLAIN_INSERT=true (a plain insert), and their ratio.
+ *
+ * BENCH_SECONDS (default 8) per run; BENCH_PROFILE=<dir> starts Gatehouse with --cpu-prof into
+ * that directory and counts the SQL statements each measured request sends (scripts/bench-count.js).
  */
 const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
@@ -49,25 +57,283 @@ function cannon(options) {
 }
 
 function line(label, value, extra = '') {
-  console.log(`${label.padEnd(44)} ${value}${extra ? `  ${extra}` : ''}`);
+  console.log(`${label.padEnd(58)} ${value}${extra ? `  ${extra}` : ''}`);
+}
+
+const TICK_MS = 1000 / 100; // USER_HZ is 100 on Linux
+
+/** CPU milliseconds (user + system) a process has used so far. */
+function cpuMs(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+}
+
+/** Runs `work` (resolving to a request count) and reports CPU ms per request across `pids`. */
+async function measured(pids, work) {
+  const cpu0 = pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+  const started = performance.now();
+  const count = await work();
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = pids.reduce((sum, pid) => sum + cpuMs(pid), 0) - cpu0;
+  return { count, seconds, rate: count / seconds, cpuPerRequest: count > 0 ? cpu / count : NaN };
+}
+
+/**
+ * With BENCH_PROFILE: the SQL statements a replica sent since the last call, per request
+ * (`requests`), most frequent first. Without: ''.
+ */
+async function statements(replica, requests = 1) {
+  if (replica.countPort === undefined) return '';
+  const response = await fetch(`http://127.0.0.1:${replica.countPort}/`).catch(() => undefined);
+  if (!response?.ok) return '';
+  const { total, byStatement } = await response.json();
+  const per = (n) => (n / Math.max(requests, 1)).toFixed(2);
+  const top = Object.entries(byStatement)
+    .filter(([, n]) => n / Math.max(requests, 1) >= 0.05)
+    .slice(0, 12)
+    .map(([text, n]) => `\n      ${per(n).padStart(6)}  ${text}`)
+    .join('');
+  return `${per(total)}${top}`;
 }
 
 async function argonCeiling() {
   const params = { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 };
   const phc = await argon2.hash(PASSWORD, params);
-  const concurrency = 16;
+  const concurrency = 4;
   let done = 0;
   const deadline = Date.now() + DURATION * 1000;
-  const started = Date.now();
+  const result = await measured([process.pid], async () => {
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (Date.now() < deadline) {
+          await argon2.verify(phc, PASSWORD);
+          done += 1;
+        }
+      }),
+    );
+    return done;
+  });
+  return result;
+}
+
+/** Starts `count` Gatehouse replicas on one database; resolves once all are ready. */
+async function startReplicas(count, dbUrl, extraEnv = {}) {
+  const natsUp = await new Promise((resolve) => {
+    const socket = net.connect(4222, '127.0.0.1', () => (socket.destroy(), resolve(true)));
+    socket.on('error', () => resolve(false));
+  });
+  const replicas = [];
+  for (let index = 0; index < count; index += 1) {
+    const port = await freePort();
+    const countPort = process.env.BENCH_PROFILE ? await freePort() : undefined;
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-'));
+    const profile = process.env.BENCH_PROFILE;
+    const nodeArgs = profile
+      ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profile)}`, '--require', path.join(__dirname, 'bench-count.js')]
+      : [];
+    const child = spawn(process.execPath, [...nodeArgs, path.join(__dirname, '..', 'dist', 'main.js')], {
+      env: {
+        PATH: process.env.PATH,
+        NODE_ENV: 'production',
+        MASTER_KEY,
+        PORT: String(port),
+        GRPC_PORT: '0',
+        DATABASE_URL: dbUrl,
+        ...(natsUp ? { NATS_URL } : {}),
+        DATA_DIR: dataDir,
+        LOG_LEVEL: 'warn',
+        AUTH_IP_LIMIT: '10000000',
+        AUTH_ACCOUNT_FAILURE_LIMIT: '1000000',
+        BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
+        BOOTSTRAP_ADMIN_PASSWORD: PASSWORD,
+        ...(countPort ? { BENCH_COUNT_PORT: String(countPort) } : {}),
+        ...extraEnv,
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    replicas.push({ child, pid: child.pid, base: `http://127.0.0.1:${port}`, countPort });
+    // one at a time: both would otherwise race to apply the migrations (they are locked, but slower)
+    await waitReady(replicas[index].base);
+  }
+  return { replicas, natsUp };
+}
+
+async function waitReady(base) {
+  for (let i = 0; ; i += 1) {
+    try {
+      if ((await fetch(`${base}/ready`)).status === 200) return;
+    } catch {
+      /* starting */
+    }
+    if (i > 600) throw new Error('gatehouse did not become ready');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function stopReplicas(replicas) {
   await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (Date.now() < deadline) {
-        await argon2.verify(phc, PASSWORD);
-        done += 1;
-      }
+    replicas.map(async ({ child }) => {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
     }),
   );
-  return done / ((Date.now() - started) / 1000);
+}
+
+async function rotationChains(base, email, workers, pid, beforeRun) {
+  const tokens = [];
+  for (let i = 0; i < workers; i += 1) tokens.push((await post(base, '/v1/auth/signin', { email, password: PASSWORD })).json.refresh_token);
+  await beforeRun();
+  let failures = 0;
+  const latencies = [];
+  const deadline = Date.now() + DURATION * 1000;
+  const result = await measured([pid], async () => {
+    let rotations = 0;
+    await Promise.all(
+      tokens.map(async (initial) => {
+        let token = initial;
+        while (Date.now() < deadline) {
+          const t0 = performance.now();
+          const response = await post(base, '/v1/auth/refresh', { refresh_token: token });
+          latencies.push(performance.now() - t0);
+          if (response.status !== 200) {
+            failures += 1;
+            return;
+          }
+          token = response.json.refresh_token;
+          rotations += 1;
+        }
+      }),
+    );
+    return rotations;
+  });
+  latencies.sort((x, y) => x - y);
+  const pct = (q) =>
+    latencies.length === 0 ? 'n/a' : latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))].toFixed(1);
+  return { ...result, failures, p50: pct(0.5), p99: pct(0.99) };
+}
+
+/**
+ * The rotation's compare-and-set alone: `workers` pg clients each spending its own chain with
+ * one statement per rotation. refresh_rotate() when the schema has it (what Gatehouse calls),
+ * otherwise the same compare-and-set, successor insert and session touch as one CTE statement.
+ */
+async function bareRotationLoop(dbUrl, email, workers) {
+  const clients = [];
+  for (let i = 0; i < workers; i += 1) {
+    const client = new pg.Client({ connectionString: dbUrl });
+    await client.connect();
+    clients.push(client);
+  }
+  try {
+    const [{ exists }] = (await clients[0].query(`SELECT to_regproc('refresh_rotate') IS NOT NULL AS exists`)).rows;
+    const [{ id: userId }] = (await clients[0].query(`SELECT id FROM users WHERE email = $1`, [email])).rows;
+    const hash = (token) => crypto.createHash('sha256').update(token).digest('base64url');
+    const chains = [];
+    for (let i = 0; i < workers; i += 1) {
+      const sessionId = crypto.randomUUID();
+      await clients[0].query(`INSERT INTO sessions (id, user_id, amr, expires_at) VALUES ($1, $2, '{pwd}', now() + interval '1 day')`, [
+        sessionId,
+        userId,
+      ]);
+      const token = crypto.randomBytes(32).toString('base64url');
+      await clients[0].query(
+        `INSERT INTO refresh_tokens (id, session_id, token_hash, expires_at) VALUES ($1, $2, $3, now() + interval '1 day')`,
+        [crypto.randomUUID(), sessionId, hash(token)],
+      );
+      chains.push(hash(token));
+    }
+    const statement = exists
+      ? `SELECT outcome FROM refresh_rotate($1, $2, $3, $4, 1209600, 10)`
+      : `WITH spent AS (
+           UPDATE refresh_tokens SET spent_at = now(), successor_id = $2, successor_sealed = $4
+           WHERE token_hash = $1 AND spent_at IS NULL RETURNING session_id, expires_at),
+         successor AS (
+           INSERT INTO refresh_tokens (id, session_id, token_hash, expires_at)
+           SELECT $2, session_id, $3, expires_at FROM spent RETURNING session_id),
+         touched AS (UPDATE sessions SET last_used_at = now() WHERE id IN (SELECT session_id FROM successor) RETURNING id)
+         SELECT count(*) AS outcome FROM touched`;
+    const deadline = Date.now() + DURATION * 1000;
+    let failures = 0;
+    const result = await measured([process.pid], async () => {
+      let rotations = 0;
+      await Promise.all(
+        clients.map(async (client, index) => {
+          let current = chains[index];
+          while (Date.now() < deadline) {
+            const next = crypto.randomBytes(32).toString('base64url');
+            const { rows } = await client.query({
+              name: 'bench-rotate',
+              text: statement,
+              values: [current, crypto.randomUUID(), hash(next), 'sealed'],
+            });
+            if (!(rows[0].outcome === 'issued' || rows[0].outcome === '1')) {
+              failures += 1;
+              return;
+            }
+            current = hash(next);
+            rotations += 1;
+          }
+        }),
+      );
+      return rotations;
+    });
+    return { ...result, failures, statement: exists ? 'refresh_rotate()' : 'CTE' };
+  } finally {
+    await Promise.all(clients.map((client) => client.end()));
+  }
+}
+
+/** POST /admin/tenants from `writers` loops spread over the replicas; each creates a new tenant. */
+async function auditedMutations(replicas, writers, label) {
+  const tokens = [];
+  for (const replica of replicas) {
+    const signin = await post(replica.base, '/v1/auth/signin', { email: ADMIN_EMAIL, password: PASSWORD });
+    if (signin.status !== 200) throw new Error(`admin signin failed: ${signin.status} ${JSON.stringify(signin.json)}`);
+    tokens.push(signin.json.access_token);
+  }
+  let failures = 0;
+  let lastFailure = '';
+  const deadline = Date.now() + DURATION * 1000;
+  const result = await measured(
+    replicas.map((replica) => replica.pid),
+    async () => {
+      let done = 0;
+      await Promise.all(
+        Array.from({ length: writers }, async (_, index) => {
+          const replica = index % replicas.length;
+          let n = 0;
+          while (Date.now() < deadline) {
+            n += 1;
+            const id = `${label}-${index}-${n}`;
+            const response = await post(replicas[replica].base, '/admin/tenants', { id, name: `Bench ${id}` }, tokens[replica]);
+            if (response.status !== 201) {
+              failures += 1;
+              lastFailure = `${response.status} ${JSON.stringify(response.json)}`;
+              continue;
+            }
+            done += 1;
+          }
+        }),
+      );
+      return done;
+    },
+  );
+  return { ...result, failures, lastFailure };
+}
+
+const MASTER_KEY = crypto.randomBytes(32).toString('base64');
+const ADMIN_EMAIL = 'bench-admin@example.com';
+/** Gatehouse's pool size on PostgreSQL (src/database/database.module.ts): the bare loop gets as many clients. */
+const POOL_SIZE = 10;
+
+function rate(result, digits = 1) {
+  return `${result.rate.toFixed(digits)} /s`;
+}
+
+function cpu(result) {
+  return `cpu ${result.cpuPerRequest.toFixed(2)} ms/req`;
 }
 
 async function main() {
@@ -77,110 +343,86 @@ async function main() {
   await admin.query(`CREATE DATABASE ${database}`);
   const dbUrl = new URL(PG_ADMIN);
   dbUrl.pathname = `/${database}`;
-  const port = await freePort();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-'));
-  const natsUp = await new Promise((resolve) => {
-    const socket = net.connect(4222, '127.0.0.1', () => (socket.destroy(), resolve(true)));
-    socket.on('error', () => resolve(false));
-  });
-  const child = spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'main.js')], {
-    env: {
-      PATH: process.env.PATH,
-      NODE_ENV: 'production',
-      MASTER_KEY: crypto.randomBytes(32).toString('base64'),
-      PORT: String(port),
-      GRPC_PORT: '0',
-      DATABASE_URL: dbUrl.toString(),
-      ...(natsUp ? { NATS_URL } : {}),
-      DATA_DIR: dataDir,
-      LOG_LEVEL: 'warn',
-      AUTH_IP_LIMIT: '10000000',
-      AUTH_ACCOUNT_FAILURE_LIMIT: '1000000',
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const base = `http://127.0.0.1:${port}`;
+  let replicas = [];
   try {
-    for (let i = 0; ; i += 1) {
-      try {
-        if ((await fetch(`${base}/ready`)).status === 200) break;
-      } catch {
-        /* starting */
-      }
-      if (i > 300) throw new Error('gatehouse did not become ready');
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    console.log(`Gatehouse bench — ${os.cpus().length} cores, ${DURATION}s per run, PostgreSQL${natsUp ? ' + NATS' : ''}\n`);
+    const started = await startReplicas(1, dbUrl.toString());
+    replicas = started.replicas;
+    const [{ base, pid }] = replicas;
+    const first = replicas[0];
+    console.log(`Gatehouse bench — ${os.cpus().length} cores, ${DURATION}s per run, PostgreSQL${started.natsUp ? ' + NATS' : ''}\n`);
 
     const ceiling = await argonCeiling();
-    line('argon2id verify (bare, this process)', `${ceiling.toFixed(1)} /s`, 'm=19456 t=2 p=1');
+    line('argon2id verify (bare, 4 in flight)', rate(ceiling), `m=19456 t=2 p=1, ${cpu(ceiling)} (bench process)`);
 
     const email = `bench-${Date.now()}@example.com`;
     const signup = await post(base, '/v1/auth/signup', { email, password: PASSWORD });
     if (signup.status !== 201) throw new Error(`signup failed: ${signup.status}`);
 
-    const signin = await cannon({
-      url: `${base}/v1/auth/signin`,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email, password: PASSWORD }),
+    await statements(first);
+    let signin;
+    const signinRun = await measured([pid], async () => {
+      signin = await cannon({
+        url: `${base}/v1/auth/signin`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email, password: PASSWORD }),
+      });
+      return signin.requests.total;
     });
     line(
       'POST /v1/auth/signin',
-      `${signin.requests.average.toFixed(1)} /s`,
-      `p50 ${signin.latency.p50} ms, p99 ${signin.latency.p99} ms, non-2xx ${signin.non2xx}`,
+      rate(signinRun),
+      `p50 ${signin.latency.p50} ms, p99 ${signin.latency.p99} ms, non-2xx ${signin.non2xx}, ${cpu(signinRun)}`,
     );
-    line('  signin / bare argon2 ratio', (signin.requests.average / ceiling).toFixed(2));
+    line('  signin / bare argon2 ratio', (signinRun.rate / ceiling.rate).toFixed(2), `(goal >= 0.9)`);
+    line('  signin CPU / bare verify CPU', (signinRun.cpuPerRequest / ceiling.cpuPerRequest).toFixed(2), 'hashes per sign-in');
+    const signinStatements = await statements(first, signinRun.count);
+    if (signinStatements) console.log(`  statements per sign-in: ${signinStatements}`);
 
-    const me = await cannon({ url: `${base}/v1/auth/me`, headers: { authorization: `Bearer ${signup.json.access_token}` } });
-    line(
-      'GET /v1/auth/me (token verify + 1 query)',
-      `${me.requests.average.toFixed(0)} /s`,
-      `p50 ${me.latency.p50} ms, p99 ${me.latency.p99} ms`,
-    );
+    let me;
+    const meRun = await measured([pid], async () => {
+      me = await cannon({ url: `${base}/v1/auth/me`, headers: { authorization: `Bearer ${signup.json.access_token}` } });
+      return me.requests.total;
+    });
+    line('GET /v1/auth/me', rate(meRun, 0), `p50 ${me.latency.p50} ms, p99 ${me.latency.p99} ms, ${cpu(meRun)}`);
+    const meStatements = await statements(first, meRun.count);
+    if (meStatements) console.log(`  statements per /me: ${meStatements}`);
 
-    const sessions = await cannon({ url: `${base}/.well-known/jwks.json` });
-    line(
-      'GET /.well-known/jwks.json',
-      `${sessions.requests.average.toFixed(0)} /s`,
-      `p50 ${sessions.latency.p50} ms, p99 ${sessions.latency.p99} ms`,
-    );
+    for (const workers of [16, 64]) {
+      const app = await rotationChains(base, email, workers, pid, () => statements(first));
+      const rotationStatements = await statements(first, app.count);
+      const bare = await bareRotationLoop(dbUrl.toString(), email, Math.min(workers, POOL_SIZE));
+      line(
+        `POST /v1/auth/refresh (${workers} chains)`,
+        rate(app),
+        `p50 ${app.p50} ms, p99 ${app.p99} ms, failures ${app.failures}, ${cpu(app)}`,
+      );
+      line(`  bare pg loop, ${bare.statement}, ${Math.min(workers, POOL_SIZE)} clients`, rate(bare), `failures ${bare.failures}`);
+      line(`  rotation / bare pg ratio (${workers} chains)`, (app.rate / bare.rate).toFixed(2));
+      if (rotationStatements) console.log(`  statements per rotation: ${rotationStatements}`);
+    }
+    await stopReplicas(replicas);
 
-    const workers = 16;
-    const tokens = [];
-    for (let i = 0; i < workers; i += 1)
-      tokens.push((await post(base, '/v1/auth/signin', { email, password: PASSWORD })).json.refresh_token);
-    let rotations = 0;
-    let failures = 0;
-    const latencies = [];
-    const deadline = Date.now() + DURATION * 1000;
-    const started = Date.now();
-    await Promise.all(
-      tokens.map(async (initial) => {
-        let token = initial;
-        while (Date.now() < deadline) {
-          const t0 = performance.now();
-          const result = await post(base, '/v1/auth/refresh', { refresh_token: token });
-          latencies.push(performance.now() - t0);
-          if (result.status !== 200) {
-            failures += 1;
-            return;
-          }
-          token = result.json.refresh_token;
-          rotations += 1;
-        }
-      }),
-    );
-    latencies.sort((x, y) => x - y);
-    const pct = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))].toFixed(1);
-    line(
-      'POST /v1/auth/refresh (rotation chains)',
-      `${(rotations / ((Date.now() - started) / 1000)).toFixed(1)} /s`,
-      `p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, failures ${failures}, ${workers} chains`,
-    );
+    const writers = 32;
+    const results = {};
+    for (const plain of [false, true]) {
+      const label = plain ? 'plain' : 'chained';
+      ({ replicas } = await startReplicas(2, dbUrl.toString(), plain ? { BENCH_AUDIT_PLAIN_INSERT: 'true' } : {}));
+      await statements(replicas[0]);
+      results[label] = await auditedMutations(replicas, writers, label);
+      const auditStatements = await statements(replicas[0], results[label].count / replicas.length);
+      await stopReplicas(replicas);
+      const result = results[label];
+      line(
+        `POST /admin/tenants, ${writers} writers, 2 replicas, ${plain ? 'plain insert' : 'chained audit'}`,
+        rate(result),
+        `failures ${result.failures}${result.failures ? ` (${result.lastFailure})` : ''}, ${cpu(result)}`,
+      );
+      if (auditStatements) console.log(`  statements per mutation (replica 1): ${auditStatements}`);
+    }
+    line('  chained / plain ratio', (results.chained.rate / results.plain.rate).toFixed(2), '(goal >= 0.8)');
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((resolve) => child.once('exit', resolve));
+    await stopReplicas(replicas);
     await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
     await admin.end();
   }

@@ -1,6 +1,7 @@
-import { randomUUID } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { randomInt, randomUUID } from 'node:crypto';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { requestContext } from '../common/request-context';
+import { APP_CONFIG, type AppConfig } from '../config/config';
 import type { Prisma } from '../generated/prisma/client';
 import { GENESIS_HASH, chainHash, type ChainedContent } from './audit-chain';
 import { AuditRepository } from './audit.repository';
@@ -30,7 +31,10 @@ export interface AuditEvent {
 export class AuditService {
   private readonly appendListeners: Array<(seq: bigint) => void> = [];
 
-  constructor(private readonly records: AuditRepository) {}
+  constructor(
+    private readonly records: AuditRepository,
+    @Optional() @Inject(APP_CONFIG) private readonly config?: Pick<AppConfig, 'BENCH_AUDIT_PLAIN_INSERT'>,
+  ) {}
 
   /**
    * `listener` hears of each append. It runs inside the caller's transaction, which may still
@@ -42,9 +46,11 @@ export class AuditService {
 
   async record(tx: Prisma.TransactionClient, event: AuditEvent): Promise<{ seq: bigint; id: string }> {
     const context = requestContext.get();
-    await tx.$executeRaw`SELECT pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`;
-    const last = await this.records.last(tx);
-    const seq = (last?.seq ?? 0n) + 1n;
+    const plain = this.config?.BENCH_AUDIT_PLAIN_INSERT === true;
+    if (!plain) await tx.$executeRaw`SELECT pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`;
+    const last = plain ? null : await this.records.last(tx);
+    // benchmark only: a negative random seq, outside the chain
+    const seq = plain ? -BigInt(randomInt(1, 2 ** 47)) * 65536n - BigInt(randomInt(0, 65536)) : (last?.seq ?? 0n) + 1n;
     const at = new Date();
     // hashed exactly as stored: JSON drops undefined and turns Dates into strings, so hash the JSON form
     const changes = event.changes === undefined ? null : (JSON.parse(JSON.stringify(event.changes)) as Record<string, unknown>);

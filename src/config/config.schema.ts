@@ -100,6 +100,9 @@ export const configSchema = z.object({
   NATS_TLS_CA_FILE: optionalString,
   // §13: the CA PostgreSQL's certificate must chain to (sslrootcert); sslmode defaults to verify-full with it
   DATABASE_CA_FILE: optionalString,
+  // Not in the contract, benchmark only (scripts/bench.js): the audit append becomes a plain
+  // insert with no seq chain or hash, to measure what chaining costs. Never set it in production.
+  BENCH_AUDIT_PLAIN_INSERT: booleanString.default(false),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

@@ -154,6 +154,7 @@ const BAD_VALUES: Record<string, string> = {
   DB_TIMEOUT_MS: '50',
   RETENTION_PERIOD: '7d',
   RETENTION_INTERVAL: '-1',
+  BENCH_AUDIT_PLAIN_INSERT: 'plain',
 };
 const FREE_TEXT = new Set([
   'DATA_DIR',

@@ -1,0 +1,33 @@
+'use strict';
+/*
+ * Benchmark only (BENCH_PROFILE, see scripts/bench.js): preloaded into Gatehouse with --require,
+ * it counts the statements sent through `pg` (what pg_stat_statements would say, but per
+ * process and without a server restart) and serves the counts since the last read on
+ * http://127.0.0.1:$BENCH_COUNT_PORT/ as JSON { total, byStatement }.
+ */
+const http = require('node:http');
+const path = require('node:path');
+
+const pg = require(require.resolve('pg', { paths: [path.join(__dirname, '..')] }));
+let counts = new Map();
+const originalQuery = pg.Client.prototype.query;
+pg.Client.prototype.query = function countedQuery(config, ...rest) {
+  const text = typeof config === 'string' ? config : (config?.text ?? '');
+  const key = text.replace(/\s+/g, ' ').trim().slice(0, 90);
+  counts.set(key, (counts.get(key) ?? 0) + 1);
+  return originalQuery.call(this, config, ...rest);
+};
+
+const port = Number(process.env.BENCH_COUNT_PORT);
+if (port > 0) {
+  http
+    .createServer((request, response) => {
+      const byStatement = Object.fromEntries([...counts.entries()].sort((a, b) => b[1] - a[1]));
+      const total = [...counts.values()].reduce((sum, n) => sum + n, 0);
+      counts = new Map();
+      response.setHeader('content-type', 'application/json');
+      response.end(JSON.stringify({ total, byStatement }));
+    })
+    .listen(port, '127.0.0.1')
+    .unref();
+}
