@@ -29,6 +29,10 @@ import { OidcStateRepository } from './oidc/oidc-state.repository';
 import { RateLimitCounterRepository } from './rate-limit-counter.repository';
 import { PasswordAuthController } from './password/password-auth.controller';
 import { PasswordAuthService } from './password/password-auth.service';
+import { OAuthEndpointsController } from './oauth/oauth-endpoints.controller';
+import { OAuthMetadataController } from './oauth/oauth-metadata.controller';
+import { TokenIntrospectionService } from './oauth/token-introspection.service';
+import { TokenRevocationService } from './oauth/token-revocation.service';
 import { ClientCredentialsController } from './service-accounts/client-credentials.controller';
 import { ClientCredentialsService } from './service-accounts/client-credentials.service';
 
@@ -41,6 +45,8 @@ import { ClientCredentialsService } from './service-accounts/client-credentials.
     GoogleOidcController,
     IdentityAdminController,
     ClientCredentialsController,
+    OAuthEndpointsController,
+    OAuthMetadataController,
   ],
   providers: [
     RateLimitCounterRepository,
@@ -48,6 +54,9 @@ import { ClientCredentialsService } from './service-accounts/client-credentials.
     PasswordAuthService,
     AccountService,
     ClientCredentialsService,
+    // oauth/
+    TokenIntrospectionService,
+    TokenRevocationService,
     // mfa/
     TotpCredentialRepository,
     RecoveryCodeRepository,

@@ -6,6 +6,7 @@ import { MetricsService } from '../observability/metrics.service';
 import { AppError } from './app-error';
 import { dependencyFailureAsAppError } from './dependency-failure';
 import type { ErrorCode } from './error-codes';
+import { OAUTH_ROUTES, oauthErrorOf } from './oauth-errors';
 import { problemOf, PROBLEM_CONTENT_TYPE } from './problem-details';
 import { requestContext } from './request-context';
 
@@ -111,11 +112,23 @@ export class ProblemFilter implements ExceptionFilter {
       extensions: appError?.options.extensions,
     });
     const status = body.status;
-    if (status === 401) {
+    const oauthRoute = OAUTH_ROUTES.has(request.routeOptions?.url ?? '');
+    // OAuth client authentication is not Bearer: those routes challenge with Basic only where the
+    // client used it (RFC 6749 §5.2), so client libraries read the error body instead of a challenge
+    if (status === 401 && !oauthRoute) {
       reply.header('www-authenticate', code === 'invalid_token' ? 'Bearer error="invalid_token"' : 'Bearer');
     }
     for (const [name, value] of Object.entries(appError?.options.headers ?? {})) reply.header(name, value);
     if (reply.sent) return;
+    if (oauthRoute) {
+      // CONTRACT §12: plain JSON with RFC 6749's members, which OAuth client libraries read
+      const oauth = { ...body, error: (appError?.options.extensions?.error as string | undefined) ?? oauthErrorOf(code) };
+      void reply
+        .status(status)
+        .type('application/json')
+        .send(JSON.stringify({ ...oauth, error_description: detail ?? body.title }));
+      return;
+    }
     void reply.status(status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
   }
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { AppError } from '../common/app-error';
+import { OAUTH_ROUTES } from '../common/oauth-errors';
 import { requestContext, type RequestContext } from '../common/request-context';
 import type { MetricsService } from './metrics.service';
 import { logRequest, openRequestContext } from './request-edge';
@@ -14,8 +15,8 @@ declare module 'fastify' {
 
 /** Body limit for /v1/auth/* (CONTRACT §1): refused before any parsing or hashing. */
 export const AUTH_BODY_LIMIT = 16 * 1024;
-/** Routes that accept application/x-www-form-urlencoded besides JSON (OAuth token endpoint). */
-const FORM_ROUTES = new Set(['/v1/auth/token']);
+/** Routes that accept application/x-www-form-urlencoded besides JSON: the OAuth endpoints (token, introspect, revoke). */
+const FORM_ROUTES = OAUTH_ROUTES;
 
 /** Routes whose body is ignored, unread (the forward-auth decision API, CONTRACT §10). */
 const BODY_IGNORED_ROUTES = new Set(['/v1/authz/forward']);

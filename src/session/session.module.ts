@@ -3,6 +3,7 @@ import { DatabaseModule } from '../database/database.module';
 import { MessagingModule } from '../messaging/messaging.module';
 import { AuditModule } from '../audit/audit.module';
 import { IdentityModule } from '../identity/identity.module';
+import { AccessTokenInspector } from './access-token-inspector';
 import { AccessTokenService } from './access-token.service';
 import { BearerAuthenticator } from './bearer-authenticator';
 import { JwksController } from './jwks.controller';
@@ -23,7 +24,16 @@ import { SigningKeyService } from './signing-key.service';
     SessionRepository,
     SessionService,
     BearerAuthenticator,
+    AccessTokenInspector,
   ],
-  exports: [SigningKeyService, AccessTokenService, RevocationService, SessionRepository, SessionService, BearerAuthenticator],
+  exports: [
+    AccessTokenInspector,
+    SigningKeyService,
+    AccessTokenService,
+    RevocationService,
+    SessionRepository,
+    SessionService,
+    BearerAuthenticator,
+  ],
 })
 export class SessionModule {}

@@ -1,21 +1,26 @@
 import { Body, Controller, Header, HttpCode, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { AppError } from '../../common/app-error';
 import { Public } from '../../common/auth-declaration';
 import { ZodValidationPipe } from '../../common/zod-validation.pipe';
+import { BASIC_CHALLENGE, presentedClient } from '../oauth/client-authentication';
 import { ClientCredentialsService } from './client-credentials.service';
 
 const tokenBody = z.object({
-  grant_type: z.literal('client_credentials', { error: 'must be client_credentials' }),
-  client_id: z.string().min(1).max(200),
-  client_secret: z.string().min(1).max(512),
+  grant_type: z.string().min(1).max(200),
+  // absent when the client authenticates with HTTP Basic
+  client_id: z.string().min(1).max(200).optional(),
+  client_secret: z.string().min(1).max(512).optional(),
+  // accepted and ignored: a service account's token carries no scopes (authorization is live)
+  scope: z.string().max(1000).optional(),
 });
 
 @Controller('v1/auth')
 export class ClientCredentialsController {
   constructor(private readonly service: ClientCredentialsService) {}
 
-  /** JSON or application/x-www-form-urlencoded (the one form route). */
+  /** JSON or application/x-www-form-urlencoded; client secret in the body or as HTTP Basic (CONTRACT §12). */
   @Public()
   @Post('token')
   // carries a token, code or secret: no cache may keep it (CONTRACT §4)
@@ -25,6 +30,17 @@ export class ClientCredentialsController {
     @Body({ schema: tokenBody, pipes: [new ZodValidationPipe(tokenBody)] }) body: z.infer<typeof tokenBody>,
     @Req() request: FastifyRequest,
   ): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number }> {
-    return this.service.issue(body.client_id, body.client_secret, request.ctx.clientIp);
+    if (body.grant_type !== 'client_credentials') {
+      throw new AppError('validation_failed', {
+        detail: 'Only the client_credentials grant is supported here; users refresh at /v1/auth/refresh.',
+        errors: [{ path: 'grant_type', message: 'must be client_credentials' }],
+        extensions: { error: 'unsupported_grant_type' },
+      });
+    }
+    const client = presentedClient(request.headers.authorization, body);
+    if (client === undefined) {
+      throw new AppError('invalid_credentials', { logReason: 'no client credentials', headers: BASIC_CHALLENGE });
+    }
+    return this.service.issue(client, request.ctx.clientIp);
   }
 }
