@@ -19,6 +19,10 @@ import { ServiceAccountsController } from './service-accounts.controller';
 import { ServiceAccountsService } from './service-accounts.service';
 import { TenantsController } from './tenants.controller';
 import { TenantsService } from './tenants.service';
+import { UserCredentialsAdminService } from './user-credentials-admin.service';
+import { UserMfaAdminService } from './user-mfa-admin.service';
+import { UserSessionsAdminService } from './user-sessions-admin.service';
+import { UserStatusAdminService } from './user-status-admin.service';
 import { UsersAdminService } from './users-admin.service';
 import { UsersController } from './users.controller';
 
@@ -35,6 +39,18 @@ import { UsersController } from './users.controller';
     ServiceAccountsController,
     ExplainController,
   ],
-  providers: [EscalationCheck, TenantsService, UsersAdminService, RightsService, RolesService, AssignmentsService, ServiceAccountsService],
+  providers: [
+    EscalationCheck,
+    TenantsService,
+    UsersAdminService,
+    UserStatusAdminService,
+    UserCredentialsAdminService,
+    UserMfaAdminService,
+    UserSessionsAdminService,
+    RightsService,
+    RolesService,
+    AssignmentsService,
+    ServiceAccountsService,
+  ],
 })
 export class AdminModule {}

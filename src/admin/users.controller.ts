@@ -8,6 +8,10 @@ import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import { emailField } from '../identity/email';
 import { passwordField } from '../identity/password-policy';
 import { adminScope } from '../authz/admin-scope';
+import { UserCredentialsAdminService } from './user-credentials-admin.service';
+import { UserMfaAdminService } from './user-mfa-admin.service';
+import { UserSessionsAdminService } from './user-sessions-admin.service';
+import { UserStatusAdminService } from './user-status-admin.service';
 import { adminUserSchema, UsersAdminService, type AdminUserView } from './users-admin.service';
 
 const listQuery = pageQuery.extend({
@@ -25,7 +29,13 @@ const passwordBody = z.object({ password: passwordField });
 
 @Controller('admin/users')
 export class UsersController {
-  constructor(private readonly users: UsersAdminService) {}
+  constructor(
+    private readonly users: UsersAdminService,
+    private readonly status: UserStatusAdminService,
+    private readonly credentials: UserCredentialsAdminService,
+    private readonly mfa: UserMfaAdminService,
+    private readonly userSessions: UserSessionsAdminService,
+  ) {}
 
   @Requires('iam.users.read', { tenant: 'optional' })
   @Get()
@@ -75,7 +85,7 @@ export class UsersController {
   @Delete(':id')
   @HttpCode(204)
   async delete(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
-    await this.users.delete(adminScope(request), id);
+    await this.status.delete(adminScope(request), id);
   }
 
   @Requires('iam.users.write', { tenant: 'optional' })
@@ -83,7 +93,7 @@ export class UsersController {
   @HttpCode(200)
   @ApiOkResponse({ standardSchema: adminUserSchema })
   disable(@Param('id') id: string, @Req() request: FastifyRequest): Promise<AdminUserView> {
-    return this.users.setStatus(adminScope(request), id, false);
+    return this.status.setStatus(adminScope(request), id, false);
   }
 
   @Requires('iam.users.write', { tenant: 'optional' })
@@ -91,14 +101,14 @@ export class UsersController {
   @HttpCode(200)
   @ApiOkResponse({ standardSchema: adminUserSchema })
   enable(@Param('id') id: string, @Req() request: FastifyRequest): Promise<AdminUserView> {
-    return this.users.setStatus(adminScope(request), id, true);
+    return this.status.setStatus(adminScope(request), id, true);
   }
 
   @Requires('iam.users.write', { tenant: 'optional' })
   @Post(':id/unlock')
   @HttpCode(204)
   async unlock(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
-    await this.users.unlock(adminScope(request), id);
+    await this.credentials.unlock(adminScope(request), id);
   }
 
   @Requires('iam.users.write', { tenant: 'optional' })
@@ -109,40 +119,40 @@ export class UsersController {
     @Body({ schema: passwordBody, pipes: [new ZodValidationPipe(passwordBody)] }) body: z.infer<typeof passwordBody>,
     @Req() request: FastifyRequest,
   ): Promise<void> {
-    await this.users.setPassword(adminScope(request), id, body.password);
+    await this.credentials.setPassword(adminScope(request), id, body.password);
   }
 
   @Requires('iam.users.write', { tenant: 'optional' })
   @Delete(':id/password')
   @HttpCode(204)
   async removePassword(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
-    await this.users.removePassword(adminScope(request), id);
+    await this.credentials.removePassword(adminScope(request), id);
   }
 
   @Requires('iam.users.read', { tenant: 'optional' })
   @Get(':id/sessions')
   sessions(@Param('id') id: string, @Req() request: FastifyRequest): Promise<{ items: object[]; next_cursor: null }> {
-    return this.users.listSessions(adminScope(request), id);
+    return this.userSessions.listSessions(adminScope(request), id);
   }
 
   @Requires('iam.sessions.revoke', { tenant: 'optional' })
   @Post(':id/sessions/revoke')
   @HttpCode(204)
   async revokeSessions(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
-    await this.users.revokeSessions(adminScope(request), id);
+    await this.userSessions.revokeSessions(adminScope(request), id);
   }
 
   @Requires('iam.mfa.reset', { tenant: 'optional' })
   @Post(':id/mfa/reset')
   @HttpCode(204)
   async resetMfa(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
-    await this.users.resetMfa(adminScope(request), id);
+    await this.mfa.resetMfa(adminScope(request), id);
   }
 
   @Requires('iam.mfa.reset', { tenant: 'optional' })
   @Post(':id/recovery-codes/revoke')
   @HttpCode(204)
   async revokeRecoveryCodes(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
-    await this.users.revokeRecoveryCodes(adminScope(request), id);
+    await this.mfa.revokeRecoveryCodes(adminScope(request), id);
   }
 }

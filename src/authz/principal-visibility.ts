@@ -1,8 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/app-error';
 import type { Db } from '../database/transaction';
+import type { User } from '../generated/prisma/client';
 import type { AdminScope } from './admin-scope';
 import { ServiceAccountRepository } from '../identity/service-account.repository';
+import { UserRepository } from '../identity/user.repository';
 import { AssignmentRepository } from './assignment.repository';
 
 /**
@@ -14,6 +16,7 @@ export class PrincipalVisibility {
   constructor(
     private readonly assignments: AssignmentRepository,
     private readonly serviceAccounts: ServiceAccountRepository,
+    private readonly users: UserRepository,
   ) {}
 
   async isVisible(db: Db, scope: AdminScope, principalId: string): Promise<boolean> {
@@ -24,6 +27,13 @@ export class PrincipalVisibility {
 
   async requireVisible(db: Db, scope: AdminScope, principalId: string): Promise<void> {
     if (!(await this.isVisible(db, scope, principalId))) throw new AppError('not_found');
+  }
+
+  /** The user, when it exists and the scope may see it; 404 otherwise. */
+  async requireVisibleUser(db: Db, scope: AdminScope, userId: string): Promise<User> {
+    const user = await this.users.findById(db, userId);
+    if (user === null || !(await this.isVisible(db, scope, userId))) throw new AppError('not_found');
+    return user;
   }
 
   /**
