@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { jetstream, JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { requestContext } from '../common/request-context';
 import { PrismaService } from '../database/prisma.service';
 import type { AuditRecord } from '../generated/prisma/client';
 import { NatsConnectionService } from '../messaging/nats-connection.service';
@@ -11,6 +13,8 @@ import { AuditRepository } from './audit.repository';
 import { AuditService } from './audit.service';
 
 export const AUDIT_STREAM = 'GATEHOUSE_AUDIT';
+
+type PublisherState = 'publishing' | 'paused' | 'failing';
 export const AUDIT_SUBJECT_PREFIX = 'gatehouse.audit.';
 
 /** Records per publishing transaction. */
@@ -20,6 +24,8 @@ const POLL_INTERVAL_MS = 1000;
 /** After an append, wait this long for the caller's transaction to commit before reading. */
 const NUDGE_DELAY_MS = 30;
 const ACK_TIMEOUT_MS = 5000;
+/** After a failed pass with NATS connected (e.g. JetStream still recovering its streams after a restart). */
+const RETRY_MS = 250;
 /** JetStream drops a msgID it has seen within this window: republishing after a crash is harmless. */
 const DUPLICATE_WINDOW_MS = 2 * 60 * 1000;
 
@@ -45,25 +51,37 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
   private again = false;
   private stopped = false;
   private streamReadyOn: NatsConnection | undefined;
-  private failing = false;
+  private state: PublisherState = 'publishing';
+  /** rejects the publishes of the batch in flight (NATS went away: their acks will not come) */
+  private abortBatch: ((reason: Error) => void) | undefined;
+  private readonly logger: Logger;
 
   constructor(
     private readonly prisma: PrismaService,
     private readonly records: AuditRepository,
     private readonly audit: AuditService,
     private readonly nats: NatsConnectionService,
-    @Inject(LOGGER) private readonly logger: Logger,
-  ) {}
+    @Inject(LOGGER) logger: Logger,
+  ) {
+    // background work: its lines carry its own ids, never those of the request that nudged it
+    this.logger = logger.child({ task: 'audit-publisher' });
+  }
 
   onApplicationBootstrap(): void {
     if (!this.nats.enabled) return;
     this.audit.onAppend(() => this.nudge());
+    this.nats.onDisconnect(() => {
+      // the acks of the batch in flight will not come; give up on them now rather than
+      // waiting out ACK_TIMEOUT_MS, so the pass after the reconnect is not held up
+      this.abortBatch?.(new Error('NATS disconnected'));
+      this.enter('paused');
+    });
     this.nats.onReconnect(() => {
       // the server may have restarted without its stream
       this.streamReadyOn = undefined;
       this.nudge();
     });
-    this.timer = setInterval(() => void this.drain(), POLL_INTERVAL_MS);
+    this.timer = requestContext.outside(() => setInterval(() => void this.drain(), POLL_INTERVAL_MS));
     this.timer.unref();
     this.nudge();
   }
@@ -83,39 +101,76 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
       this.again = true;
       return this.running;
     }
-    this.running = (async () => {
-      try {
-        do {
-          this.again = false;
-          while (!this.stopped && (await this.publishBatch()) === BATCH_SIZE);
-        } while (this.again && !this.stopped);
-        if (this.failing) this.logger.info('audit records publishing to JetStream again');
-        this.failing = false;
-      } catch (error) {
-        // check the stream again next time: it may have been deleted or the server replaced
-        this.streamReadyOn = undefined;
-        if (!this.failing) this.logger.warn({ err: error }, 'audit records not published to JetStream; retrying');
-        this.failing = true;
-      } finally {
+    this.running = requestContext
+      .outside(() => this.pass())
+      .finally(() => {
         this.running = undefined;
-      }
-    })();
+      });
     return this.running;
+  }
+
+  private async pass(): Promise<void> {
+    const logger = this.logger.child({ task_id: randomUUID() });
+    let published = 0;
+    let reachedNats = false;
+    try {
+      do {
+        this.again = false;
+        for (;;) {
+          const count = await this.publishBatch();
+          if (count === undefined) break;
+          reachedNats = true;
+          published += count;
+          if (count < BATCH_SIZE || this.stopped) break;
+        }
+      } while (this.again && !this.stopped);
+      if (reachedNats) this.enter('publishing', logger, { published });
+    } catch (error) {
+      // check the stream again next time: it may have been deleted or the server replaced
+      this.streamReadyOn = undefined;
+      if (!this.nats.isConnected) {
+        this.enter('paused', logger);
+        return;
+      }
+      this.enter('failing', logger, { err: error });
+      this.retrySoon();
+    }
+  }
+
+  /** Logs state changes once each: paused (NATS away), failing (NATS there, publishing fails), publishing. */
+  private enter(state: PublisherState, logger = this.logger, fields: Record<string, unknown> = {}): void {
+    if (state === this.state) return;
+    const previous = this.state;
+    this.state = state;
+    if (state === 'paused') {
+      logger.warn(fields, 'NATS unreachable: audit records wait in the database and are published when it is back');
+    } else if (state === 'failing') {
+      logger.warn(fields, 'audit records not published to JetStream; retrying');
+    } else {
+      logger.info({ ...fields, after: previous }, 'audit records publishing to JetStream again');
+    }
+  }
+
+  private retrySoon(): void {
+    if (this.stopped) return;
+    requestContext.outside(() => setTimeout(() => this.nudge(), RETRY_MS)).unref();
   }
 
   private nudge(): void {
     if (this.stopped || this.nudgeTimer !== undefined) return;
-    this.nudgeTimer = setTimeout(() => {
-      this.nudgeTimer = undefined;
-      void this.drain();
-    }, NUDGE_DELAY_MS);
+    this.nudgeTimer = requestContext.outside(() =>
+      setTimeout(() => {
+        this.nudgeTimer = undefined;
+        void this.drain();
+      }, NUDGE_DELAY_MS),
+    );
     this.nudgeTimer.unref();
   }
 
   /** One transaction: lock, read the cursor, publish the next records, advance the cursor past those acknowledged. */
-  private async publishBatch(): Promise<number> {
+  private async publishBatch(): Promise<number | undefined> {
     const connection = this.nats.nc;
-    if (connection === undefined || !this.nats.isConnected) return 0;
+    if (connection === undefined || !this.nats.isConnected) return undefined;
     await this.ensureStream(connection);
     const js = jetstream(connection);
     return this.prisma.$transaction(
@@ -124,8 +179,14 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
         const cursor = await this.records.readPublishCursor(tx);
         const batch = await this.records.findInChainOrder(tx, {}, cursor, BATCH_SIZE);
         if (batch.length === 0) return 0;
-        // published together (one connection keeps their order), acknowledged one by one
-        const outcomes = await Promise.allSettled(batch.map((row) => this.publish(js, row)));
+        const aborted = new Promise<never>((_, reject) => {
+          this.abortBatch = reject;
+        });
+        aborted.catch(() => undefined);
+        // published together (one connection keeps their order), acknowledged one by one; a
+        // publish given up at a disconnect may still reach the stream, which drops the repeat (msgID)
+        const outcomes = await Promise.allSettled(batch.map((row) => Promise.race([this.publish(js, row), aborted])));
+        this.abortBatch = undefined;
         const failed = outcomes.findIndex((outcome) => outcome.status === 'rejected');
         const acknowledged = failed === -1 ? batch : batch.slice(0, failed);
         if (acknowledged.length > 0) await this.records.writePublishCursor(tx, acknowledged.at(-1)!.seq);

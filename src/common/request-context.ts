@@ -29,4 +29,11 @@ export const requestContext = {
   get(): RequestContext | undefined {
     return storage.getStore();
   },
+  /**
+   * Runs `fn` outside any request: background work started from a request (a timer, a
+   * nudge) must not log under that request's ids.
+   */
+  outside<T>(fn: () => T): T {
+    return storage.exit(fn);
+  },
 };

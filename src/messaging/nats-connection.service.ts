@@ -13,6 +13,7 @@ export class NatsConnectionService implements OnApplicationShutdown {
   private connection: NatsConnection | undefined;
   private connected = false;
   private readonly reconnectListeners: Array<() => void> = [];
+  private readonly disconnectListeners: Array<() => void> = [];
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -40,7 +41,8 @@ export class NatsConnectionService implements OnApplicationShutdown {
       servers: this.config.NATS_URL.split(',').map((server) => server.trim()),
       name: 'gatehouse',
       maxReconnectAttempts: -1,
-      reconnectTimeWait: 500,
+      // a returning server is found within ~⅓ s (plus jitter): audit publishing and events resume at once
+      reconnectTimeWait: 250,
       waitOnFirstConnect: true,
       pingInterval: 5000,
       ...natsSecurity(this.config),
@@ -53,15 +55,32 @@ export class NatsConnectionService implements OnApplicationShutdown {
     this.reconnectListeners.push(listener);
   }
 
+  /** Called when the connection is lost (it keeps reconnecting); e.g. to stop waiting on replies. */
+  onDisconnect(listener: () => void): void {
+    this.disconnectListeners.push(listener);
+  }
+
   private async watchStatus(connection: NatsConnection): Promise<void> {
     for await (const status of connection.status()) {
       if (status.type === 'disconnect') {
+        if (!this.connected) continue;
         this.connected = false;
         this.logger.warn('nats disconnected');
+        this.notify(this.disconnectListeners);
       } else if (status.type === 'reconnect') {
         this.connected = true;
         this.logger.info('nats reconnected');
-        for (const listener of this.reconnectListeners) listener();
+        this.notify(this.reconnectListeners);
+      }
+    }
+  }
+
+  private notify(listeners: Array<() => void>): void {
+    for (const listener of listeners) {
+      try {
+        listener();
+      } catch (error) {
+        this.logger.error({ err: error }, 'nats connection listener failed');
       }
     }
   }

@@ -78,4 +78,40 @@ describe.skipIf(!available)('audit publishing to JetStream while NATS comes and 
     expect(seen).toHaveLength(found.size);
     expect(found).toEqual(ids);
   });
+
+  it('resumes within a second of NATS returning even with a publish in flight at the cut, and logs its state truthfully', async () => {
+    await waitFor(async () => (await cursor()) === (await lastSeq()), 10_000, 50);
+    const logsBefore = app.logs().length;
+    // a publish whose request is still in the relay when the connection is cut: its ack never comes
+    proxy.setLatency(300);
+    await signupUser(app.url, uniqueEmail('in-flight'));
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    proxy.cut();
+    proxy.setLatency(0);
+    await waitFor(() => natsReady('failing'), 5000, 20);
+    await signupUser(app.url, uniqueEmail('while-down'));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const whileDown = app.logs().slice(logsBefore);
+    proxy.restore();
+    const restoredAt = Date.now();
+    await waitFor(async () => (await cursor()) === (await lastSeq()), 10_000, 20);
+    const resumedMs = Date.now() - restoredAt;
+    console.log(`[audit-publisher] caught up ${resumedMs} ms after NATS was reachable again`);
+    // NATS_RECONNECT (250 ms + jitter) + one pass; a shared CI machine gets some slack
+    expect(resumedMs).toBeLessThan(1500);
+
+    const lines = app
+      .logs()
+      .slice(logsBefore)
+      .split('\n')
+      .filter((line) => line.includes('"task":"audit-publisher"'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(whileDown).not.toContain('publishing to JetStream again');
+    expect(lines.map((line) => line.msg)).toContain(
+      'NATS unreachable: audit records wait in the database and are published when it is back',
+    );
+    expect(lines.at(-1)?.msg).toBe('audit records publishing to JetStream again');
+    // background work, not the sign-up that nudged it
+    for (const line of lines) expect(line.request_id, JSON.stringify(line)).toBeUndefined();
+  });
 });
