@@ -17,7 +17,7 @@ export const LAYERS = [
   ['session'],
   ['authz'],
   ['authn'],
-  ['admin', 'routing'],
+  ['admin', 'routing', 'limits'],
   ['proxy', 'retention'],
   ['rebalancing', 'forward'],
 ];

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppError } from '../common/app-error';
+import { requestContext } from '../common/request-context';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { PrismaService } from '../database/prisma.service';
 import type { Db } from '../database/transaction';
@@ -47,7 +48,10 @@ export class AbuseLimiter {
     const windowSeconds = this.config.AUTH_WINDOW;
     const row = await this.counters.hit(this.prisma, key, windowSeconds);
     if (row.count > limit) {
-      this.metrics.rateLimited.inc();
+      const scope = key.startsWith('ip:') ? 'ip' : 'account';
+      this.metrics.rateLimited.inc({ scope, route_class: 'auth' });
+      const context = requestContext.get();
+      if (context !== undefined) context.rateLimited = scope;
       throw new AppError('rate_limited', {
         headers: { 'retry-after': String(row.retryAfterSeconds) },
         logReason: `rate limited: ${key.split(':')[0]} over ${limit} per ${windowSeconds}s`,

@@ -17,7 +17,7 @@ function first(value: string | string[] | undefined): string | undefined {
 }
 
 /** grpc-js peers read `ipv4:127.0.0.1:5000`, `ipv6:[::1]:5000` or `127.0.0.1:5000`. */
-function grpcPeerAddress(peer: string | undefined): string {
+export function grpcPeerAddress(peer: string | undefined): string {
   if (peer === undefined) return 'unknown';
   const bare = peer.replace(/^ipv[46]:/, '');
   const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(bare);

@@ -18,6 +18,8 @@ export interface RequestContext {
   upstream?: string;
   /** the original method and path a forward-auth decision was asked about (CONTRACT §10) */
   forwarded?: string;
+  /** the §9/§4 scope that refused the request with 429, named in its log line */
+  rateLimited?: string;
 }
 
 const storage = new AsyncLocalStorage<RequestContext>();

@@ -118,3 +118,39 @@ function hasProtocol(value: string, protocols: string[]): boolean {
 function redactUserinfo(value: string): string {
   return value.replace(/\/\/[^@/]*@/, '//***@').slice(0, 128);
 }
+
+/** A rate of §9: `N/<duration>` (`100/60s`, `20/1m`, `5/1s`, `1/500ms`); `limit` 0 means disabled. */
+export interface Rate {
+  limit: number;
+  periodMs: number;
+}
+
+const DURATION_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+export function parseRate(value: string): Rate | undefined {
+  const trimmed = value.trim();
+  if (trimmed === '0') return { limit: 0, periodMs: 1000 };
+  const match = /^(\d{1,9})\/(\d{1,9})?(ms|s|m|h)$/.exec(trimmed);
+  if (match === null) return undefined;
+  const limit = Number(match[1]);
+  const periodMs = Number(match[2] ?? '1') * DURATION_UNIT_MS[match[3]!]!;
+  if (periodMs <= 0 || periodMs > 86_400_000) return undefined;
+  return { limit, periodMs };
+}
+
+/** TENANT_RATE_LIMIT and friends: `N/<duration>`, or `0` to disable the scope. */
+export const rateValue = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value, context): Rate => {
+      const rate = parseRate(value);
+      if (rate === undefined) {
+        context.addIssue({
+          code: 'custom',
+          message: `"${value.slice(0, 32)}" is not a rate (expected N/<duration> such as 100/60s, 20/1m, 5/1s, or 0)`,
+        });
+        return z.NEVER;
+      }
+      return rate;
+    });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { natsServers, originList, trustProxyValue, urlList } from './config-values';
+import os from 'node:os';
+import { natsServers, originList, rateValue, trustProxyValue, urlList } from './config-values';
 
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const seconds = integer(1, 10 * 365 * 24 * 3600);
@@ -76,6 +77,17 @@ export const configSchema = z.object({
   AUTH_ACCOUNT_FAILURE_LIMIT: integer(1, 1_000_000).default(10),
   AUTH_IP_LIMIT: integer(1, 10_000_000).default(100),
   AUTH_WINDOW: seconds.default(900),
+  // §9 traffic limits on proxied traffic; a burst left unset is one tenth of N (at least 1)
+  TENANT_RATE_LIMIT: rateValue('6000/60s'),
+  TENANT_RATE_BURST: integer(1, 1_000_000_000).optional(),
+  PRINCIPAL_RATE_LIMIT: rateValue('1200/60s'),
+  PRINCIPAL_RATE_BURST: integer(1, 1_000_000_000).optional(),
+  IP_IN_FLIGHT_LIMIT: integer(0, 1_000_000).default(40),
+  WS_MESSAGE_RATE_LIMIT: rateValue('100/1s'),
+  ADMIN_WRITE_LIMIT: rateValue('600/60s'),
+  // §4 wave 2: the password hasher's bound (default: the CPUs this process may use)
+  PASSWORD_HASH_CONCURRENCY: integer(1, 1024).default(Math.max(1, os.availableParallelism())),
+  PASSWORD_HASH_QUEUE: integer(0, 100_000).default(16),
   TRUST_PROXY: trustProxyValue,
   CORS_ORIGINS: originList,
   // The OpenTelemetry SDK reads it (and the other OTEL_* variables) itself; validated here so a

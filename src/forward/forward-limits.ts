@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { TrafficLimitGuard } from '../limits/traffic-limit.guard';
 import type { Principal } from '../session/principal';
 
 export interface ForwardAdmissionInput {
@@ -17,16 +18,21 @@ export interface ForwardAdmission {
 }
 
 /**
- * SEAM for CONTRACT §9 on the decision API (route class `forward`): admits or refuses
- * (AppError `rate_limited` with `Retry-After`) after authorization, before the answer.
- * Admits everything until the limits service (issue 13, branch `limits`) lands; then this
- * class delegates to it and nothing else in src/forward changes.
+ * CONTRACT §9 on the decision API (route class `forward`): admits or refuses (AppError
+ * `rate_limited` with `Retry-After`) after authorization, before the answer, with the same
+ * limiter as the built-in proxies.
  */
 @Injectable()
 export class ForwardLimits {
-  // eslint-disable-next-line @typescript-eslint/require-await -- the real limiter is asynchronous
-  async admit(input: ForwardAdmissionInput): Promise<ForwardAdmission> {
-    void input;
-    return { headers: {}, release: () => undefined };
+  constructor(private readonly limits: TrafficLimitGuard) {}
+
+  admit(input: ForwardAdmissionInput): Promise<ForwardAdmission> {
+    return this.limits.admit({
+      routeClass: 'forward',
+      principalId: input.principal?.id,
+      tenantId: input.tenantId,
+      clientIp: input.clientIp,
+      holdsSlot: true,
+    });
   }
 }

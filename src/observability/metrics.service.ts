@@ -44,7 +44,8 @@ export class MetricsService {
 
   readonly rateLimited = new Counter({
     name: 'gatehouse_rate_limited_total',
-    help: 'Requests refused by abuse protection',
+    help: 'Requests refused by a traffic or abuse limit, by scope (tenant, principal, ip_in_flight, ws_message, account, ip) and route class',
+    labelNames: ['scope', 'route_class'] as const,
     registers: [this.registry],
   });
 

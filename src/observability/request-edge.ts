@@ -76,6 +76,7 @@ export function logRequest(logger: Logger, context: RequestContext, outcome: Req
       upstream: context.upstream,
       forwarded: context.forwarded,
       authz: context.authz,
+      rate_limited: context.rateLimited,
       ip: context.clientIp,
     },
     'request',

@@ -3,6 +3,7 @@ import { GrpcMethod } from '@nestjs/microservices';
 import type { Metadata, ServerUnaryCall } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { Requires } from '../common/auth-declaration';
+import { LimitedAs } from '../limits/limited-as.decorator';
 import { rpcAuthorization } from '../authz/auth.guard';
 import { AppError } from '../common/app-error';
 import { GrpcExceptionFilter } from '../common/grpc-exception.filter';
@@ -29,6 +30,7 @@ export class CommandGrpcController {
 
   @GrpcMethod('CommandService', 'SubmitCommand')
   @Requires('commands.submit', { tenant: 'required', resource: 'aggregate_type', policy: true })
+  @LimitedAs('commands')
   submitCommand(
     request: SubmitCommandRequest,
     metadata: Metadata,

@@ -1,6 +1,7 @@
 import { Body, Controller, HttpCode, Param, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { Requires } from '../common/auth-declaration';
+import { LimitedAs } from '../limits/limited-as.decorator';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import {
   commandBodySchema,
@@ -21,6 +22,7 @@ export class CommandsController {
   @Post(':aggregate_type/:aggregate_id')
   @HttpCode(200)
   @Requires('commands.submit', { tenant: 'required', resource: 'aggregate_type', policy: true })
+  @LimitedAs('commands')
   async submit(
     @Param('aggregate_type') aggregateType: string,
     @Param('aggregate_id') aggregateId: string,

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { MessagingModule } from '../messaging/messaging.module';
 import { SessionModule } from '../session/session.module';
 import { AuthzModule } from '../authz/authz.module';
+import { LimitsModule } from '../limits/limits.module';
 import { RoutingModule } from '../routing/routing.module';
 import { CommandGrpcController } from './command-grpc.controller';
 import { CommandsController } from './commands.controller';
@@ -13,13 +14,14 @@ import { QueryController } from './query.controller';
 import { RunnerController } from './runner.controller';
 import { SubscriptionAdmission } from './subscription-admission.service';
 import { SubscriptionConnectionCap } from './subscription-connection-cap';
+import { SubscriptionLimitsCheck } from './subscription-limits.check';
 import { SUBSCRIPTION_HANDSHAKE_CHECKS } from './subscription-handshake-checks';
 import { SubscriptionRegistry } from './subscription-registry';
 import { SubscriptionGateway } from './subscription.gateway';
 import { UpstreamSocketConnector } from './upstream-socket.connector';
 
 @Module({
-  imports: [MessagingModule, SessionModule, AuthzModule, RoutingModule],
+  imports: [MessagingModule, SessionModule, AuthzModule, RoutingModule, LimitsModule],
   controllers: [CommandsController, QueryController, RunnerController, CommandGrpcController],
   providers: [
     InternalTokenService,
@@ -29,11 +31,13 @@ import { UpstreamSocketConnector } from './upstream-socket.connector';
     UpstreamSocketConnector,
     SubscriptionRegistry,
     SubscriptionConnectionCap,
-    // run in this order at every /v1/subscribe handshake, after authorization (add limits here)
+    SubscriptionLimitsCheck,
+    // run in this order at every /v1/subscribe handshake, after authorization: a refused rate
+    // takes no connection slot
     {
       provide: SUBSCRIPTION_HANDSHAKE_CHECKS,
-      useFactory: (cap: SubscriptionConnectionCap) => [cap],
-      inject: [SubscriptionConnectionCap],
+      useFactory: (limits: SubscriptionLimitsCheck, cap: SubscriptionConnectionCap) => [limits, cap],
+      inject: [SubscriptionLimitsCheck, SubscriptionConnectionCap],
     },
     SubscriptionAdmission,
     SubscriptionGateway,

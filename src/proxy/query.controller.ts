@@ -1,6 +1,7 @@
 import { Controller, Param, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Requires } from '../common/auth-declaration';
+import { LimitedAs } from '../limits/limited-as.decorator';
 import { HttpUpstreamClient } from './http-upstream.client';
 import { relayUpstreamResponse, queryStringOf } from './http-relay';
 
@@ -11,6 +12,7 @@ export class QueryController {
 
   @Post(':view_type')
   @Requires('queries.run', { tenant: 'required', resource: 'view_type', policy: true })
+  @LimitedAs('query')
   async query(@Param('view_type') viewType: string, @Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const started = performance.now();
     const response = await this.upstreams.send({

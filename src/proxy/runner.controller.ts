@@ -1,6 +1,7 @@
 import { All, Controller, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Requires } from '../common/auth-declaration';
+import { LimitedAs } from '../limits/limited-as.decorator';
 import { HttpUpstreamClient } from './http-upstream.client';
 import { relayUpstreamResponse } from './http-relay';
 
@@ -16,6 +17,7 @@ export class RunnerController {
 
   @All('*')
   @Requires('runner.admin', { tenant: 'optional', policy: true })
+  @LimitedAs('runner')
   async passthrough(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const started = performance.now();
     const rest = request.url.slice(PREFIX.length);

@@ -4,6 +4,7 @@ import { WebSocketGateway, type OnGatewayConnection } from '@nestjs/websockets';
 import type { Logger } from 'pino';
 import WebSocket, { type RawData } from 'ws';
 import { requestContext } from '../common/request-context';
+import { WsMessageLimits } from '../limits/ws-message-limits';
 import { LOGGER } from '../observability/logger';
 import { SubscriptionAdmission, type AdmittedSubscription } from './subscription-admission.service';
 import { SUBSCRIBE_PREFIX } from './subscription-handshake';
@@ -58,6 +59,7 @@ export class SubscriptionGateway implements OnGatewayConnection<WebSocket>, Befo
   constructor(
     private readonly admission: SubscriptionAdmission,
     private readonly registry: SubscriptionRegistry,
+    private readonly messageLimits: WsMessageLimits,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
@@ -105,7 +107,19 @@ export class SubscriptionGateway implements OnGatewayConnection<WebSocket>, Befo
     };
     this.registry.add(entry);
     upstream.removeAllListeners('error');
-    client.on('message', (data, isBinary) => forward(client, upstream, data, isBinary));
+    const messageRate = this.messageLimits.forConnection();
+    client.on('message', (data, isBinary) => {
+      if (messageRate !== undefined && !messageRate.take()) {
+        // CONTRACT §9: a client faster than WS_MESSAGE_RATE_LIMIT is closed, its message dropped
+        if (!finished) {
+          this.messageLimits.refused();
+          context.rateLimited = 'ws_message';
+          entry.close(CLOSE_POLICY_VIOLATION, 'message rate limit');
+        }
+        return;
+      }
+      forward(client, upstream, data, isBinary);
+    });
     upstream.on('message', (data, isBinary) => forward(upstream, client, data, isBinary));
     upstream.on('close', () => entry.close(CLOSE_INTERNAL_ERROR, 'upstream closed'));
     upstream.on('error', (error) =>

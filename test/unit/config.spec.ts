@@ -27,6 +27,24 @@ describe('loadConfig', () => {
     expect(config.SHUTDOWN_DRAIN_MS).toBe(1000);
     expect(config.DATABASE_URL).toBeUndefined();
     expect(config.NATS_URL).toBeUndefined();
+    expect(config.TENANT_RATE_LIMIT).toEqual({ limit: 6000, periodMs: 60_000 });
+    expect(config.PRINCIPAL_RATE_LIMIT).toEqual({ limit: 1200, periodMs: 60_000 });
+    expect(config.IP_IN_FLIGHT_LIMIT).toBe(40);
+    expect(config.WS_MESSAGE_RATE_LIMIT).toEqual({ limit: 100, periodMs: 1000 });
+    expect(config.ADMIN_WRITE_LIMIT).toEqual({ limit: 600, periodMs: 60_000 });
+    expect(config.PASSWORD_HASH_QUEUE).toBe(16);
+  });
+
+  it('reads rates as N/<duration>, 0 disabling the scope', () => {
+    const config = loadConfig({
+      DATA_DIR: tempDir(),
+      TENANT_RATE_LIMIT: '20/1m',
+      PRINCIPAL_RATE_LIMIT: '0',
+      WS_MESSAGE_RATE_LIMIT: '5/1s',
+    });
+    expect(config.TENANT_RATE_LIMIT).toEqual({ limit: 20, periodMs: 60_000 });
+    expect(config.PRINCIPAL_RATE_LIMIT.limit).toBe(0);
+    expect(config.WS_MESSAGE_RATE_LIMIT).toEqual({ limit: 5, periodMs: 1000 });
   });
 
   it.each([
@@ -144,6 +162,15 @@ const BAD_VALUES: Record<string, string> = {
   AUTH_ACCOUNT_FAILURE_LIMIT: '0',
   AUTH_IP_LIMIT: 'lots',
   AUTH_WINDOW: '-1',
+  TENANT_RATE_LIMIT: '100 per minute',
+  TENANT_RATE_BURST: '0',
+  PRINCIPAL_RATE_LIMIT: '100/0s',
+  PRINCIPAL_RATE_BURST: 'ten',
+  IP_IN_FLIGHT_LIMIT: '-1',
+  WS_MESSAGE_RATE_LIMIT: '100/1x',
+  ADMIN_WRITE_LIMIT: '600',
+  PASSWORD_HASH_CONCURRENCY: '0',
+  PASSWORD_HASH_QUEUE: 'many',
   TRUST_PROXY: 'banana',
   CORS_ORIGINS: 'https://app.example.com/',
   LOG_LEVEL: 'loud',

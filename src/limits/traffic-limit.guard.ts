@@ -1,0 +1,179 @@
+import { Injectable, type ExecutionContext } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { InjectThrottlerOptions, InjectThrottlerStorage, ThrottlerGuard, type ThrottlerModuleOptions } from '@nestjs/throttler';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { grpcPeerAddress, rpcAuthorization } from '../authz/auth.guard';
+import { AppError } from '../common/app-error';
+import { requestContext, type RequestContext } from '../common/request-context';
+import { MetricsService } from '../observability/metrics.service';
+import { InFlightCounter } from './in-flight.counter';
+import type { ScopePolicy } from './limit-policies';
+import { LimitPolicies } from './limit-policies.service';
+import { ROUTE_CLASS, type LimitScope, type RouteClass } from './route-class';
+import type { TakeResult, TokenBucketStorage } from './token-bucket.storage';
+
+/** Who is calling, for the three scopes of CONTRACT §9. */
+export interface AdmissionInput {
+  routeClass: RouteClass;
+  principalId?: string;
+  /** absent: the tenant scope is skipped (runner on the `*` placement, forward rules with tenant "none") */
+  tenantId?: string;
+  clientIp: string;
+  /** whether the call holds an in-flight slot until release (a WebSocket handshake does not) */
+  holdsSlot?: boolean;
+}
+
+export interface Admission {
+  /** `RateLimit` for the admitted answer (empty when no rate scope applied) */
+  headers: Record<string, string>;
+  /** ends the call's in-flight count; idempotent */
+  release(): void;
+}
+
+/** Where the release of an admitted gRPC call waits for the interceptor (the guard returns first). */
+export const RPC_ADMISSION = Symbol('gatehouse.admission');
+
+const NOTHING_TO_RELEASE = () => undefined;
+const NO_HEADERS: Record<string, string> = {};
+/** Retry-After of an in-flight refusal: a slot frees when any call of that address ends. */
+const IN_FLIGHT_RETRY_SECONDS = 1;
+
+/**
+ * CONTRACT §9 admission for every proxied call, as a subclass of @nestjs/throttler's guard:
+ * its two named throttlers (`tenant`, `principal`) take from TokenBucketStorage, the
+ * throttler storage of ours; the in-flight count per client IP sits beside them (the library
+ * has no notion of it). `canActivate` covers HTTP and gRPC (`@LimitedAs(routeClass)` puts it
+ * on a handler, after the global AuthGuard); the WebSocket handshake check and the forward-auth
+ * decision call `admit` directly. The library's own `X-RateLimit-*` headers are off; refusals
+ * are 429 `rate_limited` with Retry-After and the IETF RateLimit headers.
+ */
+@Injectable()
+export class TrafficLimitGuard extends ThrottlerGuard {
+  private readonly routeClasses = new Map<unknown, RouteClass>();
+  private readonly buckets: TokenBucketStorage;
+
+  constructor(
+    @InjectThrottlerOptions() options: ThrottlerModuleOptions,
+    @InjectThrottlerStorage() storage: TokenBucketStorage,
+    reflector: Reflector,
+    private readonly policies: LimitPolicies,
+    private readonly inFlight: InFlightCounter,
+    private readonly metrics: MetricsService,
+  ) {
+    super(options, storage, reflector);
+    this.buckets = storage;
+  }
+
+  override async canActivate(context: ExecutionContext): Promise<boolean> {
+    const routeClass = this.routeClassOf(context);
+    if (context.getType() === 'rpc') {
+      const metadata = context.switchToRpc().getContext<object>();
+      const authorization = rpcAuthorization(metadata);
+      const call = context.getArgByIndex<{ getPeer?(): string } | undefined>(2);
+      const admission = await this.admit({
+        routeClass,
+        principalId: authorization?.principal?.id,
+        tenantId: authorization?.tenantId,
+        clientIp: grpcPeerAddress(call?.getPeer?.()),
+        holdsSlot: true,
+      });
+      Object.defineProperty(metadata, RPC_ADMISSION, { value: admission, configurable: true, enumerable: false });
+      return true;
+    }
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    const reply = context.switchToHttp().getResponse<FastifyReply>();
+    const admission = await this.admit(
+      { routeClass, principalId: request.principal?.id, tenantId: request.ctx.tenantId, clientIp: request.ctx.clientIp, holdsSlot: true },
+      request.ctx,
+    );
+    if (admission.headers.ratelimit !== undefined) reply.header('ratelimit', admission.headers.ratelimit);
+    if (admission.release !== NOTHING_TO_RELEASE) reply.raw.once('close', admission.release);
+    return true;
+  }
+
+  /**
+   * Admits one call or throws 429 `rate_limited`: the client IP's in-flight count first, then
+   * the tenant and principal buckets of its route class. A refused call takes nothing.
+   */
+  async admit(input: AdmissionInput, context: RequestContext | undefined = requestContext.get()): Promise<Admission> {
+    const { routeClass, clientIp } = input;
+    let release = NOTHING_TO_RELEASE;
+    const ipLimit = this.policies.ipInFlight;
+    if (ipLimit > 0) {
+      if (!this.inFlight.acquire(clientIp, ipLimit)) {
+        this.refuse('ip_in_flight', routeClass, context, IN_FLIGHT_RETRY_SECONDS, `"ip_in_flight";q=${ipLimit}`);
+      }
+      if (input.holdsSlot === true) {
+        let held = true;
+        release = () => {
+          if (!held) return;
+          held = false;
+          this.inFlight.release(clientIp);
+        };
+      } else {
+        this.inFlight.release(clientIp);
+      }
+    }
+    try {
+      let named: { scope: LimitScope; result: TakeResult } | undefined;
+      let tenantKey: string | undefined;
+      if (input.tenantId !== undefined) {
+        const policy = this.policies.tenant(input.tenantId);
+        if (policy !== undefined) {
+          tenantKey = `tenant|${routeClass}|${input.tenantId}`;
+          const result = await this.take(tenantKey, policy);
+          if (result.isBlocked) this.refuse('tenant', routeClass, context, result.timeToBlockExpire, policy.header);
+          named = { scope: 'tenant', result };
+        }
+      }
+      const principalPolicy = this.policies.principal;
+      if (input.principalId !== undefined && principalPolicy !== undefined) {
+        const result = await this.take(`principal|${routeClass}|${input.principalId}`, principalPolicy);
+        if (result.isBlocked) {
+          // the tenant's token was not used after all
+          if (tenantKey !== undefined) this.buckets.refund(tenantKey);
+          this.refuse('principal', routeClass, context, result.timeToBlockExpire, principalPolicy.header);
+        }
+        if (named === undefined || result.remaining < named.result.remaining) named = { scope: 'principal', result };
+      }
+      const headers =
+        named === undefined ? NO_HEADERS : { ratelimit: `"${named.scope}";r=${named.result.remaining};t=${named.result.timeToExpire}` };
+      return { headers, release };
+    } catch (error) {
+      release();
+      throw error;
+    }
+  }
+
+  /** One throttler's take, through the library's storage contract. */
+  private take(key: string, policy: ScopePolicy): Promise<TakeResult> {
+    return this.storageService.increment(key, policy.ttl, policy.limit, 0, 'tokens') as Promise<TakeResult>;
+  }
+
+  private refuse(
+    scope: LimitScope,
+    routeClass: RouteClass,
+    context: RequestContext | undefined,
+    retryAfter: number,
+    policy: string,
+  ): never {
+    this.metrics.rateLimited.inc({ scope, route_class: routeClass });
+    if (context !== undefined) context.rateLimited = scope;
+    throw new AppError('rate_limited', {
+      detail: scope === 'ip_in_flight' ? 'too many calls in flight from this address' : `${scope} rate limit reached`,
+      headers: { 'retry-after': String(retryAfter), 'ratelimit-policy': policy, ratelimit: `"${scope}";r=0;t=${retryAfter}` },
+      logReason: `rate limited: ${scope} (${routeClass})`,
+    });
+  }
+
+  private routeClassOf(context: ExecutionContext): RouteClass {
+    const handler = context.getHandler();
+    let routeClass = this.routeClasses.get(handler);
+    if (routeClass === undefined) {
+      routeClass = this.reflector.get<RouteClass | undefined>(ROUTE_CLASS, handler);
+      if (routeClass === undefined) throw new Error(`${context.getClass().name}.${handler.name} is limited without a route class`);
+      this.routeClasses.set(handler, routeClass);
+    }
+    return routeClass;
+  }
+}
