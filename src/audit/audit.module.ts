@@ -11,6 +11,6 @@ import { AuditService } from './audit.service';
   imports: [DatabaseModule, MessagingModule],
   controllers: [AuditController],
   providers: [AuditService, AuditRepository, AuditTrailService, AuditPublisherService],
-  exports: [AuditService],
+  exports: [AuditService, AuditRepository],
 })
 export class AuditModule {}

@@ -66,6 +66,24 @@ export class AuditRepository {
   }
 
   /**
+   * What changed after `afterSeq` (or, before the first record is known, at or after `since`),
+   * in chain order. seq is assigned under the chain lock held until commit, so it is also
+   * commit order: a record committed later always has a higher seq.
+   */
+  changesAfter(
+    db: Db,
+    position: { afterSeq: bigint } | { since: Date },
+    limit: number,
+  ): Promise<Array<{ seq: bigint; action: string; targetType: string | null; targetId: string | null }>> {
+    return db.auditRecord.findMany({
+      where: 'afterSeq' in position ? { seq: { gt: position.afterSeq } } : { at: { gte: position.since } },
+      orderBy: { seq: 'asc' },
+      take: limit,
+      select: { seq: true, action: true, targetType: true, targetId: true },
+    });
+  }
+
+  /**
    * Takes the publisher lock for the rest of `tx`, or returns false at once when another
    * replica holds it (that replica is publishing the same records).
    */

@@ -67,6 +67,14 @@ export class ClusterEventBus implements OnModuleInit {
     }
   }
 
+  /**
+   * Runs this replica's handlers for a change another replica made, learnt some other way
+   * than NATS (the database, while NATS is unreachable); nothing is sent.
+   */
+  deliverLocally<K extends ClusterEventName>(name: K, payload: ClusterEvents[K]): Promise<void> {
+    return this.deliver(name, payload);
+  }
+
   private async deliver<K extends ClusterEventName>(name: K, payload: ClusterEvents[K]): Promise<void> {
     for (const handler of this.handlers.get(name) ?? []) {
       try {

@@ -7,6 +7,7 @@ import { AccessTokenInspector } from './access-token-inspector';
 import { AccessTokenService } from './access-token.service';
 import { BearerAuthenticator } from './bearer-authenticator';
 import { JwksController } from './jwks.controller';
+import { NatsOutagePoller } from './nats-outage-poller.service';
 import { RevocationService } from './revocation.service';
 import { SessionRepository } from './session.repository';
 import { SessionService } from './session.service';
@@ -21,6 +22,7 @@ import { SigningKeyService } from './signing-key.service';
     SigningKeyService,
     AccessTokenService,
     RevocationService,
+    NatsOutagePoller,
     SessionRepository,
     SessionService,
     BearerAuthenticator,
@@ -31,6 +33,7 @@ import { SigningKeyService } from './signing-key.service';
     SigningKeyService,
     AccessTokenService,
     RevocationService,
+    NatsOutagePoller,
     SessionRepository,
     SessionService,
     BearerAuthenticator,

@@ -64,4 +64,43 @@ describe.skipIf(!available)('resynchronization after a NATS outage', () => {
       20,
     );
   });
+
+  it('while cut off, learns a sign-out, a removed assignment and a disabled account from the database within a second', async () => {
+    const user = await userWithRole(a.url, root, 'acme', 'tenant_admin', 'outage');
+    const other = await http(a.url, 'POST', '/v1/auth/signin', { json: { email: user.email, password: user.password } });
+    const victim = await userWithRole(a.url, root, 'acme', 'tenant_admin', 'outage-disabled');
+    expect((await http(b.url, 'GET', '/v1/auth/me', { token: other.json.access_token })).status).toBe(200);
+    expect((await http(b.url, 'GET', '/admin/users', { token: user.accessToken, headers: inTenant('acme') })).status).toBe(200);
+    expect((await http(b.url, 'GET', '/v1/auth/me', { token: victim.accessToken })).status).toBe(200);
+
+    natsProxy.cut();
+    await waitFor(async () => (await http(b.url, 'GET', '/ready')).json?.checks?.nats === 'failing', 5000, 50);
+    try {
+      const measured: Record<string, number> = {};
+      expect((await http(a.url, 'POST', '/v1/auth/signout', { token: other.json.access_token, json: {} })).status).toBe(204);
+      measured.signout = await waitFor(
+        async () => (await http(b.url, 'GET', '/v1/auth/me', { token: other.json.access_token })).status === 401,
+        1000,
+        20,
+      );
+      expect((await http(a.url, 'DELETE', `/admin/assignments/${user.assignmentId}`, { token: root })).status).toBe(204);
+      measured.assignment = await waitFor(
+        async () => (await http(b.url, 'GET', '/admin/users', { token: user.accessToken, headers: inTenant('acme') })).status === 403,
+        1000,
+        20,
+      );
+      expect((await http(a.url, 'POST', `/admin/users/${victim.userId}/disable`, { token: root })).status).toBe(200);
+      measured.disable = await waitFor(
+        async () => (await http(b.url, 'GET', '/v1/auth/me', { token: victim.accessToken })).status === 401,
+        1000,
+        20,
+      );
+      console.log(`[nats-resync] in force on the cut-off replica after (ms): ${JSON.stringify(measured)}`);
+      expect(b.logs()).toContain('NATS unreachable: reading revocations and authorization changes from the database');
+    } finally {
+      natsProxy.restore();
+    }
+    await waitFor(async () => (await http(b.url, 'GET', '/ready')).json?.checks?.nats === 'ok', 10_000, 50);
+    await waitFor(() => b.logs().includes('stopped reading them from the database'), 2000, 20);
+  });
 });
