@@ -37,11 +37,16 @@ export class AuthGuard implements CanActivate {
     private readonly authorizer: RequestAuthorizer,
   ) {}
 
+  /** declarations are static metadata: read once per handler */
+  private readonly declarations = new WeakMap<object, AuthDeclaration | undefined>();
+
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const declaration = this.reflector.getAllAndOverride<AuthDeclaration | undefined>(AUTH_DECLARATION, [
-      context.getHandler(),
-      context.getClass(),
-    ]);
+    const handler = context.getHandler();
+    let declaration = this.declarations.get(handler);
+    if (declaration === undefined && !this.declarations.has(handler)) {
+      declaration = this.reflector.getAllAndOverride<AuthDeclaration | undefined>(AUTH_DECLARATION, [handler, context.getClass()]);
+      this.declarations.set(handler, declaration);
+    }
     if (declaration === undefined) {
       throw new AppError('forbidden', { logReason: 'deny: route declares no authorization' });
     }

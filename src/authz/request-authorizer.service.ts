@@ -4,7 +4,6 @@ import { BearerAuthenticator } from '../session/bearer-authenticator';
 import type { Principal } from '../session/principal';
 import type { AuthDeclaration } from '../common/auth-declaration';
 import { AuthorizationCache } from './authorization-cache.service';
-import { decide } from './decision-engine';
 import { PolicyHook, type PolicyRequest } from './policy-hook.service';
 
 export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
@@ -62,13 +61,7 @@ export class RequestAuthorizer {
         tenantId = value;
       }
     }
-    const decision = decide({
-      principalId: principal.id,
-      tenantId,
-      right: declaration.right,
-      resource: input.resource,
-      assignments: await this.cache.grantSourcesOf(principal.id),
-    });
+    const decision = await this.cache.decide(principal.id, tenantId, declaration.right, input.resource);
     if (decision.decision === 'deny') {
       throw new AppError(decision.code ?? 'forbidden', { logReason: decision.reason });
     }

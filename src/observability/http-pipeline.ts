@@ -71,12 +71,23 @@ export function installHttpPipeline(fastify: FastifyInstance, logger: Logger, me
     requestContext.run(context, done);
   });
 
+  // prom-client hashes the label values on every call; the series children are kept instead
+  // (routes are templates and methods a fixed set, so the map stays small)
+  const series = new Map<string, { requests: { inc(): void }; duration: { observe(value: number): void } }>();
   fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done) => {
     const context = request.ctx;
     const route = request.routeOptions.url ?? 'unmatched';
-    const durationSeconds = reply.elapsedTime / 1000;
-    metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
-    metrics.httpDuration.observe({ method: request.method, route }, durationSeconds);
+    const key = `${request.method} ${route} ${reply.statusCode}`;
+    let child = series.get(key);
+    if (child === undefined) {
+      child = {
+        requests: metrics.httpRequests.labels({ method: request.method, route, status: String(reply.statusCode) }),
+        duration: metrics.httpDuration.labels({ method: request.method, route }),
+      };
+      series.set(key, child);
+    }
+    child.requests.inc();
+    child.duration.observe(reply.elapsedTime / 1000);
     if (context !== null) {
       logRequest(logger, context, { method: request.method, route, status: reply.statusCode, durationMs: reply.elapsedTime });
     }

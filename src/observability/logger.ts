@@ -35,14 +35,30 @@ const REDACTED_PATHS = [
   '*.cookie',
 ];
 
+/**
+ * The per-request line has a fixed set of fields, none of them secret, and carries the request's
+ * ids itself: it is written by a sibling logger on the same destination without the redaction
+ * pass and the context mixin, which together cost more than the rest of the line (profiled on
+ * the proxied path).
+ */
+const requestLineLoggers = new WeakMap<Logger, Logger>();
+
+export function requestLineLogger(logger: Logger): Logger {
+  return requestLineLoggers.get(logger) ?? logger;
+}
+
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  return pino(
+  const stream = destination ?? pino.destination({ sync: false });
+  const shared = {
+    level,
+    base: undefined,
+    timestamp: pino.stdTimeFunctions.isoTime,
+    messageKey: 'msg',
+    formatters: { level: (label: string) => ({ level: label }) },
+  };
+  const logger = pino(
     {
-      level,
-      base: undefined,
-      timestamp: pino.stdTimeFunctions.isoTime,
-      messageKey: 'msg',
-      formatters: { level: (label) => ({ level: label }) },
+      ...shared,
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
       // Every line written inside a request carries its ids.
       mixin() {
@@ -56,8 +72,10 @@ export function createLogger(level: string, destination?: pino.DestinationStream
         };
       },
     },
-    destination ?? pino.destination({ sync: false }),
+    stream,
   );
+  requestLineLoggers.set(logger, pino(shared, stream));
+  return logger;
 }
 
 export const LOGGER = Symbol('LOGGER');

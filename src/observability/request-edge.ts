@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RequestContext } from '../common/request-context';
 import { AppError } from '../common/app-error';
+import { requestLineLogger } from './logger';
 import { acceptCorrelationId, continueTrace } from './trace-context';
 
 /** What a transport reads from its request to build the context (headers or gRPC metadata). */
@@ -61,7 +62,7 @@ export function recordDenial(context: RequestContext, error: unknown): void {
 
 /** The one JSON log line per request (CONTRACT §1 ids, §8 operations), every transport alike. */
 export function logRequest(logger: Logger, context: RequestContext, outcome: RequestOutcome): void {
-  logger.info(
+  requestLineLogger(logger).info(
     {
       request_id: context.requestId,
       correlation_id: context.correlationId,

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { activeSpanIds } from './active-span';
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
@@ -29,11 +29,26 @@ export function continueTrace(header: string | string[] | undefined): TraceConte
       return { traceId: traceId!, spanId, traceFlags: flags! };
     }
   }
-  return { traceId: randomBytes(16).toString('hex'), spanId, traceFlags: '01' };
+  return { traceId: randomHex(16), spanId, traceFlags: '01' };
 }
 
 export function newSpanId(): string {
-  return randomBytes(8).toString('hex');
+  return randomHex(8);
+}
+
+/** Ids come from one pooled CSPRNG buffer, refilled when spent, rather than a call per id (as randomUUID does). */
+const POOL_BYTES = 8192;
+const pool = Buffer.alloc(POOL_BYTES);
+let offset = POOL_BYTES;
+
+function randomHex(bytes: number): string {
+  if (offset + bytes > POOL_BYTES) {
+    randomFillSync(pool);
+    offset = 0;
+  }
+  const hex = pool.toString('hex', offset, offset + bytes);
+  offset += bytes;
+  return hex;
 }
 
 export function formatTraceparent(trace: TraceContext, spanId = trace.spanId): string {

@@ -32,9 +32,8 @@ export async function relayUpstreamResponse(
   if (length <= BUFFERED_BODY_LIMIT) {
     let body: Buffer;
     try {
-      const chunks: Buffer[] = [];
-      for await (const chunk of response.body) chunks.push(chunk as Buffer);
-      body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      const bytes = await response.body.bytes();
+      body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (error) {
       throw classifyHopError(error).toAppError();
     }

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { Agent, type Dispatcher } from 'undici';
 import { APP_CONFIG, type AppConfig } from '../config/config';
@@ -11,6 +12,7 @@ import { InternalTokenService } from './internal-token.service';
 import { forwardableRequestHeaders, identityHeaders, type HeaderMap } from './upstream-headers';
 import { HopFailure, classifyHopError } from './upstream-failure';
 import { AppError } from '../common/app-error';
+import { StreamedBody } from './streamed-body';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 /** Upper bound of pooled keep-alive connections per upstream endpoint. */
@@ -26,7 +28,8 @@ export interface UpstreamHttpRequest {
   /** path and query, as sent upstream */
   path: string;
   inboundHeaders: HeaderMap;
-  body?: Buffer;
+  /** streamed from the client (proxied routes), or already in memory */
+  body?: StreamedBody | Buffer;
 }
 
 export interface UpstreamHttpResponse {
@@ -72,10 +75,14 @@ export class HttpUpstreamClient implements OnApplicationShutdown {
   async send(request: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
     const shard = this.routing.resolve(request.kind, request.tenantId);
     const internalToken = await this.tokens.mint(request.kind, request.principal, request.tenantId);
-    const headers = {
-      ...forwardableRequestHeaders(request.inboundHeaders),
-      ...identityHeaders({ principal: request.principal, tenantId: request.tenantId, internalToken, context: request.context }),
-    };
+    const headers = forwardableRequestHeaders(request.inboundHeaders);
+    Object.assign(
+      headers,
+      identityHeaders({ principal: request.principal, tenantId: request.tenantId, internalToken, context: request.context }),
+    );
+    const { body } = request;
+    // a streamed body keeps its declared length (undici then checks the bytes against it); else it goes chunked
+    if (body instanceof StreamedBody && body.contentLength !== undefined) headers['content-length'] = String(body.contentLength);
     const method = request.method.toUpperCase();
     const endpoints = this.breakers.plan(shard);
     let lastError: unknown;
@@ -83,9 +90,7 @@ export class HttpUpstreamClient implements OnApplicationShutdown {
     for (const endpoint of endpoints) {
       attempts += 1;
       try {
-        const response = await this.breakers.run(request.kind, endpoint, () =>
-          this.attempt(endpoint, method, request.path, headers, request.body),
-        );
+        const response = await this.breakers.run(request.kind, endpoint, () => this.attempt(endpoint, method, request.path, headers, body));
         this.metrics.upstreamRequests.inc({ service_kind: request.kind, outcome: response.statusCode >= 500 ? 'error_reply' : 'ok' });
         return {
           statusCode: response.statusCode,
@@ -103,7 +108,9 @@ export class HttpUpstreamClient implements OnApplicationShutdown {
         if (!(error instanceof HopFailure)) throw error;
         this.metrics.upstreamRequests.inc({ service_kind: request.kind, outcome: error.kind });
         request.context.upstream = `${request.kind} ${shard.shardId} ${endpoint} failed: ${error.reason}`;
-        const retryable = error.kind === 'unavailable' && (error.phase === 'connect' || IDEMPOTENT.has(method));
+        // a streamed body that has begun to flow cannot be sent again
+        const resendable = !(body instanceof StreamedBody && body.touched);
+        const retryable = error.kind === 'unavailable' && resendable && (error.phase === 'connect' || IDEMPOTENT.has(method));
         if (!retryable) break;
       }
     }
@@ -111,26 +118,44 @@ export class HttpUpstreamClient implements OnApplicationShutdown {
     throw lastError;
   }
 
+  /**
+   * One attempt, with UPSTREAM_TIMEOUT_MS from the moment the request is written (for a streamed
+   * body: once its last byte went out, so a slow client upload is not an upstream timeout)
+   * until the response head.
+   */
   private async attempt(
     endpoint: string,
     method: string,
     path: string,
     headers: Record<string, string | string[]>,
-    body: Buffer | undefined,
+    body: StreamedBody | Buffer | undefined,
   ): Promise<Dispatcher.ResponseData> {
     const controller = new AbortController();
     const timeoutMs = this.config.UPSTREAM_TIMEOUT_MS;
-    const timer = setTimeout(() => controller.abort(new HopFailure('timeout', 'sent', `no response within ${timeoutMs} ms`)), timeoutMs);
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      timer = setTimeout(() => controller.abort(new HopFailure('timeout', 'sent', `no response within ${timeoutMs} ms`)), timeoutMs);
+    };
+    let sent: Buffer | Readable | undefined;
+    if (body instanceof StreamedBody) {
+      sent = body.forUpstream();
+      sent.once('end', arm);
+    } else {
+      sent = body !== undefined && body.length > 0 ? body : undefined;
+      arm();
+    }
     try {
       return await this.agent.request({
         origin: `http://${endpoint}`,
         path,
         method: method as Dispatcher.HttpMethod,
         headers,
-        body: body !== undefined && body.length > 0 ? body : undefined,
+        body: sent,
         signal: controller.signal,
       });
     } catch (error) {
+      // the client's side failed (limit crossed, client gone): not the upstream's fault
+      if (body instanceof StreamedBody && body.failure !== undefined) throw body.failure;
       throw classifyHopError(controller.signal.aborted ? controller.signal.reason : error);
     } finally {
       clearTimeout(timer);

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Requires } from '../common/auth-declaration';
 import { LimitedAs } from '../limits/limited-as.decorator';
 import { HttpUpstreamClient } from './http-upstream.client';
+import { StreamedBody } from './streamed-body';
 import { relayUpstreamResponse, queryStringOf } from './http-relay';
 
 /** `POST /v1/query/{view_type}` → the tenant's projection shard; status and body relayed as they are. */
@@ -23,7 +24,7 @@ export class QueryController {
       method: 'POST',
       path: `/v1/query/${encodeURIComponent(viewType)}${queryStringOf(request.url)}`,
       inboundHeaders: request.headers,
-      body: Buffer.isBuffer(request.body) ? request.body : undefined,
+      body: request.body instanceof StreamedBody ? request.body : undefined,
     });
     await relayUpstreamResponse(request, reply, response, started);
   }

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Requires } from '../common/auth-declaration';
 import { LimitedAs } from '../limits/limited-as.decorator';
 import { HttpUpstreamClient } from './http-upstream.client';
+import { StreamedBody } from './streamed-body';
 import { relayUpstreamResponse } from './http-relay';
 
 const PREFIX = '/admin/runner';
@@ -29,7 +30,7 @@ export class RunnerController {
       method: request.method,
       path: rest.startsWith('/') ? rest : `/${rest}`,
       inboundHeaders: request.headers,
-      body: Buffer.isBuffer(request.body) ? request.body : undefined,
+      body: request.body instanceof StreamedBody ? request.body : undefined,
     });
     await relayUpstreamResponse(request, reply, response, started);
   }
