@@ -50,7 +50,12 @@ export function installProxyBodyParser(app: NestFastifyApplication, bodyLimit: n
 }
 
 /** Fastify's own raw-body reading (limit, declared length), for the routes that parse their body. */
-function readWhole(payload: IncomingMessage, declared: number | undefined, limit: number, done: (error: Error | null, body?: Buffer) => void) {
+function readWhole(
+  payload: IncomingMessage,
+  declared: number | undefined,
+  limit: number,
+  done: (error: Error | null, body?: Buffer) => void,
+) {
   const chunks: Buffer[] = [];
   let received = 0;
   const finish = (error: Error | null, body?: Buffer) => {
