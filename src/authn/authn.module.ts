@@ -33,6 +33,10 @@ import { OAuthEndpointsController } from './oauth/oauth-endpoints.controller';
 import { OAuthMetadataController } from './oauth/oauth-metadata.controller';
 import { TokenIntrospectionService } from './oauth/token-introspection.service';
 import { TokenRevocationService } from './oauth/token-revocation.service';
+import { AccountDeletionService } from './self-service/account-deletion.service';
+import { CredentialChangeService } from './self-service/credential-change.service';
+import { PasswordProof } from './self-service/password-proof';
+import { SelfServiceController } from './self-service/self-service.controller';
 import { ClientCredentialsController } from './service-accounts/client-credentials.controller';
 import { ClientCredentialsService } from './service-accounts/client-credentials.service';
 
@@ -47,6 +51,7 @@ import { ClientCredentialsService } from './service-accounts/client-credentials.
     ClientCredentialsController,
     OAuthEndpointsController,
     OAuthMetadataController,
+    SelfServiceController,
   ],
   providers: [
     RateLimitCounterRepository,
@@ -54,6 +59,10 @@ import { ClientCredentialsService } from './service-accounts/client-credentials.
     PasswordAuthService,
     AccountService,
     ClientCredentialsService,
+    // self-service/
+    PasswordProof,
+    CredentialChangeService,
+    AccountDeletionService,
     // oauth/
     TokenIntrospectionService,
     TokenRevocationService,

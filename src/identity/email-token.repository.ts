@@ -3,19 +3,47 @@ import { hashToken, newOpaqueToken } from '../common/opaque-token';
 import type { Db } from '../database/transaction';
 import type { User } from '../generated/prisma/client';
 
-export type EmailTokenPurpose = 'verify_email' | 'reset_password';
+export type EmailTokenPurpose = 'verify_email' | 'reset_password' | 'change_email';
 
 @Injectable()
 export class EmailTokenRepository {
-  /** Issues a new one-time token; older unused tokens of the same purpose stop working. */
-  async issue(db: Db, userId: string, purpose: EmailTokenPurpose, ttlSeconds: number): Promise<string> {
+  /**
+   * Issues a new one-time token; older unused tokens of the same purpose stop working.
+   * `newEmail`: for change_email, the address the account moves to once the token is used.
+   */
+  async issue(db: Db, userId: string, purpose: EmailTokenPurpose, ttlSeconds: number, newEmail?: string): Promise<string> {
     const token = newOpaqueToken();
     const now = new Date();
     await db.emailToken.updateMany({ where: { userId, purpose, usedAt: null }, data: { usedAt: now } });
     await db.emailToken.create({
-      data: { userId, purpose, tokenHash: hashToken(token), expiresAt: new Date(now.getTime() + ttlSeconds * 1000) },
+      data: {
+        userId,
+        purpose,
+        tokenHash: hashToken(token),
+        newEmail: newEmail ?? null,
+        expiresAt: new Date(now.getTime() + ttlSeconds * 1000),
+      },
     });
     return token;
+  }
+
+  /**
+   * Spends a token of one of `purposes` by compare-and-set; null when unknown, used, expired or
+   * of another purpose. One link in a mail proves the address whatever the mail was about.
+   */
+  async consumeAny(
+    db: Db,
+    token: string,
+    purposes: EmailTokenPurpose[],
+  ): Promise<{ userId: string; purpose: EmailTokenPurpose; newEmail: string | null } | null> {
+    const tokenHash = hashToken(token);
+    const row = await db.emailToken.findUnique({ where: { tokenHash }, select: { userId: true, purpose: true, newEmail: true } });
+    if (row === null || !purposes.includes(row.purpose as EmailTokenPurpose)) return null;
+    const { count } = await db.emailToken.updateMany({
+      where: { tokenHash, usedAt: null, expiresAt: { gt: new Date() } },
+      data: { usedAt: new Date() },
+    });
+    return count === 1 ? { userId: row.userId, purpose: row.purpose as EmailTokenPurpose, newEmail: row.newEmail } : null;
   }
 
   /** The token's user when the token is still usable (nothing is spent). */

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AccountMails } from './account-mails.service';
 import { AccountNotices } from './account-notices.service';
 import { EmailTokenRepository } from './email-token.repository';
 import { MailerService } from './mailer.service';
@@ -9,6 +10,7 @@ import { ServiceAccountRepository } from './service-account.repository';
 
 @Module({
   providers: [
+    AccountMails,
     AccountNotices,
     UserRepository,
     EmailTokenRepository,
@@ -18,6 +20,7 @@ import { ServiceAccountRepository } from './service-account.repository';
     PasswordHasher,
   ],
   exports: [
+    AccountMails,
     AccountNotices,
     UserRepository,
     EmailTokenRepository,

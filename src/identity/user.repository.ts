@@ -84,6 +84,16 @@ export class UserRepository {
     await db.passwordCredential.updateMany({ where: { userId, hash: previous }, data: { hash } });
   }
 
+  /** The self-service email change, proven at the new address. Throws a unique violation when it is taken. */
+  changeVerifiedEmail(db: Db, id: string, email: string): Promise<User> {
+    return db.user.update({ where: { id }, data: { email, emailVerifiedAt: new Date() } });
+  }
+
+  /** Serializes changes to one user's credentials and sign-in methods (row lock until commit). */
+  async lock(db: Db, id: string): Promise<void> {
+    await db.$queryRaw`SELECT id FROM users WHERE id = ${id} FOR UPDATE`;
+  }
+
   async markEmailVerified(db: Db, userId: string): Promise<void> {
     await db.user.updateMany({ where: { id: userId, emailVerifiedAt: null }, data: { emailVerifiedAt: new Date() } });
   }

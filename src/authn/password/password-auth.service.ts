@@ -2,11 +2,10 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { AuditService } from '../../audit/audit.service';
 import { AppError } from '../../common/app-error';
-import { APP_CONFIG, type AppConfig } from '../../config/config';
 import { PrismaService } from '../../database/prisma.service';
 import { isUniqueViolation } from '../../database/transaction';
 import { EmailTokenRepository } from '../../identity/email-token.repository';
-import { MailerService } from '../../identity/mailer.service';
+import { AccountMails, RESET_PASSWORD_TTL_S, VERIFY_EMAIL_TTL_S } from '../../identity/account-mails.service';
 import { PasswordHasher } from '../../identity/password-hasher';
 import { assertPasswordAllowed } from '../../identity/password-policy';
 import { UserRepository } from '../../identity/user.repository';
@@ -16,9 +15,6 @@ import { SessionService, type ClientInfo } from '../../session/session.service';
 import type { TokenResponse } from '../../session/token-response';
 import { AbuseLimiter } from '../abuse-limiter.service';
 import { MfaChallengeService, type MfaPendingResponse } from '../mfa/mfa-challenge.service';
-
-const VERIFY_EMAIL_TTL_S = 24 * 3600;
-const RESET_PASSWORD_TTL_S = 30 * 60;
 
 /** Sign-up, sign-in with a password, email verification, forgot and reset. */
 @Injectable()
@@ -31,9 +27,8 @@ export class PasswordAuthService {
     private readonly sessions: SessionService,
     private readonly limiter: AbuseLimiter,
     private readonly audit: AuditService,
-    private readonly mailer: MailerService,
+    private readonly mails: AccountMails,
     private readonly metrics: MetricsService,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly mfa: MfaChallengeService,
   ) {}
@@ -61,28 +56,39 @@ export class PasswordAuthService {
       if (isUniqueViolation(error)) throw new AppError('email_taken');
       throw error;
     }
-    this.mailer.sendLater({
-      to: input.email,
-      subject: 'Verify your email address',
-      text: `Welcome to Gatehouse.\n\nVerify your email address with this link (valid 24 hours):\n${this.config.PUBLIC_URL}/verify-email?token=${verifyToken}\n`,
-    });
+    this.mails.verifyEmail(input.email, verifyToken);
     return response;
   }
 
+  /**
+   * One endpoint for every link that proves an address: a sign-up's verification, or an email
+   * change, which moves the account to the new address now and tells the old one.
+   */
   async verifyEmail(token: string, client: ClientInfo): Promise<void> {
     await this.limiter.consumeIp(client.ip ?? 'unknown');
-    const verified = await this.prisma.$transaction(async (tx) => {
-      const userId = await this.emailTokens.consume(tx, token, 'verify_email');
-      if (userId === null) return false;
-      await this.users.markEmailVerified(tx, userId);
-      await this.audit.record(tx, {
-        action: 'user.email_verified',
-        actor: { principalId: userId, principalType: 'user' },
-        target: { type: 'user', id: userId },
+    let outcome: { previousEmail?: string } | null;
+    try {
+      outcome = await this.prisma.$transaction(async (tx) => {
+        const spent = await this.emailTokens.consumeAny(tx, token, ['verify_email', 'change_email']);
+        if (spent === null) return null;
+        const actor = { principalId: spent.userId, principalType: 'user' as const };
+        if (spent.purpose === 'change_email' && spent.newEmail !== null) {
+          const before = await this.users.findByIdOrThrow(tx, spent.userId);
+          await this.users.changeVerifiedEmail(tx, spent.userId, spent.newEmail);
+          await this.audit.record(tx, { action: 'user.email_changed', actor, target: { type: 'user', id: spent.userId } });
+          return { previousEmail: before.email };
+        }
+        await this.users.markEmailVerified(tx, spent.userId);
+        await this.audit.record(tx, { action: 'user.email_verified', actor, target: { type: 'user', id: spent.userId } });
+        return {};
       });
-      return true;
-    });
-    if (!verified) throw new AppError('invalid_grant', { logReason: 'verification token unknown, used or expired' });
+    } catch (error) {
+      // another account took the address after the change was asked for; the token stays unspent
+      if (isUniqueViolation(error)) throw new AppError('email_taken', { logReason: 'email change target taken meanwhile' });
+      throw error;
+    }
+    if (outcome === null) throw new AppError('invalid_grant', { logReason: 'verification token unknown, used or expired' });
+    if (outcome.previousEmail !== undefined) this.mails.emailChanged(outcome.previousEmail);
   }
 
   /**
@@ -141,11 +147,7 @@ export class PasswordAuthService {
       });
       return issued;
     });
-    this.mailer.sendLater({
-      to: user.email,
-      subject: 'Reset your password',
-      text: `Someone asked to reset the password of your Gatehouse account.\n\nSet a new password with this link (valid 30 minutes, once):\n${this.config.PUBLIC_URL}/reset-password?token=${token}\n\nIf it was not you, ignore this message.\n`,
-    });
+    this.mails.resetPassword(user.email, token);
   }
 
   /** Sets the password, spends the token and revokes every session of the user, in one transaction. */
