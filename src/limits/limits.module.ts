@@ -1,9 +1,11 @@
 import { Module } from '@nestjs/common';
 import { ThrottlerModule } from '@nestjs/throttler';
+import { MessagingModule } from '../messaging/messaging.module';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { LimitPolicies } from './limit-policies.service';
 import { RpcAdmissionRelease } from './limited-as.decorator';
 import { LimitsStorageModule } from './limits-storage.module';
+import { SharedBudget } from './shared-budget.service';
 import { TokenBucketStorage } from './token-bucket.storage';
 import { TrafficLimitGuard } from './traffic-limit.guard';
 import { WsMessageLimits } from './ws-message-limits';
@@ -14,6 +16,7 @@ import { WsMessageLimits } from './ws-message-limits';
  */
 @Module({
   imports: [
+    MessagingModule,
     LimitsStorageModule,
     ThrottlerModule.forRootAsync({
       imports: [LimitsStorageModule],
@@ -30,7 +33,7 @@ import { WsMessageLimits } from './ws-message-limits';
       }),
     }),
   ],
-  providers: [LimitPolicies, TrafficLimitGuard, RpcAdmissionRelease, WsMessageLimits],
+  providers: [LimitPolicies, TrafficLimitGuard, RpcAdmissionRelease, WsMessageLimits, SharedBudget],
   exports: [LimitsStorageModule, LimitPolicies, TrafficLimitGuard, RpcAdmissionRelease, WsMessageLimits],
 })
 export class LimitsModule {}
