@@ -1,9 +1,37 @@
 import { Injectable } from '@nestjs/common';
 import { hashToken } from '../common/opaque-token';
 import type { Db } from '../database/transaction';
-import type { RefreshToken, Session, User } from '../generated/prisma/client';
+import type { RefreshToken, Session } from '../generated/prisma/client';
 
-export type RefreshTokenWithSession = RefreshToken & { session: Session & { user: User } };
+/** What refresh_rotate() (migration 20261130112500_refresh_rotate) answers. */
+export type RotationRow =
+  | { outcome: 'refused'; reason: string }
+  | {
+      outcome: 'issued' | 'replay' | 'reuse';
+      /** the presented token's row */
+      tokenId: string;
+      session: { id: string; amr: string[]; expiresAt: Date };
+      user: { id: string; email: string; emailVerifiedAt: Date | null; displayName: string | null };
+      /** replay: what the winner sealed */
+      successorSealed: string | null;
+      /** replay and reuse: when the presented token was spent */
+      spentAt: Date | null;
+    };
+
+interface RotationResultRow {
+  r_outcome: 'issued' | 'replay' | 'reuse' | 'refused';
+  r_reason: string | null;
+  r_token_id: string | null;
+  r_session_id: string | null;
+  r_amr: string[] | null;
+  r_session_expires_at: Date | null;
+  r_user_id: string | null;
+  r_email: string | null;
+  r_email_verified_at: Date | null;
+  r_display_name: string | null;
+  r_successor_sealed: string | null;
+  r_spent_at: Date | null;
+}
 
 @Injectable()
 export class SessionRepository {
@@ -19,31 +47,60 @@ export class SessionRepository {
     });
   }
 
-  findRefreshToken(db: Db, token: string): Promise<RefreshTokenWithSession | null> {
-    return db.refreshToken.findUnique({
-      where: { tokenHash: hashToken(token) },
-      include: { session: { include: { user: true } } },
-    });
-  }
-
-  findRefreshTokenById(db: Db, id: string): Promise<RefreshToken | null> {
-    return db.refreshToken.findUnique({ where: { id } });
+  /**
+   * One round trip: compare-and-set on the presented token, successor insert and session touch
+   * (or the replay / reuse / refusal verdict), by the SQL function refresh_rotate().
+   */
+  async rotateRefreshToken(
+    db: Db,
+    input: {
+      token: string;
+      successorId: string;
+      successorToken: string;
+      successorSealed: string;
+      ttlSeconds: number;
+      graceSeconds: number;
+    },
+  ): Promise<RotationRow> {
+    const rows = await db.$queryRaw<RotationResultRow[]>`
+      SELECT * FROM refresh_rotate(${hashToken(input.token)}, ${input.successorId}, ${hashToken(input.successorToken)},
+        ${input.successorSealed}, ${input.ttlSeconds}::int, ${input.graceSeconds}::int)`;
+    const row = rows[0];
+    if (row === undefined) throw new Error('refresh_rotate() returned no row');
+    if (row.r_outcome === 'refused' || row.r_token_id === null || row.r_session_id === null || row.r_user_id === null) {
+      return { outcome: 'refused', reason: row.r_reason ?? 'unknown refresh token' };
+    }
+    return {
+      outcome: row.r_outcome,
+      tokenId: row.r_token_id,
+      session: { id: row.r_session_id, amr: row.r_amr ?? [], expiresAt: new Date(row.r_session_expires_at!) },
+      user: {
+        id: row.r_user_id,
+        email: row.r_email!,
+        emailVerifiedAt: row.r_email_verified_at === null ? null : new Date(row.r_email_verified_at),
+        displayName: row.r_display_name,
+      },
+      successorSealed: row.r_successor_sealed,
+      spentAt: row.r_spent_at === null ? null : new Date(row.r_spent_at),
+    };
   }
 
   /**
-   * Compare-and-set: spends the token only if nobody has, recording its successor.
-   * Returns false when another request (on any replica) spent it first.
+   * Stores the sealed successor responses of spent tokens (id → sealed), one statement for
+   * the batch. Never touches a token whose successor is not the one sealed (successor_id).
    */
-  async spendRefreshToken(db: Db, id: string, successorId: string, successorSealed: string): Promise<boolean> {
-    const { count } = await db.refreshToken.updateMany({
-      where: { id, spentAt: null },
-      data: { spentAt: new Date(), successorId, successorSealed },
-    });
-    return count === 1;
+  async storeReplayResponses(db: Db, items: Array<{ id: string; successorId: string; sealed: string }>): Promise<void> {
+    if (items.length === 0) return;
+    await db.$executeRaw`
+      UPDATE refresh_tokens AS t SET successor_sealed = v.sealed
+      FROM unnest(${items.map((item) => item.id)}::text[], ${items.map((item) => item.successorId)}::text[],
+                  ${items.map((item) => item.sealed)}::text[]) AS v(id, successor_id, sealed)
+      WHERE t.id = v.id AND t.successor_id = v.successor_id`;
   }
 
-  async touchSession(db: Db, sessionId: string): Promise<void> {
-    await db.session.update({ where: { id: sessionId }, data: { lastUsedAt: new Date() } });
+  async successorSealed(db: Db, id: string): Promise<string | null> {
+    const row = await db.refreshToken.findUnique({ where: { id }, select: { successorSealed: true } });
+    return row?.successorSealed ?? null;
   }
 
   /** Revokes the sessions that are still live; returns the ids it revoked. */

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Inject, Injectable } from '@nestjs/common';
+import type { Logger } from 'pino';
 import { AuditService } from '../audit/audit.service';
 import { AppError } from '../common/app-error';
 import { newOpaqueToken } from '../common/opaque-token';
@@ -9,24 +11,30 @@ import { PrismaService } from '../database/prisma.service';
 import type { Db } from '../database/transaction';
 import type { Session, User } from '../generated/prisma/client';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
+import { LOGGER } from '../observability/logger';
 import { MetricsService } from '../observability/metrics.service';
 import { AccessTokenService } from './access-token.service';
 import { RevocationService } from './revocation.service';
 import { SessionRepository } from './session.repository';
 import { userView, type TokenResponse } from './token-response';
 
+/** How long a grace-window retry waits for the winner's response to be written back, and how often it looks. */
+const REPLAY_WAIT_MS = 1000;
+const REPLAY_POLL_MS = 10;
+/** Most winner responses written back by one statement. */
+const REPLAY_BATCH = 256;
+
 export interface ClientInfo {
   ip?: string;
   userAgent?: string;
 }
 
-type RotationOutcome =
-  { kind: 'issued'; response: TokenResponse } | { kind: 'reuse'; sessionId: string } | { kind: 'refused'; reason: string };
-
 /** Sessions as refresh-token families: start, rotate (exactly one successor), revoke. */
 @Injectable()
 export class SessionService {
   private readonly replayBox: SecretBox;
+  private readonly pendingReplays: Array<{ id: string; successorId: string; sealed: string }> = [];
+  private replayFlush: Promise<void> | undefined;
 
   constructor(
     private readonly prisma: PrismaService,
@@ -37,6 +45,7 @@ export class SessionService {
     private readonly audit: AuditService,
     private readonly metrics: MetricsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
   ) {
     this.replayBox = new SecretBox(config.MASTER_KEY, 'refresh-replay');
   }
@@ -75,63 +84,96 @@ export class SessionService {
   }
 
   /**
-   * Rotates a refresh token. The winner of the compare-and-set issues the successor; a
-   * request that lost the race, or a retry within REFRESH_REUSE_GRACE while the successor is
-   * unused, gets that same successor; any other reuse revokes the family.
+   * Rotates a refresh token in one database round trip (refresh_rotate()). The winner of the
+   * compare-and-set issues the successor; a request that lost the race, or a retry within
+   * REFRESH_REUSE_GRACE while the successor is unused, gets that same successor refresh token
+   * (with a freshly signed access token for the same session); any other reuse revokes the family.
    */
   async rotate(refreshToken: string): Promise<TokenResponse> {
-    const outcome = await this.prisma.$transaction(async (tx): Promise<RotationOutcome> => {
-      const row = await this.sessions.findRefreshToken(tx, refreshToken);
-      if (row === null) return { kind: 'refused', reason: 'unknown refresh token' };
-      const { session } = row;
-      const now = Date.now();
-      if (session.revokedAt !== null) return { kind: 'refused', reason: 'session revoked' };
-      if (session.expiresAt.getTime() <= now) return { kind: 'refused', reason: 'session past its absolute lifetime' };
-      if (session.user.status !== 'active') return { kind: 'refused', reason: 'account not active' };
-
-      if (row.spentAt === null) {
-        if (row.expiresAt.getTime() <= now) return { kind: 'refused', reason: 'refresh token idle-expired' };
-        const successorId = randomUUID();
-        const successorToken = newOpaqueToken();
-        const response = await this.tokenResponse(session.user, session, successorToken);
-        if (await this.sessions.spendRefreshToken(tx, row.id, successorId, this.replayBox.seal(JSON.stringify(response)))) {
-          await this.sessions.insertRefreshToken(tx, {
-            id: successorId,
-            sessionId: session.id,
-            token: successorToken,
-            expiresAt: this.refreshExpiry(session),
-          });
-          await this.sessions.touchSession(tx, session.id);
-          return { kind: 'issued', response };
-        }
-        // Another request spent it first; read what it committed.
+    const successorToken = newOpaqueToken();
+    const successorId = randomUUID();
+    const row = await this.sessions.rotateRefreshToken(this.prisma, {
+      token: refreshToken,
+      successorId,
+      successorToken,
+      successorSealed: this.replayBox.seal(successorToken),
+      ttlSeconds: this.config.REFRESH_TOKEN_TTL,
+      graceSeconds: this.config.REFRESH_REUSE_GRACE,
+    });
+    switch (row.outcome) {
+      case 'issued': {
+        const response = await this.tokenResponse(row.user, row.session, successorToken);
+        this.storeReplayLater({ id: row.tokenId, successorId, sealed: this.replayBox.seal(JSON.stringify(response)) });
+        return response;
       }
+      case 'replay':
+        return this.replayed(row.tokenId, row.successorSealed!, row.user, row.session);
+      case 'reuse':
+        await this.revokeReusedFamily(row.session.id, row.user.id, row.spentAt);
+        throw new AppError('invalid_grant', { logReason: `refresh token reuse: session ${row.session.id} revoked` });
+      case 'refused':
+        throw new AppError('invalid_grant', { logReason: `refresh refused: ${row.reason}` });
+    }
+  }
 
-      const spent = await this.sessions.findRefreshTokenById(tx, row.id);
-      const successor = spent?.successorId ? await this.sessions.findRefreshTokenById(tx, spent.successorId) : null;
-      const withinGrace = spent?.spentAt != null && now - spent.spentAt.getTime() <= this.config.REFRESH_REUSE_GRACE * 1000;
-      if (withinGrace && successor !== null && successor.spentAt === null && spent?.successorSealed != null) {
-        return { kind: 'issued', response: JSON.parse(this.replayBox.open(spent.successorSealed)) as TokenResponse };
-      }
-      await this.sessions.revokeSessions(tx, { ids: [session.id] }, 'refresh_reuse');
+  /** Reuse of a spent token: the whole family ends, with its audit record, on every replica. */
+  private async revokeReusedFamily(sessionId: string, userId: string, spentAt: Date | null): Promise<void> {
+    await this.prisma.$transaction(async (tx) => {
+      await this.sessions.revokeSessions(tx, { ids: [sessionId] }, 'refresh_reuse');
       await this.audit.record(tx, {
         action: 'session.refresh_reuse_detected',
-        actor: { principalId: session.userId, principalType: 'user' },
-        target: { type: 'session', id: session.id },
-        changes: { spent_at: spent?.spentAt?.toISOString() ?? null },
+        actor: { principalId: userId, principalType: 'user' },
+        target: { type: 'session', id: sessionId },
+        changes: { spent_at: spentAt?.toISOString() ?? null },
       });
-      return { kind: 'reuse', sessionId: session.id };
     });
+    this.metrics.refreshReuseDetected.inc();
+    await this.announceRevoked([sessionId]);
+  }
 
-    switch (outcome.kind) {
-      case 'issued':
-        return outcome.response;
-      case 'reuse':
-        this.metrics.refreshReuseDetected.inc();
-        await this.announceRevoked([outcome.sessionId]);
-        throw new AppError('invalid_grant', { logReason: `refresh token reuse: session ${outcome.sessionId} revoked` });
-      case 'refused':
-        throw new AppError('invalid_grant', { logReason: `refresh refused: ${outcome.reason}` });
+  /**
+   * A retry within the grace window gets the winner's response: the rotation itself sealed only
+   * the successor refresh token (the access token is signed after it, from the row it returns),
+   * and the winner writes its whole response back right after answering (storeReplayLater). A
+   * retry that beats that write waits for it briefly; past REPLAY_WAIT_MS it gets the same
+   * refresh token with a freshly signed access token for the same session.
+   */
+  private async replayed(
+    tokenId: string,
+    sealed: string,
+    user: Parameters<typeof userView>[0],
+    session: Pick<Session, 'id' | 'amr' | 'expiresAt'>,
+  ): Promise<TokenResponse> {
+    const waitUntil = Date.now() + REPLAY_WAIT_MS;
+    for (let current = sealed; ;) {
+      const opened = this.replayBox.open(current);
+      // a whole response is JSON; a bare refresh token is base64url
+      if (opened.startsWith('{')) return JSON.parse(opened) as TokenResponse;
+      if (Date.now() >= waitUntil) return this.tokenResponse(user, session, opened);
+      await (this.replayFlush ?? delay(REPLAY_POLL_MS));
+      current = (await this.sessions.successorSealed(this.prisma, tokenId)) ?? current;
+    }
+  }
+
+  /** Queues the winner's sealed response for the write-back; one statement per batch, one batch at a time. */
+  private storeReplayLater(item: { id: string; successorId: string; sealed: string }): void {
+    this.pendingReplays.push(item);
+    this.replayFlush ??= this.flushReplays();
+  }
+
+  private async flushReplays(): Promise<void> {
+    try {
+      while (this.pendingReplays.length > 0) {
+        const batch = this.pendingReplays.splice(0, REPLAY_BATCH);
+        try {
+          await this.sessions.storeReplayResponses(this.prisma, batch);
+        } catch (error) {
+          // a retry of these rotations then gets a fresh access token with the same refresh token
+          this.logger.warn({ err: error, tokens: batch.length }, 'refresh replay responses not stored');
+        }
+      }
+    } finally {
+      this.replayFlush = undefined;
     }
   }
 
@@ -151,7 +193,11 @@ export class SessionService {
     return new Date(Math.min(Date.now() + this.config.REFRESH_TOKEN_TTL * 1000, session.expiresAt.getTime()));
   }
 
-  private async tokenResponse(user: User, session: Session, refreshToken: string): Promise<TokenResponse> {
+  private async tokenResponse(
+    user: Parameters<typeof userView>[0],
+    session: Pick<Session, 'id' | 'amr' | 'expiresAt'>,
+    refreshToken: string,
+  ): Promise<TokenResponse> {
     const access = await this.accessTokens.mint({
       sub: user.id,
       sid: session.id,

@@ -17,6 +17,6 @@ export const tokenResponseSchema = z
   .meta({ id: 'TokenResponse' });
 export type TokenResponse = z.infer<typeof tokenResponseSchema>;
 
-export function userView(user: User): UserView {
+export function userView(user: Pick<User, 'id' | 'email' | 'emailVerifiedAt' | 'displayName'>): UserView {
   return { id: user.id, email: user.email, email_verified: user.emailVerifiedAt !== null, display_name: user.displayName };
 }
