@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { hashToken } from '../common/opaque-token';
 import type { Db } from '../database/transaction';
-import type { RefreshToken, Session } from '../generated/prisma/client';
+import type { RefreshToken, Session, User } from '../generated/prisma/client';
+
+export type RefreshTokenWithSession = RefreshToken & { session: Session & { user: User } };
 
 /** What refresh_rotate() (migration 20261130112500_refresh_rotate) answers. */
 export type RotationRow =
@@ -44,6 +46,13 @@ export class SessionRepository {
   async insertRefreshToken(db: Db, input: { id?: string; sessionId: string; token: string; expiresAt: Date }): Promise<RefreshToken> {
     return db.refreshToken.create({
       data: { id: input.id, sessionId: input.sessionId, tokenHash: hashToken(input.token), expiresAt: input.expiresAt },
+    });
+  }
+
+  findRefreshToken(db: Db, token: string): Promise<RefreshTokenWithSession | null> {
+    return db.refreshToken.findUnique({
+      where: { tokenHash: hashToken(token) },
+      include: { session: { include: { user: true } } },
     });
   }
 
