@@ -1,9 +1,11 @@
+import cluster from 'node:cluster';
 import 'reflect-metadata';
 import { ConfigError, loadConfig } from './config/config';
 import { assertBootstrapAdminPassword } from './identity/bootstrap-admin-password';
 import { readBuildInfo } from './observability/build-info';
 import { createLogger } from './observability/logger';
 import type { Tracing } from './observability/tracing';
+import { WORKER_STARTED } from './workers';
 
 async function main(): Promise<void> {
   let config;
@@ -19,6 +21,11 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.LOG_LEVEL);
+  if (config.WORKERS > 1 && cluster.isPrimary) {
+    const { superviseWorkers } = await import('./workers.js');
+    await superviseWorkers(config, logger);
+    return;
+  }
   // Tracing patches fastify, pg, undici, http and gRPC as they load, so it starts before the
   // application is imported; without an endpoint no OpenTelemetry module is loaded at all.
   let tracing: Tracing | undefined;
@@ -29,6 +36,11 @@ async function main(): Promise<void> {
   const { startGatehouse } = await import('./bootstrap.js');
   const gatehouse = await startGatehouse(config, logger);
   logger.info({ tracing: tracing !== undefined }, tracing === undefined ? 'tracing off' : 'tracing: exporting spans over OTLP');
+  if (cluster.isWorker) {
+    process.send?.({ type: WORKER_STARTED });
+    // the primary is gone (killed): drain and stop rather than serve unsupervised
+    process.once('disconnect', () => process.emit('SIGTERM'));
+  }
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {

@@ -74,6 +74,8 @@ export const configSchema = z.object({
   UPSTREAM_BREAKER_COOLDOWN_MS: integer(100, 600_000).default(10_000),
   WS_MAX_MESSAGE_BYTES: integer(1024, 64 * 1024 * 1024).default(1024 * 1024),
   WS_MAX_CONNECTIONS_PER_PRINCIPAL: integer(1, 1_000_000).default(20),
+  // processes serving in one replica (CONTRACT §2); the default is resolved in config.ts
+  WORKERS: integer(1, 1024).optional(),
   AUTH_ACCOUNT_FAILURE_LIMIT: integer(1, 1_000_000).default(10),
   AUTH_IP_LIMIT: integer(1, 10_000_000).default(100),
   AUTH_WINDOW: seconds.default(900),

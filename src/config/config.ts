@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { configSchema, type RawConfig } from './config.schema';
 
-export interface AppConfig extends Omit<RawConfig, 'PUBLIC_URL' | 'MASTER_KEY' | 'DATABASE_PASSWORD'> {
+export interface AppConfig extends Omit<RawConfig, 'PUBLIC_URL' | 'MASTER_KEY' | 'DATABASE_PASSWORD' | 'WORKERS'> {
   PUBLIC_URL: string;
+  /** processes serving this replica: WORKERS, else the CPUs in production (when NATS is configured), else 1 */
+  WORKERS: number;
   MASTER_KEY: Buffer;
   /** true when MASTER_KEY was generated into DATA_DIR (development only). */
   masterKeyGenerated: boolean;
@@ -105,6 +108,22 @@ function checkNatsSecurity(raw: Pick<RawConfig, 'NATS_CREDS_FILE' | 'NATS_USER' 
   }
 }
 
+/**
+ * CONTRACT §2: the CPUs available in production, else 1; more than one needs NATS (each process
+ * hears revocations, authorization and routing changes there) and PostgreSQL (the embedded store
+ * serves one process). An explicit WORKERS above 1 without them is refused; the production
+ * default falls back to 1 without NATS, so a single-node production start keeps working.
+ */
+function resolveWorkers(raw: Pick<RawConfig, 'WORKERS' | 'NODE_ENV' | 'NATS_URL' | 'DATABASE_URL'>): number {
+  const shared = raw.NATS_URL !== undefined && raw.DATABASE_URL !== undefined;
+  if (raw.WORKERS === undefined) return raw.NODE_ENV === 'production' && shared ? os.availableParallelism() : 1;
+  if (raw.WORKERS > 1 && raw.NATS_URL === undefined) throw new ConfigError('config: WORKERS: more than 1 needs NATS_URL');
+  if (raw.WORKERS > 1 && raw.DATABASE_URL === undefined) {
+    throw new ConfigError('config: WORKERS: more than 1 needs DATABASE_URL (the embedded store serves one process)');
+  }
+  return raw.WORKERS;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const parsed = configSchema.safeParse(readFileVariables(env));
   if (!parsed.success) {
@@ -123,8 +142,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     throw new ConfigError('config: BOOTSTRAP_ADMIN_PASSWORD: BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD go together');
   }
   checkNatsSecurity(raw);
+  const workers = resolveWorkers(raw);
   const masterKeyGenerated = raw.MASTER_KEY === undefined;
   const masterKey = raw.MASTER_KEY === undefined ? loadOrCreateDevMasterKey(dataDir) : Buffer.from(raw.MASTER_KEY, 'base64');
   const publicUrl = (raw.PUBLIC_URL ?? `http://localhost:${raw.PORT}`).replace(/\/+$/, '');
-  return { ...raw, DATABASE_URL: databaseUrl, PUBLIC_URL: publicUrl, MASTER_KEY: masterKey, masterKeyGenerated, dataDir };
+  return {
+    ...raw,
+    DATABASE_URL: databaseUrl,
+    PUBLIC_URL: publicUrl,
+    MASTER_KEY: masterKey,
+    WORKERS: workers,
+    masterKeyGenerated,
+    dataDir,
+  };
 }

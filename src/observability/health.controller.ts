@@ -1,5 +1,6 @@
 import { Controller, Get, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
+import { AppError } from '../common/app-error';
 import { Public } from '../common/auth-declaration';
 import { readBuildInfo, type BuildInfo } from './build-info';
 import { MetricsService } from './metrics.service';
@@ -34,6 +35,10 @@ export class HealthController {
   @Get('metrics')
   async scrape(@Res({ passthrough: true }) reply: FastifyReply): Promise<string> {
     void reply.header('content-type', this.metrics.registry.contentType);
-    return this.metrics.registry.metrics();
+    try {
+      return await this.metrics.replica.metrics();
+    } catch (error) {
+      throw new AppError('unavailable', { logReason: `metrics: ${error instanceof Error ? error.message : String(error)}` });
+    }
   }
 }

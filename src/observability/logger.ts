@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import pino, { type Logger } from 'pino';
 import { requestContext } from '../common/request-context';
 
@@ -60,12 +61,15 @@ function isoTime(): string {
 }
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  // Lines are written in batches of at least 4 KiB, and at least every 100 ms: under load one
-  // asynchronous write per line cost as much as the line itself. Shutdown flushes (main.ts).
-  const stream = destination ?? pino.destination({ sync: false, minLength: 4096, periodicFlush: 100 });
+  // Lines are written in batches of 2-4 KiB, at least every 100 ms: under load one asynchronous
+  // write per line cost as much as the line itself. A batch holds whole lines and stays within
+  // PIPE_BUF (4096 on Linux), so the WORKERS processes sharing one stdout pipe never interleave
+  // inside a line. Shutdown and exit flush.
+  const stream = destination ?? pino.destination({ sync: false, minLength: 2048, maxWrite: 4096, periodicFlush: 100 });
   const shared = {
     level,
-    base: undefined,
+    // with WORKERS > 1, every line says which process of the replica wrote it
+    base: cluster.isWorker && cluster.worker !== undefined ? { worker: cluster.worker.id } : undefined,
     timestamp: isoTime,
     messageKey: 'msg',
     formatters: { level: (label: string) => ({ level: label }) },

@@ -1,11 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { readBuildInfo } from './build-info';
+import { ReplicaMetrics } from './replica-metrics';
 
 /** One registry per app instance (tests boot several in one process). */
 @Injectable()
 export class MetricsService {
   readonly registry = new Registry();
+  /** what `/metrics` answers: this process, or every process of the replica (WORKERS > 1) */
+  readonly replica = new ReplicaMetrics(this.registry);
 
   readonly httpRequests = new Counter({
     name: 'gatehouse_http_requests_total',
@@ -80,6 +83,8 @@ export class MetricsService {
     help: 'Always 1; the labels name the running build',
     labelNames: ['version', 'commit', 'node'] as const,
     registers: [this.registry],
+    // the same 1 in every process of a replica
+    aggregator: 'first',
   });
 
   readonly policyDecisions = new Counter({

@@ -54,6 +54,8 @@ export class RoutingService implements OnModuleInit, OnApplicationShutdown {
       help: 'Revision of the routing part in force (KV revision, or file load count)',
       labelNames: ['service_kind', 'part'] as const,
       registers: [metrics.registry],
+      // every process of a replica holds the same table
+      aggregator: 'max',
     });
     this.rejectedCounter = new Counter({
       name: 'gatehouse_routing_rejected_total',

@@ -159,6 +159,7 @@ const BAD_VALUES: Record<string, string> = {
   UPSTREAM_BREAKER_COOLDOWN_MS: '5',
   WS_MAX_MESSAGE_BYTES: '1',
   WS_MAX_CONNECTIONS_PER_PRINCIPAL: '0',
+  WORKERS: '0',
   AUTH_ACCOUNT_FAILURE_LIMIT: '0',
   AUTH_IP_LIMIT: 'lots',
   AUTH_WINDOW: '-1',
@@ -226,6 +227,21 @@ describe('every variable is validated with a message naming it', () => {
     ['NATS_URL', 'nats://a:4222,not a server'],
   ])('refuses %s=%s', (name, value) => {
     expect(() => loadConfig({ DATA_DIR: tempDir(), [name]: value })).toThrowError(new RegExp(`^config: ${name}: `));
+  });
+
+  it('serves with one process unless WORKERS says otherwise, and with the CPUs in production when NATS and PostgreSQL are there', () => {
+    const shared = { NATS_URL: 'nats://127.0.0.1:4222', DATABASE_URL: 'postgresql://db/app' };
+    const production = { NODE_ENV: 'production', MASTER_KEY: Buffer.alloc(32, 1).toString('base64') };
+    expect(loadConfig({ DATA_DIR: tempDir() }).WORKERS).toBe(1);
+    expect(loadConfig({ DATA_DIR: tempDir(), ...production }).WORKERS).toBe(1);
+    expect(loadConfig({ DATA_DIR: tempDir(), ...production, ...shared }).WORKERS).toBe(os.availableParallelism());
+    expect(loadConfig({ DATA_DIR: tempDir(), ...shared, WORKERS: '3' }).WORKERS).toBe(3);
+    expect(() => loadConfig({ DATA_DIR: tempDir(), WORKERS: '2', DATABASE_URL: shared.DATABASE_URL })).toThrowError(
+      /^config: WORKERS: more than 1 needs NATS_URL/,
+    );
+    expect(() => loadConfig({ DATA_DIR: tempDir(), WORKERS: '2', NATS_URL: shared.NATS_URL })).toThrowError(
+      /^config: WORKERS: more than 1 needs DATABASE_URL/,
+    );
   });
 
   it('says what TRUST_PROXY expects and which entry is wrong', () => {

@@ -1,0 +1,71 @@
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+import type { AppConfig } from './config/config';
+import { serveReplicaMetrics } from './observability/replica-metrics';
+
+/** What a worker tells the primary once it serves (main.ts). */
+export const WORKER_STARTED = 'gatehouse:worker-started';
+const RESTART_DELAY_MS = 1000;
+
+/**
+ * The primary of a replica with WORKERS > 1 (node:cluster): it serves nothing itself. The
+ * first worker starts alone (migrations, the bootstrap admin and the routing seed happen once),
+ * then the others; the HTTP and gRPC ports are shared, connections spread over the workers.
+ * Each worker is a full Gatehouse with its own NATS subscriptions, so revocations, authorization
+ * and routing changes reach every process as they reach every replica. A worker that dies is
+ * replaced; SIGTERM is passed to every worker, which drains as a single process does.
+ */
+export async function superviseWorkers(config: AppConfig, logger: Logger): Promise<void> {
+  serveReplicaMetrics();
+  let stopping = false;
+
+  const fork = () =>
+    new Promise<Worker>((resolve, reject) => {
+      const worker = cluster.fork();
+      const onMessage = (message: { type?: string }) => {
+        if (message?.type !== WORKER_STARTED) return;
+        worker.off('message', onMessage);
+        worker.off('exit', onEarlyExit);
+        resolve(worker);
+      };
+      const onEarlyExit = (code: number | null) => reject(new Error(`worker ${worker.id} exited with ${code} while starting`));
+      worker.on('message', onMessage);
+      worker.once('exit', onEarlyExit);
+      worker.once('exit', (code, signal) => {
+        if (stopping) return;
+        logger.error({ worker: worker.id, code, signal }, 'worker exited; starting a replacement');
+        setTimeout(() => {
+          if (!stopping) fork().catch((error: unknown) => logger.error({ err: error }, 'replacement worker failed to start'));
+        }, RESTART_DELAY_MS).unref();
+      });
+    });
+
+  try {
+    await fork();
+    await Promise.all(Array.from({ length: config.WORKERS - 1 }, () => fork()));
+  } catch (error) {
+    stopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+    throw error;
+  }
+  logger.info({ workers: config.WORKERS, pid: process.pid }, 'gatehouse replica serving with workers');
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down the workers');
+    const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined);
+    let left = workers.length;
+    const done = () => logger.flush(() => process.exit(0));
+    if (left === 0) done();
+    for (const worker of workers) {
+      worker.once('exit', () => {
+        left -= 1;
+        if (left === 0) done();
+      });
+      worker.process.kill('SIGTERM');
+    }
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
