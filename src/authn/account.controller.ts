@@ -2,6 +2,7 @@ import { ApiOkResponse } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, Header, HttpCode, Param, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { AppError } from '../common/app-error';
 import { Authenticated, Public } from '../common/auth-declaration';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import type { Principal } from '../session/principal';
@@ -10,6 +11,8 @@ import { tokenResponseSchema, type TokenResponse } from '../session/token-respon
 import { AccountService } from './account.service';
 
 const refreshBody = z.object({ refresh_token: z.string().min(1).max(512) });
+// a malformed refresh token (too long, empty, not a string, missing) is refused like an unknown one
+const malformedRefresh = () => new AppError('invalid_grant', { logReason: 'malformed refresh_token' });
 const signoutBody = z.object({ refresh_token: z.string().max(512).optional() });
 
 function principalOf(request: FastifyRequest): Principal {
@@ -31,7 +34,7 @@ export class AccountController {
   @HttpCode(200)
   @ApiOkResponse({ standardSchema: tokenResponseSchema })
   refresh(
-    @Body({ schema: refreshBody, pipes: [new ZodValidationPipe(refreshBody)] }) body: z.infer<typeof refreshBody>,
+    @Body({ schema: refreshBody, pipes: [new ZodValidationPipe(refreshBody, malformedRefresh)] }) body: z.infer<typeof refreshBody>,
   ): Promise<TokenResponse> {
     return this.sessions.rotate(body.refresh_token);
   }

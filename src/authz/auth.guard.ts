@@ -3,6 +3,7 @@ import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../common/app-error';
 import { AUTH_DECLARATION, type AuthDeclaration } from '../common/auth-declaration';
+import { duplicateAuthorizationError } from '../common/authorization-header';
 import { RequestAuthorizer, type AuthorizationResult } from './request-authorizer.service';
 
 const RPC_AUTHORIZATION = Symbol('gatehouse.authorization');
@@ -99,6 +100,7 @@ export class AuthGuard implements CanActivate {
       const value = metadata.get(key)[0];
       return value === undefined ? undefined : value.toString();
     };
+    if (metadata.get('authorization').length > 1) throw duplicateAuthorizationError();
     const resource =
       declaration.kind === 'requires' && declaration.resource !== undefined ? String(message?.[declaration.resource] ?? '') : undefined;
     const call = context.getArgByIndex<{ getPath?(): string; getPeer?(): string } | undefined>(2);

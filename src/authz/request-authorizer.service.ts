@@ -7,6 +7,16 @@ import { AuthorizationCache } from './authorization-cache.service';
 import { PolicyHook, type PolicyRequest } from './policy-hook.service';
 
 export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
+/**
+ * A resource segment (view_type, aggregate_type) is a strict token: a glob grant such as
+ * `queries.run:order*` must never match `orders/../payroll` (decoded from `%2F`), `orders?x` or
+ * `orders#x`, and what is authorized is exactly what is forwarded.
+ */
+export const RESOURCE_TOKEN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export function isResourceToken(value: string): boolean {
+  return RESOURCE_TOKEN.test(value) && !value.includes('..');
+}
 
 export interface AuthorizationInput {
   declaration: AuthDeclaration;
@@ -49,6 +59,13 @@ export class RequestAuthorizer {
     if (declaration.kind === 'delegated') throw new AppError('forbidden', { logReason: 'deny: no rule was applied' });
     const principal = await this.authenticator.authenticate(input.authorization);
     if (declaration.kind === 'authenticated') return { principal };
+    // validated before any decision: a glob is matched only against a token it may safely match
+    if (declaration.resource !== undefined && !isResourceToken(input.resource ?? '')) {
+      throw new AppError('validation_failed', {
+        detail: 'The request has invalid fields.',
+        errors: [{ path: declaration.resource, message: 'must be 1-128 letters, digits, ".", "_" or "-", without ".."' }],
+      });
+    }
 
     let tenantId: string | undefined;
     if (declaration.tenant !== 'none') {

@@ -7,6 +7,8 @@ export interface RequestContext {
   traceId: string;
   spanId: string;
   traceFlags: string;
+  /** the inbound tracestate, passed upstream with the traceparent (validated, at most 32 members) */
+  tracestate?: string;
   clientIp: string;
   userAgent?: string;
   /** subject of the verified client certificate (own TLS listener, or the edge's Client-Cert) */

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { AppError } from '../common/app-error';
 import { OAUTH_ROUTES } from '../common/oauth-errors';
+import { duplicateAuthorizationError, headerCount } from '../common/authorization-header';
 import { requestContext, type RequestContext } from '../common/request-context';
 import type { MetricsService } from './metrics.service';
 import { logRequest, openRequestContext } from './request-edge';
@@ -48,6 +49,7 @@ export function installHttpPipeline(fastify: FastifyInstance, logger: Logger, me
     const context = openRequestContext({
       requestId: request.id,
       traceparent: request.headers.traceparent,
+      tracestate: request.headers.tracestate,
       correlationId: request.headers['x-correlation-id'],
       userAgent: header(request, 'user-agent'),
       clientIp: request.ip,
@@ -62,6 +64,10 @@ export function installHttpPipeline(fastify: FastifyInstance, logger: Logger, me
       delete request.headers['content-type'];
       delete request.headers['content-length'];
       delete request.headers['transfer-encoding'];
+    }
+    if (headerCount(request.raw.rawHeaders, 'authorization') > 1) {
+      requestContext.run(context, () => done(duplicateAuthorizationError()));
+      return;
     }
     const contentType = header(request, 'content-type')?.toLowerCase() ?? '';
     if (contentType.startsWith('application/x-www-form-urlencoded') && !FORM_ROUTES.has(request.routeOptions.url ?? '')) {

@@ -3,13 +3,15 @@ import type { Logger } from 'pino';
 import type { RequestContext } from '../common/request-context';
 import { AppError } from '../common/app-error';
 import { requestLineLogger } from './logger';
-import { acceptCorrelationId, continueTrace } from './trace-context';
+import { acceptCorrelationId, acceptTracestate, continueTrace } from './trace-context';
 
 /** What a transport reads from its request to build the context (headers or gRPC metadata). */
 export interface RequestEdgeInput {
   /** the transport's own id when it has one (Fastify's genReqId); otherwise a new UUID */
   requestId?: string;
   traceparent: string | string[] | undefined;
+  /** the inbound W3C tracestate, kept only with a valid traceparent */
+  tracestate?: string | string[] | undefined;
   correlationId: string | string[] | undefined;
   userAgent: string | undefined;
   clientIp: string;
@@ -31,6 +33,7 @@ export interface RequestOutcome {
  */
 export function openRequestContext(input: RequestEdgeInput): RequestContext {
   const trace = continueTrace(input.traceparent);
+  const tracestate = acceptTracestate(input.tracestate, input.traceparent);
   return {
     requestId: input.requestId ?? randomUUID(),
     correlationId: acceptCorrelationId(input.correlationId) ?? randomUUID(),
@@ -39,6 +42,7 @@ export function openRequestContext(input: RequestEdgeInput): RequestContext {
     traceFlags: trace.traceFlags,
     clientIp: input.clientIp,
     userAgent: input.userAgent?.slice(0, 512),
+    ...(tracestate === undefined ? {} : { tracestate }),
   };
 }
 

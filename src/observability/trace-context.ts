@@ -18,18 +18,50 @@ export function continueTrace(header: string | string[] | undefined): TraceConte
   // adopt its ids, so logs, the response's traceparent and exported spans agree.
   const active = activeSpanIds();
   if (active !== undefined) return active;
+  const parent = parseTraceparent(header);
+  const spanId = newSpanId();
+  if (parent !== undefined) return { traceId: parent.traceId, spanId, traceFlags: parent.traceFlags };
+  return { traceId: randomHex(16), spanId, traceFlags: '01' };
+}
+
+/** A valid inbound W3C traceparent's trace id and flags; undefined when missing or invalid. */
+export function parseTraceparent(header: string | string[] | undefined): { traceId: string; traceFlags: string } | undefined {
   const value = Array.isArray(header) ? header[0] : header;
   const match = value === undefined ? null : TRACEPARENT.exec(value.trim());
-  const spanId = newSpanId();
-  if (match !== null) {
-    const [, version, traceId, parentId, flags, rest] = match;
-    // version ff is forbidden; version 00 allows nothing after the flags
-    const versionOk = version !== 'ff' && (version !== '00' || rest === undefined);
-    if (versionOk && traceId !== ZERO_TRACE && parentId !== ZERO_SPAN) {
-      return { traceId: traceId!, spanId, traceFlags: flags! };
-    }
+  if (match === null) return undefined;
+  const [, version, traceId, parentId, flags, rest] = match;
+  // version ff is forbidden; version 00 allows nothing after the flags
+  const versionOk = version !== 'ff' && (version !== '00' || rest === undefined);
+  if (!versionOk || traceId === ZERO_TRACE || parentId === ZERO_SPAN) return undefined;
+  return { traceId: traceId!, traceFlags: flags! };
+}
+
+/** W3C trace-context §3.3: at most 32 list members. */
+export const TRACESTATE_MAX_MEMBERS = 32;
+const TRACESTATE_KEY = /^(?:[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})$/;
+const TRACESTATE_VALUE = /^[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$/;
+
+/**
+ * The tracestate to pass on: only alongside a valid traceparent (W3C trace-context §3.3: without
+ * one it must be discarded), several headers joined, well-formed members only, the first of a
+ * repeated key, at most 32 members. Undefined when nothing is left.
+ */
+export function acceptTracestate(header: string | string[] | undefined, traceparent: string | string[] | undefined): string | undefined {
+  if (header === undefined || parseTraceparent(traceparent) === undefined) return undefined;
+  const members: string[] = [];
+  const keys = new Set<string>();
+  for (const raw of (Array.isArray(header) ? header.join(',') : header).split(',')) {
+    const member = raw.trim();
+    const equals = member.indexOf('=');
+    if (equals <= 0) continue;
+    const key = member.slice(0, equals);
+    const value = member.slice(equals + 1);
+    if (!TRACESTATE_KEY.test(key) || !TRACESTATE_VALUE.test(value) || keys.has(key)) continue;
+    keys.add(key);
+    members.push(member);
+    if (members.length === TRACESTATE_MAX_MEMBERS) break;
   }
-  return { traceId: randomHex(16), spanId, traceFlags: '01' };
+  return members.length === 0 ? undefined : members.join(',');
 }
 
 export function newSpanId(): string {

@@ -39,6 +39,7 @@ export class CommandGrpcController {
     const authorization = rpcAuthorization(metadata);
     const context = openRequestContext({
       traceparent: metadataValue(metadata, 'traceparent'),
+      tracestate: metadataValue(metadata, 'tracestate'),
       correlationId: metadataValue(metadata, 'x-correlation-id'),
       userAgent: metadataValue(metadata, 'user-agent'),
       clientIp: call.getPeer(),

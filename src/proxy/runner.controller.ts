@@ -5,6 +5,7 @@ import { LimitedAs } from '../limits/limited-as.decorator';
 import { HttpUpstreamClient } from './http-upstream.client';
 import { StreamedBody } from './streamed-body';
 import { relayUpstreamResponse } from './http-relay';
+import { runnerUpstreamPath } from './runner-path';
 
 const PREFIX = '/admin/runner';
 
@@ -21,14 +22,15 @@ export class RunnerController {
   @LimitedAs('runner')
   async passthrough(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const started = performance.now();
-    const rest = request.url.slice(PREFIX.length);
+    // refused before any upstream contact: a dot segment or "//host" must not reach the runner as written
+    const path = runnerUpstreamPath(request.url.slice(PREFIX.length));
     const response = await this.upstreams.send({
       kind: 'runner',
       tenantId: request.ctx.tenantId,
       principal: request.principal!,
       context: request.ctx,
       method: request.method,
-      path: rest.startsWith('/') ? rest : `/${rest}`,
+      path,
       inboundHeaders: request.headers,
       body: request.body instanceof StreamedBody ? request.body : undefined,
     });

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type WebSocket from 'ws';
 import { RequestAuthorizer } from '../authz/request-authorizer.service';
 import { AppError } from '../common/app-error';
+import { duplicateAuthorizationError, headerCount } from '../common/authorization-header';
 import { dependencyFailureAsAppError } from '../common/dependency-failure';
 import { requestContext, type RequestContext } from '../common/request-context';
 import { APP_CONFIG, type AppConfig } from '../config/config';
@@ -104,6 +105,7 @@ export class SubscriptionAdmission implements UpgradeGate {
   admit(request: http.IncomingMessage, socket: Duplex): Promise<boolean> {
     const context = openRequestContext({
       traceparent: request.headers.traceparent,
+      tracestate: request.headers.tracestate,
       correlationId: request.headers['x-correlation-id'],
       userAgent: first(request.headers['user-agent']),
       clientIp: this.clientIp(request),
@@ -125,6 +127,7 @@ export class SubscriptionAdmission implements UpgradeGate {
           logReason: `deny: origin ${first(request.headers.origin)?.slice(0, 200)} not allowed`,
         });
       }
+      if (headerCount(request.rawHeaders, 'authorization') > 1) throw duplicateAuthorizationError();
       const authorization = handshakeAuthorization(request);
       const result = await this.authorizer
         .authorize({

@@ -31,6 +31,8 @@ const NOT_FORWARDED = new Set([
   'x-request-id',
   'x-correlation-id',
   'traceparent',
+  // passed on only from the request context: with a valid traceparent, trimmed (identityHeaders)
+  'tracestate',
   'forwarded',
   'x-forwarded-for',
   'x-forwarded-host',
@@ -99,6 +101,7 @@ export function identityHeaders(identity: UpstreamIdentity): Record<string, stri
     'x-correlation-id': context.correlationId,
     traceparent: formatTraceparent(context),
   };
+  if (context.tracestate !== undefined) headers.tracestate = context.tracestate;
   if (tenantId !== undefined) headers['x-tenant-id'] = tenantId;
   return headers;
 }

@@ -113,6 +113,19 @@ export class AccessTokenService {
     } catch (error) {
       throw new AppError('invalid_token', { logReason: `token rejected: ${error instanceof Error ? error.message : 'invalid'}` });
     }
+    // jose accepts an audience array holding ours among others, a future iat and any lifetime:
+    // a token meant for several services, minted ahead, or living longer than Gatehouse ever
+    // issues is not one of ours.
+    const now = Math.floor(Date.now() / 1000);
+    if (Array.isArray(payload.aud) && payload.aud.some((audience) => audience !== ACCESS_TOKEN_AUDIENCE)) {
+      throw new AppError('invalid_token', { logReason: 'token rejected: aud names other audiences' });
+    }
+    if (payload.iat! > now + CLOCK_TOLERANCE_S) {
+      throw new AppError('invalid_token', { logReason: 'token rejected: iat in the future' });
+    }
+    if (payload.exp! - payload.iat! > this.config.ACCESS_TOKEN_TTL) {
+      throw new AppError('invalid_token', { logReason: 'token rejected: lifetime above ACCESS_TOKEN_TTL' });
+    }
     const principalType = payload.principal_type;
     const amr = payload.amr;
     if ((principalType !== 'user' && principalType !== 'service_account') || !Array.isArray(amr)) {
