@@ -1,11 +1,17 @@
 import { Module } from '@nestjs/common';
 import { ThrottlerModule } from '@nestjs/throttler';
+import { AuditModule } from '../audit/audit.module';
+import { AuthzModule } from '../authz/authz.module';
+import { DatabaseModule } from '../database/database.module';
 import { MessagingModule } from '../messaging/messaging.module';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { LimitPolicies } from './limit-policies.service';
 import { RpcAdmissionRelease } from './limited-as.decorator';
 import { LimitsStorageModule } from './limits-storage.module';
 import { SharedBudget } from './shared-budget.service';
+import { TenantLimitsController } from './tenant-limits.controller';
+import { TenantLimitsRepository } from './tenant-limits.repository';
+import { TenantLimitsService } from './tenant-limits.service';
 import { TokenBucketStorage } from './token-bucket.storage';
 import { TrafficLimitGuard } from './traffic-limit.guard';
 import { WsMessageLimits } from './ws-message-limits';
@@ -16,6 +22,9 @@ import { WsMessageLimits } from './ws-message-limits';
  */
 @Module({
   imports: [
+    DatabaseModule,
+    AuditModule,
+    AuthzModule,
     MessagingModule,
     LimitsStorageModule,
     ThrottlerModule.forRootAsync({
@@ -33,7 +42,16 @@ import { WsMessageLimits } from './ws-message-limits';
       }),
     }),
   ],
-  providers: [LimitPolicies, TrafficLimitGuard, RpcAdmissionRelease, WsMessageLimits, SharedBudget],
+  controllers: [TenantLimitsController],
+  providers: [
+    LimitPolicies,
+    TrafficLimitGuard,
+    RpcAdmissionRelease,
+    WsMessageLimits,
+    SharedBudget,
+    TenantLimitsRepository,
+    TenantLimitsService,
+  ],
   exports: [LimitsStorageModule, LimitPolicies, TrafficLimitGuard, RpcAdmissionRelease, WsMessageLimits],
 })
 export class LimitsModule {}

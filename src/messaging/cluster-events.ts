@@ -11,6 +11,8 @@ export interface ClusterEvents {
   'authz.changed': { principalIds?: string[] };
   /** the routing table changed (KV or reload) */
   'routing.changed': { kind?: string };
+  /** a tenant's traffic limit override was set or removed (CONTRACT §9) */
+  'limits.changed': { tenantId: string };
   /** signing keys were rotated or retired */
   'keys.changed': Record<string, never>;
 }

@@ -70,7 +70,7 @@ describe.skipIf(!available)('traffic limits on proxied calls (CONTRACT §9), one
       fakeHttp('proj-l'),
       fakeHttp('slow-l'),
     ]);
-    const tenants = ['t-principal', 't-tenant', 't-smooth', 't-grpc', 't-ws', 't-msg', 't-forward', 't-metrics'];
+    const tenants = ['t-principal', 't-tenant', 't-smooth', 't-grpc', 't-ws', 't-msg', 't-forward', 't-metrics', 't-override'];
     const routing = {
       aggregate: { placement: { 't-grpc': 'a1' }, shards: { a1: [aggregate.endpoint] } },
       projection: {
@@ -305,6 +305,38 @@ describe.skipIf(!available)('traffic limits on proxied calls (CONTRACT §9), one
     expectBurst(admitted.length, PRINCIPAL_BURST, PRINCIPAL_RATE, started);
     for (const result of admitted) expect(result.headers.get('ratelimit')).toMatch(/^"(principal|tenant)";r=\d+;t=\d+$/);
     for (const result of results.filter((result) => result.status !== 200)) expectRefusal(result, 'principal', PRINCIPAL_RATE * 60, 60);
+  });
+
+  it('per-tenant override: GET shows the default, PUT sets it (audited) for each route class, DELETE returns to the default', async () => {
+    const limits = '/admin/tenants/t-override/limits';
+    const initial = await http(base, 'GET', limits, { token: adminToken });
+    expect(initial.status, initial.text).toBe(200);
+    expect(initial.json).toEqual({ tenant_id: 't-override', rate: '40/1s', burst: TENANT_BURST, source: 'default' });
+    expect((await http(base, 'PUT', limits, { token: adminToken, json: { rate: 'fast', burst: 2 } })).status).toBe(400);
+    expect((await http(base, 'PUT', '/admin/tenants/nope-tenant/limits', { token: adminToken, json: { rate: '2/1s' } })).status).toBe(404);
+    const user = await member('t-override');
+    expect((await http(base, 'GET', limits, { token: user.accessToken })).status).toBe(403);
+
+    const put = await http(base, 'PUT', limits, { token: adminToken, json: { rate: '60/1m', burst: 2 } });
+    expect(put.status, put.text).toBe(200);
+    expect(put.json).toEqual({ tenant_id: 't-override', rate: '60/60s', burst: 2, source: 'override' });
+    expect((await http(base, 'GET', limits, { token: adminToken })).json.source).toBe('override');
+    const audit = await http(base, 'GET', '/admin/audit?action=platform.tenant.limits_update&tenant_id=t-override', { token: adminToken });
+    expect(audit.json.items[0]).toMatchObject({ action: 'platform.tenant.limits_update', target: { type: 'tenant', id: 't-override' } });
+
+    // burst 2 for each route class separately: query gets 2, a WebSocket handshake its own 2
+    const queries = await Promise.all(Array.from({ length: 6 }, () => query('t-override', user.accessToken)));
+    expect(queries.filter((result) => result.status === 200)).toHaveLength(2);
+    const refused = queries.find((result) => result.status === 429)!;
+    expect(refused.headers.get('ratelimit-policy')).toBe('"tenant";q=60;w=60');
+    const socket = await openSocket(user.accessToken, 't-override', nextIp());
+    expect(socket.socket).toBeDefined();
+    socket.socket!.close();
+
+    const removed = await http(base, 'DELETE', limits, { token: adminToken });
+    expect(removed.status, removed.text).toBe(200);
+    expect(removed.json.source).toBe('default');
+    expect((await query('t-override', (await member('t-override')).accessToken)).status).toBe(200);
   });
 
   it('counts refusals in gatehouse_rate_limited_total by scope and route class', async () => {

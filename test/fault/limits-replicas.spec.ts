@@ -14,10 +14,10 @@ import { privateNatsAvailable, startPrivateNats, type PrivateNats } from './supp
 const available = servicesAvailable({ postgres: true }) && privateNatsAvailable();
 const ADMIN_EMAIL = 'limits-pair@example.com';
 const ADMIN_PASSWORD = 'bootstrap admin password 123';
-const RATE = 50; // per second, service-wide, per (tenant, route class)
-const BURST = 5;
+const RATE = 30; // per second, service-wide, per (tenant, route class)
+const BURST = 10;
 const RUN_MS = 3000;
-const TENANTS = ['even', 'one', 'cut', 'resumed'];
+const TENANTS = ['even', 'one', 'cut', 'resumed', 'override'];
 
 /** Within ±10 % or ± the burst, whichever is larger: CONTRACT §9's bound for two replicas. */
 function expectNear(actual: number, expected: number, burst: number): void {
@@ -102,23 +102,43 @@ describe.skipIf(!available)('traffic limits hold for the service across two repl
   const natsCheck = async (app: TestApp) => ((await http(app.url, 'GET', '/ready')).json as { checks: { nats: string } }).checks.nats;
 
   it('spread evenly over both replicas: one replica’s admissions, and the upstream saw exactly those', async () => {
-    const { admitted, elapsedS, attempts } = await run('even', [a.url, b.url, a.url, b.url]);
+    const { admitted, elapsedS, attempts } = await run('even', [a.url, b.url, a.url, b.url, a.url, b.url]);
     expect(attempts).toBeGreaterThan(admitted * 1.5);
     expectNear(admitted, BURST + RATE * elapsedS, BURST);
     expect(upstreamCalls('even')).toBe(admitted);
   });
 
   it('all sent to one replica: still one replica’s admissions (it borrows the other’s share)', async () => {
-    const { admitted, elapsedS } = await run('one', [a.url, a.url, a.url, a.url]);
+    const { admitted, elapsedS } = await run('one', [a.url, a.url, a.url, a.url, a.url, a.url]);
     expectNear(admitted, BURST + RATE * elapsedS, BURST);
     expect(upstreamCalls('one')).toBe(admitted);
+  });
+
+  it('a tenant override set on replica A is in force on B within 1 s', async () => {
+    const put = await http(a.url, 'PUT', '/admin/tenants/override/limits', { token, json: { rate: '1/1m', burst: 1 } });
+    expect(put.status, put.text).toBe(200);
+    const started = Date.now();
+    await waitFor(async () => (await http(b.url, 'GET', '/admin/tenants/override/limits', { token })).json.source === 'override', 1000, 20);
+    // B admits one call, then refuses with the override's policy
+    let refused;
+    await waitFor(
+      async () => {
+        const result = await http(b.url, 'POST', '/v1/query/orders', { json: {}, token, headers: { 'x-tenant-id': 'override' } });
+        if (result.status === 429) refused = result;
+        return result.status === 429;
+      },
+      1000,
+      10,
+    );
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect((refused as unknown as { headers: Headers }).headers.get('ratelimit-policy')).toBe('"tenant";q=1;w=60');
   });
 
   it('NATS cut: each replica limits at its fallback share (half); after reconnect the shared budget resumes', async () => {
     await nats.stop();
     try {
       await waitFor(async () => (await natsCheck(a)) === 'failing' && (await natsCheck(b)) === 'failing', 15_000, 50);
-      const cut = await run('cut', [a.url, a.url, a.url, a.url]);
+      const cut = await run('cut', [a.url, a.url, a.url, a.url, a.url, a.url]);
       expectNear(cut.admitted, (BURST + RATE * cut.elapsedS) / 2, BURST);
       expect(upstreamCalls('cut')).toBe(cut.admitted);
     } finally {
@@ -127,7 +147,7 @@ describe.skipIf(!available)('traffic limits hold for the service across two repl
     await waitFor(async () => (await natsCheck(a)) === 'ok' && (await natsCheck(b)) === 'ok', 15_000, 50);
     // one report interval each way, with room for a loaded machine
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const resumed = await run('resumed', [a.url, a.url, a.url, a.url]);
+    const resumed = await run('resumed', [a.url, a.url, a.url, a.url, a.url, a.url]);
     expectNear(resumed.admitted, BURST + RATE * resumed.elapsedS, BURST);
     expect(upstreamCalls('resumed')).toBe(resumed.admitted);
   }, 60_000);
