@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import Fastify from 'fastify';
@@ -7,6 +8,7 @@ import { AppModule } from './app.module';
 import type { AppConfig } from './config/config';
 import { setupOpenApi } from './docs/openapi';
 import { assertBootstrapAdminPassword } from './identity/bootstrap-admin-password';
+import type { BootListener } from './observability/boot-listener';
 import { installHttpPipeline, DEFAULT_BODY_LIMIT } from './observability/http-pipeline';
 import { MetricsService } from './observability/metrics.service';
 import { ReadinessService } from './observability/readiness.service';
@@ -25,8 +27,12 @@ export interface Gatehouse {
   shutdown(): Promise<void>;
 }
 
-/** Builds and starts Gatehouse; used by main.ts and by in-process tests. */
-export async function startGatehouse(config: AppConfig, logger: Logger): Promise<Gatehouse> {
+/**
+ * Builds and starts Gatehouse; used by main.ts and by in-process tests. With `listener` (the
+ * process's early listener, main.ts) the application takes over that server instead of
+ * binding the port itself, so /health has answered since the process began.
+ */
+export async function startGatehouse(config: AppConfig, logger: Logger, options: { listener?: BootListener } = {}): Promise<Gatehouse> {
   assertBootstrapAdminPassword(config);
   const metrics = new MetricsService();
   const fastify = Fastify({
@@ -37,6 +43,9 @@ export async function startGatehouse(config: AppConfig, logger: Logger): Promise
     forceCloseConnections: 'idle',
     return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: false },
+    ...(options.listener !== undefined
+      ? { serverFactory: (handler: (request: IncomingMessage, response: ServerResponse) => void) => options.listener!.adopt(handler) }
+      : {}),
   });
   installHttpPipeline(fastify, logger, metrics);
 
@@ -63,7 +72,7 @@ export async function startGatehouse(config: AppConfig, logger: Logger): Promise
     await app.init();
     await app.startAllMicroservices();
   }
-  await app.listen({ port: config.PORT, host: '0.0.0.0' });
+  await app.listen({ port: options.listener?.port ?? config.PORT, host: '0.0.0.0' });
   const address = fastify.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.PORT;
   const readiness = app.get(ReadinessService);

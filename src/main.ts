@@ -33,8 +33,13 @@ async function main(): Promise<void> {
     const { startTracing } = await import('./observability/tracing.js');
     tracing = startTracing(readBuildInfo().version);
   }
+  // Listening from here on: /health answers while the application is built and while it
+  // waits for the database or NATS (CONTRACT §8); the application then takes this server over.
+  const { startBootListener } = await import('./observability/boot-listener.js');
+  const listener = await startBootListener({ port: config.PORT, host: '0.0.0.0', nats: config.NATS_URL !== undefined });
+  logger.info({ port: listener.port }, 'listening; starting');
   const { startGatehouse } = await import('./bootstrap.js');
-  const gatehouse = await startGatehouse(config, logger);
+  const gatehouse = await startGatehouse(config, logger, { listener });
   logger.info({ tracing: tracing !== undefined }, tracing === undefined ? 'tracing off' : 'tracing: exporting spans over OTLP');
   if (cluster.isWorker) {
     process.send?.({ type: WORKER_STARTED });

@@ -7,6 +7,7 @@ import { sharedDevMasterKey } from './dev-master-key';
 import { startEmbeddedStore } from './embedded-store';
 import { applyMigrations } from './migrator';
 import { PrismaService } from './prisma.service';
+import { waitForDatabase } from './wait-for-database';
 
 export const MIGRATIONS_DIR = path.resolve(__dirname, '..', '..', 'prisma', 'migrations');
 
@@ -28,6 +29,7 @@ class DatabaseRuntime {
         let runtime: DatabaseRuntime;
         if (config.DATABASE_URL !== undefined) {
           runtime = new DatabaseRuntime(config.DATABASE_URL, false, () => Promise.resolve());
+          await waitForDatabase(runtime.url, logger);
         } else {
           const started = Date.now();
           const store = await startEmbeddedStore(config.dataDir);

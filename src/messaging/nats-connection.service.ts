@@ -3,6 +3,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { LOGGER } from '../observability/logger';
+import { startup } from '../observability/startup';
 import { natsSecurity } from './nats-auth';
 
 /**
@@ -33,12 +34,29 @@ export class NatsConnectionService implements OnApplicationShutdown {
     return this.connection;
   }
 
-  /** Called once at boot; resolves once connected, or after the first attempt fails (then keeps trying). */
+  /** Called once at boot; resolves once connected, however long NATS takes to be reachable. */
   async start(): Promise<void> {
     if (this.config.NATS_URL === undefined) return;
     this.logger.info('connecting to NATS');
-    this.connection = await connect({
-      servers: this.config.NATS_URL.split(',').map((server) => server.trim()),
+    // the early listener says on /health that start-up waits for NATS; a log line if it takes long
+    startup.waitFor('nats');
+    const slow = setTimeout(
+      () => this.logger.warn('waiting for NATS at start; /health answers, /ready stays unready until it is reachable'),
+      2000,
+    );
+    try {
+      this.connection = await this.connect();
+    } finally {
+      clearTimeout(slow);
+      startup.done('nats');
+    }
+    this.connected = true;
+    void this.watchStatus(this.connection);
+  }
+
+  private connect(): Promise<NatsConnection> {
+    return connect({
+      servers: this.config.NATS_URL!.split(',').map((server) => server.trim()),
       name: 'gatehouse',
       maxReconnectAttempts: -1,
       // a returning server is found within ~⅓ s (plus jitter): audit publishing and events resume at once
@@ -47,8 +65,6 @@ export class NatsConnectionService implements OnApplicationShutdown {
       pingInterval: 5000,
       ...natsSecurity(this.config),
     });
-    this.connected = true;
-    void this.watchStatus(this.connection);
   }
 
   onReconnect(listener: () => void): void {

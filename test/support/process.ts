@@ -30,11 +30,14 @@ export interface GatehouseProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts the built Gatehouse (`dist/main.js`) as a separate process and waits for /health. */
+/**
+ * Starts the built Gatehouse (`dist/main.js`) as a separate process and waits until /health
+ * says it has started (it answers earlier, with `starting: true`).
+ */
 export async function spawnGatehouse(
   env: Record<string, string | undefined>,
   name = 'gh',
-  options: { startTimeoutMs?: number } = {},
+  options: { startTimeoutMs?: number; /** false: resolve once /health answers at all (still starting) */ untilStarted?: boolean } = {},
 ): Promise<GatehouseProcess> {
   if (!fs.existsSync(MAIN)) throw new Error('dist/main.js missing: run `npm run build` first (npm test does)');
   const port = await freePort();
@@ -71,7 +74,10 @@ export async function spawnGatehouse(
     if (done) throw new Error(`${name} exited before /health: ${output.slice(-500)}`);
     try {
       const response = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
-      if (response.status === 200) break;
+      // /health answers from the first moment; `starting` is gone once the application serves
+      if (response.status === 200 && (options.untilStarted === false || ((await response.json()) as { starting?: boolean }).starting !== true)) {
+        break;
+      }
     } catch {
       // not listening yet
     }
