@@ -75,7 +75,10 @@ export async function spawnGatehouse(
     try {
       const response = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
       // /health answers from the first moment; `starting` is gone once the application serves
-      if (response.status === 200 && (options.untilStarted === false || ((await response.json()) as { starting?: boolean }).starting !== true)) {
+      if (
+        response.status === 200 &&
+        (options.untilStarted === false || ((await response.json()) as { starting?: boolean }).starting !== true)
+      ) {
         break;
       }
     } catch {
