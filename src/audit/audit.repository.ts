@@ -1,6 +1,11 @@
+import { randomInt } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import type { Db } from '../database/transaction';
 import type { AuditRecord, Prisma } from '../generated/prisma/client';
+import type { ChainedContent } from './audit-chain';
+
+/** A record's fields as AuditService hashes them, less the three audit_append() assigns (at, prev_hash, seq). */
+export type AuditContent = Omit<ChainedContent, 'at' | 'prev_hash' | 'seq'>;
 
 /** What a reader asks for; every field narrows the result. */
 export interface AuditFilter {
@@ -49,9 +54,30 @@ export class AuditRepository {
     return db.auditRecord.findFirst({ orderBy: { seq: 'desc' }, select: { seq: true, hash: true } });
   }
 
-  /** Appends one record; only AuditService.record calls this, holding the chain lock. */
-  async append(db: Db, record: Prisma.AuditRecordUncheckedCreateInput): Promise<void> {
-    await db.auditRecord.create({ data: record });
+  /**
+   * Appends one record with audit_append() (migration 20261130115500_audit_append), which takes
+   * the chain lock and assigns seq, `at`, prev_hash and the hash; returns the seq. Only
+   * AuditService.record calls this, as the last statement of the change's transaction.
+   */
+  async appendChained(db: Db, record: AuditContent, parts: readonly string[]): Promise<bigint> {
+    const rows = await db.$queryRaw<Array<{ seq: bigint }>>`
+      SELECT audit_append(${record.id}, ${record.actor.principal_id}, ${record.actor.principal_type}, ${record.actor.ip},
+        ${record.actor.user_agent}, ${record.action}, ${record.target.type}, ${record.target.id}, ${record.tenant_id},
+        ${record.request_id}, ${record.correlation_id}, ${record.changes === null ? null : JSON.stringify(record.changes)}::jsonb,
+        ${parts}::text[]) AS seq`;
+    return BigInt(rows[0]!.seq);
+  }
+
+  /** Benchmark only (BENCH_AUDIT_PLAIN_INSERT): the same row as a plain insert, outside the chain (negative random seq, no hash). */
+  async appendPlain(db: Db, record: AuditContent): Promise<bigint> {
+    const seq = -BigInt(randomInt(1, 2 ** 47)) * 65536n - BigInt(randomInt(0, 65536));
+    await db.$executeRaw`
+      INSERT INTO audit_records (seq, id, at, actor_id, actor_type, actor_ip, actor_user_agent, action, target_type,
+        target_id, tenant_id, request_id, correlation_id, changes, prev_hash, hash)
+      VALUES (${seq}, ${record.id}, now(), ${record.actor.principal_id}, ${record.actor.principal_type}, ${record.actor.ip},
+        ${record.actor.user_agent}, ${record.action}, ${record.target.type}, ${record.target.id}, ${record.tenant_id},
+        ${record.request_id}, ${record.correlation_id}, ${record.changes === null ? null : JSON.stringify(record.changes)}::jsonb, '', '')`;
+    return seq;
   }
 
   /** Newest first: records with seq below `beforeSeq` (all when undefined). */

@@ -2,6 +2,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import type * as runtime from '@prisma/client/runtime/client';
 import { DependencyUnavailableError } from '../common/dependency-failure';
 import { PrismaClient, type Prisma } from '../generated/prisma/client';
+import { withCommitHooks } from './transaction';
 
 export const DEFAULT_DB_TIMEOUT_MS = 3000;
 
@@ -70,7 +71,11 @@ export class PrismaService extends PrismaClient {
       (tx: TransactionClient) => {
         const remaining = budget - (Date.now() - started);
         if (remaining <= 0) throw new DependencyUnavailableError('database', 'transaction deadline passed while waiting for a connection');
-        return withDeadline(work(tx), remaining, () => new DependencyUnavailableError('database', `transaction exceeded ${budget} ms`));
+        return withDeadline(
+          withCommitHooks(tx, work),
+          remaining,
+          () => new DependencyUnavailableError('database', `transaction exceeded ${budget} ms`),
+        );
       },
       settings,
     );

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GENESIS_HASH } from '../../src/audit/audit-chain';
+import { chainBreak, CHAIN_START } from '../../src/audit/audit-record';
 import { AuditRepository } from '../../src/audit/audit.repository';
 import { AuditService } from '../../src/audit/audit.service';
 import { RecoveryCodeRepository } from '../../src/authn/mfa/recovery-code.repository';
@@ -211,9 +213,16 @@ describe.skipIf(!available)('repositories on PostgreSQL', () => {
     const audit = new AuditService(records);
     expect(await records.last(prisma)).toBeNull();
     await prisma.$transaction((tx) => audit.record(tx, { action: 'test.one' }));
-    const { seq } = await prisma.$transaction((tx) => audit.record(tx, { action: 'test.two' }));
+    const { id } = await prisma.$transaction((tx) => audit.record(tx, { action: 'test.two' }));
     const head = await records.last(prisma);
-    expect(head?.seq).toBe(seq);
-    expect(seq).toBe(2n);
+    expect(head?.seq).toBe(2n);
+    const rows = await prisma.auditRecord.findMany({ orderBy: { seq: 'asc' } });
+    expect(rows.map((row) => row.id)[1]).toBe(id);
+    // the database computed seq, at and the hash; the application's verification agrees
+    expect(rows[0]!.prevHash).toBe(GENESIS_HASH);
+    expect(rows[1]!.prevHash).toBe(rows[0]!.hash);
+    expect(
+      rows.map((row, index) => chainBreak(index === 0 ? CHAIN_START : { seq: rows[index - 1]!.seq, hash: rows[index - 1]!.hash }, row)),
+    ).toEqual([null, null]);
   });
 });

@@ -1,35 +1,58 @@
 import { describe, expect, it } from 'vitest';
-import { chainHash, GENESIS_HASH } from '../../src/audit/audit-chain';
+import { chainHash, chainParts, GENESIS_HASH, hashOfParts } from '../../src/audit/audit-chain';
 import { auditListQuery, decodeAuditCursor, encodeAuditCursor } from '../../src/audit/audit-query.dto';
 import { auditRecordView, chainBreak, chainedContentOf, CHAIN_START, type ChainPosition } from '../../src/audit/audit-record';
 import { auditSubject } from '../../src/audit/audit-publisher.service';
-import { AuditRepository } from '../../src/audit/audit.repository';
+import { AuditRepository, type AuditContent } from '../../src/audit/audit.repository';
 import { AuditService } from '../../src/audit/audit.service';
 import { canonicalJson } from '../../src/audit/canonical-json';
 import type { AuditRecord, Prisma } from '../../src/generated/prisma/client';
 
-/** A Prisma transaction stand-in holding audit rows in memory, as AuditService writes them. */
-function memoryTransaction(rows: AuditRecord[]): Prisma.TransactionClient {
-  const tx = {
-    $executeRaw: () => Promise.resolve(1),
-    auditRecord: {
-      findFirst: () => Promise.resolve(rows.at(-1) ?? null),
-      create: ({ data }: { data: Omit<AuditRecord, 'changes'> & { changes?: unknown } }) => {
-        // what PostgreSQL's jsonb gives back: the JSON form
-        const row = { ...data, changes: data.changes === undefined ? null : JSON.parse(JSON.stringify(data.changes)) } as AuditRecord;
-        rows.push(row);
-        return Promise.resolve(row);
-      },
-    },
-  };
-  return tx as unknown as Prisma.TransactionClient;
+/**
+ * An AuditRepository whose appendChained does in memory what audit_append() does in SQL
+ * (head, seq + 1, `at` in milliseconds, the hash over the pieces), as AuditService calls it.
+ */
+class MemoryAuditRepository extends AuditRepository {
+  constructor(private readonly rows: AuditRecord[]) {
+    super();
+  }
+
+  override appendChained(_db: unknown, record: AuditContent, parts: readonly string[]): Promise<bigint> {
+    const last = this.rows.at(-1);
+    const seq = (last?.seq ?? 0n) + 1n;
+    const prevHash = last?.hash ?? GENESIS_HASH;
+    const at = new Date();
+    const row: AuditRecord = {
+      seq,
+      id: record.id,
+      at,
+      actorId: record.actor.principal_id,
+      actorType: record.actor.principal_type,
+      actorIp: record.actor.ip,
+      actorUserAgent: record.actor.user_agent,
+      action: record.action,
+      targetType: record.target.type,
+      targetId: record.target.id,
+      tenantId: record.tenant_id,
+      requestId: record.request_id,
+      correlationId: record.correlation_id,
+      // what PostgreSQL's jsonb gives back: the JSON form
+      changes: record.changes === null ? null : (JSON.parse(JSON.stringify(record.changes)) as AuditRecord['changes']),
+      prevHash,
+      hash: hashOfParts(parts, at.toISOString(), prevHash, seq.toString()),
+    };
+    this.rows.push(row);
+    return Promise.resolve(seq);
+  }
 }
+
+const noTransaction = {} as Prisma.TransactionClient;
 
 async function chainOf(count: number): Promise<AuditRecord[]> {
   const rows: AuditRecord[] = [];
-  const audit = new AuditService(new AuditRepository());
+  const audit = new AuditService(new MemoryAuditRepository(rows));
   for (let index = 0; index < count; index += 1) {
-    await audit.record(memoryTransaction(rows), {
+    await audit.record(noTransaction, {
       action: index % 2 === 0 ? 'auth.signin' : 'iam.user.disable',
       actor: { principalId: `user-${index}`, principalType: 'user' },
       target: { type: 'user', id: `target-${index}` },
@@ -61,7 +84,7 @@ describe('audit hash chain', () => {
 
   it('hashes changes in their stored (JSON) form, so Dates and undefined fields still verify', async () => {
     const rows: AuditRecord[] = [];
-    await new AuditService(new AuditRepository()).record(memoryTransaction(rows), {
+    await new AuditService(new MemoryAuditRepository(rows)).record(noTransaction, {
       action: 'session.refresh_reuse_detected',
       changes: { spent_at: new Date('2026-01-02T03:04:05.678Z'), dropped: undefined, list: [undefined, 1] },
     });
@@ -89,6 +112,21 @@ describe('audit hash chain', () => {
     const rows = await chainOf(6);
     expect(firstBreak([...rows.slice(0, 2), ...rows.slice(3)])).toEqual({ seq: 4, reason: 'seq_gap' });
     expect(firstBreak(rows.slice(1))).toEqual({ seq: 2, reason: 'seq_gap' });
+  });
+
+  it('splits the canonical JSON around at, prev_hash and seq exactly as chainHash hashes it', () => {
+    const content = {
+      id: 'r1',
+      actor: { principal_id: 'u\u0000"x', principal_type: 'user', ip: null, user_agent: 'at prev_hash seq' },
+      action: 'auth.signin',
+      target: { type: 'session', id: 's1' },
+      tenant_id: null,
+      request_id: 'req',
+      correlation_id: null,
+      changes: { at: 'x', seq: 1, prev_hash: ['y'], nested: { é: '∑' } },
+    };
+    const whole = { ...content, at: '2026-01-02T03:04:05.678Z', prev_hash: 'f'.repeat(64), seq: '42' };
+    expect(hashOfParts(chainParts(content), whole.at, whole.prev_hash, whole.seq)).toBe(chainHash(whole));
   });
 
   it('canonical JSON does not depend on key order', () => {
