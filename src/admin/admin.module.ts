@@ -25,6 +25,7 @@ import { UserSessionsAdminService } from './user-sessions-admin.service';
 import { UserStatusAdminService } from './user-status-admin.service';
 import { UsersAdminService } from './users-admin.service';
 import { UsersController } from './users.controller';
+import { MasterKeyResealService } from './master-key-reseal.service';
 
 /** The admin IAM API (CONTRACT §6): one controller per resource. */
 @Module({
@@ -40,6 +41,7 @@ import { UsersController } from './users.controller';
     ExplainController,
   ],
   providers: [
+    MasterKeyResealService,
     EscalationCheck,
     TenantsService,
     UsersAdminService,

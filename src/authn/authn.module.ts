@@ -84,6 +84,6 @@ import { ClientCredentialsService } from './service-accounts/client-credentials.
     IdentityLinkingService,
     GoogleOidcService,
   ],
-  exports: [AbuseLimiter, TotpCredentialRepository, RecoveryCodeRepository, ExternalIdentityRepository],
+  exports: [AbuseLimiter, TotpCredentialRepository, OidcStateRepository, RecoveryCodeRepository, ExternalIdentityRepository],
 })
 export class AuthnModule {}

@@ -17,6 +17,11 @@ const masterKey = optionalString.refine(
   'must be 32 bytes, base64-encoded',
 );
 
+const previousMasterKeys = optionalString.refine(
+  (value) => value === undefined || value.split(',').every((key) => Buffer.from(key.trim(), 'base64').length === 32),
+  'must be comma-separated 32-byte base64 keys',
+);
+
 const url = (protocols: string[]) =>
   optionalString.refine(
     (value) => {
@@ -43,6 +48,7 @@ export const configSchema = z.object({
   NATS_URL: natsServers,
   ROUTING_FILE: optionalString,
   MASTER_KEY: masterKey,
+  MASTER_KEY_PREVIOUS: previousMasterKeys,
   ACCESS_TOKEN_TTL: seconds.default(600),
   REFRESH_TOKEN_TTL: seconds.default(1209600),
   REFRESH_REUSE_GRACE: integer(0, 3600).default(10),

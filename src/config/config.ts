@@ -4,11 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { configSchema, type RawConfig } from './config.schema';
 
-export interface AppConfig extends Omit<RawConfig, 'PUBLIC_URL' | 'MASTER_KEY' | 'DATABASE_PASSWORD' | 'WORKERS'> {
+export interface AppConfig extends Omit<RawConfig, 'PUBLIC_URL' | 'MASTER_KEY' | 'MASTER_KEY_PREVIOUS' | 'DATABASE_PASSWORD' | 'WORKERS'> {
   PUBLIC_URL: string;
   /** processes serving this replica: WORKERS, else the CPUs in production (when NATS is configured), else 1 */
   WORKERS: number;
   MASTER_KEY: Buffer;
+  /** keys that still open sealed data until a re-seal moved it to MASTER_KEY */
+  MASTER_KEY_PREVIOUS: Buffer[];
   /** true when MASTER_KEY was generated into DATA_DIR (development only). */
   masterKeyGenerated: boolean;
   /** absolute path of DATA_DIR */
@@ -146,12 +148,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const masterKeyGenerated = raw.MASTER_KEY === undefined;
   const masterKey = raw.MASTER_KEY === undefined ? loadOrCreateDevMasterKey(dataDir) : Buffer.from(raw.MASTER_KEY, 'base64');
   const publicUrl = (raw.PUBLIC_URL ?? `http://localhost:${raw.PORT}`).replace(/\/+$/, '');
+  const previousMasterKeys = (raw.MASTER_KEY_PREVIOUS ?? '')
+    .split(',')
+    .filter((key) => key.trim() !== '')
+    .map((key) => Buffer.from(key.trim(), 'base64'));
   return {
     ...raw,
     DATABASE_URL: databaseUrl,
     PUBLIC_URL: publicUrl,
     MASTER_KEY: masterKey,
     WORKERS: workers,
+    MASTER_KEY_PREVIOUS: previousMasterKeys,
     masterKeyGenerated,
     dataDir,
   };

@@ -31,6 +31,7 @@ import { SigningKeyService } from './signing-key.service';
   exports: [
     AccessTokenInspector,
     SigningKeyService,
+    SigningKeyRepository,
     AccessTokenService,
     RevocationService,
     NatsOutagePoller,

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { hashToken } from '../common/opaque-token';
 import type { Db } from '../database/transaction';
+import type { SealedValue } from '../common/sealed-column';
 import type { RefreshToken, Session, User } from '../generated/prisma/client';
 
 export type RefreshTokenWithSession = RefreshToken & { session: Session & { user: User } };
@@ -143,5 +144,22 @@ export class SessionRepository {
       where: { userId, revokedAt: null, expiresAt: { gt: new Date() } },
       orderBy: { createdAt: 'desc' },
     });
+  }
+
+  /** Sealed successor responses (kept for the grace replay) in id order, for the master-key re-seal. */
+  async sealedSuccessorPage(db: Db, afterId: string | undefined, limit: number): Promise<SealedValue[]> {
+    const rows = await db.refreshToken.findMany({
+      where: { successorSealed: { not: null }, ...(afterId === undefined ? {} : { id: { gt: afterId } }) },
+      orderBy: { id: 'asc' },
+      take: limit,
+      select: { id: true, successorSealed: true },
+    });
+    return rows.map((row) => ({ id: row.id, sealed: row.successorSealed ?? '' }));
+  }
+
+  /** Compare-and-set: false when the row changed since it was read. */
+  async replaceSealedSuccessor(db: Db, id: string, from: string, to: string): Promise<boolean> {
+    const { count } = await db.refreshToken.updateMany({ where: { id, successorSealed: from }, data: { successorSealed: to } });
+    return count === 1;
   }
 }

@@ -23,6 +23,8 @@ const REPLAY_WAIT_MS = 1000;
 const REPLAY_POLL_MS = 10;
 /** Most winner responses written back by one statement. */
 const REPLAY_BATCH = 256;
+/** The purpose under which replayable refresh responses are sealed with MASTER_KEY. */
+export const REFRESH_REPLAY_PURPOSE = 'refresh-replay';
 
 export interface ClientInfo {
   ip?: string;
@@ -47,7 +49,7 @@ export class SessionService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {
-    this.replayBox = new SecretBox(config.MASTER_KEY, 'refresh-replay');
+    this.replayBox = new SecretBox(config.MASTER_KEY, REFRESH_REPLAY_PURPOSE, config.MASTER_KEY_PREVIOUS);
   }
 
   /**

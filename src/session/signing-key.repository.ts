@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { JWK } from 'jose';
 import { PrismaService } from '../database/prisma.service';
+import type { SealedValue } from '../common/sealed-column';
 import type { Prisma, SigningKey } from '../generated/prisma/client';
 
 /** Serializes key-ring changes across replicas (pg_advisory_xact_lock key). */
@@ -62,5 +63,22 @@ export class SigningKeyRepository {
   async deleteExpired(now: Date): Promise<number> {
     const { count } = await this.prisma.signingKey.deleteMany({ where: { status: 'retired', publishUntil: { lte: now } } });
     return count;
+  }
+
+  /** Sealed private keys in kid order, for the master-key re-seal. */
+  async sealedPage(afterKid: string | undefined, limit: number): Promise<SealedValue[]> {
+    const rows = await this.prisma.signingKey.findMany({
+      where: afterKid === undefined ? {} : { kid: { gt: afterKid } },
+      orderBy: { kid: 'asc' },
+      take: limit,
+      select: { kid: true, privateSealed: true },
+    });
+    return rows.map((row) => ({ id: row.kid, sealed: row.privateSealed }));
+  }
+
+  /** Compare-and-set: false when the key changed or went since it was read. */
+  async replaceSealed(kid: string, from: string, to: string): Promise<boolean> {
+    const { count } = await this.prisma.signingKey.updateMany({ where: { kid, privateSealed: from }, data: { privateSealed: to } });
+    return count === 1;
   }
 }

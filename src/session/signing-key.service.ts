@@ -1,12 +1,15 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import type { Logger } from 'pino';
-import { SecretBox } from '../common/secret-box';
-import { APP_CONFIG, type AppConfig } from '../config/config';
+import { SealedUnderUnknownKeyError, SecretBox } from '../common/secret-box';
+import { APP_CONFIG, ConfigError, type AppConfig } from '../config/config';
 import type { Prisma } from '../generated/prisma/client';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
 import { LOGGER } from '../observability/logger';
 import { SigningKeyRepository, type NewSigningKey } from './signing-key.repository';
+
+/** The purpose under which private signing keys are sealed with MASTER_KEY. */
+export const SIGNING_KEY_PURPOSE = 'signing-keys';
 
 export const SIGNING_ALGORITHM = 'ES256';
 /** Automatic rotation period of the active signing key. */
@@ -45,7 +48,7 @@ export class SigningKeyService implements OnModuleInit, OnApplicationShutdown {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {
-    this.box = new SecretBox(config.MASTER_KEY, 'signing-keys');
+    this.box = new SecretBox(config.MASTER_KEY, SIGNING_KEY_PURPOSE, config.MASTER_KEY_PREVIOUS);
   }
 
   async onModuleInit(): Promise<void> {
@@ -163,13 +166,27 @@ export class SigningKeyService implements OnModuleInit, OnApplicationShutdown {
         const privateKey =
           this.signing?.kid === row.kid
             ? this.signing.privateKey
-            : ((await importJWK(JSON.parse(this.box.open(row.privateSealed)) as JWK, SIGNING_ALGORITHM)) as CryptoKey);
+            : ((await importJWK(JSON.parse(this.openPrivateKey(row.privateSealed)) as JWK, SIGNING_ALGORITHM)) as CryptoKey);
         signing = { kid: row.kid, privateKey };
       }
     }
     this.keys = keys;
     if (signing !== undefined) this.signing = signing;
     this.jwks = { keys: [...keys.values()].map((key) => ({ ...key.publicJwk })) };
+  }
+
+  /** A MASTER_KEY that cannot open the key ring is a configuration error: it stops start-up with one line. */
+  private openPrivateKey(sealed: string): string {
+    try {
+      return this.box.open(sealed);
+    } catch (error) {
+      if (error instanceof SealedUnderUnknownKeyError) {
+        throw new ConfigError(
+          'config: MASTER_KEY: cannot open the stored signing keys; set MASTER_KEY_PREVIOUS to the key they were sealed with',
+        );
+      }
+      throw error;
+    }
   }
 
   private async generate(): Promise<NewSigningKey> {

@@ -53,6 +53,7 @@ describe('loadConfig', () => {
     ['ACCESS_TOKEN_TTL', '-5'],
     ['DATABASE_URL', 'mysql://x'],
     ['MASTER_KEY', 'c2hvcnQ='],
+    ['MASTER_KEY_PREVIOUS', `${Buffer.alloc(32, 1).toString('base64')},c2hvcnQ=`],
     ['MIGRATE_ON_START', 'maybe'],
     ['LOG_LEVEL', 'loud'],
   ])('refuses bad %s=%s with one line naming the variable', (name, value) => {
@@ -142,6 +143,7 @@ const BAD_VALUES: Record<string, string> = {
   DATABASE_URL: 'mysql://db/app',
   NATS_URL: 'http://nats:4222',
   MASTER_KEY: 'c2hvcnQ=',
+  MASTER_KEY_PREVIOUS: 'c2hvcnQ=',
   ACCESS_TOKEN_TTL: '10m',
   REFRESH_TOKEN_TTL: '0',
   REFRESH_REUSE_GRACE: 'soon',

@@ -40,7 +40,7 @@ export class SecondFactorService {
     private readonly metrics: MetricsService,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
-    this.secrets = new SecretBox(config.MASTER_KEY, TOTP_SECRET_PURPOSE);
+    this.secrets = new SecretBox(config.MASTER_KEY, TOTP_SECRET_PURPOSE, config.MASTER_KEY_PREVIOUS);
   }
 
   sealSecret(secret: string): string {

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Db } from '../../database/transaction';
 import { isUniqueViolation } from '../../database/transaction';
+import type { SealedValue } from '../../common/sealed-column';
 import type { TotpCredential } from '../../generated/prisma/client';
 
 /** TOTP secrets (sealed) and the last accepted time step per user. */
@@ -58,5 +59,22 @@ export class TotpCredentialRepository {
   async delete(db: Db, userId: string): Promise<boolean> {
     const { count } = await db.totpCredential.deleteMany({ where: { userId } });
     return count > 0;
+  }
+
+  /** Sealed TOTP secrets in user-id order, for the master-key re-seal. */
+  async sealedPage(db: Db, afterId: string | undefined, limit: number): Promise<SealedValue[]> {
+    const rows = await db.totpCredential.findMany({
+      where: afterId === undefined ? {} : { userId: { gt: afterId } },
+      orderBy: { userId: 'asc' },
+      take: limit,
+      select: { userId: true, secretSealed: true },
+    });
+    return rows.map((row) => ({ id: row.userId, sealed: row.secretSealed }));
+  }
+
+  /** Compare-and-set: false when the secret changed since it was read. */
+  async replaceSealed(db: Db, userId: string, from: string, to: string): Promise<boolean> {
+    const { count } = await db.totpCredential.updateMany({ where: { userId, secretSealed: from }, data: { secretSealed: to } });
+    return count === 1;
   }
 }

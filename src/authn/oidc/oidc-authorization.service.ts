@@ -8,6 +8,9 @@ import { GoogleOidcClient, type ExternalClaims } from './google-oidc.client';
 import { OidcStateRepository } from './oidc-state.repository';
 import { isAllowedReturnTo } from './return-to';
 
+/** The purpose under which OIDC states are sealed with MASTER_KEY. */
+export const OIDC_STATE_PURPOSE = 'oidc-state';
+
 const STATE_TTL_S = 10 * 60;
 
 interface SealedChecks {
@@ -38,7 +41,7 @@ export class OidcAuthorizationService {
     private readonly states: OidcStateRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
-    this.box = new SecretBox(config.MASTER_KEY, 'oidc-state');
+    this.box = new SecretBox(config.MASTER_KEY, OIDC_STATE_PURPOSE, config.MASTER_KEY_PREVIOUS);
   }
 
   /** Unconfigured Google sign-in does not exist as far as clients can tell. */

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { hashToken } from '../../common/opaque-token';
 import type { Db } from '../../database/transaction';
+import type { SealedValue } from '../../common/sealed-column';
 import type { OidcState } from '../../generated/prisma/client';
 
 /** Server-side OIDC authorization state, shared by every replica, found by the hash of `state`. */
@@ -36,5 +37,21 @@ export class OidcStateRepository {
   /** Undoes `consume` when the provider could not be reached, so the same callback may be retried. */
   async release(db: Db, id: string, usedAt: Date): Promise<void> {
     await db.oidcState.updateMany({ where: { id, usedAt }, data: { usedAt: null } });
+  }
+
+  /** Sealed PKCE verifiers and nonces in id order, for the master-key re-seal. */
+  async sealedPage(db: Db, afterId: string | undefined, limit: number): Promise<SealedValue[]> {
+    return db.oidcState.findMany({
+      where: afterId === undefined ? {} : { id: { gt: afterId } },
+      orderBy: { id: 'asc' },
+      take: limit,
+      select: { id: true, sealed: true },
+    });
+  }
+
+  /** Compare-and-set: false when the state changed or went since it was read. */
+  async replaceSealed(db: Db, id: string, from: string, to: string): Promise<boolean> {
+    const { count } = await db.oidcState.updateMany({ where: { id, sealed: from }, data: { sealed: to } });
+    return count === 1;
   }
 }
