@@ -50,8 +50,9 @@ export class SecretBox {
     if (parts[0] === VERSION && parts.length === 5) {
       const [, id, iv, body, tag] = parts as [string, string, string, string, string];
       const key = this.all.find((candidate) => candidate.id === id);
-      if (key === undefined)
+      if (key === undefined) {
         throw new SealedUnderUnknownKeyError('sealed under a master key that is neither MASTER_KEY nor in MASTER_KEY_PREVIOUS');
+      }
       return decrypt(key.key, iv, body, tag);
     }
     if (parts[0] === LEGACY_VERSION && parts.length === 4) {
