@@ -27,6 +27,13 @@ export class AbuseLimiter {
     await this.consume(`ip:${ip}`, this.config.AUTH_IP_LIMIT);
   }
 
+  /** Counts one admin mutation by this principal; throws 429 beyond ADMIN_WRITE_LIMIT (exact across replicas). */
+  async consumeAdminWrite(principalId: string): Promise<void> {
+    const { limit, periodMs } = this.config.ADMIN_WRITE_LIMIT;
+    if (limit === 0) return;
+    await this.consume(`admin:${principalId}`, limit, Math.max(1, Math.round(periodMs / 1000)));
+  }
+
   /**
    * Reserves one attempt against an account before any password or code is checked;
    * throws 429 when the account has used up its attempts. `resetAccount` after a success.
@@ -44,12 +51,11 @@ export class AbuseLimiter {
     return this.counters.clear(db, [accountKey(`signin:${email}`), accountKey(`forgot:${email}`)]);
   }
 
-  private async consume(key: string, limit: number): Promise<void> {
-    const windowSeconds = this.config.AUTH_WINDOW;
+  private async consume(key: string, limit: number, windowSeconds = this.config.AUTH_WINDOW): Promise<void> {
     const row = await this.counters.hit(this.prisma, key, windowSeconds);
     if (row.count > limit) {
-      const scope = key.startsWith('ip:') ? 'ip' : 'account';
-      this.metrics.rateLimited.inc({ scope, route_class: 'auth' });
+      const scope = key.startsWith('ip:') ? 'ip' : key.startsWith('admin:') ? 'principal' : 'account';
+      this.metrics.rateLimited.inc({ scope, route_class: scope === 'principal' ? 'admin' : 'auth' });
       const context = requestContext.get();
       if (context !== undefined) context.rateLimited = scope;
       throw new AppError('rate_limited', {

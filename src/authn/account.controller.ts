@@ -6,6 +6,7 @@ import { AppError } from '../common/app-error';
 import { Authenticated, Public } from '../common/auth-declaration';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import type { Principal } from '../session/principal';
+import { AbuseLimiter } from './abuse-limiter.service';
 import { SessionService } from '../session/session.service';
 import { tokenResponseSchema, type TokenResponse } from '../session/token-response';
 import { AccountService } from './account.service';
@@ -25,6 +26,7 @@ export class AccountController {
   constructor(
     private readonly account: AccountService,
     private readonly sessions: SessionService,
+    private readonly limiter: AbuseLimiter,
   ) {}
 
   @Public()
@@ -33,10 +35,17 @@ export class AccountController {
   @Header('cache-control', 'no-store')
   @HttpCode(200)
   @ApiOkResponse({ standardSchema: tokenResponseSchema })
-  refresh(
+  async refresh(
     @Body({ schema: refreshBody, pipes: [new ZodValidationPipe(refreshBody, malformedRefresh)] }) body: z.infer<typeof refreshBody>,
+    @Req() request: FastifyRequest,
   ): Promise<TokenResponse> {
-    return this.sessions.rotate(body.refresh_token);
+    try {
+      return await this.sessions.rotate(body.refresh_token);
+    } catch (error) {
+      // only failed refreshes count toward AUTH_IP_LIMIT (CONTRACT §4): beyond it they are 429
+      if (error instanceof AppError && error.code === 'invalid_grant') await this.limiter.consumeIp(request.ctx.clientIp);
+      throw error;
+    }
   }
 
   @Authenticated()

@@ -34,6 +34,7 @@ export class PasswordAuthService {
   ) {}
 
   async signup(input: { email: string; password: string; displayName?: string }, client: ClientInfo): Promise<TokenResponse> {
+    await this.limiter.consumeIp(client.ip ?? 'unknown');
     assertPasswordAllowed(input.password, input.email, 'password', input.displayName);
     if ((await this.users.findByEmailWithPassword(this.prisma, input.email)) !== null) throw new AppError('email_taken');
     const passwordHash = await this.hasher.hash(input.password);
