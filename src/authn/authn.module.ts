@@ -33,6 +33,7 @@ import { OAuthEndpointsController } from './oauth/oauth-endpoints.controller';
 import { OAuthMetadataController } from './oauth/oauth-metadata.controller';
 import { TokenIntrospectionService } from './oauth/token-introspection.service';
 import { TokenRevocationService } from './oauth/token-revocation.service';
+import { AccountPagesController } from './pages/account-pages.controller';
 import { AccountDeletionService } from './self-service/account-deletion.service';
 import { CredentialChangeService } from './self-service/credential-change.service';
 import { PasswordProof } from './self-service/password-proof';
@@ -52,6 +53,7 @@ import { ClientCredentialsService } from './service-accounts/client-credentials.
     OAuthEndpointsController,
     OAuthMetadataController,
     SelfServiceController,
+    AccountPagesController,
   ],
   providers: [
     RateLimitCounterRepository,

@@ -35,6 +35,9 @@ const url = (protocols: string[]) =>
     `must be a URL (${protocols.join(' or ')})`,
   );
 
+/** A link in a mail: an http(s) URL with `{token}` where the one-time token goes (CONTRACT §12). */
+const linkTemplate = url(['http:', 'https:']).refine((value) => value === undefined || value.includes('{token}'), 'must contain {token}');
+
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: integer(0, 65535).default(3000),
@@ -123,6 +126,11 @@ export const configSchema = z.object({
   // Not in the contract, benchmark only (scripts/bench.js): the audit append becomes a plain
   // insert with no seq chain or hash, to measure what chaining costs. Never set it in production.
   BENCH_AUDIT_PLAIN_INSERT: booleanString.default(false),
+  // §12: where the links in mails lead (default: Gatehouse's own /account pages), and a directory
+  // of operator templates that replace the built-in mails
+  EMAIL_VERIFY_URL: linkTemplate,
+  PASSWORD_RESET_URL: linkTemplate,
+  MAIL_TEMPLATES_DIR: optionalString,
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

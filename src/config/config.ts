@@ -91,6 +91,17 @@ function withDatabaseCa(databaseUrl: string | undefined, caFile: string | undefi
   return url.toString();
 }
 
+/** The directory must exist and be readable; its files are checked when the mail templates load. */
+function checkMailTemplatesDir(dir: string | undefined): void {
+  if (dir === undefined) return;
+  try {
+    fs.accessSync(dir, fs.constants.R_OK | fs.constants.X_OK);
+    if (!fs.statSync(dir).isDirectory()) throw new Error('not a directory');
+  } catch {
+    throw new ConfigError(`config: MAIL_TEMPLATES_DIR: ${dir} is not a readable directory`);
+  }
+}
+
 /** NATS credentials come as a .creds file or as user + password, never both; their files must be readable at start. */
 function checkNatsSecurity(raw: Pick<RawConfig, 'NATS_CREDS_FILE' | 'NATS_USER' | 'NATS_PASSWORD' | 'NATS_TLS_CA_FILE'>): void {
   if ((raw.NATS_USER === undefined) !== (raw.NATS_PASSWORD === undefined)) {
@@ -145,6 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   }
   checkNatsSecurity(raw);
   const workers = resolveWorkers(raw);
+  checkMailTemplatesDir(raw.MAIL_TEMPLATES_DIR);
   const masterKeyGenerated = raw.MASTER_KEY === undefined;
   const masterKey = raw.MASTER_KEY === undefined ? loadOrCreateDevMasterKey(dataDir) : Buffer.from(raw.MASTER_KEY, 'base64');
   const publicUrl = (raw.PUBLIC_URL ?? `http://localhost:${raw.PORT}`).replace(/\/+$/, '');

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../config/config';
+import { MailTemplates } from './mail-templates.service';
 import { MailerService } from './mailer.service';
 
 /** Every security-relevant change to an account the owner hears about (issue 11, "account changes happen silently"). */
@@ -87,16 +88,21 @@ function text(notice: AccountNotice, publicUrl: string): { subject: string; body
 /**
  * Tells the owner of an account about a change, through the mailer (callers send after their
  * transaction commits). The mails carry no secret, so they may say what happened plainly.
+ * Each notice is a mail template named after it (`password_changed`, ...): the texts above are
+ * the built-in ones, which MAIL_TEMPLATES_DIR can replace.
  */
 @Injectable()
 export class AccountNotices {
   constructor(
     private readonly mailer: MailerService,
+    private readonly templates: MailTemplates,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   send(to: string, notice: AccountNotice): void {
     const { subject, body } = text(notice, this.config.PUBLIC_URL);
-    this.mailer.sendLater({ to, subject, text: `${body}\n` });
+    // the built-in texts carry their own "if this was not you" advice
+    const mail = this.templates.render(notice, { subject, paragraphs: body.split('\n\n'), notYou: '' }, { email: to });
+    this.mailer.sendLater({ to, ...mail });
   }
 }

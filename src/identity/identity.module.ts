@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { AccountMails } from './account-mails.service';
 import { AccountNotices } from './account-notices.service';
 import { EmailTokenRepository } from './email-token.repository';
+import { MailTemplates } from './mail-templates.service';
 import { MailerService } from './mailer.service';
 import { PasswordHasher } from './password-hasher';
 import { UserRepository } from './user.repository';
@@ -17,6 +18,7 @@ import { ServiceAccountRepository } from './service-account.repository';
     ServiceAccountRepository,
     DeletedPrincipalRepository,
     MailerService,
+    MailTemplates,
     PasswordHasher,
   ],
   exports: [
@@ -27,6 +29,7 @@ import { ServiceAccountRepository } from './service-account.repository';
     ServiceAccountRepository,
     DeletedPrincipalRepository,
     MailerService,
+    MailTemplates,
     PasswordHasher,
   ],
 })

@@ -11,6 +11,8 @@ export interface MailMessage {
   to: string;
   subject: string;
   text: string;
+  /** the HTML alternative (multipart/alternative with `text`) */
+  html?: string;
 }
 
 /**
