@@ -42,7 +42,13 @@ export class SubscriptionWsAdapter extends WsAdapter {
     if (port !== 0 || options.path === undefined) throw new Error('SubscriptionWsAdapter serves path gateways on the HTTP port only');
     const { path, ...rest } = options;
     this.attach(this.httpServer as http.Server);
-    const server = new WebSocketServer({ noServer: true, ...rest, maxPayload: this.serverOptions.maxPayload }) as GatewayServer;
+    // frames are relayed raw: the endpoints validate UTF-8, the relay does not do it twice
+    const server = new WebSocketServer({
+      noServer: true,
+      ...rest,
+      maxPayload: this.serverOptions.maxPayload,
+      skipUTF8Validation: true,
+    }) as GatewayServer;
     server.path = path.replace(/\/+$/, '');
     this.servers.push(server);
     return server;

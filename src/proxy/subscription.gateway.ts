@@ -28,12 +28,28 @@ function tokenExpiry(authorization: string): number | undefined {
   }
 }
 
+const BINARY = { binary: true };
+const TEXT = { binary: false };
+/** While a side is paused, how often its peer's backlog is looked at. */
+const DRAIN_CHECK_MS = 10;
+
+/**
+ * Relays one message. No callback per message (it cost a closure and a call per frame): only
+ * when the peer's backlog passes HIGH_WATER is the source paused, and then the backlog is
+ * watched until it is below LOW_WATER again.
+ */
 function forward(source: WebSocket, target: WebSocket, data: RawData, isBinary: boolean): void {
   if (target.readyState !== WebSocket.OPEN) return;
-  target.send(data, { binary: isBinary }, () => {
-    if (source.isPaused && target.bufferedAmount <= LOW_WATER) source.resume();
-  });
-  if (target.bufferedAmount > HIGH_WATER && !source.isPaused) source.pause();
+  target.send(data, isBinary ? BINARY : TEXT);
+  if (target.bufferedAmount > HIGH_WATER && !source.isPaused) {
+    source.pause();
+    const check = setInterval(() => {
+      if (target.readyState !== WebSocket.OPEN || target.bufferedAmount <= LOW_WATER) {
+        clearInterval(check);
+        source.resume();
+      }
+    }, DRAIN_CHECK_MS);
+  }
 }
 
 /** ws reports a frame above maxPayload this way (and closes that side with 1009). */

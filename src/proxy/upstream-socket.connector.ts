@@ -88,6 +88,10 @@ export class UpstreamSocketConnector {
         handshakeTimeout: this.config.UPSTREAM_TIMEOUT_MS,
         maxPayload: this.config.WS_MAX_MESSAGE_BYTES,
         perMessageDeflate: false,
+        skipUTF8Validation: true,
+        // RFC 6455 masking protects caching intermediaries from client-chosen bytes; on this
+        // internal hop the sender is Gatehouse itself, so an all-zero key lets ws skip the XOR pass
+        generateMask: () => undefined,
       });
       let settled = false;
       const fail = (error: unknown) => {
