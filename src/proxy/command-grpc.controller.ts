@@ -30,7 +30,7 @@ export class CommandGrpcController {
 
   @GrpcMethod('CommandService', 'SubmitCommand')
   @Requires('commands.submit', { tenant: 'required', resource: 'aggregate_type', policy: true })
-  @LimitedAs('commands')
+  @LimitedAs('commands', { rpc: true })
   submitCommand(
     request: SubmitCommandRequest,
     metadata: Metadata,
