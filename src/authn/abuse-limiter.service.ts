@@ -42,6 +42,11 @@ export class AbuseLimiter {
     await this.consume(accountKey(account), this.config.AUTH_ACCOUNT_FAILURE_LIMIT);
   }
 
+  /** Gives back an attempt reserved with `consumeAccount` that was never made (hasher overloaded). */
+  async releaseAccount(account: string): Promise<void> {
+    await this.counters.release(this.prisma, accountKey(account));
+  }
+
   async resetAccount(account: string): Promise<void> {
     await this.counters.clear(this.prisma, [accountKey(account)]);
   }

@@ -20,6 +20,11 @@ export class RateLimitCounterRepository {
     return { count: row.count, retryAfterSeconds: row.retry_after };
   }
 
+  /** Gives back one hit on `key` (an attempt that was reserved but never made). */
+  async release(db: Db, key: string): Promise<void> {
+    await db.$executeRaw`UPDATE rate_limit_counters SET count = GREATEST(count - 1, 0) WHERE key = ${key}`;
+  }
+
   /** Removes these counters; returns how many there were. */
   async clear(db: Db, keys: string[]): Promise<number> {
     const { count } = await db.rateLimitCounter.deleteMany({ where: { key: { in: keys } } });

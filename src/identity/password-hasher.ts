@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import { AppError } from '../common/app-error';
+import { APP_CONFIG, type AppConfig } from '../config/config';
 import { hash, parseOptions, verify, type Algorithm } from '@node-rs/argon2';
 import { normalizePassword } from './password-policy';
 
@@ -12,21 +14,81 @@ export const ARGON2_PARAMS = {
   parallelism: 1,
 };
 
+/** The longest a hash may wait for a slot (CONTRACT §4) before the request is 503. */
+const MAX_WAIT_MS = 1000;
+
+function overloaded(): AppError {
+  return new AppError('unavailable', { headers: { 'retry-after': '1' }, logReason: 'password hasher overloaded' });
+}
+
+/**
+ * At most PASSWORD_HASH_CONCURRENCY hashes at once and PASSWORD_HASH_QUEUE waiting, none longer
+ * than 1 s; beyond that 503 `unavailable` at once (CONTRACT §4), so a sign-in burst cannot make
+ * every request wait for the whole queue or starve libuv's pool of threads for ES256 work.
+ */
+class HashGate {
+  private running = 0;
+  private readonly waiting: Array<{ resolve: () => void; timer: NodeJS.Timeout }> = [];
+
+  constructor(
+    private readonly concurrency: number,
+    private readonly queue: number,
+  ) {}
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.running < this.concurrency) {
+      this.running++;
+    } else {
+      if (this.waiting.length >= this.queue) throw overloaded();
+      await new Promise<void>((resolve, reject) => {
+        const entry = {
+          resolve,
+          timer: setTimeout(() => {
+            this.waiting.splice(this.waiting.indexOf(entry), 1);
+            reject(overloaded());
+          }, MAX_WAIT_MS),
+        };
+        this.waiting.push(entry);
+      });
+    }
+    try {
+      return await work();
+    } finally {
+      // the slot goes to the next waiter as it is, or is freed
+      const next = this.waiting.shift();
+      if (next === undefined) this.running--;
+      else {
+        clearTimeout(next.timer);
+        next.resolve();
+      }
+    }
+  }
+}
+
 @Injectable()
 export class PasswordHasher {
   /** Unknown accounts are checked against this, so timing does not reveal which emails exist. */
   private dummyHash: Promise<string> | undefined;
+  private readonly gate: HashGate;
 
-  hash(password: string): Promise<string> {
-    return hash(normalizePassword(password), ARGON2_PARAMS);
+  constructor(@Optional() @Inject(APP_CONFIG) config?: AppConfig) {
+    this.gate = new HashGate(config?.PASSWORD_HASH_CONCURRENCY ?? 1_000_000, config?.PASSWORD_HASH_QUEUE ?? 1_000_000);
   }
 
-  async verify(phc: string, password: string): Promise<boolean> {
-    try {
-      return await verify(phc, normalizePassword(password));
-    } catch {
-      return false;
-    }
+  /** Throws 503 `unavailable` (Retry-After) when the hasher is overloaded. */
+  hash(password: string): Promise<string> {
+    return this.gate.run(() => hash(normalizePassword(password), ARGON2_PARAMS));
+  }
+
+  /** Throws 503 `unavailable` (Retry-After) when the hasher is overloaded; false for a wrong password. */
+  verify(phc: string, password: string): Promise<boolean> {
+    return this.gate.run(async () => {
+      try {
+        return await verify(phc, normalizePassword(password));
+      } catch {
+        return false;
+      }
+    });
   }
 
   /** Same work as a real verification, always false. */

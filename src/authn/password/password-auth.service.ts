@@ -101,8 +101,15 @@ export class PasswordAuthService {
     await this.limiter.consumeAccount(`signin:${input.email}`);
     const user = await this.users.findByEmailWithPassword(this.prisma, input.email);
     const passwordHash = user?.password?.hash;
-    const valid =
-      passwordHash === undefined ? await this.hasher.verifyDummy(input.password) : await this.hasher.verify(passwordHash, input.password);
+    let valid: boolean;
+    try {
+      valid =
+        passwordHash === undefined ? await this.hasher.verifyDummy(input.password) : await this.hasher.verify(passwordHash, input.password);
+    } catch (error) {
+      // hasher overloaded (503): the attempt was never made, so it does not count against the account
+      if (error instanceof AppError && error.code === 'unavailable') await this.limiter.releaseAccount(`signin:${input.email}`);
+      throw error;
+    }
     if (user === null || passwordHash === undefined || !valid) {
       this.metrics.authFailures.inc({ reason: 'invalid_credentials' });
       await this.prisma.$transaction((tx) =>
