@@ -11,7 +11,7 @@ import { assertBootstrapAdminPassword } from './identity/bootstrap-admin-passwor
 import { readBuildInfo } from './observability/build-info';
 import { createLogger } from './observability/logger';
 import type { Tracing } from './observability/tracing';
-import { WORKER_STARTED } from './workers';
+import { EARLY_LISTENER_ENV, WORKER_STARTED } from './workers';
 
 async function main(): Promise<void> {
   let config;
@@ -41,9 +41,13 @@ async function main(): Promise<void> {
   }
   // Listening from here on: /health answers while the application is built and while it
   // waits for the database or NATS (CONTRACT §8); the application then takes this server over.
-  const { startBootListener } = await import('./observability/boot-listener.js');
-  const listener = await startBootListener({ port: config.PORT, host: '0.0.0.0', nats: config.NATS_URL !== undefined });
-  logger.info({ port: listener.port }, 'listening; starting');
+  // With WORKERS > 1 only the first worker does (a later one shares the port with workers that serve).
+  let listener;
+  if (cluster.isPrimary || process.env[EARLY_LISTENER_ENV] === '1') {
+    const { startBootListener } = await import('./observability/boot-listener.js');
+    listener = await startBootListener({ port: config.PORT, host: '0.0.0.0', nats: config.NATS_URL !== undefined });
+    logger.info({ port: listener.port }, 'listening; starting');
+  }
   const { startGatehouse } = await import('./bootstrap.js');
   const gatehouse = await startGatehouse(config, logger, { listener });
   logger.info({ tracing: tracing !== undefined }, tracing === undefined ? 'tracing off' : 'tracing: exporting spans over OTLP');

@@ -6,6 +6,8 @@ import { serveReplicaMetrics } from './observability/replica-metrics';
 /** What a worker tells the primary once it serves (main.ts). */
 export const WORKER_STARTED = 'gatehouse:worker-started';
 const RESTART_DELAY_MS = 1000;
+/** Set for the first worker only: it opens the port before the application is built. */
+export const EARLY_LISTENER_ENV = 'GATEHOUSE_EARLY_LISTENER';
 
 /**
  * The primary of a replica with WORKERS > 1 (node:cluster): it serves nothing itself. The
@@ -19,9 +21,11 @@ export async function superviseWorkers(config: AppConfig, logger: Logger): Promi
   serveReplicaMetrics();
   let stopping = false;
 
-  const fork = () =>
+  const fork = (first = false) =>
     new Promise<Worker>((resolve, reject) => {
-      const worker = cluster.fork();
+      // only the first worker answers /health while it starts (main.ts): a replacement that got
+      // connections while starting would refuse them on a replica that serves
+      const worker = cluster.fork(first ? { [EARLY_LISTENER_ENV]: '1' } : {});
       const onMessage = (message: { type?: string }) => {
         if (message?.type !== WORKER_STARTED) return;
         worker.off('message', onMessage);
@@ -41,7 +45,7 @@ export async function superviseWorkers(config: AppConfig, logger: Logger): Promi
     });
 
   try {
-    await fork();
+    await fork(true);
     await Promise.all(Array.from({ length: config.WORKERS - 1 }, () => fork()));
   } catch (error) {
     stopping = true;
