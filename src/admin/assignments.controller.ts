@@ -1,4 +1,4 @@
-import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -16,6 +16,7 @@ const createBody = z.object({
   role_id: z.string().min(1).max(100),
 });
 
+@ApiTags('admin-assignments')
 @Controller('admin/assignments')
 export class AssignmentsController {
   constructor(private readonly assignments: AssignmentsService) {}
@@ -23,6 +24,7 @@ export class AssignmentsController {
   @Requires('iam.assignments.read', { tenant: 'optional' })
   @Get()
   @ApiOkResponse({ standardSchema: pageSchema(assignmentSchema) })
+  @ApiOperation({ summary: 'List role assignments' })
   list(
     @Query({ schema: listQuery, pipes: [new ZodValidationPipe(listQuery)] }) query: z.infer<typeof listQuery>,
     @Req() request: FastifyRequest,
@@ -39,6 +41,7 @@ export class AssignmentsController {
   @Post()
   @HttpCode(201)
   @ApiCreatedResponse({ standardSchema: assignmentSchema })
+  @ApiOperation({ summary: 'Assign a role to a principal, in a tenant or at platform scope' })
   create(
     @Body({ schema: createBody, pipes: [new ZodValidationPipe(createBody)] }) body: z.infer<typeof createBody>,
     @Req() request: FastifyRequest,
@@ -49,6 +52,8 @@ export class AssignmentsController {
   @Requires('iam.assignments.write', { tenant: 'optional' })
   @Delete(':id')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Remove an assignment' })
+  @ApiNoContentResponse({ description: 'removed' })
   async delete(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
     await this.assignments.delete(adminScope(request), id);
   }

@@ -1,9 +1,10 @@
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Controller, Get, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Requires } from '../common/auth-declaration';
 import { AssignmentRepository } from '../authz/assignment.repository';
-import { decide, type MatchedGrant } from '../authz/decision-engine';
+import { decide } from '../authz/decision-engine';
 import { TENANT_ID_PATTERN } from '../authz/request-authorizer.service';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import { PrismaService } from '../database/prisma.service';
@@ -18,7 +19,16 @@ const explainQuery = z.object({
   resource: z.string().max(200).optional(),
 });
 
+const explanationSchema = z
+  .object({
+    decision: z.enum(['allow', 'deny']),
+    reason: z.string(),
+    matched: z.array(z.object({ assignment_id: z.string(), role: z.string(), grant: z.string() })).describe('the grants that allow it'),
+  })
+  .meta({ id: 'AuthzExplanation' });
+
 /** Why a principal is or is not allowed: the same decision the guard makes, with the matching grants. */
+@ApiTags('admin-authz')
 @Controller('admin/authz')
 export class ExplainController {
   constructor(
@@ -29,10 +39,12 @@ export class ExplainController {
 
   @Requires('iam.assignments.read', { tenant: 'optional' })
   @Get('explain')
+  @ApiOperation({ summary: 'Explain whether a principal holds a right, and through which grants' })
+  @ApiOkResponse({ standardSchema: explanationSchema })
   async explain(
     @Query({ schema: explainQuery, pipes: [new ZodValidationPipe(explainQuery)] }) query: z.infer<typeof explainQuery>,
     @Req() request: FastifyRequest,
-  ): Promise<{ decision: 'allow' | 'deny'; reason: string; matched: MatchedGrant[] }> {
+  ): Promise<z.infer<typeof explanationSchema>> {
     const scope = adminScope(request);
     await this.visibility.requireVisible(this.prisma, scope, query.principal_id);
     if (scope.tenantId !== undefined && query.tenant_id !== scope.tenantId) throw new AppError('not_found');

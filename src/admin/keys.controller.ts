@@ -1,9 +1,17 @@
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Controller, HttpCode, Post } from '@nestjs/common';
 import { AuditService } from '../audit/audit.service';
 import { Requires } from '../common/auth-declaration';
 import { SigningKeyService } from '../session/signing-key.service';
 import { MasterKeyResealService } from './master-key-reseal.service';
+import { z } from 'zod';
 
+const rotationSchema = z.object({ active_kid: z.string(), retired_kid: z.string() }).meta({ id: 'KeyRotation' });
+const resealSchema = z
+  .object({ resealed: z.number().int().describe('sealed values moved to the current key') })
+  .meta({ id: 'MasterKeyReseal' });
+
+@ApiTags('admin-keys')
 @Controller('admin/keys')
 export class KeysController {
   constructor(
@@ -16,7 +24,9 @@ export class KeysController {
   @Requires('platform.keys.rotate')
   @Post('rotate')
   @HttpCode(200)
-  async rotate(): Promise<{ active_kid: string; retired_kid: string }> {
+  @ApiOperation({ summary: 'Rotate the token-signing key (the next key becomes active)' })
+  @ApiOkResponse({ standardSchema: rotationSchema })
+  async rotate(): Promise<z.infer<typeof rotationSchema>> {
     const change = await this.keys.rotate((tx, rotated) =>
       this.audit.record(tx, {
         action: 'platform.keys.rotate',
@@ -31,7 +41,9 @@ export class KeysController {
   @Requires('platform.keys.rotate')
   @Post('master/reseal')
   @HttpCode(200)
-  async resealMasterKey(): Promise<{ resealed: number }> {
+  @ApiOperation({ summary: 'Re-seal every stored secret under the current master key' })
+  @ApiOkResponse({ standardSchema: resealSchema })
+  async resealMasterKey(): Promise<z.infer<typeof resealSchema>> {
     const { resealed } = await this.reseals.reseal();
     return { resealed };
   }

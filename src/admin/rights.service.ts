@@ -10,6 +10,9 @@ import type { Right } from '../generated/prisma/client';
 export const rightSchema = z.object({ key: z.string(), description: z.string().nullable(), built_in: z.boolean() }).meta({ id: 'Right' });
 export type RightView = z.infer<typeof rightSchema>;
 
+export const rightListSchema = z.object({ items: z.array(rightSchema), next_cursor: z.null() }).meta({ id: 'RightList' });
+export type RightList = z.infer<typeof rightListSchema>;
+
 const view = (right: Right): RightView => ({ key: right.key, description: right.description, built_in: right.builtIn });
 
 @Injectable()
@@ -20,7 +23,7 @@ export class RightsService {
     private readonly audit: AuditService,
   ) {}
 
-  async list(): Promise<{ items: RightView[]; next_cursor: null }> {
+  async list(): Promise<RightList> {
     return { items: (await this.rights.listAll(this.prisma)).map(view), next_cursor: null };
   }
 

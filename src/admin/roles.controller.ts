@@ -1,4 +1,4 @@
-import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -24,6 +24,7 @@ const updateBody = z.object({
 });
 const grantsBody = z.object({ grants });
 
+@ApiTags('admin-roles')
 @Controller('admin/roles')
 export class RolesController {
   constructor(private readonly roles: RolesService) {}
@@ -31,6 +32,7 @@ export class RolesController {
   @Requires('iam.roles.read', { tenant: 'optional' })
   @Get()
   @ApiOkResponse({ standardSchema: pageSchema(roleSchema) })
+  @ApiOperation({ summary: 'List roles (built-in, platform and the tenant’s)' })
   list(
     @Query({ schema: pageQuery, pipes: [new ZodValidationPipe(pageQuery)] }) query: PageQuery,
     @Req() request: FastifyRequest,
@@ -42,6 +44,7 @@ export class RolesController {
   @Post()
   @HttpCode(201)
   @ApiCreatedResponse({ standardSchema: roleSchema })
+  @ApiOperation({ summary: 'Create a role' })
   create(
     @Body({ schema: createBody, pipes: [new ZodValidationPipe(createBody)] }) body: z.infer<typeof createBody>,
     @Req() request: FastifyRequest,
@@ -57,6 +60,7 @@ export class RolesController {
   @Requires('iam.roles.read', { tenant: 'optional' })
   @Get(':id')
   @ApiOkResponse({ standardSchema: roleSchema })
+  @ApiOperation({ summary: 'Get a role' })
   get(@Param('id') id: string, @Req() request: FastifyRequest): Promise<RoleView> {
     return this.roles.get(adminScope(request), id);
   }
@@ -64,6 +68,7 @@ export class RolesController {
   @Requires('iam.roles.write', { tenant: 'optional' })
   @Patch(':id')
   @ApiOkResponse({ standardSchema: roleSchema })
+  @ApiOperation({ summary: 'Rename or describe a role' })
   update(
     @Param('id') id: string,
     @Body({ schema: updateBody, pipes: [new ZodValidationPipe(updateBody)] }) body: z.infer<typeof updateBody>,
@@ -75,6 +80,7 @@ export class RolesController {
   @Requires('iam.roles.write', { tenant: 'optional' })
   @Put(':id/rights')
   @ApiOkResponse({ standardSchema: roleSchema })
+  @ApiOperation({ summary: 'Replace a role’s grants' })
   setGrants(
     @Param('id') id: string,
     @Body({ schema: grantsBody, pipes: [new ZodValidationPipe(grantsBody)] }) body: z.infer<typeof grantsBody>,
@@ -86,6 +92,8 @@ export class RolesController {
   @Requires('iam.roles.write', { tenant: 'optional' })
   @Delete(':id')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Delete a role and its assignments' })
+  @ApiNoContentResponse({ description: 'deleted' })
   async delete(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
     await this.roles.delete(adminScope(request), id);
   }

@@ -1,4 +1,4 @@
-import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, Header, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -20,6 +20,7 @@ const createBody = z.object({
   tenant_id: z.string().regex(TENANT_ID_PATTERN, 'must be a tenant id').optional(),
 });
 
+@ApiTags('admin-service-accounts')
 @Controller('admin/service-accounts')
 export class ServiceAccountsController {
   constructor(private readonly accounts: ServiceAccountsService) {}
@@ -27,6 +28,7 @@ export class ServiceAccountsController {
   @Requires('iam.service_accounts.write', { tenant: 'optional' })
   @Get()
   @ApiOkResponse({ standardSchema: pageSchema(serviceAccountSchema) })
+  @ApiOperation({ summary: 'List service accounts' })
   list(
     @Query({ schema: pageQuery, pipes: [new ZodValidationPipe(pageQuery)] }) query: PageQuery,
     @Req() request: FastifyRequest,
@@ -40,6 +42,7 @@ export class ServiceAccountsController {
   @Header('cache-control', 'no-store')
   @HttpCode(201)
   @ApiCreatedResponse({ standardSchema: serviceAccountWithSecretSchema })
+  @ApiOperation({ summary: 'Create a service account; answers its secret once' })
   create(
     @Body({ schema: createBody, pipes: [new ZodValidationPipe(createBody)] }) body: z.infer<typeof createBody>,
     @Req() request: FastifyRequest,
@@ -53,6 +56,7 @@ export class ServiceAccountsController {
   @Header('cache-control', 'no-store')
   @HttpCode(200)
   @ApiOkResponse({ standardSchema: serviceAccountWithSecretSchema })
+  @ApiOperation({ summary: 'Rotate a service account’s secret (the old one works 10 more minutes)' })
   rotate(@Param('id') id: string, @Req() request: FastifyRequest): Promise<ServiceAccountWithSecret> {
     return this.accounts.rotateSecret(adminScope(request), id);
   }
@@ -60,6 +64,8 @@ export class ServiceAccountsController {
   @Requires('iam.service_accounts.write', { tenant: 'optional' })
   @Delete(':id')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Delete a service account' })
+  @ApiNoContentResponse({ description: 'deleted' })
   async delete(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
     await this.accounts.delete(adminScope(request), id);
   }

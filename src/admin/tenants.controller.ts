@@ -1,4 +1,4 @@
-import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { z } from 'zod';
 import { Requires } from '../common/auth-declaration';
@@ -14,6 +14,7 @@ const createBody = z.object({
 const updateBody = z.object({ name: z.string().trim().min(1).max(200).optional() });
 
 /** Tenants are platform objects: every call needs platform.tenants.write at platform scope. */
+@ApiTags('admin-tenants')
 @Controller('admin/tenants')
 export class TenantsController {
   constructor(private readonly tenants: TenantsService) {}
@@ -21,6 +22,7 @@ export class TenantsController {
   @Requires('platform.tenants.write')
   @Get()
   @ApiOkResponse({ standardSchema: pageSchema(tenantSchema) })
+  @ApiOperation({ summary: 'List tenants' })
   list(@Query({ schema: pageQuery, pipes: [new ZodValidationPipe(pageQuery)] }) query: PageQuery): Promise<Page<TenantView>> {
     return this.tenants.list(query.limit, query.cursor);
   }
@@ -29,6 +31,7 @@ export class TenantsController {
   @Post()
   @HttpCode(201)
   @ApiCreatedResponse({ standardSchema: tenantSchema })
+  @ApiOperation({ summary: 'Create a tenant' })
   create(@Body({ schema: createBody, pipes: [new ZodValidationPipe(createBody)] }) body: z.infer<typeof createBody>): Promise<TenantView> {
     return this.tenants.create(body);
   }
@@ -36,6 +39,7 @@ export class TenantsController {
   @Requires('platform.tenants.write')
   @Get(':id')
   @ApiOkResponse({ standardSchema: tenantSchema })
+  @ApiOperation({ summary: 'Get a tenant' })
   get(@Param('id') id: string): Promise<TenantView> {
     return this.tenants.get(id);
   }
@@ -43,6 +47,7 @@ export class TenantsController {
   @Requires('platform.tenants.write')
   @Patch(':id')
   @ApiOkResponse({ standardSchema: tenantSchema })
+  @ApiOperation({ summary: 'Rename a tenant' })
   update(
     @Param('id') id: string,
     @Body({ schema: updateBody, pipes: [new ZodValidationPipe(updateBody)] }) body: z.infer<typeof updateBody>,
@@ -53,6 +58,8 @@ export class TenantsController {
   @Requires('platform.tenants.write')
   @Delete(':id')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Delete a tenant with its roles and assignments' })
+  @ApiNoContentResponse({ description: 'deleted' })
   async delete(@Param('id') id: string): Promise<void> {
     await this.tenants.delete(id);
   }

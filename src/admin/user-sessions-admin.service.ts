@@ -1,10 +1,29 @@
 import { Injectable } from '@nestjs/common';
+import { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import type { AdminScope } from '../authz/admin-scope';
 import { PrincipalVisibility } from '../authz/principal-visibility';
 import { PrismaService } from '../database/prisma.service';
 import { SessionRepository } from '../session/session.repository';
 import { SessionService } from '../session/session.service';
+
+export const adminSessionListSchema = z
+  .object({
+    items: z.array(
+      z.object({
+        id: z.string(),
+        created_at: z.string(),
+        last_used_at: z.string(),
+        expires_at: z.string(),
+        ip: z.string().nullable(),
+        user_agent: z.string().nullable(),
+        amr: z.array(z.string()),
+      }),
+    ),
+    next_cursor: z.null(),
+  })
+  .meta({ id: 'AdminSessionList' });
+export type AdminSessionList = z.infer<typeof adminSessionListSchema>;
 
 /** A user's live sessions as an admin sees them, and global sign-out. */
 @Injectable()
@@ -17,7 +36,7 @@ export class UserSessionsAdminService {
     private readonly sessionRows: SessionRepository,
   ) {}
 
-  async listSessions(scope: AdminScope, id: string): Promise<{ items: object[]; next_cursor: null }> {
+  async listSessions(scope: AdminScope, id: string): Promise<AdminSessionList> {
     await this.visibility.requireVisibleUser(this.prisma, scope, id);
     const rows = await this.sessionRows.listLiveForUser(this.prisma, id);
     return {

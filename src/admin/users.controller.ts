@@ -1,4 +1,4 @@
-import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -10,7 +10,7 @@ import { passwordField } from '../identity/password-policy';
 import { adminScope } from '../authz/admin-scope';
 import { UserCredentialsAdminService } from './user-credentials-admin.service';
 import { UserMfaAdminService } from './user-mfa-admin.service';
-import { UserSessionsAdminService } from './user-sessions-admin.service';
+import { adminSessionListSchema, UserSessionsAdminService, type AdminSessionList } from './user-sessions-admin.service';
 import { UserStatusAdminService } from './user-status-admin.service';
 import { adminUserSchema, UsersAdminService, type AdminUserView } from './users-admin.service';
 
@@ -27,6 +27,7 @@ const createBody = z.object({
 const updateBody = z.object({ email: emailField.optional(), display_name: z.string().trim().min(1).max(200).nullable().optional() });
 const passwordBody = z.object({ password: passwordField });
 
+@ApiTags('admin-users')
 @Controller('admin/users')
 export class UsersController {
   constructor(
@@ -40,6 +41,7 @@ export class UsersController {
   @Requires('iam.users.read', { tenant: 'optional' })
   @Get()
   @ApiOkResponse({ standardSchema: pageSchema(adminUserSchema) })
+  @ApiOperation({ summary: 'List users (in a tenant scope: the users assigned there)' })
   list(
     @Query({ schema: listQuery, pipes: [new ZodValidationPipe(listQuery)] }) query: z.infer<typeof listQuery>,
     @Req() request: FastifyRequest,
@@ -56,6 +58,7 @@ export class UsersController {
   @Post()
   @HttpCode(201)
   @ApiCreatedResponse({ standardSchema: adminUserSchema })
+  @ApiOperation({ summary: 'Create a user (in a tenant scope: assigned tenant_member there)' })
   create(
     @Body({ schema: createBody, pipes: [new ZodValidationPipe(createBody)] }) body: z.infer<typeof createBody>,
     @Req() request: FastifyRequest,
@@ -66,6 +69,7 @@ export class UsersController {
   @Requires('iam.users.read', { tenant: 'optional' })
   @Get(':id')
   @ApiOkResponse({ standardSchema: adminUserSchema })
+  @ApiOperation({ summary: 'Get a user' })
   get(@Param('id') id: string, @Req() request: FastifyRequest): Promise<AdminUserView> {
     return this.users.get(adminScope(request), id);
   }
@@ -73,6 +77,7 @@ export class UsersController {
   @Requires('iam.users.write', { tenant: 'optional' })
   @Patch(':id')
   @ApiOkResponse({ standardSchema: adminUserSchema })
+  @ApiOperation({ summary: 'Change a user’s email or display name' })
   update(
     @Param('id') id: string,
     @Body({ schema: updateBody, pipes: [new ZodValidationPipe(updateBody)] }) body: z.infer<typeof updateBody>,
@@ -84,6 +89,8 @@ export class UsersController {
   @Requires('iam.users.write', { tenant: 'optional' })
   @Delete(':id')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Delete a user; signs it out everywhere' })
+  @ApiNoContentResponse({ description: 'deleted' })
   async delete(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
     await this.status.delete(adminScope(request), id);
   }
@@ -92,6 +99,7 @@ export class UsersController {
   @Post(':id/disable')
   @HttpCode(200)
   @ApiOkResponse({ standardSchema: adminUserSchema })
+  @ApiOperation({ summary: 'Disable a user; signs it out everywhere' })
   disable(@Param('id') id: string, @Req() request: FastifyRequest): Promise<AdminUserView> {
     return this.status.setStatus(adminScope(request), id, false);
   }
@@ -100,6 +108,7 @@ export class UsersController {
   @Post(':id/enable')
   @HttpCode(200)
   @ApiOkResponse({ standardSchema: adminUserSchema })
+  @ApiOperation({ summary: 'Enable a disabled user' })
   enable(@Param('id') id: string, @Req() request: FastifyRequest): Promise<AdminUserView> {
     return this.status.setStatus(adminScope(request), id, true);
   }
@@ -107,6 +116,8 @@ export class UsersController {
   @Requires('iam.users.write', { tenant: 'optional' })
   @Post(':id/unlock')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Clear the sign-in lockout counters of a user' })
+  @ApiNoContentResponse({ description: 'unlocked' })
   async unlock(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
     await this.credentials.unlock(adminScope(request), id);
   }
@@ -114,6 +125,8 @@ export class UsersController {
   @Requires('iam.users.write', { tenant: 'optional' })
   @Put(':id/password')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Set a user’s password; signs it out everywhere' })
+  @ApiNoContentResponse({ description: 'password set' })
   async setPassword(
     @Param('id') id: string,
     @Body({ schema: passwordBody, pipes: [new ZodValidationPipe(passwordBody)] }) body: z.infer<typeof passwordBody>,
@@ -125,19 +138,25 @@ export class UsersController {
   @Requires('iam.users.write', { tenant: 'optional' })
   @Delete(':id/password')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Remove a user’s password (refused when it is the last sign-in method)' })
+  @ApiNoContentResponse({ description: 'password removed' })
   async removePassword(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
     await this.credentials.removePassword(adminScope(request), id);
   }
 
   @Requires('iam.users.read', { tenant: 'optional' })
   @Get(':id/sessions')
-  sessions(@Param('id') id: string, @Req() request: FastifyRequest): Promise<{ items: object[]; next_cursor: null }> {
+  @ApiOperation({ summary: 'List a user’s live sessions' })
+  @ApiOkResponse({ standardSchema: adminSessionListSchema })
+  sessions(@Param('id') id: string, @Req() request: FastifyRequest): Promise<AdminSessionList> {
     return this.userSessions.listSessions(adminScope(request), id);
   }
 
   @Requires('iam.sessions.revoke', { tenant: 'optional' })
   @Post(':id/sessions/revoke')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Sign a user out everywhere' })
+  @ApiNoContentResponse({ description: 'sessions revoked' })
   async revokeSessions(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
     await this.userSessions.revokeSessions(adminScope(request), id);
   }
@@ -145,6 +164,8 @@ export class UsersController {
   @Requires('iam.mfa.reset', { tenant: 'optional' })
   @Post(':id/mfa/reset')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Remove a user’s TOTP and recovery codes' })
+  @ApiNoContentResponse({ description: 'MFA reset' })
   async resetMfa(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
     await this.mfa.resetMfa(adminScope(request), id);
   }
@@ -152,6 +173,8 @@ export class UsersController {
   @Requires('iam.mfa.reset', { tenant: 'optional' })
   @Post(':id/recovery-codes/revoke')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Revoke a user’s recovery codes' })
+  @ApiNoContentResponse({ description: 'codes revoked' })
   async revokeRecoveryCodes(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
     await this.mfa.revokeRecoveryCodes(adminScope(request), id);
   }

@@ -1,4 +1,4 @@
-import { ApiOkResponse } from '@nestjs/swagger';
+import { ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, Header, HttpCode, Param, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -9,7 +9,7 @@ import type { Principal } from '../session/principal';
 import { AbuseLimiter } from './abuse-limiter.service';
 import { SessionService } from '../session/session.service';
 import { tokenResponseSchema, type TokenResponse } from '../session/token-response';
-import { AccountService } from './account.service';
+import { AccountService, meSchema, sessionListSchema, type Me, type SessionList } from './account.service';
 
 const refreshBody = z.object({ refresh_token: z.string().min(1).max(512) });
 // a malformed refresh token (too long, empty, not a string, missing) is refused like an unknown one
@@ -21,6 +21,7 @@ function principalOf(request: FastifyRequest): Principal {
   return request.principal!;
 }
 
+@ApiTags('account')
 @Controller('v1/auth')
 export class AccountController {
   constructor(
@@ -35,6 +36,7 @@ export class AccountController {
   @Header('cache-control', 'no-store')
   @HttpCode(200)
   @ApiOkResponse({ standardSchema: tokenResponseSchema })
+  @ApiOperation({ summary: 'Rotate a refresh token for a new token pair (a reused token revokes its session)' })
   async refresh(
     @Body({ schema: refreshBody, pipes: [new ZodValidationPipe(refreshBody, malformedRefresh)] }) body: z.infer<typeof refreshBody>,
     @Req() request: FastifyRequest,
@@ -51,6 +53,8 @@ export class AccountController {
   @Authenticated()
   @Post('signout')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Sign out: end the current session' })
+  @ApiNoContentResponse({ description: 'session ended' })
   async signout(
     @Body({ schema: signoutBody, pipes: [new ZodValidationPipe(signoutBody)] }) _body: z.infer<typeof signoutBody>,
     @Req() request: FastifyRequest,
@@ -60,19 +64,25 @@ export class AccountController {
 
   @Authenticated()
   @Get('me')
-  me(@Req() request: FastifyRequest): ReturnType<AccountService['me']> {
+  @ApiOperation({ summary: 'The signed-in user, tenant memberships and MFA state' })
+  @ApiOkResponse({ standardSchema: meSchema })
+  me(@Req() request: FastifyRequest): Promise<Me> {
     return this.account.me(principalOf(request));
   }
 
   @Authenticated()
   @Get('sessions')
-  listSessions(@Req() request: FastifyRequest): ReturnType<AccountService['listSessions']> {
+  @ApiOperation({ summary: 'The caller’s live sessions' })
+  @ApiOkResponse({ standardSchema: sessionListSchema })
+  listSessions(@Req() request: FastifyRequest): Promise<SessionList> {
     return this.account.listSessions(principalOf(request));
   }
 
   @Authenticated()
   @Delete('sessions/:id')
   @HttpCode(204)
+  @ApiOperation({ summary: 'End one of the caller’s sessions' })
+  @ApiNoContentResponse({ description: 'session ended' })
   async revokeSession(@Param('id') id: string, @Req() request: FastifyRequest): Promise<void> {
     await this.account.revokeOwnSession(principalOf(request), id);
   }

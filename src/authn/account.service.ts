@@ -8,7 +8,7 @@ import { UserRepository } from '../identity/user.repository';
 import type { Principal } from '../session/principal';
 import { SessionRepository } from '../session/session.repository';
 import { SessionService } from '../session/session.service';
-import { userView, type UserView } from '../session/token-response';
+import { userSchema, userView } from '../session/token-response';
 import { TotpCredentialRepository } from './mfa/totp-credential.repository';
 
 export const sessionSchema = z
@@ -24,6 +24,18 @@ export const sessionSchema = z
   .meta({ id: 'Session' });
 export type SessionView = z.infer<typeof sessionSchema>;
 
+export const sessionListSchema = z.object({ items: z.array(sessionSchema), next_cursor: z.null() }).meta({ id: 'SessionList' });
+export type SessionList = z.infer<typeof sessionListSchema>;
+
+export const meSchema = z
+  .object({
+    user: userSchema,
+    memberships: z.array(z.object({ tenant_id: z.string(), roles: z.array(z.string()) })),
+    mfa: z.object({ totp: z.boolean() }),
+  })
+  .meta({ id: 'Me' });
+export type Me = z.infer<typeof meSchema>;
+
 /** What a signed-in user can see and end of their own account: profile, sessions, sign-out. */
 @Injectable()
 export class AccountService {
@@ -37,9 +49,7 @@ export class AccountService {
     private readonly assignments: AssignmentRepository,
   ) {}
 
-  async me(
-    principal: Principal,
-  ): Promise<{ user: UserView; memberships: Array<{ tenant_id: string; roles: string[] }>; mfa: { totp: boolean } }> {
+  async me(principal: Principal): Promise<Me> {
     const user = principal.type === 'user' ? await this.users.findById(this.prisma, principal.id) : null;
     if (user === null) throw new AppError('not_found', { detail: 'No user profile for this principal.' });
     const byTenant = new Map<string, string[]>();
@@ -50,7 +60,7 @@ export class AccountService {
     return { user: userView(user), memberships, mfa: { totp: await this.totp.isConfirmed(this.prisma, user.id) } };
   }
 
-  async listSessions(principal: Principal): Promise<{ items: SessionView[]; next_cursor: null }> {
+  async listSessions(principal: Principal): Promise<SessionList> {
     const rows = principal.type === 'user' ? await this.sessionRepository.listLiveForUser(this.prisma, principal.id) : [];
     return {
       items: rows.map((session) => ({

@@ -19,6 +19,29 @@ import { problemDetailsSchema } from './problem-details.schema';
 const PROBLEM_REF = { $ref: '#/components/schemas/ProblemDetails' };
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
+/** Every tag the controllers use (`@ApiTags`), in reading order, with what it groups. */
+const TAGS: Array<{ name: string; description: string }> = [
+  { name: 'auth', description: 'Sign-up, sign-in, email verification and password reset (CONTRACT §3)' },
+  { name: 'account', description: 'The signed-in user: profile, sessions, refresh and sign-out' },
+  { name: 'mfa', description: 'TOTP and recovery codes' },
+  { name: 'google-sign-in', description: 'Google sign-in and account linking (CONTRACT §4)' },
+  { name: 'oauth', description: 'Service-account tokens, introspection, revocation, JWKS and metadata' },
+  { name: 'admin-tenants', description: 'Tenants (platform scope)' },
+  { name: 'admin-users', description: 'User accounts, their credentials, sessions and linked identities' },
+  { name: 'admin-rights', description: 'Rights: the built-in ones and custom ones' },
+  { name: 'admin-roles', description: 'Roles and their grants' },
+  { name: 'admin-assignments', description: 'Who holds which role where' },
+  { name: 'admin-service-accounts', description: 'Service accounts and their secrets' },
+  { name: 'admin-authz', description: 'Explaining authorization decisions' },
+  { name: 'admin-keys', description: 'Token-signing keys' },
+  { name: 'audit', description: 'The hash-chained audit trail' },
+  { name: 'admin-routing', description: 'Routing tables and forward-auth rules' },
+  { name: 'admin-rebalancing', description: 'Moving tenants between shards' },
+  { name: 'proxy', description: 'Calls relayed to the tenant’s upstream shard (commands, queries, runner)' },
+  { name: 'forward-auth', description: 'Decisions for edge proxies protecting services Gatehouse does not relay' },
+  { name: 'operations', description: 'Liveness, readiness and metrics (keep `/metrics` off the public edge)' },
+];
+
 function packageVersion(): string {
   try {
     // src/docs or dist/docs: the package root is two levels up either way
@@ -133,11 +156,23 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
   delete problemSchema.$schema;
   document.components = { ...document.components, schemas: { ...document.components?.schemas, ProblemDetails: problemSchema } };
 
+  document.servers = [{ url: '/', description: 'this Gatehouse' }];
+  document.tags = TAGS;
+
   const declarations = declarationsByOperationId(app);
   for (const pathItem of Object.values(document.paths)) {
+    // @All() routes also come out with methods OpenAPI 3.0 does not have (e.g. SEARCH)
+    for (const key of Object.keys(pathItem)) {
+      if (!(HTTP_METHODS as readonly string[]).includes(key) && !['summary', 'description', 'parameters', 'servers'].includes(key)) {
+        delete (pathItem as Record<string, unknown>)[key];
+      }
+    }
     for (const method of HTTP_METHODS) {
       const operation = pathItem[method];
-      if (operation !== undefined) annotate(operation, declarations.get(operation.operationId ?? ''));
+      if (operation === undefined) continue;
+      const id = operation.operationId ?? '';
+      // an @All() handler's operations carry the method as a suffix (`RunnerController_passthrough_get`)
+      annotate(operation, declarations.get(id) ?? declarations.get(id.replace(/_[a-z]+$/, '')));
     }
   }
   return document;

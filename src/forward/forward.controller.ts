@@ -1,3 +1,4 @@
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { All, Controller, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DelegatedTo } from '../common/auth-declaration';
@@ -34,12 +35,19 @@ function outcomeOf(error: unknown): ForwardOutcome {
  * Caddy `forward_auth` and Envoy `ext_authz` (CONTRACT §10). The body is ignored; 200 with an
  * empty body and the identity headers, or a problem answer (401/403/400/429).
  */
+@ApiTags('forward-auth')
 @Controller('v1/authz')
 export class ForwardController {
   constructor(private readonly decisions: ForwardDecisionService) {}
 
   @All('forward')
   @DelegatedTo('forward rules')
+  @ApiOperation({ summary: 'Decide a request an edge proxy forwards (nginx auth_request, Traefik ForwardAuth, Caddy forward_auth)' })
+  @ApiOkResponse({
+    description:
+      'allowed: empty body; identity in `x-auth-principal-id`, `x-auth-principal-type`, `x-tenant-id` and an internal `authorization`',
+    headers: { 'x-auth-principal-id': { schema: { type: 'string' } }, 'x-auth-principal-type': { schema: { type: 'string' } } },
+  })
   async decide(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const context = request.ctx;
     try {

@@ -50,7 +50,17 @@ function parsePayload(payload: Buffer | undefined): unknown {
 }
 
 /** The gRPC response as JSON: versions as numbers, payloads as parsed JSON values. */
-export function toJsonResponse(response: SubmitCommandResponse): object {
+/** The aggregate's answer as JSON (CONTRACT §7); `payload` is the event's JSON, or base64 text when it is not JSON. */
+export const commandResultSchema = z
+  .object({
+    aggregate_id: z.string(),
+    version: z.number().int(),
+    events: z.array(z.object({ event_id: z.string(), event_type: z.string(), version: z.number().int(), payload: z.unknown() })),
+  })
+  .meta({ id: 'CommandResult' });
+export type CommandResult = z.infer<typeof commandResultSchema>;
+
+export function toJsonResponse(response: SubmitCommandResponse): CommandResult {
   return {
     aggregate_id: response.aggregate_id ?? '',
     version: Number(response.version ?? 0),

@@ -1,3 +1,4 @@
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Body, Controller, HttpCode, Param, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { Requires } from '../common/auth-declaration';
@@ -5,16 +6,19 @@ import { LimitedAs } from '../limits/limited-as.decorator';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import {
   commandBodySchema,
+  commandResultSchema,
   toGrpcRequest,
   toJsonResponse,
   upstreamReplyToAppError,
   validateTarget,
   type CommandBody,
+  type CommandResult,
 } from './command-json';
 import { GrpcUpstreamClient } from './grpc-upstream.client';
 import { UpstreamGrpcError } from './upstream-failure';
 
 /** HTTP wrapper of `aggregate.gateway.v1.CommandService/SubmitCommand` (CONTRACT §7). */
+@ApiTags('proxy')
 @Controller('v1/commands')
 export class CommandsController {
   constructor(private readonly aggregates: GrpcUpstreamClient) {}
@@ -23,12 +27,14 @@ export class CommandsController {
   @HttpCode(200)
   @Requires('commands.submit', { tenant: 'required', resource: 'aggregate_type', policy: true })
   @LimitedAs('commands')
+  @ApiOperation({ summary: 'Submit a command to the tenant’s aggregate shard (gRPC SubmitCommand over HTTP)' })
+  @ApiOkResponse({ standardSchema: commandResultSchema })
   async submit(
     @Param('aggregate_type') aggregateType: string,
     @Param('aggregate_id') aggregateId: string,
-    @Body(new ZodValidationPipe(commandBodySchema)) body: CommandBody,
+    @Body({ schema: commandBodySchema, pipes: [new ZodValidationPipe(commandBodySchema)] }) body: CommandBody,
     @Req() request: FastifyRequest,
-  ): Promise<object> {
+  ): Promise<CommandResult> {
     validateTarget(aggregateType, aggregateId);
     const started = performance.now();
     try {

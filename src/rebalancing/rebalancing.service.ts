@@ -14,21 +14,25 @@ import type { Principal } from '../session/principal';
 import { moveTenant, placedShard, restoreTenant } from './placement-moves';
 import { ReadinessProbe, type ReadinessCheck } from './readiness-probe.service';
 import { RebalancingPlanRepository } from './rebalancing-plan.repository';
+import { z } from 'zod';
 
-export interface PlanView {
-  id: string;
-  service_kind: string;
-  tenant_id: string;
-  from_shard: string;
-  target_shard: string;
-  status: string;
-  placement_revision: number;
-  checks: ReadinessCheck[];
-  persisted: boolean;
-  created_at: string;
-  applied_at: string | null;
-  rolled_back_at: string | null;
-}
+export const planSchema = z
+  .object({
+    id: z.string(),
+    service_kind: z.string(),
+    tenant_id: z.string(),
+    from_shard: z.string(),
+    target_shard: z.string(),
+    status: z.string().describe('planned, applied, not_ready, conflict or rolled_back'),
+    placement_revision: z.number().int(),
+    checks: z.array(z.object({ endpoint: z.string(), ready: z.boolean(), reason: z.string().nullable(), lag: z.number().optional() })),
+    persisted: z.boolean(),
+    created_at: z.string(),
+    applied_at: z.string().nullable(),
+    rolled_back_at: z.string().nullable(),
+  })
+  .meta({ id: 'RebalancingPlan' });
+export type PlanView = z.infer<typeof planSchema>;
 
 export interface NewPlanRequest {
   service_kind: ServiceKind;

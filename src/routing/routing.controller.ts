@@ -1,3 +1,4 @@
+import { ApiBody, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Put, Query, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
@@ -32,7 +33,44 @@ const resolveQuery = z.object({
     .optional(),
 });
 
+const rejectionErrors = z.array(z.object({ path: z.string(), message: z.string() }));
+const kindViewSchema = z.object({
+  revisions: z
+    .object({ placement: z.number().int(), shards: z.number().int() })
+    .describe('store revision of each part in force (0 = none)'),
+  applied_at: z.string().nullable(),
+  placement: z.record(z.string(), z.string()).describe('tenant id (or `*`) → shard id'),
+  shards: z.record(z.string(), z.array(z.string())).describe('shard id → endpoints'),
+  last_rejection: z.object({ at: z.string(), part: z.string(), revision: z.number().int(), errors: rejectionErrors }).nullable(),
+});
+const routingViewSchema = z
+  .object({
+    source: z.string().describe('`kv` or `file`'),
+    bucket: z.string().nullable(),
+    loaded: z.boolean(),
+    service_kinds: z.record(z.string(), kindViewSchema),
+    forward: z.object({
+      revision: z.number().int(),
+      applied_at: z.string().nullable(),
+      rules: z.array(z.record(z.string(), z.unknown())),
+      last_rejection: z.object({ at: z.string(), revision: z.number().int(), errors: rejectionErrors }).nullable(),
+    }),
+  })
+  .meta({ id: 'RoutingTables' });
+const resolutionSchema = z
+  .object({
+    service_kind: z.string(),
+    tenant_id: z.string().nullable(),
+    shard_id: z.string(),
+    endpoints: z.array(z.string()),
+    matched: z.enum(['tenant', 'default']),
+    revisions: z.object({ placement: z.number().int(), shards: z.number().int() }),
+  })
+  .meta({ id: 'RoutingResolution' });
+const ETAG = { etag: { description: 'the new revision, for the next `If-Match`', schema: { type: 'string' } } };
+
 /** Operators' view of the routing tables in force on this replica (CONTRACT §7). */
+@ApiTags('admin-routing')
 @Controller('admin/routing')
 export class RoutingController {
   constructor(
@@ -45,6 +83,8 @@ export class RoutingController {
 
   @Get()
   @Requires('platform.routing.read')
+  @ApiOperation({ summary: 'The routing tables in force on this replica' })
+  @ApiOkResponse({ standardSchema: routingViewSchema })
   describe(): object {
     return this.view();
   }
@@ -52,6 +92,8 @@ export class RoutingController {
   /** Where a tenant's calls of one kind go; `tenant_id` omitted = the default (`*`) placement. */
   @Get('resolve')
   @Requires('platform.routing.read')
+  @ApiOperation({ summary: 'Where a tenant’s calls of one kind go' })
+  @ApiOkResponse({ standardSchema: resolutionSchema })
   resolve(@Query(new ZodValidationPipe(resolveQuery)) query: z.infer<typeof resolveQuery>): object {
     const resolved = this.routing.peek(query.service_kind, query.tenant_id);
     if (resolved === undefined) throw new AppError('tenant_not_routed');
@@ -69,6 +111,8 @@ export class RoutingController {
   @Post('reload')
   @HttpCode(200)
   @Requires('platform.routing.write')
+  @ApiOperation({ summary: 'Re-read the routing source here and on every replica' })
+  @ApiOkResponse({ standardSchema: routingViewSchema })
   async reload(): Promise<object> {
     await this.routing.reloadEverywhere();
     const view = this.view();
@@ -85,6 +129,14 @@ export class RoutingController {
    */
   @Put(':service_kind/:part')
   @Requires('platform.routing.write')
+  @ApiParam({ name: 'service_kind', enum: SERVICE_KINDS })
+  @ApiParam({ name: 'part', enum: ROUTING_PARTS })
+  @ApiOperation({ summary: 'Replace the placement or the shards of a kind (compare-and-set on If-Match)' })
+  @ApiBody({
+    schema: { type: 'object', additionalProperties: true },
+    description: 'placement: tenant id (or `*`) → shard id; shards: shard id → endpoints',
+  })
+  @ApiOkResponse({ standardSchema: routingViewSchema, headers: ETAG })
   async writePart(
     @Param(new ZodValidationPipe(partParams)) params: z.infer<typeof partParams>,
     @Headers('if-match') ifMatch: string | undefined,
@@ -127,6 +179,12 @@ export class RoutingController {
    */
   @Put('forward/rules')
   @Requires('platform.routing.write')
+  @ApiOperation({ summary: 'Replace the forward-auth rules (compare-and-set on If-Match)' })
+  @ApiBody({
+    schema: { type: 'array', items: { type: 'object', additionalProperties: true } },
+    description: 'the rules, in order (or `{"rules": [...]}`)',
+  })
+  @ApiOkResponse({ standardSchema: routingViewSchema, headers: ETAG })
   async writeForwardRules(
     @Headers('if-match') ifMatch: string | undefined,
     @Body() body: unknown,

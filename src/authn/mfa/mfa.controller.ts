@@ -1,10 +1,11 @@
+import { ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Body, Controller, Delete, Header, HttpCode, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Authenticated, Public } from '../../common/auth-declaration';
 import { ZodValidationPipe } from '../../common/zod-validation.pipe';
 import type { Principal } from '../../session/principal';
-import type { TokenResponse } from '../../session/token-response';
+import { tokenResponseSchema, type TokenResponse } from '../../session/token-response';
 import { clientInfo } from '../client-info';
 import { MfaSigninService } from './mfa-signin.service';
 import type { SecondFactor } from './second-factor.service';
@@ -26,6 +27,13 @@ const signinMfaBody = z
   .object({ mfa_token: z.string().min(1).max(512), code: totpCode.optional(), recovery_code: recoveryCode.optional() })
   .refine(eitherFactor.check, eitherFactor.message);
 
+const enrollmentSchema = z
+  .object({ secret: z.string().describe('base32 TOTP secret'), otpauth_url: z.string().describe('otpauth:// URI for a QR code') })
+  .meta({ id: 'TotpEnrollment' });
+const recoveryCodesSchema = z
+  .object({ recovery_codes: z.array(z.string()).describe('single-use codes, shown only here') })
+  .meta({ id: 'RecoveryCodes' });
+
 function factorOf(body: { code?: string; recovery_code?: string }): SecondFactor {
   return body.code !== undefined ? { kind: 'totp', code: body.code } : { kind: 'recovery_code', code: body.recovery_code! };
 }
@@ -35,6 +43,7 @@ function principalOf(request: FastifyRequest): Principal {
   return request.principal!;
 }
 
+@ApiTags('mfa')
 @Controller('v1/auth')
 export class MfaController {
   constructor(
@@ -47,6 +56,8 @@ export class MfaController {
   // carries a token, code or secret: no cache may keep it (CONTRACT §4)
   @Header('cache-control', 'no-store')
   @HttpCode(200)
+  @ApiOperation({ summary: 'Finish a sign-in with the second factor (TOTP or a recovery code)' })
+  @ApiOkResponse({ standardSchema: tokenResponseSchema })
   signinMfa(
     @Body({ schema: signinMfaBody, pipes: [new ZodValidationPipe(signinMfaBody)] }) body: z.infer<typeof signinMfaBody>,
     @Req() request: FastifyRequest,
@@ -59,7 +70,9 @@ export class MfaController {
   // carries a token, code or secret: no cache may keep it (CONTRACT §4)
   @Header('cache-control', 'no-store')
   @HttpCode(200)
-  enroll(@Req() request: FastifyRequest): Promise<{ secret: string; otpauth_url: string }> {
+  @ApiOperation({ summary: 'Start TOTP enrolment: a new secret to confirm' })
+  @ApiOkResponse({ standardSchema: enrollmentSchema })
+  enroll(@Req() request: FastifyRequest): Promise<z.infer<typeof enrollmentSchema>> {
     return this.totp.enroll(principalOf(request));
   }
 
@@ -68,16 +81,20 @@ export class MfaController {
   // carries a token, code or secret: no cache may keep it (CONTRACT §4)
   @Header('cache-control', 'no-store')
   @HttpCode(200)
+  @ApiOperation({ summary: 'Confirm TOTP with a first code; answers the recovery codes' })
+  @ApiOkResponse({ standardSchema: recoveryCodesSchema })
   confirm(
     @Body({ schema: codeBody, pipes: [new ZodValidationPipe(codeBody)] }) body: z.infer<typeof codeBody>,
     @Req() request: FastifyRequest,
-  ): Promise<{ recovery_codes: string[] }> {
+  ): Promise<z.infer<typeof recoveryCodesSchema>> {
     return this.totp.confirm(principalOf(request), body.code);
   }
 
   @Authenticated()
   @Delete('mfa/totp')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Turn TOTP off, proven with a current code or a recovery code' })
+  @ApiNoContentResponse({ description: 'TOTP removed' })
   async disable(
     @Body({ schema: factorBody, pipes: [new ZodValidationPipe(factorBody)] }) body: z.infer<typeof factorBody>,
     @Req() request: FastifyRequest,
@@ -90,10 +107,12 @@ export class MfaController {
   // carries a token, code or secret: no cache may keep it (CONTRACT §4)
   @Header('cache-control', 'no-store')
   @HttpCode(200)
+  @ApiOperation({ summary: 'Replace the recovery codes' })
+  @ApiOkResponse({ standardSchema: recoveryCodesSchema })
   regenerateRecoveryCodes(
     @Body({ schema: codeBody, pipes: [new ZodValidationPipe(codeBody)] }) body: z.infer<typeof codeBody>,
     @Req() request: FastifyRequest,
-  ): Promise<{ recovery_codes: string[] }> {
+  ): Promise<z.infer<typeof recoveryCodesSchema>> {
     return this.totp.regenerateRecoveryCodes(principalOf(request), body.code);
   }
 }

@@ -1,10 +1,11 @@
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Body, Controller, Header, HttpCode, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { DelegatedTo, Public } from '../../common/auth-declaration';
 import { ZodValidationPipe } from '../../common/zod-validation.pipe';
 import { presentedClient } from './client-authentication';
-import { TokenIntrospectionService, type IntrospectionResponse } from './token-introspection.service';
+import { introspectionSchema, TokenIntrospectionService, type IntrospectionResponse } from './token-introspection.service';
 import { TokenRevocationService } from './token-revocation.service';
 
 const introspectBody = z.object({
@@ -21,6 +22,7 @@ const revokeBody = z.object({
 });
 
 /** RFC 7662 introspection and RFC 7009 revocation (CONTRACT §12); JSON or form bodies. */
+@ApiTags('oauth')
 @Controller('v1/auth')
 export class OAuthEndpointsController {
   constructor(
@@ -33,6 +35,8 @@ export class OAuthEndpointsController {
   @Post('introspect')
   @Header('cache-control', 'no-store')
   @HttpCode(200)
+  @ApiOperation({ summary: 'RFC 7662 token introspection (service accounts holding iam.tokens.introspect)' })
+  @ApiOkResponse({ standardSchema: introspectionSchema })
   introspect(
     @Body({ schema: introspectBody, pipes: [new ZodValidationPipe(introspectBody)] }) body: z.infer<typeof introspectBody>,
     @Req() request: FastifyRequest,
@@ -45,6 +49,8 @@ export class OAuthEndpointsController {
   @Post('revoke')
   @Header('cache-control', 'no-store')
   @HttpCode(200)
+  @ApiOperation({ summary: 'RFC 7009 revocation of a refresh or access token; 200 whatever the token was' })
+  @ApiOkResponse({ schema: { type: 'object', additionalProperties: false }, description: 'always `{}`' })
   async revoke(
     @Body({ schema: revokeBody, pipes: [new ZodValidationPipe(revokeBody)] }) body: z.infer<typeof revokeBody>,
   ): Promise<Record<string, never>> {

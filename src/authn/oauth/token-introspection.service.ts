@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { z } from 'zod';
 import { AppError } from '../../common/app-error';
 import { APP_CONFIG, type AppConfig } from '../../config/config';
 import { AuthorizationCache } from '../../authz/authorization-cache.service';
 import { decide } from '../../authz/decision-engine';
-import type { PrincipalType } from '../../session/access-token.service';
 import { AccessTokenInspector } from '../../session/access-token-inspector';
 import { ClientCredentialsService } from '../service-accounts/client-credentials.service';
 import { BASIC_CHALLENGE, type PresentedClient } from './client-authentication';
@@ -11,18 +11,23 @@ import { BASIC_CHALLENGE, type PresentedClient } from './client-authentication';
 /** The built-in right a service account needs, at platform scope, to introspect tokens (CONTRACT §12). */
 export const INTROSPECT_RIGHT = 'iam.tokens.introspect';
 
-export type IntrospectionResponse =
-  | { active: false }
-  | {
-      active: true;
-      sub: string;
-      sid?: string;
-      exp: number;
-      iat: number;
-      iss: string;
-      principal_type: PrincipalType;
-      token_type: 'Bearer';
-    };
+/** RFC 7662 answer: `{active:false}` for anything not a live Gatehouse access token. */
+export const introspectionSchema = z
+  .union([
+    z.object({ active: z.literal(false) }),
+    z.object({
+      active: z.literal(true),
+      sub: z.string(),
+      sid: z.string().optional(),
+      exp: z.number().int(),
+      iat: z.number().int(),
+      iss: z.string(),
+      principal_type: z.enum(['user', 'service_account']),
+      token_type: z.literal('Bearer'),
+    }),
+  ])
+  .meta({ id: 'Introspection' });
+export type IntrospectionResponse = z.infer<typeof introspectionSchema>;
 
 /** RFC 7662 for resource servers that prefer asking over verifying JWTs themselves. */
 @Injectable()

@@ -25,6 +25,8 @@ export const identitySchema = z
   .meta({ id: 'ExternalIdentity' });
 export type IdentityView = z.infer<typeof identitySchema>;
 
+export const identityListSchema = z.object({ items: z.array(identitySchema), next_cursor: z.null() }).meta({ id: 'ExternalIdentityList' });
+
 export function identityView(identity: ExternalIdentity): IdentityView {
   return {
     id: identity.id,

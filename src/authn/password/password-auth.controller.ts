@@ -1,4 +1,4 @@
-import { ApiCreatedResponse, ApiOkResponse } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Body, Controller, Header, HttpCode, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -23,6 +23,7 @@ const resetBody = z.object({ token: z.string().min(1).max(512), new_password: pa
 
 export const FORGOT_ACCEPTED = { status: 'accepted', message: 'If an account exists for this email, a reset link has been sent.' };
 
+@ApiTags('auth')
 @Controller('v1/auth')
 export class PasswordAuthController {
   constructor(private readonly auth: PasswordAuthService) {}
@@ -33,6 +34,7 @@ export class PasswordAuthController {
   @Header('cache-control', 'no-store')
   @HttpCode(201)
   @ApiCreatedResponse({ standardSchema: tokenResponseSchema })
+  @ApiOperation({ summary: 'Create an account with email and password; signs in' })
   signup(
     @Body({ schema: signupBody, pipes: [new ZodValidationPipe(signupBody)] }) body: z.infer<typeof signupBody>,
     @Req() request: FastifyRequest,
@@ -43,6 +45,8 @@ export class PasswordAuthController {
   @Public()
   @Post('verify-email')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Verify an email address with the token from the mail' })
+  @ApiNoContentResponse({ description: 'email verified' })
   async verifyEmail(
     @Body({ schema: tokenBody, pipes: [new ZodValidationPipe(tokenBody)] }) body: z.infer<typeof tokenBody>,
     @Req() request: FastifyRequest,
@@ -56,6 +60,7 @@ export class PasswordAuthController {
   @Header('cache-control', 'no-store')
   @HttpCode(200)
   @ApiOkResponse({ standardSchema: signInResultSchema, description: 'tokens, or MFA-pending when the user has MFA' })
+  @ApiOperation({ summary: 'Sign in with email and password: tokens, or MFA-pending' })
   signin(
     @Body({ schema: signinBody, pipes: [new ZodValidationPipe(signinBody)] }) body: z.infer<typeof signinBody>,
     @Req() request: FastifyRequest,
@@ -66,6 +71,8 @@ export class PasswordAuthController {
   @Public()
   @Post('forgot')
   @HttpCode(202)
+  @ApiOperation({ summary: 'Ask for a password-reset mail (same answer whether or not the account exists)' })
+  @ApiAcceptedResponse({ description: 'a mail is sent when the account exists' })
   async forgot(
     @Body({ schema: forgotBody, pipes: [new ZodValidationPipe(forgotBody)] }) body: z.infer<typeof forgotBody>,
     @Req() request: FastifyRequest,
@@ -77,6 +84,8 @@ export class PasswordAuthController {
   @Public()
   @Post('reset')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Set a new password with the reset token; signs out everywhere' })
+  @ApiNoContentResponse({ description: 'password set' })
   async reset(
     @Body({ schema: resetBody, pipes: [new ZodValidationPipe(resetBody)] }) body: z.infer<typeof resetBody>,
     @Req() request: FastifyRequest,

@@ -1,3 +1,4 @@
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Body, Controller, Header, HttpCode, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -16,6 +17,11 @@ const tokenBody = z.object({
   scope: z.string().max(1000).optional(),
 });
 
+const clientTokenSchema = z
+  .object({ access_token: z.string().describe('ES256 JWT, typ at+jwt'), token_type: z.literal('Bearer'), expires_in: z.number().int() })
+  .meta({ id: 'ClientCredentialsToken' });
+
+@ApiTags('oauth')
 @Controller('v1/auth')
 export class ClientCredentialsController {
   constructor(private readonly service: ClientCredentialsService) {}
@@ -26,10 +32,12 @@ export class ClientCredentialsController {
   // carries a token, code or secret: no cache may keep it (CONTRACT §4)
   @Header('cache-control', 'no-store')
   @HttpCode(200)
+  @ApiOperation({ summary: 'Client-credentials grant: an access token for a service account' })
+  @ApiOkResponse({ standardSchema: clientTokenSchema })
   token(
     @Body({ schema: tokenBody, pipes: [new ZodValidationPipe(tokenBody)] }) body: z.infer<typeof tokenBody>,
     @Req() request: FastifyRequest,
-  ): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number }> {
+  ): Promise<z.infer<typeof clientTokenSchema>> {
     if (body.grant_type !== 'client_credentials') {
       throw new AppError('validation_failed', {
         detail: 'Only the client_credentials grant is supported here; users refresh at /v1/auth/refresh.',
