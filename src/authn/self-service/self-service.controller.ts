@@ -1,3 +1,4 @@
+import { ApiAcceptedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -6,7 +7,7 @@ import { ZodValidationPipe } from '../../common/zod-validation.pipe';
 import { emailField } from '../../identity/email';
 import { passwordField } from '../../identity/password-policy';
 import type { Principal } from '../../session/principal';
-import { identityView, IdentityLinkingService, type IdentityView } from '../oidc/identity-linking.service';
+import { identityListSchema, identityView, IdentityLinkingService } from '../oidc/identity-linking.service';
 import { AccountDeletionService } from './account-deletion.service';
 import { CredentialChangeService } from './credential-change.service';
 import { PasswordProof } from './password-proof';
@@ -25,11 +26,13 @@ const deleteBody = z
   })
   .refine((body) => body.password === undefined || body.code === undefined, { message: 'send password or code, not both' });
 
-export const EMAIL_CHANGE_ACCEPTED = {
+const acceptedSchema = z.object({ status: z.literal('accepted'), message: z.string() }).meta({ id: 'Accepted' });
+
+export const EMAIL_CHANGE_ACCEPTED: z.infer<typeof acceptedSchema> = {
   status: 'accepted',
   message: 'If the address can be used, a confirmation link has been sent to it. The change happens once the link is followed.',
 };
-export const RESEND_ACCEPTED = {
+export const RESEND_ACCEPTED: z.infer<typeof acceptedSchema> = {
   status: 'accepted',
   message: 'If the address is not verified yet, a new verification link has been sent.',
 };
@@ -40,6 +43,7 @@ function principalOf(request: FastifyRequest): Principal {
 }
 
 /** Self-service on one's own account (CONTRACT §12): password, email, deletion, Google identities. */
+@ApiTags('account')
 @Controller('v1/auth')
 export class SelfServiceController {
   constructor(
@@ -52,6 +56,8 @@ export class SelfServiceController {
   @Authenticated()
   @Post('password')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Change the caller’s password (current password required); other sessions end' })
+  @ApiNoContentResponse({ description: 'password changed' })
   async changePassword(
     @Body({ schema: passwordBody, pipes: [new ZodValidationPipe(passwordBody)] }) body: z.infer<typeof passwordBody>,
     @Req() request: FastifyRequest,
@@ -62,6 +68,8 @@ export class SelfServiceController {
   @Authenticated()
   @Post('email')
   @HttpCode(202)
+  @ApiOperation({ summary: 'Ask to change the caller’s email: a confirmation link goes to the new address' })
+  @ApiAcceptedResponse({ standardSchema: acceptedSchema })
   async changeEmail(
     @Body({ schema: emailBody, pipes: [new ZodValidationPipe(emailBody)] }) body: z.infer<typeof emailBody>,
     @Req() request: FastifyRequest,
@@ -73,6 +81,8 @@ export class SelfServiceController {
   @Authenticated()
   @Post('verify-email/resend')
   @HttpCode(202)
+  @ApiOperation({ summary: 'Send the email-verification link again' })
+  @ApiAcceptedResponse({ standardSchema: acceptedSchema })
   async resendVerification(@Req() request: FastifyRequest): Promise<typeof RESEND_ACCEPTED> {
     await this.credentials.resendVerification(principalOf(request));
     return RESEND_ACCEPTED;
@@ -81,6 +91,8 @@ export class SelfServiceController {
   @Authenticated()
   @Delete('me')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Delete the caller’s own account' })
+  @ApiNoContentResponse({ description: 'account deleted' })
   async deleteAccount(
     @Body({ schema: deleteBody, pipes: [new ZodValidationPipe(deleteBody)] }) body: z.infer<typeof deleteBody>,
     @Req() request: FastifyRequest,
@@ -90,7 +102,9 @@ export class SelfServiceController {
 
   @Authenticated()
   @Get('identities')
-  async listIdentities(@Req() request: FastifyRequest): Promise<{ items: IdentityView[]; next_cursor: null }> {
+  @ApiOperation({ summary: 'The caller’s linked external identities' })
+  @ApiOkResponse({ standardSchema: identityListSchema })
+  async listIdentities(@Req() request: FastifyRequest): Promise<z.infer<typeof identityListSchema>> {
     const user = await this.proof.requireUser(principalOf(request));
     return { items: (await this.linking.listForUser(user.id)).map(identityView), next_cursor: null };
   }
@@ -99,6 +113,8 @@ export class SelfServiceController {
   @Authenticated()
   @Delete('identities/:id')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Unlink one of the caller’s external identities (refused when it is the last sign-in method)' })
+  @ApiNoContentResponse({ description: 'unlinked' })
   async unlinkIdentity(@Param('id') identityId: string, @Req() request: FastifyRequest): Promise<void> {
     const user = await this.proof.requireUser(principalOf(request));
     await this.linking.unlink(user.id, identityId);
