@@ -123,6 +123,10 @@ export const configSchema = z.object({
   NATS_TLS_CA_FILE: optionalString,
   // §13: the CA PostgreSQL's certificate must chain to (sslrootcert); sslmode defaults to verify-full with it
   DATABASE_CA_FILE: optionalString,
+  // §13: mTLS to every upstream (all three or none); the files are re-read when they change
+  UPSTREAM_TLS_CA_FILE: optionalString,
+  UPSTREAM_TLS_CERT_FILE: optionalString,
+  UPSTREAM_TLS_KEY_FILE: optionalString,
   // Not in the contract, benchmark only (scripts/bench.js): the audit append becomes a plain
   // insert with no seq chain or hash, to measure what chaining costs. Never set it in production.
   BENCH_AUDIT_PLAIN_INSERT: booleanString.default(false),

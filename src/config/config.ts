@@ -121,6 +121,22 @@ function checkNatsSecurity(raw: Pick<RawConfig, 'NATS_CREDS_FILE' | 'NATS_USER' 
   }
 }
 
+/** §13: upstream mTLS needs the CA, the client certificate and its key together, all readable. */
+function checkUpstreamTls(raw: Pick<RawConfig, 'UPSTREAM_TLS_CA_FILE' | 'UPSTREAM_TLS_CERT_FILE' | 'UPSTREAM_TLS_KEY_FILE'>): void {
+  const names = ['UPSTREAM_TLS_CA_FILE', 'UPSTREAM_TLS_CERT_FILE', 'UPSTREAM_TLS_KEY_FILE'] as const;
+  const given = names.filter((name) => raw[name] !== undefined);
+  if (given.length === 0) return;
+  const missing = names.find((name) => raw[name] === undefined);
+  if (missing !== undefined) throw new ConfigError(`config: ${missing}: upstream mTLS needs ${names.join(', ')} together`);
+  for (const name of names) {
+    try {
+      fs.accessSync(raw[name]!, fs.constants.R_OK);
+    } catch {
+      throw new ConfigError(`config: ${name}: cannot read ${raw[name]}`);
+    }
+  }
+}
+
 /**
  * CONTRACT §2: the CPUs available in production, else 1; more than one needs NATS (each process
  * hears revocations, authorization and routing changes there) and PostgreSQL (the embedded store
@@ -155,6 +171,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     throw new ConfigError('config: BOOTSTRAP_ADMIN_PASSWORD: BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD go together');
   }
   checkNatsSecurity(raw);
+  checkUpstreamTls(raw);
   const workers = resolveWorkers(raw);
   checkMailTemplatesDir(raw.MAIL_TEMPLATES_DIR);
   const masterKeyGenerated = raw.MASTER_KEY === undefined;

@@ -16,6 +16,7 @@ import { EndpointBreakers } from './endpoint-breakers.service';
 import { InternalTokenService } from './internal-token.service';
 import { HopFailure, UpstreamGrpcError } from './upstream-failure';
 import { identityHeaders } from './upstream-headers';
+import { UpstreamTls, upstreamGrpcCredentials } from './upstream-tls';
 
 /** Attempts per command on UNAVAILABLE (the first one included), all within the deadline. */
 const MAX_ATTEMPTS = 4;
@@ -46,8 +47,14 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
     private readonly breakers: EndpointBreakers,
     private readonly tokens: InternalTokenService,
     private readonly metrics: MetricsService,
+    private readonly tls: UpstreamTls,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
+    // a rotated certificate: drop the channels, the next call opens new ones with it
+    tls.onChange(() => {
+      for (const client of this.channels.values()) client.close();
+      this.channels.clear();
+    });
     routing.onChange((snapshot) => {
       if (snapshot.kind !== 'aggregate') return;
       const live = new Set(Object.values(snapshot.table.shards).flat());
@@ -131,7 +138,7 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
     let client = this.channels.get(endpoint);
     if (client === undefined) {
       const Client = commandServiceClientConstructor();
-      client = new Client(endpoint, grpc.credentials.createInsecure(), {
+      client = new Client(endpoint, upstreamGrpcCredentials(this.tls), {
         'grpc.keepalive_time_ms': 30_000,
         'grpc.keepalive_timeout_ms': 10_000,
         // a refused endpoint must fail fast so the retry can go elsewhere

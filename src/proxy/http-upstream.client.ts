@@ -13,6 +13,7 @@ import { forwardableRequestHeaders, identityHeaders, type HeaderMap } from './up
 import { HopFailure, classifyHopError } from './upstream-failure';
 import { AppError } from '../common/app-error';
 import { StreamedBody } from './streamed-body';
+import { UpstreamTls } from './upstream-tls';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 /** Upper bound of pooled keep-alive connections per upstream endpoint. */
@@ -49,22 +50,37 @@ export interface UpstreamHttpResponse {
  */
 @Injectable()
 export class HttpUpstreamClient implements OnApplicationShutdown {
-  private readonly agent: Agent;
+  private agent: Agent;
 
   constructor(
     private readonly routing: RoutingService,
     private readonly breakers: EndpointBreakers,
     private readonly tokens: InternalTokenService,
     private readonly metrics: MetricsService,
+    private readonly tls: UpstreamTls,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
-    this.agent = new Agent({
+    this.agent = this.newAgent();
+    // a rotated certificate: new connections use it; the old pool finishes what it has in flight
+    tls.onChange(() => {
+      const old = this.agent;
+      this.agent = this.newAgent();
+      void old.close().catch(() => undefined);
+    });
+  }
+
+  private newAgent(): Agent {
+    const material = this.tls.material();
+    return new Agent({
       connections: CONNECTIONS_PER_ENDPOINT,
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 600_000,
-      connect: { timeout: config.UPSTREAM_TIMEOUT_MS },
-      headersTimeout: config.UPSTREAM_TIMEOUT_MS + 1000,
-      bodyTimeout: config.UPSTREAM_TIMEOUT_MS,
+      connect: {
+        timeout: this.config.UPSTREAM_TIMEOUT_MS,
+        ...(material === undefined ? {} : { secureContext: material.secureContext, rejectUnauthorized: true }),
+      },
+      headersTimeout: this.config.UPSTREAM_TIMEOUT_MS + 1000,
+      bodyTimeout: this.config.UPSTREAM_TIMEOUT_MS,
     });
   }
 
@@ -146,7 +162,7 @@ export class HttpUpstreamClient implements OnApplicationShutdown {
     }
     try {
       return await this.agent.request({
-        origin: `http://${endpoint}`,
+        origin: `${this.tls.scheme('http')}://${endpoint}`,
         path,
         method: method as Dispatcher.HttpMethod,
         headers,

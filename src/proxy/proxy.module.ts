@@ -19,11 +19,13 @@ import { SUBSCRIPTION_HANDSHAKE_CHECKS } from './subscription-handshake-checks';
 import { SubscriptionRegistry } from './subscription-registry';
 import { SubscriptionGateway } from './subscription.gateway';
 import { UpstreamSocketConnector } from './upstream-socket.connector';
+import { UpstreamTls } from './upstream-tls';
 
 @Module({
   imports: [MessagingModule, SessionModule, AuthzModule, RoutingModule, LimitsModule],
   controllers: [CommandsController, QueryController, RunnerController, CommandGrpcController],
   providers: [
+    UpstreamTls,
     InternalTokenService,
     EndpointBreakers,
     HttpUpstreamClient,
@@ -42,6 +44,6 @@ import { UpstreamSocketConnector } from './upstream-socket.connector';
     SubscriptionAdmission,
     SubscriptionGateway,
   ],
-  exports: [InternalTokenService],
+  exports: [InternalTokenService, UpstreamTls],
 })
 export class ProxyModule {}

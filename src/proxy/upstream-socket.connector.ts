@@ -10,6 +10,7 @@ import { EndpointBreakers } from './endpoint-breakers.service';
 import { InternalTokenService } from './internal-token.service';
 import { HopFailure, classifyHopError } from './upstream-failure';
 import { forwardableRequestHeaders, identityHeaders, type HeaderMap } from './upstream-headers';
+import { UpstreamTls } from './upstream-tls';
 
 export interface UpstreamSocketRequest {
   viewType: string;
@@ -41,6 +42,7 @@ export class UpstreamSocketConnector {
     private readonly breakers: EndpointBreakers,
     private readonly tokens: InternalTokenService,
     private readonly metrics: MetricsService,
+    private readonly tls: UpstreamTls,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -61,7 +63,9 @@ export class UpstreamSocketConnector {
     for (const endpoint of this.breakers.plan(shard)) {
       const upstream = `projection ${shard.shardId} ${endpoint}`;
       try {
-        const result = await this.breakers.run('projection', endpoint, () => this.open(`ws://${endpoint}${path}`, headers));
+        const result = await this.breakers.run('projection', endpoint, () =>
+          this.open(`${this.tls.scheme('ws')}://${endpoint}${path}`, headers),
+        );
         this.metrics.upstreamRequests.inc({ service_kind: 'projection', outcome: 'socket' in result ? 'ok' : 'error_reply' });
         return { ...result, upstream, shardId: shard.shardId };
       } catch (error) {
@@ -83,7 +87,9 @@ export class UpstreamSocketConnector {
 
   private open(url: string, headers: Record<string, string | string[]>): Promise<{ socket: WebSocket } | { refusal: UpstreamRefusal }> {
     return new Promise((resolve, reject) => {
+      const material = this.tls.material();
       const socket = new WebSocket(url, {
+        ...(material === undefined ? {} : { secureContext: material.secureContext, rejectUnauthorized: true }),
         headers: headers as Record<string, string>,
         handshakeTimeout: this.config.UPSTREAM_TIMEOUT_MS,
         maxPayload: this.config.WS_MAX_MESSAGE_BYTES,

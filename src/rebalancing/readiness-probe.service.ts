@@ -2,7 +2,9 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Agent, request as undiciRequest } from 'undici';
 import { InternalTokenService } from '../proxy/internal-token.service';
+import { UpstreamTls, upstreamGrpcCredentials } from '../proxy/upstream-tls';
 import type { ServiceKind } from '../routing/routing-document';
 import type { Principal } from '../session/principal';
 
@@ -57,9 +59,33 @@ export class ReadinessProbe implements OnApplicationShutdown {
   // one channel per aggregate endpoint, reused between plan and apply
   private readonly healthClients = new Map<string, HealthClient>();
 
-  constructor(private readonly tokens: InternalTokenService) {}
+  /** readiness checks use the proxies' upstream TLS too (CONTRACT §13): never a plaintext check of a TLS upstream */
+  private agent: Agent;
+
+  constructor(
+    private readonly tokens: InternalTokenService,
+    private readonly tls: UpstreamTls,
+  ) {
+    this.agent = this.newAgent();
+    tls.onChange(() => {
+      const old = this.agent;
+      this.agent = this.newAgent();
+      void old.close().catch(() => undefined);
+      for (const client of this.healthClients.values()) client.close();
+      this.healthClients.clear();
+    });
+  }
+
+  private newAgent(): Agent {
+    const material = this.tls.material();
+    return new Agent({
+      connections: 4,
+      connect: material === undefined ? {} : { secureContext: material.secureContext, rejectUnauthorized: true },
+    });
+  }
 
   onApplicationShutdown(): void {
+    void this.agent.close().catch(() => undefined);
     for (const client of this.healthClients.values()) client.close();
     this.healthClients.clear();
   }
@@ -74,23 +100,25 @@ export class ReadinessProbe implements OnApplicationShutdown {
   }
 
   private async checkHttp(endpoint: string, tenantId: string, token: string): Promise<ReadinessCheck> {
-    let response: Response;
+    let response: { status: number; body: unknown };
     try {
-      response = await fetch(`http://${endpoint}/v1/readiness/${encodeURIComponent(tenantId)}`, {
+      const answer = await undiciRequest(`${this.tls.scheme('http')}://${endpoint}/v1/readiness/${encodeURIComponent(tenantId)}`, {
+        dispatcher: this.agent,
         headers: { authorization: `Bearer ${token}`, 'x-tenant-id': tenantId, accept: 'application/json' },
         signal: AbortSignal.timeout(READINESS_TIMEOUT_MS),
-        redirect: 'manual',
       });
+      let body: unknown;
+      try {
+        body = await answer.body.json();
+      } catch {
+        body = undefined;
+      }
+      response = { status: answer.statusCode, body };
     } catch (error) {
       const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
       return { endpoint, ready: false, reason: timedOut ? 'timeout' : 'unreachable' };
     }
-    let body: unknown;
-    try {
-      body = await response.json();
-    } catch {
-      body = undefined;
-    }
+    const body = response.body;
     const ready = response.status === 200 && typeof body === 'object' && body !== null && (body as { ready?: unknown }).ready === true;
     if (ready) {
       const lag = (body as { lag?: unknown }).lag;
@@ -103,7 +131,7 @@ export class ReadinessProbe implements OnApplicationShutdown {
     let client = this.healthClients.get(endpoint);
     if (client === undefined) {
       const Health = healthClientConstructor();
-      client = new Health(endpoint, grpc.credentials.createInsecure());
+      client = new Health(endpoint, upstreamGrpcCredentials(this.tls));
       this.healthClients.set(endpoint, client);
     }
     const metadata = new grpc.Metadata();

@@ -1,5 +1,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import type tls from 'node:tls';
 import type net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -11,6 +13,13 @@ import WebSocket, { WebSocketServer } from 'ws';
  * projection (HTTP query + WebSocket echo) and a runner (HTTP echo). Used by the proxy tests,
  * the proxy benchmark and `npm run dev:upstreams`.
  */
+
+/** Server side of upstream mTLS: the fake serves TLS with `cert`/`key` and requires a client certificate `ca` vouches for. */
+export interface FakeServerTls {
+  ca: string;
+  cert: string;
+  key: string;
+}
 
 /** proto/ found by walking up from here (works from test/support and from a compiled copy). */
 export function commandProtoPath(): string {
@@ -83,7 +92,7 @@ export interface FakeAggregate {
 }
 
 /** gRPC CommandService answering version 7 and one event echoing the payload. */
-export async function fakeAggregate(name = 'agg', port = 0): Promise<FakeAggregate> {
+export async function fakeAggregate(name = 'agg', port = 0, options: { tls?: FakeServerTls } = {}): Promise<FakeAggregate> {
   const Service = commandServiceDefinition();
   const Health = healthServiceDefinition();
   const calls: RecordedCommand[] = [];
@@ -153,7 +162,7 @@ export async function fakeAggregate(name = 'agg', port = 0): Promise<FakeAggrega
         },
       });
       fake.port = await new Promise<number>((resolve, reject) =>
-        server!.bindAsync(`127.0.0.1:${fake.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+        server!.bindAsync(`127.0.0.1:${fake.port}`, serverCredentials(options.tls), (error, bound) =>
           error ? reject(error) : resolve(bound),
         ),
       );
@@ -176,6 +185,24 @@ export interface RecordedHttp {
   url: string;
   headers: http.IncomingHttpHeaders;
   body: string;
+  /** CN of the client certificate, when the fake serves TLS */
+  clientCert?: string;
+}
+
+function serverCredentials(options: FakeServerTls | undefined): grpc.ServerCredentials {
+  if (options === undefined) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(
+    fs.readFileSync(options.ca),
+    [{ cert_chain: fs.readFileSync(options.cert), private_key: fs.readFileSync(options.key) }],
+    true,
+  );
+}
+
+function clientCertOf(request: http.IncomingMessage): string | undefined {
+  const socket = request.socket as tls.TLSSocket;
+  if (typeof socket.getPeerCertificate !== 'function') return undefined;
+  const subject = socket.getPeerCertificate().subject as { CN?: string } | undefined;
+  return subject?.CN;
 }
 
 /** What `GET /v1/readiness/{tenant_id}` answers for a tenant (200 when ready, else 503). */
@@ -210,14 +237,14 @@ export interface FakeHttp {
  * HTTP echo (`{served_by, method, url, body}`) with a hop-by-hop header that must not reach
  * clients, and a WebSocket echo on /v1/subscribe/* (text frames come back as `<name>:<text>`).
  */
-export async function fakeHttp(name = 'proj', port = 0): Promise<FakeHttp> {
+export async function fakeHttp(name = 'proj', port = 0, options: { tls?: FakeServerTls } = {}): Promise<FakeHttp> {
   const calls: RecordedHttp[] = [];
   const received: string[] = [];
   const sockets = new Set<WebSocket>();
   const connections = new Set<net.Socket>();
   const state: FakeHttp['state'] = { delayMs: 0, status: 200, body: null };
   const readiness: FakeHttp['readiness'] = { tenants: {}, defaultReadiness: { ready: true }, delayMs: 0 };
-  let server: http.Server | undefined;
+  let server: http.Server | https.Server | undefined;
   const fake: FakeHttp = {
     name,
     port,
@@ -229,12 +256,18 @@ export async function fakeHttp(name = 'proj', port = 0): Promise<FakeHttp> {
     state,
     async start() {
       const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
-      server = http.createServer((request, response) => {
+      const handler: http.RequestListener = (request, response) => {
         const chunks: Buffer[] = [];
         request.on('data', (chunk: Buffer) => chunks.push(chunk));
         request.on('end', () => {
           const body = Buffer.concat(chunks).toString('utf8');
-          calls.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers, body });
+          calls.push({
+            method: request.method ?? '',
+            url: request.url ?? '',
+            headers: request.headers,
+            body,
+            clientCert: clientCertOf(request),
+          });
           if (state.fault === 'reset') {
             request.socket.destroy();
             return;
@@ -277,13 +310,27 @@ export async function fakeHttp(name = 'proj', port = 0): Promise<FakeHttp> {
           if (state.delayMs > 0) setTimeout(send, state.delayMs);
           else send();
         });
-      });
+      };
+      const secure = options.tls;
+      server =
+        secure === undefined
+          ? http.createServer(handler)
+          : https.createServer(
+              {
+                ca: fs.readFileSync(secure.ca),
+                cert: fs.readFileSync(secure.cert),
+                key: fs.readFileSync(secure.key),
+                requestCert: true,
+                rejectUnauthorized: true,
+              },
+              handler,
+            );
       server.on('connection', (socket) => {
         connections.add(socket);
         socket.on('close', () => connections.delete(socket));
       });
       server.on('upgrade', (request, socket, head) => {
-        calls.push({ method: 'WS', url: request.url ?? '', headers: request.headers, body: '' });
+        calls.push({ method: 'WS', url: request.url ?? '', headers: request.headers, body: '', clientCert: clientCertOf(request) });
         wss.handleUpgrade(request, socket, head, (ws) => {
           sockets.add(ws);
           ws.on('message', (message, isBinary) => {

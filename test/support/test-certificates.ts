@@ -38,3 +38,51 @@ export function makeTestCertificates(dir: string, altNames: string): TestCertifi
   );
   return { ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key') };
 }
+
+export interface TestCa {
+  cert: string;
+  key: string;
+}
+
+const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+
+/** A throw-away CA `<name>.pem` / `<name>.key` in `dir`. */
+export function makeTestCa(dir: string, name: string): TestCa {
+  execFileSync('openssl', ['req', '-x509', ...EC, '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '2', '-subj', `/CN=${name}`], {
+    cwd: dir,
+    stdio: 'ignore',
+  });
+  return { cert: path.join(dir, `${name}.pem`), key: path.join(dir, `${name}.key`) };
+}
+
+/**
+ * A certificate `<name>.pem` / `<name>.key` signed by `ca`, with CN `name`; `altNames` (e.g.
+ * `IP:127.0.0.1`) for a server, none for a client certificate.
+ */
+export function makeSignedCertificate(dir: string, ca: TestCa, name: string, altNames?: string): { cert: string; key: string } {
+  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  run('req', ...EC, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+  const ext = path.join(dir, `${name}.ext`);
+  fs.writeFileSync(
+    ext,
+    altNames === undefined ? 'extendedKeyUsage=clientAuth\n' : `subjectAltName=${altNames}\nextendedKeyUsage=serverAuth\n`,
+  );
+  run(
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    ca.cert,
+    '-CAkey',
+    ca.key,
+    '-CAcreateserial',
+    '-out',
+    `${name}.pem`,
+    '-days',
+    '2',
+    '-extfile',
+    ext,
+  );
+  return { cert: path.join(dir, `${name}.pem`), key: path.join(dir, `${name}.key`) };
+}

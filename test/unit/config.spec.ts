@@ -202,6 +202,9 @@ const FREE_TEXT = new Set([
   'NATS_PASSWORD',
   'NATS_TLS_CA_FILE',
   'DATABASE_CA_FILE',
+  'UPSTREAM_TLS_CA_FILE',
+  'UPSTREAM_TLS_CERT_FILE',
+  'UPSTREAM_TLS_KEY_FILE',
 ]);
 
 describe('every variable is validated with a message naming it', () => {
@@ -247,6 +250,20 @@ describe('every variable is validated with a message naming it', () => {
     expect(() => loadConfig({ DATA_DIR: tempDir(), WORKERS: '2', NATS_URL: shared.NATS_URL })).toThrowError(
       /^config: WORKERS: more than 1 needs DATABASE_URL/,
     );
+  });
+
+  it('wants the upstream mTLS files together and readable', () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'pem');
+    fs.writeFileSync(file, 'x');
+    expect(() => loadConfig({ DATA_DIR: dir, UPSTREAM_TLS_CA_FILE: file })).toThrowError(/^config: UPSTREAM_TLS_CERT_FILE: .*together/);
+    expect(() =>
+      loadConfig({ DATA_DIR: dir, UPSTREAM_TLS_CA_FILE: file, UPSTREAM_TLS_CERT_FILE: file, UPSTREAM_TLS_KEY_FILE: '/nonexistent/key' }),
+    ).toThrowError(/^config: UPSTREAM_TLS_KEY_FILE: cannot read/);
+    expect(
+      loadConfig({ DATA_DIR: dir, UPSTREAM_TLS_CA_FILE: file, UPSTREAM_TLS_CERT_FILE: file, UPSTREAM_TLS_KEY_FILE: file })
+        .UPSTREAM_TLS_CA_FILE,
+    ).toBe(file);
   });
 
   it('says what TRUST_PROXY expects and which entry is wrong', () => {
