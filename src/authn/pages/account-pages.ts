@@ -63,7 +63,12 @@ const SCRIPT = `
       finish('This address now belongs to another account, so the change could not be made.', 'error');
     } else if (status === 400 && problem && problem.errors && problem.errors.length > 0) {
       button.disabled = false;
-      show('The new password was not accepted: it ' + problem.errors[0].message + '. Choose another one.', 'error');
+      // the password policy explains itself in the problem's detail ("The password is ...")
+      var detail = typeof problem.detail === 'string' && problem.detail.indexOf('The password ') === 0 ? problem.detail : '';
+      show(
+        (detail || 'The new password was not accepted: ' + problem.errors[0].message + '.') + ' Choose another one.',
+        'error'
+      );
     } else if (status === 429) {
       button.disabled = false;
       show('Too many attempts. Wait a few minutes, then try again.', 'error');
