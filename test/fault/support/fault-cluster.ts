@@ -90,12 +90,12 @@ export interface FaultCluster {
   balancer: Balancer;
   env: Record<string, string>;
   adminToken: string;
-  spawnReplica(name: string, extra?: Record<string, string>): Promise<GatehouseProcess>;
+  spawnReplica(name: string, extra?: Record<string, string>, options?: { untilStarted?: boolean }): Promise<GatehouseProcess>;
   signup(base?: string): Promise<Session>;
   destroy(): Promise<void>;
 }
 
-export async function startFaultCluster(): Promise<FaultCluster> {
+export async function startFaultCluster(options: { routingFile?: string } = {}): Promise<FaultCluster> {
   const [pg, nats] = await Promise.all([startPrivatePostgres(), startPrivateNats()]);
   const pgProxy = await startTcpProxy('127.0.0.1', pg.port);
   const natsProxy = await startTcpProxy('127.0.0.1', nats.port);
@@ -106,7 +106,7 @@ export async function startFaultCluster(): Promise<FaultCluster> {
     MASTER_KEY: Buffer.alloc(32, 12).toString('base64'),
     PUBLIC_URL: 'http://gatehouse.test',
     GRPC_PORT: '0',
-    ROUTING_FILE: path.join(ROOT, 'swarm', 'config', 'routing.json'),
+    ROUTING_FILE: options.routingFile ?? path.join(ROOT, 'swarm', 'config', 'routing.json'),
     BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
     BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
     AUTH_IP_LIMIT: '1000000',
@@ -115,9 +115,9 @@ export async function startFaultCluster(): Promise<FaultCluster> {
     LOG_LEVEL: 'info',
   };
   const replicas: GatehouseProcess[] = [];
-  const spawnReplica = async (name: string, extra: Record<string, string> = {}) => {
+  const spawnReplica = async (name: string, extra: Record<string, string> = {}, spawnOptions: { untilStarted?: boolean } = {}) => {
     // a saturated shared machine can take well over a minute to start a process
-    const replica = await spawnGatehouse({ ...env, ...extra }, `fault-${name}`, { startTimeoutMs: 180_000 });
+    const replica = await spawnGatehouse({ ...env, ...extra }, `fault-${name}`, { startTimeoutMs: 180_000, ...spawnOptions });
     replicas.push(replica);
     return replica;
   };
@@ -177,7 +177,7 @@ export async function startFaultCluster(): Promise<FaultCluster> {
 }
 
 export interface Outcome {
-  kind: 'me' | 'refresh' | 'signin' | 'mutation';
+  kind: 'me' | 'refresh' | 'signin' | 'mutation' | 'proxy';
   startedAt: number;
   durationMs: number;
   /** HTTP status, or 0 for a network error */
@@ -196,15 +196,15 @@ export interface Load {
 
 /**
  * A few clients, each with its own session, one request every `intervalMs` at most, to
- * `target()`: mostly GET /v1/auth/me, every 5th a refresh, every 10th a sign-in, and every
- * 7th an admin mutation (a new tenant). A refresh whose answer was lost is sent again with
+ * `target()`: mostly GET /v1/auth/me, every 5th a refresh, every 10th a sign-in, every 7th
+ * an admin mutation (a new tenant) and, with `proxyTenant`, every 6th a proxied query. A refresh whose answer was lost is sent again with
  * the same token (the grace window makes that safe), as a careful client does.
  */
 export function startLoad(
   target: () => string,
   sessions: Session[],
   adminToken: string,
-  options: { intervalMs?: number; timeoutMs?: number } = {},
+  options: { intervalMs?: number; timeoutMs?: number; /** every 6th request a proxied query in this tenant */ proxyTenant?: string } = {},
 ): Load {
   const outcomes: Outcome[] = [];
   let running = true;
@@ -216,7 +216,15 @@ export function startLoad(
     for (let iteration = index; running || refreshPending; iteration += 1) {
       const startedAt = Date.now();
       const kind: Outcome['kind'] =
-        refreshPending || iteration % 5 === 4 ? 'refresh' : iteration % 10 === 7 ? 'signin' : iteration % 7 === 3 ? 'mutation' : 'me';
+        refreshPending || iteration % 5 === 4
+          ? 'refresh'
+          : iteration % 10 === 7
+            ? 'signin'
+            : iteration % 7 === 3
+              ? 'mutation'
+              : options.proxyTenant !== undefined && iteration % 6 === 1
+                ? 'proxy'
+                : 'me';
       const outcome: Outcome = { kind, startedAt, durationMs: 0, status: 0 };
       try {
         let reply: Reply;
@@ -241,6 +249,13 @@ export function startLoad(
           reply = await request(target(), 'POST', '/admin/tenants', {
             token: adminToken,
             json: { id: outcome.tenantId, name: `Fault ${tenantCounter}` },
+            timeoutMs: options.timeoutMs,
+          });
+        } else if (kind === 'proxy') {
+          reply = await request(target(), 'POST', '/v1/query/orders', {
+            token: adminToken,
+            json: { iteration },
+            headers: { 'x-tenant-id': options.proxyTenant! },
             timeoutMs: options.timeoutMs,
           });
         } else {
