@@ -17,7 +17,8 @@
  *  - with NATS (BENCH_NATS_URL, default nats://127.0.0.1:4222 when reachable): the HTTP query at
  *    WORKERS=1 and WORKERS=2.
  * nginx must be installed (apt-get install -y nginx); without it its row is skipped.
- * BENCH_ONLY=http, grpc, ws, rss or workers runs one section (comma-separated for several).
+ * BENCH_ONLY=http, grpc, ws, rss or workers runs one section (comma-separated for several); BENCH_ROUNDS
+ * (default 4) interleaves the HTTP targets in rounds.
  * BENCH_GATEHOUSE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles Gatehouse under load.
  */
 const { spawn, spawnSync } = require('node:child_process');
@@ -38,6 +39,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const GRPC_CALLERS = Number(process.env.BENCH_GRPC_CALLERS ?? 32);
 const WS_SOCKETS = Number(process.env.BENCH_WS_SOCKETS ?? 8);
 const IDLE_SOCKETS = Number(process.env.BENCH_IDLE_SOCKETS ?? 1000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 const QUERY_BODY = JSON.stringify({ filter: { status: 'open', customer: 'c-42' }, limit: 20 });
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 
@@ -221,6 +223,39 @@ async function measuredCannon(pid, options) {
     cpuPerOp: pid === undefined || result.requests.total === 0 ? undefined : (cpu / result.requests.total) * 1e6,
     bad: result.non2xx + result.errors,
   };
+}
+
+/**
+ * The same autocannon runs as `measuredCannon`, in ROUNDS interleaved rounds (A B C D A B C D …):
+ * a burst of load from the other tenants of the machine then lands on every target alike.
+ * Rates and CPU are summed over the rounds; p50 is the median of the rounds', p99 the worst.
+ */
+async function interleaved(targets) {
+  const rounds = Math.max(1, ROUNDS);
+  const duration = Math.max(2, Math.round(DURATION / rounds));
+  const totals = targets.map(() => ({ count: 0, seconds: 0, cpu: 0, p50s: [], p99: 0, bad: 0 }));
+  for (const target of targets) await cannon({ ...target.options, duration: 1 }); // warm-up
+  for (let round = 0; round < rounds; round += 1) {
+    for (const [index, target] of targets.entries()) {
+      const before = target.pid === undefined ? 0 : cpuSeconds(target.pid);
+      const result = await cannon({ ...target.options, duration });
+      const total = totals[index];
+      total.cpu += target.pid === undefined ? 0 : cpuSeconds(target.pid) - before;
+      total.count += result.requests.total;
+      total.seconds += result.duration;
+      total.p50s.push(result.latency.p50);
+      total.p99 = Math.max(total.p99, result.latency.p99);
+      total.bad += result.non2xx + result.errors;
+    }
+  }
+  return totals.map((total, index) => ({
+    rate: total.count / total.seconds,
+    p50: total.p50s.sort((a, b) => a - b)[Math.floor(total.p50s.length / 2)],
+    p99: total.p99,
+    count: total.count,
+    cpuPerOp: targets[index].pid === undefined || total.count === 0 ? undefined : (total.cpu / total.count) * 1e6,
+    bad: total.bad,
+  }));
 }
 
 function percentile(sorted, p) {
@@ -487,21 +522,20 @@ async function main() {
 
     // ---- HTTP query: Gatehouse vs the floor proxy vs nginx vs direct ----
     if (runs('http')) {
-      section(`POST /v1/query (${CONNECTIONS} connections)`);
+      section(`POST /v1/query (${CONNECTIONS} connections, ${ROUNDS} interleaved rounds)`);
       const floor = await helperProcess(['--serve-floor', `http://${projection}`]);
       children.push(floor.child);
       const nginx = await startNginx(ports.httpPort);
       if (nginx !== undefined) children.push(nginx.child);
-      const via = await measuredCannon(gatehouse.pid, gatehouseQuery(gatehouse));
-      const viaFloor = await measuredCannon(floor.child.pid, {
-        ...queryOptions,
-        url: `http://127.0.0.1:${floor.info.port}/v1/query/orders`,
-      });
-      const viaNginx =
-        nginx === undefined
-          ? undefined
-          : await measuredCannon(nginx.child.pid, { ...queryOptions, url: `http://127.0.0.1:${nginx.port}/v1/query/orders` });
-      const direct = await measuredCannon(upstreams.child.pid, { ...queryOptions, url: `http://${projection}/v1/query/orders` });
+      const targets = [
+        { pid: gatehouse.pid, options: gatehouseQuery(gatehouse) },
+        { pid: floor.child.pid, options: { ...queryOptions, url: `http://127.0.0.1:${floor.info.port}/v1/query/orders` } },
+        { pid: upstreams.child.pid, options: { ...queryOptions, url: `http://${projection}/v1/query/orders` } },
+      ];
+      if (nginx !== undefined) {
+        targets.push({ pid: nginx.child.pid, options: { ...queryOptions, url: `http://127.0.0.1:${nginx.port}/v1/query/orders` } });
+      }
+      const [via, viaFloor, direct, viaNginx] = await interleaved(targets);
       row('via Gatehouse (authn+authz+limits, log info)', via);
       row('via floor proxy (bare Fastify + undici)', viaFloor);
       if (viaNginx) row('via nginx proxy_pass (1 process)', viaNginx);

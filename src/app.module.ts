@@ -1,9 +1,9 @@
 import { Global, Module, type DynamicModule } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import type { Logger } from 'pino';
 import { AdminModule } from './admin/admin.module';
 import { AuditModule } from './audit/audit.module';
-import { AdminWriteLimitInterceptor } from './authn/admin-write-limit.interceptor';
+import { AdminWriteLimitGuard } from './authn/admin-write-limit.guard';
 import { AuthnModule } from './authn/authn.module';
 import { AuthGuard } from './authz/auth.guard';
 import { AuthzModule } from './authz/authz.module';
@@ -68,9 +68,10 @@ export class AppModule {
         ForwardModule,
       ],
       providers: [
+        // in this order: the caller is authenticated before its admin writes are counted
         { provide: APP_GUARD, useClass: AuthGuard },
+        { provide: APP_GUARD, useClass: AdminWriteLimitGuard },
         { provide: APP_FILTER, useClass: ProblemFilter },
-        { provide: APP_INTERCEPTOR, useClass: AdminWriteLimitInterceptor },
       ],
     };
   }
