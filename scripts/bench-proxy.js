@@ -396,6 +396,49 @@ async function helperProcess(args) {
   return { child, info };
 }
 
+/** CPU µs of one admission through the tenant, principal and in-flight scopes (limits high), measured in this process. */
+async function admissionCpuMicros() {
+  require('reflect-metadata');
+  const dist = (name) => require(path.join(ROOT, 'dist', 'limits', name));
+  const { TrafficLimitGuard } = dist('traffic-limit.guard.js');
+  const { TokenBucketStorage } = dist('token-bucket.storage.js');
+  const { InFlightCounter } = dist('in-flight.counter.js');
+  const { LimitPolicies } = dist('limit-policies.service.js');
+  const { loadConfig } = require(path.join(ROOT, 'dist', 'config', 'config.js'));
+  const config = loadConfig({
+    DATA_DIR: os.tmpdir(),
+    TENANT_RATE_LIMIT: '100000000/60s',
+    PRINCIPAL_RATE_LIMIT: '100000000/60s',
+    IP_IN_FLIGHT_LIMIT: '100000',
+  });
+  const guard = new TrafficLimitGuard(
+    { throttlers: [] },
+    new TokenBucketStorage(),
+    { get() {} },
+    new LimitPolicies(config),
+    new InFlightCounter(),
+    {
+      rateLimited: { inc() {} },
+    },
+  );
+  const input = {
+    routeClass: 'query',
+    principalId: '0b7c1f9e-5d7a-4c55-9a51-3f6d2b1c9e11',
+    tenantId: 'acme',
+    clientIp: '127.0.0.1',
+    holdsSlot: true,
+  };
+  const calls = 200_000;
+  let best = Infinity;
+  for (let round = 0; round < 3; round += 1) {
+    const before = process.cpuUsage();
+    for (let i = 0; i < calls; i += 1) (await guard.admit(input, undefined)).release();
+    const used = process.cpuUsage(before);
+    best = Math.min(best, (used.user + used.system) / calls);
+  }
+  return best;
+}
+
 async function natsReachable() {
   try {
     const { hostname, port } = new URL(NATS_URL);
@@ -555,6 +598,43 @@ async function main() {
       row(`via Gatehouse at ${halfRate}/s (half saturation)`, viaHalf);
       row(`direct at ${halfRate}/s`, directHalf);
       ratio('p99 added by Gatehouse at half saturation (ms)', viaHalf.p99 - directHalf.p99, '≤ 2');
+    }
+
+    // ---- cost of the §9 limits: limits high (never refusing) vs limits disabled, same run ----
+    if (runs('limits')) {
+      section(`POST /v1/query with limits high vs limits disabled (${CONNECTIONS} connections)`);
+      const unlimited = await startGatehouse(
+        process.env.BENCH_LIMITS_B_ENV
+          ? JSON.parse(process.env.BENCH_LIMITS_B_ENV)
+          : { TENANT_RATE_LIMIT: '0', PRINCIPAL_RATE_LIMIT: '0', IP_IN_FLIGHT_LIMIT: '0' },
+      );
+      // alternated twice, so a noisy neighbour on the shared machine weighs on both sides
+      const sum = { on: [], off: [] };
+      for (let round = 0; round < 4; round += 1) {
+        // on/off, then off/on: neither side always runs first
+        if (round % 2 === 0) sum.on.push(await measuredCannon(gatehouse.pid, gatehouseQuery(gatehouse)));
+        sum.off.push(await measuredCannon(unlimited.pid, gatehouseQuery(unlimited)));
+        if (round % 2 === 1) sum.on.push(await measuredCannon(gatehouse.pid, gatehouseQuery(gatehouse)));
+      }
+      const merge = (results) => ({
+        ...results[0],
+        bad: results.reduce((total, result) => total + result.bad, 0),
+        rate: results.reduce((total, result) => total + result.rate, 0) / results.length,
+        cpuPerOp: results.reduce((total, result) => total + result.cpuPerOp, 0) / results.length,
+      });
+      const on = merge(sum.on);
+      const off = merge(sum.off);
+      row('limits high (tenant, principal, in-flight on)', on);
+      row('limits disabled', off);
+      if (on.bad + off.bad > 0) note(`non-2xx or errors: ${on.bad} with limits, ${off.bad} without`);
+      ratio('req/s limits high / disabled', on.rate / off.rate, '≥ 0.95');
+      ratio('CPU/request limits high / disabled', on.cpuPerOp / off.cpuPerOp, '≤ 1.05');
+      // the same check in isolation, free of the machine's noise: what one admission costs
+      const admitCost = await admissionCpuMicros();
+      note(`TrafficLimitGuard.admit + release in process: ${admitCost.toFixed(2)} µs CPU per call (tenant, principal, in-flight)`);
+      ratio('admission CPU / CPU per proxied request without limits', admitCost / off.cpuPerOp, '≤ 0.05');
+      unlimited.child.kill('SIGTERM');
+      await new Promise((resolve) => unlimited.child.once('exit', resolve));
     }
 
     // ---- gRPC SubmitCommand ----

@@ -29,11 +29,28 @@ function overloaded(): AppError {
 class HashGate {
   private running = 0;
   private readonly waiting: Array<{ resolve: () => void; timer: NodeJS.Timeout }> = [];
+  /** sign-ins holding a ticket: from before the abuse limiter's database work until their hash ends */
+  private ticketed = 0;
 
   constructor(
     private readonly concurrency: number,
     private readonly queue: number,
   ) {}
+
+  /**
+   * A sign-in's place before any work: at most concurrency + queue at once, the rest 503 at once
+   * (they would only wait in the database pool and then in the hash queue).
+   */
+  ticket(): () => void {
+    if (this.ticketed >= this.concurrency + this.queue) throw overloaded();
+    this.ticketed++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.ticketed--;
+    };
+  }
 
   async run<T>(work: () => Promise<T>): Promise<T> {
     if (this.running < this.concurrency) {
@@ -73,6 +90,15 @@ export class PasswordHasher {
 
   constructor(@Optional() @Inject(APP_CONFIG) config?: AppConfig) {
     this.gate = new HashGate(config?.PASSWORD_HASH_CONCURRENCY ?? 1_000_000, config?.PASSWORD_HASH_QUEUE ?? 1_000_000);
+  }
+
+  /**
+   * Reserves a sign-in's place in the hasher's bound before the abuse limiter and the account
+   * lookup run; throws 503 `unavailable` at once when the bound is full. Call the returned
+   * release when the sign-in is over.
+   */
+  reserve(): () => void {
+    return this.gate.ticket();
   }
 
   /** Throws 503 `unavailable` (Retry-After) when the hasher is overloaded. */

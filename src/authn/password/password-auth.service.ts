@@ -97,6 +97,20 @@ export class PasswordAuthService {
    * parallel guesses beyond the limit never reach argon2; a success clears the count.
    */
   async signin(input: { email: string; password: string }, client: ClientInfo): Promise<TokenResponse | MfaPendingResponse> {
+    // the hasher's bound first, in memory: a burst beyond it is 503 at once instead of queueing
+    // in the database pool (nothing is counted or hashed for it)
+    const release = this.hasher.reserve();
+    try {
+      return await this.signinReserved(input, client);
+    } finally {
+      release();
+    }
+  }
+
+  private async signinReserved(
+    input: { email: string; password: string },
+    client: ClientInfo,
+  ): Promise<TokenResponse | MfaPendingResponse> {
     await this.limiter.consumeIp(client.ip ?? 'unknown');
     await this.limiter.consumeAccount(`signin:${input.email}`);
     const user = await this.users.findByEmailWithPassword(this.prisma, input.email);
