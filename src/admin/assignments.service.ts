@@ -13,6 +13,8 @@ import { ServiceAccountRepository } from '../identity/service-account.repository
 import { UserRepository } from '../identity/user.repository';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
 import type { AdminScope } from '../authz/admin-scope';
+import { PlatformAdminsService } from '../authz/platform-admins.service';
+import { StepUpService } from '../authz/step-up.service';
 import { EscalationCheck } from './escalation-check';
 
 const principalType = z.enum(['user', 'service_account']);
@@ -51,6 +53,8 @@ export class AssignmentsService {
     private readonly audit: AuditService,
     private readonly events: ClusterEventBus,
     private readonly escalation: EscalationCheck,
+    private readonly stepUp: StepUpService,
+    private readonly platformAdmins: PlatformAdminsService,
   ) {}
 
   async list(
@@ -107,6 +111,7 @@ export class AssignmentsService {
         );
       }
     }
+    if (input.tenantId === null) await this.stepUp.requireForAdmin(scope.actor, 'admin_sensitive', 'platform-scope assignment create');
     try {
       const created = await this.prisma.$transaction(async (tx) => {
         const principalType = await this.principalType(tx, input.principalId);
@@ -128,7 +133,7 @@ export class AssignmentsService {
           action: 'iam.assignment.create',
           target,
           tenantId: input.tenantId,
-          changes: { assignment_id: row.id, role: role.name, tenant_id: input.tenantId },
+          changes: { assignment_id: row.id, role_id: role.id, tenant_id: input.tenantId },
         });
         return row;
       });
@@ -143,13 +148,17 @@ export class AssignmentsService {
   async delete(scope: AdminScope, id: string): Promise<void> {
     const existing = await this.assignments.findWithRole(this.prisma, id);
     if (existing === null || (scope.tenantId !== undefined && existing.tenantId !== scope.tenantId)) throw new AppError('not_found');
+    if (existing.tenantId === null) await this.stepUp.requireForAdmin(scope.actor, 'admin_sensitive', 'platform-scope assignment delete');
     await this.prisma.$transaction(async (tx) => {
+      if (existing.tenantId === null && existing.roleId === PLATFORM_ADMIN_ROLE_ID) {
+        await this.platformAdmins.refuseLosingLast(tx, existing.principalId);
+      }
       await this.assignments.delete(tx, id);
       await this.audit.record(tx, {
         action: 'iam.assignment.delete',
         target: { type: 'principal', id: existing.principalId },
         tenantId: existing.tenantId,
-        changes: { assignment_id: id, role: existing.role.name, tenant_id: existing.tenantId },
+        changes: { assignment_id: id, role_id: existing.roleId, tenant_id: existing.tenantId },
       });
     });
     await this.events.publish('authz.changed', { principalIds: [existing.principalId] });

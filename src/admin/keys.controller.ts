@@ -1,7 +1,7 @@
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Controller, HttpCode, Post } from '@nestjs/common';
 import { AuditService } from '../audit/audit.service';
-import { Requires } from '../common/auth-declaration';
+import { RecentAuthentication, Requires } from '../common/auth-declaration';
 import { SigningKeyService } from '../session/signing-key.service';
 import { MasterKeyResealService } from './master-key-reseal.service';
 import { z } from 'zod';
@@ -23,6 +23,7 @@ export class KeysController {
   /** Promotes the pre-published next key; the old one stays in JWKS until its tokens expired. */
   @Requires('platform.keys.rotate')
   @Post('rotate')
+  @RecentAuthentication()
   @HttpCode(200)
   @ApiOperation({ summary: 'Rotate the token-signing key (the next key becomes active)' })
   @ApiOkResponse({ standardSchema: rotationSchema })

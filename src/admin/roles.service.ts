@@ -13,6 +13,7 @@ import { isUniqueViolation, type Db } from '../database/transaction';
 import type { Role } from '../generated/prisma/client';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
 import type { AdminScope } from '../authz/admin-scope';
+import { StepUpService } from '../authz/step-up.service';
 import { EscalationCheck } from './escalation-check';
 
 export const roleSchema = z
@@ -47,6 +48,7 @@ export class RolesService {
     private readonly audit: AuditService,
     private readonly events: ClusterEventBus,
     private readonly escalation: EscalationCheck,
+    private readonly stepUp: StepUpService,
   ) {}
 
   /** Platform-defined roles are visible to everyone with the right; tenant roles only in their tenant. */
@@ -76,6 +78,7 @@ export class RolesService {
       );
     }
     await this.checkGrants(scope, 'iam.role.create', { type: 'role', id: input.name }, input.grants);
+    if (input.tenantId === null) await this.stepUp.requireForAdmin(scope.actor, 'admin_sensitive', 'platform-scope role create');
     try {
       return await this.prisma.$transaction(async (tx) => {
         if (input.tenantId !== null && !(await this.tenants.exists(tx, input.tenantId))) {
@@ -91,7 +94,7 @@ export class RolesService {
           action: 'iam.role.create',
           target: { type: 'role', id: role.id },
           tenantId: role.tenantId,
-          changes: { name: role.name, grants: role.grants },
+          changes: { grants: role.grants },
         });
         return roleView(role);
       });
@@ -114,6 +117,7 @@ export class RolesService {
       );
     }
     if (input.grants !== undefined) await this.checkGrants(scope, 'iam.role.update', { type: 'role', id }, input.grants);
+    if (existing.tenantId === null) await this.stepUp.requireForAdmin(scope.actor, 'admin_sensitive', 'platform-scope role update');
     const role = await this.prisma.$transaction(async (tx) => {
       const updated = await this.roles.update(tx, id, input);
       await this.audit.record(tx, {
@@ -125,8 +129,8 @@ export class RolesService {
         tenantId: updated.tenantId,
         changes: {
           grants: input.grants === undefined ? undefined : { from: existing.grants, to: updated.grants },
-          name: input.name,
-          description: input.description,
+          name_changed: input.name === undefined ? undefined : true,
+          description_changed: input.description === undefined ? undefined : true,
         },
       });
       return updated;
@@ -147,6 +151,7 @@ export class RolesService {
         {},
       );
     }
+    if (existing.tenantId === null) await this.stepUp.requireForAdmin(scope.actor, 'admin_sensitive', 'platform-scope role delete');
     await this.prisma.$transaction(async (tx) => {
       const assignments = await this.assignments.countForRole(tx, id);
       await this.roles.delete(tx, id);
@@ -154,7 +159,7 @@ export class RolesService {
         action: 'iam.role.delete',
         target: { type: 'role', id },
         tenantId: existing.tenantId,
-        changes: { name: existing.name, assignments_removed: assignments },
+        changes: { assignments_removed: assignments },
       });
     });
     await this.events.publish('authz.changed', {});

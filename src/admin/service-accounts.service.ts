@@ -73,7 +73,7 @@ export class ServiceAccountsService {
         action: 'iam.service_account.create',
         target: { type: 'service_account', id: created.id },
         tenantId,
-        changes: { name: created.name, client_id: created.clientId },
+        changes: { client_id: created.clientId },
       });
       return created;
     });
@@ -111,7 +111,7 @@ export class ServiceAccountsService {
         action: 'iam.service_account.delete',
         target: { type: 'service_account', id },
         tenantId: existing.tenantId,
-        changes: { name: existing.name },
+        changes: { client_id: existing.clientId },
       });
     });
     await this.events.publish('principal.status_changed', { principalId: id, active: false });

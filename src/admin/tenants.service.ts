@@ -52,7 +52,7 @@ export class TenantsService {
           action: 'platform.tenant.create',
           target: { type: 'tenant', id: tenant.id },
           tenantId: tenant.id,
-          changes: { name: tenant.name },
+          changes: { name_set: true },
         });
         return view(tenant);
       });
@@ -71,7 +71,7 @@ export class TenantsService {
         action: 'platform.tenant.update',
         target: { type: 'tenant', id },
         tenantId: id,
-        changes: { name: { from: before.name, to: tenant.name } },
+        changes: { name_changed: before.name !== tenant.name },
       });
       return view(tenant);
     });

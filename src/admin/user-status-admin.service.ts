@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { AuditService } from '../audit/audit.service';
 import { AssignmentRepository } from '../authz/assignment.repository';
 import type { AdminScope } from '../authz/admin-scope';
+import { PlatformAdminsService } from '../authz/platform-admins.service';
 import { PrincipalVisibility } from '../authz/principal-visibility';
 import { PrismaService } from '../database/prisma.service';
 import { DeletedPrincipalRepository } from '../identity/deleted-principal.repository';
@@ -22,12 +23,14 @@ export class UserStatusAdminService {
     private readonly users: UserRepository,
     private readonly assignments: AssignmentRepository,
     private readonly deletedPrincipals: DeletedPrincipalRepository,
+    private readonly platformAdmins: PlatformAdminsService,
   ) {}
 
   async delete(scope: AdminScope, id: string): Promise<void> {
     await this.visibility.requireOwnedByTenant(this.prisma, scope, id);
     const revoked = await this.prisma.$transaction(async (tx) => {
-      const user = await this.users.findByIdOrThrow(tx, id);
+      await this.users.findByIdOrThrow(tx, id);
+      await this.platformAdmins.refuseLosingLast(tx, id);
       const sessionIds = await this.sessions.revokeIn(tx, { userId: id }, 'account_deleted');
       await this.assignments.deleteAllOf(tx, id);
       await this.deletedPrincipals.remember(tx, id);
@@ -36,7 +39,6 @@ export class UserStatusAdminService {
         action: 'iam.user.delete',
         target: { type: 'user', id },
         tenantId: scope.tenantId ?? null,
-        changes: { email: user.email },
       });
       return sessionIds;
     });
@@ -47,6 +49,7 @@ export class UserStatusAdminService {
   async setStatus(scope: AdminScope, id: string, active: boolean): Promise<AdminUserView> {
     await this.visibility.requireOwnedByTenant(this.prisma, scope, id);
     const { user, revoked } = await this.prisma.$transaction(async (tx) => {
+      if (!active) await this.platformAdmins.refuseLosingLast(tx, id);
       const updated = await this.users.setStatus(tx, id, active ? 'active' : 'disabled');
       const sessionIds = active ? [] : await this.sessions.revokeIn(tx, { userId: id }, 'account_disabled');
       await this.audit.record(tx, {

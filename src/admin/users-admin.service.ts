@@ -89,7 +89,6 @@ export class UsersAdminService {
           target: { type: 'user', id: created.id },
           tenantId: scope.tenantId ?? null,
           changes: {
-            email: created.email,
             password_set: passwordHash !== null,
             assigned_role: scope.tenantId !== undefined ? 'tenant_member' : undefined,
           },
@@ -119,8 +118,8 @@ export class UsersAdminService {
           target: { type: 'user', id },
           tenantId: scope.tenantId ?? null,
           changes: {
-            email: emailChanged ? { from: before.email, to: user.email } : undefined,
-            display_name: input.displayName !== undefined ? { from: before.displayName, to: user.displayName } : undefined,
+            email_changed: emailChanged ? true : undefined,
+            display_name_changed: input.displayName !== undefined && input.displayName !== before.displayName ? true : undefined,
           },
         });
         return adminUserView(user);

@@ -2,7 +2,7 @@ import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, 
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { Requires } from '../common/auth-declaration';
+import { RecentAuthentication, Requires } from '../common/auth-declaration';
 import { pageQuery, pageSchema, type Page } from '../common/pagination';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import { emailField } from '../identity/email';
@@ -88,6 +88,7 @@ export class UsersController {
 
   @Requires('iam.users.write', { tenant: 'optional' })
   @Delete(':id')
+  @RecentAuthentication()
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete a user; signs it out everywhere' })
   @ApiNoContentResponse({ description: 'deleted' })
@@ -124,6 +125,7 @@ export class UsersController {
 
   @Requires('iam.users.write', { tenant: 'optional' })
   @Put(':id/password')
+  @RecentAuthentication()
   @HttpCode(204)
   @ApiOperation({ summary: 'Set a user’s password; signs it out everywhere' })
   @ApiNoContentResponse({ description: 'password set' })
@@ -154,6 +156,7 @@ export class UsersController {
 
   @Requires('iam.sessions.revoke', { tenant: 'optional' })
   @Post(':id/sessions/revoke')
+  @RecentAuthentication()
   @HttpCode(204)
   @ApiOperation({ summary: 'Sign a user out everywhere' })
   @ApiNoContentResponse({ description: 'sessions revoked' })
@@ -163,6 +166,7 @@ export class UsersController {
 
   @Requires('iam.mfa.reset', { tenant: 'optional' })
   @Post(':id/mfa/reset')
+  @RecentAuthentication()
   @HttpCode(204)
   @ApiOperation({ summary: 'Remove a user’s TOTP and recovery codes' })
   @ApiNoContentResponse({ description: 'MFA reset' })

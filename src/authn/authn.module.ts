@@ -27,6 +27,8 @@ import { OidcAuthorizationService } from './oidc/oidc-authorization.service';
 import { OidcLoginCodeRepository } from './oidc/oidc-login-code.repository';
 import { OidcStateRepository } from './oidc/oidc-state.repository';
 import { RateLimitCounterRepository } from './rate-limit-counter.repository';
+import { ReauthController } from './reauth.controller';
+import { ReauthService } from './reauth.service';
 import { PasswordAuthController } from './password/password-auth.controller';
 import { PasswordAuthService } from './password/password-auth.service';
 import { OAuthEndpointsController } from './oauth/oauth-endpoints.controller';
@@ -54,6 +56,7 @@ import { ClientCredentialsService } from './service-accounts/client-credentials.
     OAuthMetadataController,
     SelfServiceController,
     AccountPagesController,
+    ReauthController,
   ],
   providers: [
     RateLimitCounterRepository,
@@ -68,6 +71,7 @@ import { ClientCredentialsService } from './service-accounts/client-credentials.
     // oauth/
     TokenIntrospectionService,
     TokenRevocationService,
+    ReauthService,
     // mfa/
     TotpCredentialRepository,
     RecoveryCodeRepository,

@@ -37,6 +37,21 @@ export class AssignmentRepository {
     return rows.map((row) => ({ tenantId: row.tenantId!, roleName: row.role.name }));
   }
 
+  /** Whether `principalId` holds platform_admin at platform scope. */
+  async holdsPlatformAdmin(db: Db, principalId: string): Promise<boolean> {
+    return (await db.assignment.count({ where: { principalId, roleId: PLATFORM_ADMIN_ROLE_ID, tenantId: null } })) > 0;
+  }
+
+  /** Principals other than `principalId` holding platform_admin at platform scope who can still act (disabled users do not count). */
+  async countOtherActivePlatformAdmins(db: Db, principalId: string): Promise<number> {
+    const rows = await db.$queryRaw<Array<{ holders: number }>>`
+      SELECT count(DISTINCT a.principal_id)::int AS holders
+      FROM assignments a LEFT JOIN users u ON u.id = a.principal_id
+      WHERE a.role_id = ${PLATFORM_ADMIN_ROLE_ID} AND a.tenant_id IS NULL AND a.principal_id <> ${principalId}
+        AND (a.principal_type <> 'user' OR u.status = 'active')`;
+    return rows[0]?.holders ?? 0;
+  }
+
   countPlatformAdmins(db: Db): Promise<number> {
     return db.assignment.count({ where: { roleId: PLATFORM_ADMIN_ROLE_ID, tenantId: null } });
   }

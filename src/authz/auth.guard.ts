@@ -2,9 +2,10 @@ import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/com
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../common/app-error';
-import { AUTH_DECLARATION, type AuthDeclaration } from '../common/auth-declaration';
+import { AUTH_DECLARATION, STEP_UP_DECLARATION, type AuthDeclaration } from '../common/auth-declaration';
 import { duplicateAuthorizationError } from '../common/authorization-header';
 import { RequestAuthorizer, type AuthorizationResult } from './request-authorizer.service';
+import { isAdminMutation, StepUpService, type StepUpLevel } from './step-up.service';
 
 const RPC_AUTHORIZATION = Symbol('gatehouse.authorization');
 
@@ -36,6 +37,7 @@ export class AuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly authorizer: RequestAuthorizer,
+    private readonly stepUp: StepUpService,
   ) {}
 
   /** declarations are static metadata: read once per handler */
@@ -83,6 +85,12 @@ export class AuthGuard implements CanActivate {
         },
       });
       this.remember(request, result);
+      if (result.principal !== undefined && isAdminMutation(request.method, request.url)) {
+        const level =
+          this.reflector.getAllAndOverride<StepUpLevel | undefined>(STEP_UP_DECLARATION, [context.getHandler(), context.getClass()]) ??
+          'admin_mutation';
+        await this.stepUp.requireForAdmin(result.principal, level, `${request.method} ${request.routeOptions.url ?? ''}`, result.tenantId);
+      }
       return true;
     } catch (error) {
       if (error instanceof AppError && (error.code === 'forbidden' || error.code === 'tenant_forbidden')) {

@@ -11,6 +11,7 @@ import { PlatformAdminsService } from './platform-admins.service';
 import { PrincipalVisibility } from './principal-visibility';
 import { PolicyHook } from './policy-hook.service';
 import { RequestAuthorizer } from './request-authorizer.service';
+import { StepUpService } from './step-up.service';
 import { RightRepository } from './right.repository';
 import { RoleRepository } from './role.repository';
 import { TenantRepository } from './tenant.repository';
@@ -28,6 +29,7 @@ import { TenantRepository } from './tenant.repository';
     TenantRepository,
     AuthorizationCache,
     PrincipalVisibility,
+    StepUpService,
   ],
   exports: [
     PlatformAdminsService,
@@ -39,6 +41,7 @@ import { TenantRepository } from './tenant.repository';
     TenantRepository,
     AuthorizationCache,
     PrincipalVisibility,
+    StepUpService,
   ],
 })
 export class AuthzModule {}

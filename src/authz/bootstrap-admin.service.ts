@@ -42,7 +42,7 @@ export class BootstrapAdminService implements OnApplicationBootstrap {
         action: 'iam.bootstrap_admin',
         actor: { principalId: null, principalType: 'system' },
         target: { type: 'user', id: user.id },
-        changes: { email },
+        changes: { bootstrap: true },
       });
       return user.id;
     });

@@ -43,3 +43,11 @@ export const Requires = (right: string, options: { tenant?: 'required' | 'option
     resource: options.resource,
     ...(options.policy === true ? { policy: true as const } : {}),
   } satisfies AuthDeclaration);
+
+export const STEP_UP_DECLARATION = 'gatehouse:step-up';
+
+/**
+ * One of the most sensitive admin actions (CONTRACT §6 "Step-up"): besides the second factor
+ * every admin mutation needs, the caller's last authentication must be within ADMIN_REAUTH_MAX_AGE.
+ */
+export const RecentAuthentication = () => SetMetadata(STEP_UP_DECLARATION, 'admin_sensitive');

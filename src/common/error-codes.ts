@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'forbidden'
   | 'tenant_forbidden'
   | 'account_disabled'
+  | 'mfa_required'
+  | 'reauth_required'
   | 'not_found'
   | 'tenant_not_routed'
   | 'conflict'
@@ -43,6 +45,8 @@ export function httpStatusOf(code: ErrorCode): number {
     case 'forbidden':
     case 'tenant_forbidden':
     case 'account_disabled':
+    case 'mfa_required':
+    case 'reauth_required':
       return 403;
     case 'not_found':
     case 'tenant_not_routed':
@@ -96,6 +100,10 @@ export function titleOf(code: ErrorCode): string {
       return 'No access to this tenant';
     case 'account_disabled':
       return 'Account disabled';
+    case 'mfa_required':
+      return 'A second factor is required for this action';
+    case 'reauth_required':
+      return 'A recent sign-in is required for this action';
     case 'not_found':
       return 'Not found';
     case 'tenant_not_routed':

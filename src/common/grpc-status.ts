@@ -13,6 +13,8 @@ export function grpcStatusOf(code: ErrorCode): status {
     case 'forbidden':
     case 'tenant_forbidden':
     case 'account_disabled':
+    case 'mfa_required':
+    case 'reauth_required':
       return status.PERMISSION_DENIED;
     case 'tenant_required':
     case 'invalid_tenant_id':

@@ -99,6 +99,13 @@ export const configSchema = z.object({
   // §4 wave 2: the password hasher's bound (default: the CPUs this process may use)
   PASSWORD_HASH_CONCURRENCY: integer(1, 1024).default(Math.max(1, os.availableParallelism())),
   PASSWORD_HASH_QUEUE: integer(0, 100_000).default(16),
+  // §4 wave 2: per account from every address, and second-factor failures since the last success
+  AUTH_ACCOUNT_GLOBAL_FAILURE_LIMIT: integer(1, 10_000_000).default(100),
+  MFA_FAILURE_LIMIT: integer(1, 1_000_000).default(20),
+  SELF_REAUTH_MAX_AGE: seconds.default(300),
+  // §6 step-up: unset means true in production, false otherwise (resolved in loadConfig)
+  ADMIN_MFA_REQUIRED: booleanString.optional(),
+  ADMIN_REAUTH_MAX_AGE: seconds.default(900),
   TRUST_PROXY: trustProxyValue,
   CORS_ORIGINS: originList,
   // The OpenTelemetry SDK reads it (and the other OTEL_* variables) itself; validated here so a

@@ -4,10 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { configSchema, type RawConfig } from './config.schema';
 
-export interface AppConfig extends Omit<RawConfig, 'PUBLIC_URL' | 'MASTER_KEY' | 'MASTER_KEY_PREVIOUS' | 'DATABASE_PASSWORD' | 'WORKERS'> {
+export interface AppConfig extends Omit<
+  RawConfig,
+  'PUBLIC_URL' | 'MASTER_KEY' | 'MASTER_KEY_PREVIOUS' | 'DATABASE_PASSWORD' | 'WORKERS' | 'ADMIN_MFA_REQUIRED'
+> {
   PUBLIC_URL: string;
   /** processes serving this replica: WORKERS, else the CPUs in production (when NATS is configured), else 1 */
   WORKERS: number;
+  ADMIN_MFA_REQUIRED: boolean;
   MASTER_KEY: Buffer;
   /** keys that still open sealed data until a re-seal moved it to MASTER_KEY */
   MASTER_KEY_PREVIOUS: Buffer[];
@@ -181,8 +185,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     .split(',')
     .filter((key) => key.trim() !== '')
     .map((key) => Buffer.from(key.trim(), 'base64'));
+  const adminMfaRequired = raw.ADMIN_MFA_REQUIRED ?? raw.NODE_ENV === 'production';
   return {
     ...raw,
+    ADMIN_MFA_REQUIRED: adminMfaRequired,
     DATABASE_URL: databaseUrl,
     PUBLIC_URL: publicUrl,
     MASTER_KEY: masterKey,

@@ -15,6 +15,8 @@ const ERROR_CODES: Record<ErrorCode, true> = {
   forbidden: true,
   tenant_forbidden: true,
   account_disabled: true,
+  mfa_required: true,
+  reauth_required: true,
   not_found: true,
   tenant_not_routed: true,
   conflict: true,

@@ -48,6 +48,10 @@ export class UserRepository {
     await db.user.delete({ where: { id } });
   }
 
+  findByIdWithPassword(db: Db, id: string): Promise<UserWithPassword | null> {
+    return db.user.findUnique({ where: { id }, include: { password: { select: { hash: true } } } });
+  }
+
   findByEmailWithPassword(db: Db, email: string): Promise<UserWithPassword | null> {
     return db.user.findUnique({ where: { email }, include: { password: { select: { hash: true } } } });
   }

@@ -135,6 +135,24 @@ export class SessionRepository {
     return rows.map((row) => ({ id: row.id, revokedAt: row.revokedAt! }));
   }
 
+  /** A new primary authentication on this session (reauth); `amr` gains `otp` when it was a second factor. */
+  async markAuthenticated(db: Db, id: string, addAmr?: string): Promise<boolean> {
+    const session = await db.session.findUnique({ where: { id }, select: { amr: true, revokedAt: true, expiresAt: true } });
+    if (session === null || session.revokedAt !== null || session.expiresAt.getTime() <= Date.now()) return false;
+    const amr = addAmr === undefined || session.amr.includes(addAmr) ? session.amr : [...session.amr, addAmr];
+    await db.session.update({ where: { id }, data: { authenticatedAt: new Date(), amr } });
+    return true;
+  }
+
+  /** Revokes every live session of the user except `keep`; returns the ids it revoked. */
+  async revokeOthers(db: Db, userId: string, keep: string | undefined, reason: string): Promise<string[]> {
+    const live = await db.session.findMany({
+      where: { userId, revokedAt: null, ...(keep !== undefined ? { id: { not: keep } } : {}) },
+      select: { id: true },
+    });
+    return live.length === 0 ? [] : this.revokeSessions(db, { ids: live.map((session) => session.id) }, reason);
+  }
+
   findSession(db: Db, id: string): Promise<Session | null> {
     return db.session.findUnique({ where: { id } });
   }

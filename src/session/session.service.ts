@@ -31,6 +31,9 @@ export interface ClientInfo {
   userAgent?: string;
 }
 
+/** The `amr` value of a session whose sign-in (or a later reauth) included a second factor. */
+export const SECOND_FACTOR_AMR = 'otp';
+
 /** Sessions as refresh-token families: start, rotate (exactly one successor), revoke. */
 @Injectable()
 export class SessionService {
@@ -177,6 +180,26 @@ export class SessionService {
     } finally {
       this.replayFlush = undefined;
     }
+  }
+
+  /**
+   * When the session last saw a primary authentication and whether a second factor was part of
+   * it (CONTRACT §4 "Recent authentication"); null for a revoked, expired or unknown session.
+   */
+  async authenticationOf(sessionId: string): Promise<{ authenticatedAt: Date; secondFactor: boolean } | null> {
+    const session = await this.sessions.findSession(this.prisma, sessionId);
+    if (session === null || session.revokedAt !== null || session.expiresAt.getTime() <= Date.now()) return null;
+    return { authenticatedAt: session.authenticatedAt, secondFactor: session.amr.includes(SECOND_FACTOR_AMR) };
+  }
+
+  /** `POST /v1/auth/reauth` succeeded: the session counts as freshly authenticated (with a second factor when one was used). */
+  markReauthenticated(db: Db, sessionId: string, withSecondFactor: boolean): Promise<boolean> {
+    return this.sessions.markAuthenticated(db, sessionId, withSecondFactor ? SECOND_FACTOR_AMR : undefined);
+  }
+
+  /** Revokes the user's other sessions inside the caller's transaction (a changed second factor); announce after commit. */
+  revokeOthersIn(db: Db, userId: string, keepSessionId: string | undefined, reason: string): Promise<string[]> {
+    return this.sessions.revokeOthers(db, userId, keepSessionId, reason);
   }
 
   /** Revokes sessions inside the caller's transaction; call `announceRevoked` after commit. */

@@ -146,10 +146,13 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
       expect(strip(wrong.json)).toEqual(strip(unknown.json));
       expect(wrong.json.code).toBe('invalid_credentials');
       expect(wrong.headers.get('www-authenticate')).toBe('Bearer');
-      const audits = await count(`SELECT count(*) AS n FROM audit_records WHERE action = 'auth.signin_failed' AND changes->>'email' = $1`, [
-        user.email,
+      const audits = await count(`SELECT count(*) AS n FROM audit_records WHERE action = 'auth.signin_failed' AND target_id = $1`, [
+        user.userId,
       ]);
       expect(audits).toBe(1);
+      // CONTRACT §6 (wave 2): audit changes carry ids and flags, never an email or a name
+      const mentions = await count(`SELECT count(*) AS n FROM audit_records WHERE changes::text ILIKE '%' || $1 || '%'`, [user.email]);
+      expect(mentions).toBe(0);
     });
 
     it('tells a disabled account only after a correct password', async () => {

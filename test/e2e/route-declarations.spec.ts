@@ -4,7 +4,7 @@ import { METHOD_METADATA, MODULE_METADATA, PATH_METADATA } from '@nestjs/common/
 import { PATTERN_METADATA } from '@nestjs/microservices/constants';
 import { describe, expect, it } from 'vitest';
 import { AppModule } from '../../src/app.module';
-import { AUTH_DECLARATION, type AuthDeclaration } from '../../src/common/auth-declaration';
+import { AUTH_DECLARATION, STEP_UP_DECLARATION, type AuthDeclaration } from '../../src/common/auth-declaration';
 import { loadConfig } from '../../src/config/config';
 import { createLogger } from '../../src/observability/logger';
 import { MetricsService } from '../../src/observability/metrics.service';
@@ -88,7 +88,9 @@ describe('route authorization declarations', () => {
           .map((part) => part.replace(/^\/|\/$/g, ''))
           .filter(Boolean)
           .join('/')}`;
-        lines.push(`HTTP ${RequestMethod[method].padEnd(6)} ${full.padEnd(40)} ${describeDeclaration(declared)}`);
+        // step-up beyond the second factor every admin mutation needs (CONTRACT §6)
+        const stepUp = Reflect.getMetadata(STEP_UP_DECLARATION, handler) === undefined ? '' : ' +recent-auth';
+        lines.push(`HTTP ${RequestMethod[method].padEnd(6)} ${full.padEnd(40)} ${describeDeclaration(declared)}${stepUp}`);
       }
     }
     // WebSocket upgrades are handled outside Nest's router (the guard does not see handshakes)

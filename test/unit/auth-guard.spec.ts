@@ -8,6 +8,7 @@ import { RequestAuthorizer } from '../../src/authz/request-authorizer.service';
 import { AppError } from '../../src/common/app-error';
 import type { AuthorizationCache } from '../../src/authz/authorization-cache.service';
 import type { BearerAuthenticator } from '../../src/session/bearer-authenticator';
+import { isAdminMutation, type StepUpService } from '../../src/authz/step-up.service';
 
 class Routes {
   undeclared(): void {}
@@ -18,7 +19,7 @@ class Routes {
 }
 
 function contextFor(handler: keyof Routes, headers: Record<string, string> = {}): ExecutionContext {
-  const request = { headers, ctx: {} };
+  const request = { headers, ctx: {}, method: 'GET', url: '/v1/auth/me' };
   return {
     getHandler: () => Routes.prototype[handler],
     getClass: () => Routes,
@@ -40,6 +41,7 @@ const guard = new AuthGuard(
       enabled: false,
     } as unknown as PolicyHook,
   ),
+  { requireForAdmin: () => Promise.reject(new Error('not an admin mutation')) } as unknown as StepUpService,
 );
 
 describe('AuthGuard (deny by default)', () => {
@@ -56,5 +58,21 @@ describe('AuthGuard (deny by default)', () => {
   it('requires a valid token on an @Authenticated() route', async () => {
     await expect(guard.canActivate(contextFor('mine'))).rejects.toMatchObject({ code: 'unauthenticated' });
     await expect(guard.canActivate(contextFor('mine', { authorization: 'Bearer good' }))).resolves.toBe(true);
+  });
+});
+
+describe('step-up applies to admin mutations (CONTRACT §6)', () => {
+  it.each([
+    ['POST', '/admin/users/u1/disable', true],
+    ['DELETE', '/admin/users/u1', true],
+    ['PUT', '/admin/users/u1/password', true],
+    ['PATCH', '/admin/roles/r1?x=1', true],
+    ['GET', '/admin/users', false],
+    ['HEAD', '/admin/users', false],
+    ['POST', '/admin/runner/jobs', false],
+    ['POST', '/v1/auth/signin', false],
+    ['POST', '/administrator', false],
+  ])('%s %s → %s', (method, path, expected) => {
+    expect(isAdminMutation(method, path)).toBe(expected);
   });
 });

@@ -22,6 +22,11 @@ describe('loadConfig', () => {
     expect(config.AUTH_ACCOUNT_FAILURE_LIMIT).toBe(10);
     expect(config.AUTH_IP_LIMIT).toBe(100);
     expect(config.AUTH_WINDOW).toBe(900);
+    expect(config.AUTH_ACCOUNT_GLOBAL_FAILURE_LIMIT).toBe(100);
+    expect(config.MFA_FAILURE_LIMIT).toBe(20);
+    expect(config.SELF_REAUTH_MAX_AGE).toBe(300);
+    expect(config.ADMIN_REAUTH_MAX_AGE).toBe(900);
+    expect(config.ADMIN_MFA_REQUIRED).toBe(false);
     expect(config.TRUST_PROXY).toBe(false);
     expect(config.CORS_ORIGINS).toEqual([]);
     expect(config.SHUTDOWN_DRAIN_MS).toBe(1000);
@@ -122,6 +127,15 @@ describe('loadConfig', () => {
     expect(first.MASTER_KEY.equals(second.MASTER_KEY)).toBe(true);
   });
 
+  it('requires a second factor for admin mutations by default in production only (ADMIN_MFA_REQUIRED)', () => {
+    const key = Buffer.alloc(32, 7).toString('base64');
+    expect(loadConfig({ DATA_DIR: tempDir(), NODE_ENV: 'production', MASTER_KEY: key }).ADMIN_MFA_REQUIRED).toBe(true);
+    expect(
+      loadConfig({ DATA_DIR: tempDir(), NODE_ENV: 'production', MASTER_KEY: key, ADMIN_MFA_REQUIRED: 'false' }).ADMIN_MFA_REQUIRED,
+    ).toBe(false);
+    expect(loadConfig({ DATA_DIR: tempDir(), ADMIN_MFA_REQUIRED: 'true' }).ADMIN_MFA_REQUIRED).toBe(true);
+  });
+
   it('parses TRUST_PROXY lists and CORS origins', () => {
     const config = loadConfig({
       DATA_DIR: tempDir(),
@@ -177,6 +191,11 @@ const BAD_VALUES: Record<string, string> = {
   ADMIN_WRITE_LIMIT: '600',
   PASSWORD_HASH_CONCURRENCY: '0',
   PASSWORD_HASH_QUEUE: 'many',
+  AUTH_ACCOUNT_GLOBAL_FAILURE_LIMIT: '0',
+  MFA_FAILURE_LIMIT: 'twenty',
+  SELF_REAUTH_MAX_AGE: '5m',
+  ADMIN_MFA_REQUIRED: 'sometimes',
+  ADMIN_REAUTH_MAX_AGE: '0',
   TRUST_PROXY: 'banana',
   CORS_ORIGINS: 'https://app.example.com/',
   LOG_LEVEL: 'loud',

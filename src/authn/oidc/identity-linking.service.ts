@@ -165,7 +165,7 @@ export class IdentityLinkingService {
         action: 'user.signup',
         actor: { principalId: user.id, principalType: 'user' },
         target: { type: 'user', id: user.id },
-        changes: { email, method: 'google', email_verified: claims.emailVerified },
+        changes: { method: 'google', email_verified: claims.emailVerified },
       });
       await this.recordLinked(tx, user.id, identity, 'signup');
       await this.recordSignIn(tx, user.id, identity.id, 'created');

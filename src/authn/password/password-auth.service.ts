@@ -49,7 +49,7 @@ export class PasswordAuthService {
           action: 'user.signup',
           actor: { principalId: user.id, principalType: 'user' },
           target: { type: 'user', id: user.id },
-          changes: { email: user.email },
+          changes: { email_verified: false },
         });
         return tokens;
       });
@@ -132,7 +132,6 @@ export class PasswordAuthService {
           actor: { principalId: user?.id ?? null, principalType: user === null ? null : 'user' },
           target: user === null ? undefined : { type: 'user', id: user.id },
           changes: {
-            email: input.email,
             reason: user === null ? 'unknown_account' : passwordHash === undefined ? 'no_password' : 'wrong_password',
           },
         }),
