@@ -1,3 +1,4 @@
+import { ApiNoContentResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Body, Controller, HttpCode, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -27,6 +28,7 @@ function proofOf(body: z.infer<typeof reauthBody>): ReauthProof {
   return { kind: 'recovery_code', code: body.recovery_code! };
 }
 
+@ApiTags('account')
 @Controller('v1/auth')
 export class ReauthController {
   constructor(private readonly reauth: ReauthService) {}
@@ -35,6 +37,8 @@ export class ReauthController {
   @Authenticated()
   @Post('reauth')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Prove who you are again (password, TOTP code or recovery code) for step-up' })
+  @ApiNoContentResponse({ description: 'the session counts as freshly authenticated' })
   async reauthenticate(
     @Body({ schema: reauthBody, pipes: [new ZodValidationPipe(reauthBody)] }) body: z.infer<typeof reauthBody>,
     @Req() request: FastifyRequest,
