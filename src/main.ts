@@ -48,6 +48,7 @@ async function main(): Promise<void> {
     listener = await startBootListener({ port: config.PORT, host: '0.0.0.0', nats: config.NATS_URL !== undefined });
     logger.info({ port: listener.port }, 'listening; starting');
   }
+  if (listener !== undefined) await loadInSlices();
   const { startGatehouse } = await import('./bootstrap.js');
   const gatehouse = await startGatehouse(config, logger, { listener });
   logger.info({ tracing: tracing !== undefined }, tracing === undefined ? 'tracing off' : 'tracing: exporting spans over OTLP');
@@ -76,6 +77,42 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+/**
+ * The heaviest dependencies and the feature modules, lowest layer first. Importing the
+ * application in one go blocks the event loop for a second or more (several on a busy machine),
+ * during which the early listener could not answer /health; slice by slice, it answers between
+ * them. A name that no longer exists is skipped: the application's own import follows anyway.
+ */
+const SLICES = [
+  '@nestjs/core',
+  '@nestjs/microservices',
+  '@nestjs/swagger',
+  'fastify',
+  '@nestjs/platform-fastify',
+  './database/database.module.js',
+  './messaging/messaging.module.js',
+  './observability/observability.module.js',
+  './audit/audit.module.js',
+  './identity/identity.module.js',
+  './session/session.module.js',
+  './authz/authz.module.js',
+  './authn/authn.module.js',
+  './routing/routing.module.js',
+  './admin/admin.module.js',
+  './limits/limits.module.js',
+  './proxy/proxy.module.js',
+  './retention/retention.module.js',
+  './rebalancing/rebalancing.module.js',
+  './forward/forward.module.js',
+];
+
+async function loadInSlices(): Promise<void> {
+  for (const specifier of SLICES) {
+    await import(specifier).catch(() => undefined);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
 }
 
 main().catch((error: unknown) => {
