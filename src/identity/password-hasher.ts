@@ -89,7 +89,12 @@ export class PasswordHasher {
   private readonly gate: HashGate;
 
   constructor(@Optional() @Inject(APP_CONFIG) config?: AppConfig) {
-    this.gate = new HashGate(config?.PASSWORD_HASH_CONCURRENCY ?? 1_000_000, config?.PASSWORD_HASH_QUEUE ?? 1_000_000);
+    // per replica, divided among its processes (CONTRACT §9, WORKERS)
+    const workers = config?.WORKERS ?? 1;
+    this.gate = new HashGate(
+      Math.max(1, Math.floor((config?.PASSWORD_HASH_CONCURRENCY ?? 1_000_000) / workers)),
+      Math.floor((config?.PASSWORD_HASH_QUEUE ?? 1_000_000) / workers),
+    );
   }
 
   /**

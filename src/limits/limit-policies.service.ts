@@ -24,7 +24,9 @@ export class LimitPolicies {
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
     this.tenantDefault = scopePolicy('tenant', config.TENANT_RATE_LIMIT, config.TENANT_RATE_BURST);
     this.principal = scopePolicy('principal', config.PRINCIPAL_RATE_LIMIT, config.PRINCIPAL_RATE_BURST);
-    this.ipInFlight = config.IP_IN_FLIGHT_LIMIT;
+    // per replica, divided among its processes (CONTRACT §9, WORKERS); rates stay service-wide
+    // because each worker takes part in the shared budget as one more peer
+    this.ipInFlight = config.IP_IN_FLIGHT_LIMIT === 0 ? 0 : Math.max(1, Math.floor(config.IP_IN_FLIGHT_LIMIT / config.WORKERS));
   }
 
   tenant(tenantId: string): ScopePolicy | undefined {
