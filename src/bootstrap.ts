@@ -16,6 +16,8 @@ import { commandGrpcServerOptions } from './proxy/grpc-server';
 import { installProxyBodyParser } from './proxy/proxy-body-parser';
 import { SubscriptionAdmission } from './proxy/subscription-admission.service';
 import { SubscriptionWsAdapter } from './proxy/subscription-ws.adapter';
+import type { Server as HttpsServer } from 'node:https';
+import { clientCertificateReader, httpsServerOptions, refuseUnverifiedClientCertificates } from './observability/client-certificate';
 
 export interface Gatehouse {
   app: NestFastifyApplication;
@@ -35,7 +37,9 @@ export interface Gatehouse {
 export async function startGatehouse(config: AppConfig, logger: Logger, options: { listener?: BootListener } = {}): Promise<Gatehouse> {
   assertBootstrapAdminPassword(config);
   const metrics = new MetricsService();
+  const https = options.listener === undefined ? httpsServerOptions(config) : undefined;
   const fastify = Fastify({
+    ...(https === undefined ? {} : { https }),
     bodyLimit: DEFAULT_BODY_LIMIT,
     trustProxy: config.TRUST_PROXY,
     genReqId: () => randomUUID(),
@@ -47,7 +51,8 @@ export async function startGatehouse(config: AppConfig, logger: Logger, options:
       ? { serverFactory: (handler: (request: IncomingMessage, response: ServerResponse) => void) => options.listener!.adopt(handler) }
       : {}),
   });
-  installHttpPipeline(fastify, logger, metrics);
+  if (https?.requestCert === true && https.rejectUnauthorized === false) refuseUnverifiedClientCertificates(fastify.server as HttpsServer);
+  installHttpPipeline(fastify, logger, metrics, { clientCertSubject: clientCertificateReader(config.TRUST_PROXY) });
 
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.register({ config, logger, metrics }),
@@ -68,7 +73,7 @@ export async function startGatehouse(config: AppConfig, logger: Logger, options:
   if (config.GRPC_PORT !== 0) {
     // gRPC shares the global guard and the app's providers (CONTRACT §7: CommandService on
     // GRPC_PORT); it starts once every module is initialised, before HTTP answers /health.
-    app.connectMicroservice(commandGrpcServerOptions(config.GRPC_PORT), { inheritAppConfig: true });
+    app.connectMicroservice(commandGrpcServerOptions(config.GRPC_PORT, config), { inheritAppConfig: true });
     await app.init();
     await app.startAllMicroservices();
   }
@@ -93,7 +98,7 @@ export async function startGatehouse(config: AppConfig, logger: Logger, options:
     app,
     config,
     logger,
-    url: `http://127.0.0.1:${port}`,
+    url: `${config.TLS_CERT_FILE === undefined ? 'http' : 'https'}://127.0.0.1:${port}`,
     shutdown() {
       closing ??= (async () => {
         readiness.beginShutdown();

@@ -45,7 +45,13 @@ async function main(): Promise<void> {
   let listener;
   if (cluster.isPrimary || process.env[EARLY_LISTENER_ENV] === '1') {
     const { startBootListener } = await import('./observability/boot-listener.js');
-    listener = await startBootListener({ port: config.PORT, host: '0.0.0.0', nats: config.NATS_URL !== undefined });
+    const { httpsServerOptions } = await import('./observability/client-certificate.js');
+    listener = await startBootListener({
+      port: config.PORT,
+      host: '0.0.0.0',
+      nats: config.NATS_URL !== undefined,
+      https: httpsServerOptions(config),
+    });
     logger.info({ port: listener.port }, 'listening; starting');
   }
   if (listener !== undefined) await loadInSlices();

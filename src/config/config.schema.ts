@@ -134,6 +134,11 @@ export const configSchema = z.object({
   UPSTREAM_TLS_CA_FILE: optionalString,
   UPSTREAM_TLS_CERT_FILE: optionalString,
   UPSTREAM_TLS_KEY_FILE: optionalString,
+  // §13: HTTPS (and gRPC over TLS) on our own listeners, and client certificates
+  TLS_CERT_FILE: optionalString,
+  TLS_KEY_FILE: optionalString,
+  TLS_CLIENT_CA_FILE: optionalString,
+  TLS_CLIENT_CERT_REQUIRED: booleanString.default(false),
   // Not in the contract, benchmark only (scripts/bench.js): the audit append becomes a plain
   // insert with no seq chain or hash, to measure what chaining costs. Never set it in production.
   BENCH_AUDIT_PLAIN_INSERT: booleanString.default(false),

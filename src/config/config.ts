@@ -141,6 +141,28 @@ function checkUpstreamTls(raw: Pick<RawConfig, 'UPSTREAM_TLS_CA_FILE' | 'UPSTREA
   }
 }
 
+/** §13: our own TLS listener needs certificate and key together; client certificates need it. */
+function checkServerTls(raw: Pick<RawConfig, 'TLS_CERT_FILE' | 'TLS_KEY_FILE' | 'TLS_CLIENT_CA_FILE' | 'TLS_CLIENT_CERT_REQUIRED'>): void {
+  if ((raw.TLS_CERT_FILE === undefined) !== (raw.TLS_KEY_FILE === undefined)) {
+    throw new ConfigError('config: TLS_KEY_FILE: TLS_CERT_FILE and TLS_KEY_FILE go together');
+  }
+  if (raw.TLS_CLIENT_CA_FILE !== undefined && raw.TLS_CERT_FILE === undefined) {
+    throw new ConfigError('config: TLS_CLIENT_CA_FILE: client certificates need TLS_CERT_FILE and TLS_KEY_FILE (Gatehouse serving HTTPS)');
+  }
+  if (raw.TLS_CLIENT_CERT_REQUIRED && raw.TLS_CLIENT_CA_FILE === undefined) {
+    throw new ConfigError('config: TLS_CLIENT_CERT_REQUIRED: needs TLS_CLIENT_CA_FILE');
+  }
+  for (const name of ['TLS_CERT_FILE', 'TLS_KEY_FILE', 'TLS_CLIENT_CA_FILE'] as const) {
+    const file = raw[name];
+    if (file === undefined) continue;
+    try {
+      fs.accessSync(file, fs.constants.R_OK);
+    } catch {
+      throw new ConfigError(`config: ${name}: cannot read ${file}`);
+    }
+  }
+}
+
 /**
  * CONTRACT §2: the CPUs available in production, else 1; more than one needs NATS (each process
  * hears revocations, authorization and routing changes there) and PostgreSQL (the embedded store
@@ -176,6 +198,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   }
   checkNatsSecurity(raw);
   checkUpstreamTls(raw);
+  checkServerTls(raw);
   const workers = resolveWorkers(raw);
   checkMailTemplatesDir(raw.MAIL_TEMPLATES_DIR);
   const masterKeyGenerated = raw.MASTER_KEY === undefined;

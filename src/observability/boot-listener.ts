@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
+import { refuseUnverifiedClientCertificates } from './client-certificate';
 import type { AddressInfo } from 'node:net';
 import { problemOf, PROBLEM_CONTENT_TYPE } from '../common/problem-details';
 import { readBuildInfo } from './build-info';
@@ -24,6 +26,8 @@ export interface BootListenerOptions {
   host: string;
   /** NATS configured at all (its check is "disabled" otherwise) */
   nats: boolean;
+  /** serve HTTPS (CONTRACT §13: TLS_CERT_FILE/TLS_KEY_FILE, client certificates) */
+  https?: https.ServerOptions;
 }
 
 /**
@@ -66,7 +70,10 @@ export async function startBootListener(options: BootListenerOptions): Promise<B
     request.resume();
   };
 
-  const server = http.createServer(startingHandler);
+  const tls = options.https;
+  // https.Server answers requests exactly like http.Server; Fastify's factory takes either
+  const server = (tls === undefined ? http.createServer(startingHandler) : https.createServer(tls, startingHandler)) as http.Server;
+  if (tls?.requestCert === true && tls.rejectUnauthorized === false) refuseUnverifiedClientCertificates(server as unknown as https.Server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port: options.port, host: options.host }, () => {

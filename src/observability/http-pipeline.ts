@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { AppError } from '../common/app-error';
@@ -35,7 +36,12 @@ function header(request: FastifyRequest, name: string): string | undefined {
  * (in AsyncLocalStorage and on the response), per-route body limits, and one log line
  * plus metrics when the response is sent. Must run before Nest registers its routes.
  */
-export function installHttpPipeline(fastify: FastifyInstance, logger: Logger, metrics: MetricsService): void {
+export function installHttpPipeline(
+  fastify: FastifyInstance,
+  logger: Logger,
+  metrics: MetricsService,
+  options: { clientCertSubject?: (request: IncomingMessage) => string | undefined } = {},
+): void {
   fastify.decorateRequest('ctx', null as unknown as RequestContext);
 
   // JSON in and out (CONTRACT §1): no text/plain bodies; form bodies only where declared.
@@ -53,6 +59,7 @@ export function installHttpPipeline(fastify: FastifyInstance, logger: Logger, me
       correlationId: request.headers['x-correlation-id'],
       userAgent: header(request, 'user-agent'),
       clientIp: request.ip,
+      clientCertSubject: options.clientCertSubject?.(request.raw),
     });
     request.ctx = context;
     reply.header('x-request-id', context.requestId);

@@ -15,6 +15,8 @@ export interface RequestEdgeInput {
   correlationId: string | string[] | undefined;
   userAgent: string | undefined;
   clientIp: string;
+  /** subject of the verified client certificate (own TLS listener, or the edge's Client-Cert) */
+  clientCertSubject?: string;
 }
 
 /** How a request ended, for its one log line. */
@@ -42,6 +44,7 @@ export function openRequestContext(input: RequestEdgeInput): RequestContext {
     traceFlags: trace.traceFlags,
     clientIp: input.clientIp,
     userAgent: input.userAgent?.slice(0, 512),
+    ...(input.clientCertSubject === undefined ? {} : { clientCertSubject: input.clientCertSubject }),
     ...(tracestate === undefined ? {} : { tracestate }),
   };
 }
@@ -83,6 +86,7 @@ export function logRequest(logger: Logger, context: RequestContext, outcome: Req
       authz: context.authz,
       rate_limited: context.rateLimited,
       ip: context.clientIp,
+      client_cert_subject: context.clientCertSubject,
     },
     'request',
   );

@@ -9,6 +9,7 @@ import { AppError } from '../common/app-error';
 import { GrpcExceptionFilter } from '../common/grpc-exception.filter';
 import { requestContext } from '../common/request-context';
 import { LOGGER } from '../observability/logger';
+import { grpcClientCertSubject } from '../observability/client-certificate';
 import { logRequest, openRequestContext, recordAuthorization } from '../observability/request-edge';
 import { AGGREGATE_TYPE } from './command-json';
 import type { SubmitCommandRequest, SubmitCommandResponse } from './command-proto';
@@ -43,6 +44,7 @@ export class CommandGrpcController {
       correlationId: metadataValue(metadata, 'x-correlation-id'),
       userAgent: metadataValue(metadata, 'user-agent'),
       clientIp: call.getPeer(),
+      clientCertSubject: grpcClientCertSubject(call),
     });
     if (authorization !== undefined) recordAuthorization(context, authorization);
     const rawDeadline = call.getDeadline();

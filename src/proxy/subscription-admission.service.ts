@@ -29,6 +29,7 @@ import {
 import { SUBSCRIPTION_HANDSHAKE_CHECKS, type HandshakeRelease, type SubscriptionHandshakeCheck } from './subscription-handshake-checks';
 import type { UpgradeGate } from './subscription-ws.adapter';
 import { UpstreamSocketConnector } from './upstream-socket.connector';
+import { clientCertificateReader } from '../observability/client-certificate';
 
 /** A handshake that passed every check and has its upstream open, waiting for its 101. */
 export interface AdmittedSubscription {
@@ -69,6 +70,7 @@ export class SubscriptionAdmission implements UpgradeGate {
   private readonly admitted = new WeakMap<http.IncomingMessage, AdmittedSubscription>();
   private readonly origins: ReadonlySet<string>;
   private readonly clientIp: (request: http.IncomingMessage) => string;
+  private readonly clientCertSubject: (request: http.IncomingMessage) => string | undefined;
   private closed = false;
 
   constructor(
@@ -81,6 +83,7 @@ export class SubscriptionAdmission implements UpgradeGate {
   ) {
     this.origins = allowedOrigins(config.CORS_ORIGINS, config.PUBLIC_URL);
     this.clientIp = clientIpResolver(config.TRUST_PROXY);
+    this.clientCertSubject = clientCertificateReader(config.TRUST_PROXY);
   }
 
   /** From now on every handshake is 503 `unavailable` (SIGTERM). */
@@ -109,6 +112,7 @@ export class SubscriptionAdmission implements UpgradeGate {
       correlationId: request.headers['x-correlation-id'],
       userAgent: first(request.headers['user-agent']),
       clientIp: this.clientIp(request),
+      clientCertSubject: this.clientCertSubject(request),
     });
     return requestContext.run(context, () => this.handshake(request, socket, context));
   }

@@ -37,7 +37,13 @@ export interface GatehouseProcess {
 export async function spawnGatehouse(
   env: Record<string, string | undefined>,
   name = 'gh',
-  options: { startTimeoutMs?: number; /** false: resolve once /health answers at all (still starting) */ untilStarted?: boolean } = {},
+  options: {
+    startTimeoutMs?: number;
+    /** false: resolve once /health answers at all (still starting) */
+    untilStarted?: boolean;
+    /** an HTTPS listener (TLS_CERT_FILE): /health is asked with this fetch (CA, client certificate) */
+    https?: { fetch: (url: string, init: { signal: AbortSignal }) => Promise<{ status: number; json(): Promise<unknown> }> };
+  } = {},
 ): Promise<GatehouseProcess> {
   if (!fs.existsSync(MAIN)) throw new Error('dist/main.js missing: run `npm run build` first (npm test does)');
   const port = await freePort();
@@ -67,13 +73,14 @@ export async function spawnGatehouse(
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let done = false;
   void exited.then(() => (done = true));
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${options.https === undefined ? 'http' : 'https'}://127.0.0.1:${port}`;
+  const ask = options.https?.fetch ?? fetch;
   const startTimeoutMs = options.startTimeoutMs ?? 60_000;
   const deadline = Date.now() + startTimeoutMs;
   for (;;) {
     if (done) throw new Error(`${name} exited before /health: ${output.slice(-500)}`);
     try {
-      const response = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
+      const response = await ask(`${url}/health`, { signal: AbortSignal.timeout(1000) });
       // /health answers from the first moment; `starting` is gone once the application serves
       if (
         response.status === 200 &&

@@ -161,6 +161,7 @@ const BAD_VALUES: Record<string, string> = {
   NATS_URL: 'http://nats:4222',
   MASTER_KEY: 'c2hvcnQ=',
   MASTER_KEY_PREVIOUS: 'c2hvcnQ=',
+  TLS_CLIENT_CERT_REQUIRED: 'sometimes',
   ACCESS_TOKEN_TTL: '10m',
   REFRESH_TOKEN_TTL: '0',
   REFRESH_REUSE_GRACE: 'soon',
@@ -224,6 +225,9 @@ const FREE_TEXT = new Set([
   'UPSTREAM_TLS_CA_FILE',
   'UPSTREAM_TLS_CERT_FILE',
   'UPSTREAM_TLS_KEY_FILE',
+  'TLS_CERT_FILE',
+  'TLS_KEY_FILE',
+  'TLS_CLIENT_CA_FILE',
 ]);
 
 describe('every variable is validated with a message naming it', () => {
