@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { AccountNotices } from '../identity/account-notices.service';
 import { AuditService } from '../audit/audit.service';
 import { AbuseLimiter } from '../authn/abuse-limiter.service';
 import { ExternalIdentityRepository } from '../authn/oidc/external-identity.repository';
@@ -16,6 +17,7 @@ import { SessionService } from '../session/session.service';
 export class UserCredentialsAdminService {
   constructor(
     private readonly prisma: PrismaService,
+    private readonly notices: AccountNotices,
     private readonly audit: AuditService,
     private readonly visibility: PrincipalVisibility,
     private readonly hasher: PasswordHasher,
@@ -56,6 +58,7 @@ export class UserCredentialsAdminService {
       return sessionIds;
     });
     await this.sessions.announceRevoked(revoked);
+    this.notices.send(user.email, 'password_set_by_admin');
   }
 
   /** Refused when the password is the last way to sign in. */

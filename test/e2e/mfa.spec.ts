@@ -241,7 +241,7 @@ describe.skipIf(!available)('TOTP MFA', () => {
     });
     expect(viaRecovery.status, viaRecovery.text).toBe(204);
     const audit = await db.query(`SELECT changes FROM audit_records WHERE action = 'mfa.totp_disabled' AND target_id = $1`, [other.userId]);
-    expect(audit.rows).toEqual([{ changes: { verified_with: 'recovery_code' } }]);
+    expect(audit.rows).toEqual([{ changes: { verified_with: 'recovery_code', other_sessions_revoked: 0 } }]);
   });
 
   it('replaces all recovery codes when asked with a valid code', async () => {

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../../common/app-error';
 import { PrismaService } from '../../database/prisma.service';
+import { AccountNotices } from '../../identity/account-notices.service';
 import { UserRepository } from '../../identity/user.repository';
 import { SessionService, type ClientInfo } from '../../session/session.service';
 import type { TokenResponse } from '../../session/token-response';
@@ -18,6 +19,7 @@ export class MfaSigninService {
     private readonly factors: SecondFactorService,
     private readonly sessions: SessionService,
     private readonly limiter: AbuseLimiter,
+    private readonly notices: AccountNotices,
   ) {}
 
   /**
@@ -32,11 +34,13 @@ export class MfaSigninService {
     if (user === null) throw new AppError('invalid_grant', { logReason: 'mfa_token user gone' });
     if (user.status !== 'active') throw new AppError('account_disabled');
     const amr = [...challenge.amr, 'otp'];
-    return this.factors.withFactor(user, factor, 'signin', async (tx) => {
+    const response = await this.factors.withFactor(user, factor, 'signin', async (tx) => {
       if (!(await this.challenges.spend(tx, challenge.id))) {
         throw new AppError('invalid_grant', { logReason: 'mfa_token spent concurrently or expired' });
       }
       return this.sessions.startSignedIn({ user, amr, client, secondFactor: factor.kind }, tx);
     });
+    if (factor.kind === 'recovery_code') this.notices.send(user.email, 'recovery_code_used');
+    return response;
   }
 }

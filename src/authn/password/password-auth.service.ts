@@ -4,6 +4,7 @@ import { AuditService } from '../../audit/audit.service';
 import { AppError } from '../../common/app-error';
 import { PrismaService } from '../../database/prisma.service';
 import { isUniqueViolation } from '../../database/transaction';
+import { AccountNotices } from '../../identity/account-notices.service';
 import { EmailTokenRepository } from '../../identity/email-token.repository';
 import { AccountMails, RESET_PASSWORD_TTL_S, VERIFY_EMAIL_TTL_S } from '../../identity/account-mails.service';
 import { PasswordHasher } from '../../identity/password-hasher';
@@ -31,6 +32,7 @@ export class PasswordAuthService {
     private readonly metrics: MetricsService,
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly mfa: MfaChallengeService,
+    private readonly notices: AccountNotices,
   ) {}
 
   async signup(input: { email: string; password: string; displayName?: string }, client: ClientInfo): Promise<TokenResponse> {
@@ -195,6 +197,7 @@ export class PasswordAuthService {
     });
     if (revoked === null) throw new AppError('invalid_grant', { logReason: 'reset token spent concurrently' });
     await this.sessions.announceRevoked(revoked);
+    this.notices.send(preview.user.email, 'password_reset');
     this.logger.info({ user_id: preview.userId, sessions_revoked: revoked.length }, 'password reset');
   }
 }
