@@ -196,6 +196,34 @@ describe.skipIf(!available || !proxiesInstalled)('forward auth through real ngin
         const elapsed = await waitFor(async () => (await call()).status === 401, revocationBound());
         expect(elapsed).toBeLessThanOrEqual(revocationBound());
       });
+
+      it("limits → 429 with Gatehouse's Retry-After relayed through the proxy; the service is not called", async () => {
+        const tenant = `edge-limit-${index}`;
+        expect((await request(app.url, 'POST', '/admin/tenants', { token: adminToken, json: { id: tenant, name: tenant } })).status).toBe(
+          201,
+        );
+        const put = await request(app.url, 'PUT', `/admin/tenants/${tenant}/limits`, {
+          token: adminToken,
+          json: { rate: '1/60s', burst: 1 },
+        });
+        expect(put.status, put.text).toBe(200);
+        const member = await userWithRole(app.url, adminToken, tenant, 'tenant_member', `edge-limit-${index}`);
+        // a new URI each time, so nginx's decision cache never answers for Gatehouse
+        let n = 0;
+        let refused: Awaited<ReturnType<typeof via>> | undefined;
+        await waitFor(async () => {
+          const result = await via('GET', `/orders/items/limit-${n++}`, { 'x-tenant-id': tenant }, member.accessToken);
+          if (result.status === 429) refused = result;
+          return refused !== undefined;
+        }, 5000);
+        expect(Number(refused!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+        expect(refused!.headers.get('content-type')).toContain('application/problem+json');
+        expect(refused!.json).toMatchObject({ code: 'rate_limited', status: 429 });
+        const before = service.calls.length;
+        const again = await via('GET', `/orders/items/limit-${n++}`, { 'x-tenant-id': tenant }, member.accessToken);
+        expect(again.status).toBe(429);
+        expect(service.calls.length).toBe(before);
+      });
     });
   }
 
