@@ -19,7 +19,14 @@ const STACK_FILE = path.join(ROOT, 'swarm', 'stacks', 'platform.yml');
 const DOCKERFILE = path.join(ROOT, 'Dockerfile');
 
 /** Variables that are secrets: in the stack they may only arrive as NAME_FILE. */
-const SECRET_VARIABLES = ['MASTER_KEY', 'DATABASE_PASSWORD', 'OIDC_GOOGLE_CLIENT_SECRET', 'BOOTSTRAP_ADMIN_PASSWORD', 'SMTP_URL'];
+const SECRET_VARIABLES = [
+  'MASTER_KEY',
+  'DATABASE_PASSWORD',
+  'OIDC_GOOGLE_CLIENT_SECRET',
+  'BOOTSTRAP_ADMIN_PASSWORD',
+  'SMTP_URL',
+  'NATS_PASSWORD',
+];
 
 const dockerCli = spawnSync('docker', ['--version'], { encoding: 'utf8' });
 const hasDocker = dockerCli.status === 0;
@@ -229,8 +236,29 @@ describe('swarm/stacks/platform.yml', () => {
     expect(command.some((arg) => arg === '--jetstream' || arg === '-js')).toBe(true);
     const storeDir = command[command.findIndex((arg) => arg === '--store_dir' || arg === '-sd') + 1];
     expect(volumeTargets(nats).map((volume) => volume.target)).toContain(storeDir);
-    expect(env.NATS_URL).toBe('nats://nats:4222');
+    expect(env.NATS_URL).toBe('tls://nats:4222');
     expect(new URL(env.DATABASE_URL!).host).toBe('postgres:5432');
+  });
+
+  it('talks TLS to PostgreSQL and NATS, verified against the internal CA, with NATS credentials (CONTRACT §13)', () => {
+    const attachedPaths = secretsOf(gatehouse).map((secret) => `/run/secrets/${secret.target ?? secret.source}`);
+    expect(attachedPaths).toContain(env.DATABASE_CA_FILE);
+    expect(attachedPaths).toContain(env.NATS_TLS_CA_FILE);
+    expect(env.NATS_URL).toMatch(/^tls:\/\//);
+    expect(env.NATS_USER).toBeDefined();
+    const postgresCommand = (stack.services.postgres!.command ?? []).join(' ');
+    expect(postgresCommand).toContain('ssl=on');
+    const natsCommand = stack.services.nats!.command ?? [];
+    expect(natsCommand).toContain('--tls');
+    const natsSecrets = secretsOf(stack.services.nats!).map((secret) => `/run/secrets/${secret.target ?? secret.source}`);
+    for (const flag of ['--tlscert', '--tlskey', '--config']) {
+      expect(natsSecrets).toContain(natsCommand[natsCommand.indexOf(flag) + 1]);
+    }
+    const postgresSecrets = secretsOf(stack.services.postgres!).map((secret) => `/run/secrets/${secret.target ?? secret.source}`);
+    for (const setting of ['ssl_cert_file', 'ssl_key_file']) {
+      const file = /=(.*)$/.exec((stack.services.postgres!.command ?? []).find((arg) => arg.startsWith(`${setting}=`)) ?? '')?.[1];
+      expect(postgresSecrets).toContain(file);
+    }
   });
 
   it('keeps Gatehouse off the ingress mesh: the edge publishes in host mode and is the only trusted proxy', () => {
