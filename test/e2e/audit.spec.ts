@@ -97,6 +97,10 @@ describe.skipIf(!available)('audit trail across two Gatehouse processes on one d
       BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
       BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
       AUTH_IP_LIMIT: '100000',
+      // 40 parallel sign-ups and sign-ins on a busy 2-core machine: this suite is about the audit
+      // chain, not the hasher's overload refusals (test/e2e/password-hash-overload.spec.ts)
+      PASSWORD_HASH_CONCURRENCY: '8',
+      PASSWORD_HASH_QUEUE: '64',
       LOG_LEVEL: 'warn',
     };
     [a, b] = await Promise.all([spawnGatehouse(env, 'audit-a'), spawnGatehouse(env, 'audit-b')]);
