@@ -12,6 +12,7 @@ import type { BootListener } from './observability/boot-listener';
 import { installHttpPipeline, DEFAULT_BODY_LIMIT } from './observability/http-pipeline';
 import { MetricsService } from './observability/metrics.service';
 import { ReadinessService } from './observability/readiness.service';
+import { requestTimeoutOptions } from './observability/request-timeout';
 import { commandGrpcServerOptions } from './proxy/grpc-server';
 import { installProxyBodyParser } from './proxy/proxy-body-parser';
 import { SubscriptionAdmission } from './proxy/subscription-admission.service';
@@ -50,6 +51,8 @@ export async function startGatehouse(config: AppConfig, logger: Logger, options:
     ...(options.listener !== undefined
       ? { serverFactory: (handler: (request: IncomingMessage, response: ServerResponse) => void) => options.listener!.adopt(handler) }
       : {}),
+    // CONTRACT §2: stalled headers or body → 408 and the connection closed within REQUEST_TIMEOUT_MS
+    ...requestTimeoutOptions(config.REQUEST_TIMEOUT_MS),
   });
   if (https?.requestCert === true && https.rejectUnauthorized === false) refuseUnverifiedClientCertificates(fastify.server as HttpsServer);
   installHttpPipeline(fastify, logger, metrics, { clientCertSubject: clientCertificateReader(config.TRUST_PROXY) });
@@ -65,7 +68,10 @@ export async function startGatehouse(config: AppConfig, logger: Logger, options:
     app.enableCors({
       origin: config.CORS_ORIGINS,
       credentials: false,
-      exposedHeaders: ['x-request-id', 'x-correlation-id', 'traceparent', 'retry-after'],
+      // what the API uses and reads, named: @fastify/cors would otherwise echo any requested header
+      methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+      allowedHeaders: ['authorization', 'content-type', 'x-tenant-id', 'x-correlation-id', 'traceparent', 'if-match'],
+      exposedHeaders: ['x-request-id', 'x-correlation-id', 'traceparent', 'retry-after', 'etag'],
     });
   }
   setupOpenApi(app);

@@ -51,6 +51,7 @@ async function main(): Promise<void> {
       host: '0.0.0.0',
       nats: config.NATS_URL !== undefined,
       https: httpsServerOptions(config),
+      requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
     });
     logger.info({ port: listener.port }, 'listening; starting');
   }

@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'reauth_required'
   | 'not_found'
   | 'tenant_not_routed'
+  | 'method_not_allowed'
+  | 'request_timeout'
   | 'conflict'
   | 'email_taken'
   | 'link_requires_signin'
@@ -51,6 +53,10 @@ export function httpStatusOf(code: ErrorCode): number {
     case 'not_found':
     case 'tenant_not_routed':
       return 404;
+    case 'method_not_allowed':
+      return 405;
+    case 'request_timeout':
+      return 408;
     case 'conflict':
     case 'email_taken':
     case 'link_requires_signin':
@@ -108,6 +114,10 @@ export function titleOf(code: ErrorCode): string {
       return 'Not found';
     case 'tenant_not_routed':
       return 'Tenant not routed';
+    case 'method_not_allowed':
+      return 'Method not allowed';
+    case 'request_timeout':
+      return 'Request timeout';
     case 'conflict':
       return 'Conflict';
     case 'email_taken':

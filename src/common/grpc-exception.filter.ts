@@ -17,6 +17,9 @@ interface GrpcStatusError {
   metadata: Metadata;
 }
 
+/** Upstream codes whose message is the upstream's internals, never the client's business. */
+const HIDDEN_UPSTREAM_DETAILS = new Set<number>([status.INTERNAL, status.UNKNOWN, status.DATA_LOSS]);
+
 /** An upstream's own gRPC error reply, relayed with its code and message. */
 function relayedStatus(exception: unknown): { grpcCode: number; details: string } | undefined {
   const candidate = exception as { grpcCode?: unknown; details?: unknown } | null;
@@ -57,7 +60,14 @@ export class GrpcExceptionFilter implements RpcExceptionFilter {
         this.logger.warn({ dependency: 'database', reason: exception.options.logReason }, 'dependency unavailable; answered UNAVAILABLE');
       } else this.logger.info({ code: exception.code, reason: exception.options.logReason }, 'grpc call refused');
     } else if (relayed !== undefined) {
-      error = { code: relayed.grpcCode, details: relayed.details, metadata };
+      if (HIDDEN_UPSTREAM_DETAILS.has(relayed.grpcCode)) {
+        // an upstream's internal failure may describe its internals (stack, SQL, hosts): the
+        // client gets the code with a generic message, the log the upstream's own words
+        this.logger.warn({ grpc_code: status[relayed.grpcCode], upstream_details: relayed.details }, 'upstream failed internally');
+        error = { code: relayed.grpcCode, details: 'upstream error', metadata };
+      } else {
+        error = { code: relayed.grpcCode, details: relayed.details, metadata };
+      }
     } else {
       this.logger.error({ err: exception }, 'unhandled error in a gRPC call');
       error = { code: status.INTERNAL, details: titleOf('internal_error'), metadata };

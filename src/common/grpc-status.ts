@@ -24,6 +24,10 @@ export function grpcStatusOf(code: ErrorCode): status {
     case 'tenant_not_routed':
     case 'not_found':
       return status.NOT_FOUND;
+    case 'method_not_allowed':
+      return status.UNIMPLEMENTED;
+    case 'request_timeout':
+      return status.DEADLINE_EXCEEDED;
     case 'upstream_timeout':
       return status.DEADLINE_EXCEEDED;
     case 'upstream_unavailable':

@@ -57,6 +57,19 @@ function statusCode(status: number): ErrorCode {
   }
 }
 
+const PROBED_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+/**
+ * The methods the path of an unmatched request does answer (RFC 9110 §15.5.6: 405 with Allow,
+ * not 404, when the resource exists). OPTIONS counts only beside another method: with CORS on,
+ * the preflight route matches every path.
+ */
+function allowedMethods(request: FastifyRequest): string[] {
+  const path = request.url.split('?')[0] ?? '/';
+  const allowed = PROBED_METHODS.filter((method) => method !== request.method && request.server.findRoute({ method, url: path }) !== null);
+  return allowed.some((method) => method !== 'OPTIONS') ? allowed : [];
+}
+
 /** The HTTP edge of the error mapping: every non-2xx produced by Gatehouse is RFC 9457 problem+json. */
 @Catch()
 export class ProblemFilter implements ExceptionFilter {
@@ -92,6 +105,15 @@ export class ProblemFilter implements ExceptionFilter {
       code = 'malformed_json';
     } else if (exception !== null && typeof exception === 'object' && fastifyErrorCode(exception as FastifyLikeError) !== undefined) {
       code = fastifyErrorCode(exception as FastifyLikeError)!;
+    } else if (exception instanceof HttpException && exception.getStatus() === 404 && request.routeOptions?.url === undefined) {
+      // no route for this method: 405 with Allow when the path answers other methods
+      const allowed = allowedMethods(request);
+      if (allowed.length > 0) {
+        appError = new AppError('method_not_allowed', { headers: { allow: allowed.join(', ') } });
+        code = 'method_not_allowed';
+      } else {
+        code = 'not_found';
+      }
     } else if (exception instanceof HttpException) {
       // Nest wraps Fastify's own errors (body parsing, limits) and keeps them as the cause
       code = fastifyErrorCode((exception.cause ?? {}) as FastifyLikeError) ?? statusCode(exception.getStatus());

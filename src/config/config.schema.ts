@@ -123,6 +123,8 @@ export const configSchema = z.object({
   POLICY_URL: url(['http:', 'https:']),
   POLICY_TIMEOUT_MS: integer(1, 60_000).default(100),
   DB_TIMEOUT_MS: integer(100, 600_000).default(3000),
+  // §2 (wave 2): headers or body not received within this time → 408 and the connection closed
+  REQUEST_TIMEOUT_MS: integer(100, 600_000).default(30_000),
   // §13: NATS credentials (a .creds file, or user + password) and the CA its TLS certificate chains to
   NATS_CREDS_FILE: optionalString,
   NATS_USER: optionalString,

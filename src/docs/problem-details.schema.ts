@@ -19,6 +19,8 @@ const ERROR_CODES: Record<ErrorCode, true> = {
   reauth_required: true,
   not_found: true,
   tenant_not_routed: true,
+  method_not_allowed: true,
+  request_timeout: true,
   conflict: true,
   email_taken: true,
   link_requires_signin: true,

@@ -5,6 +5,7 @@ import { refuseUnverifiedClientCertificates } from './client-certificate';
 import type { AddressInfo } from 'node:net';
 import { problemOf, PROBLEM_CONTENT_TYPE } from '../common/problem-details';
 import { readBuildInfo } from './build-info';
+import { serverTimeouts } from './request-timeout';
 import { startup } from './startup';
 
 type Handler = (request: http.IncomingMessage, response: http.ServerResponse) => void;
@@ -28,6 +29,8 @@ export interface BootListenerOptions {
   nats: boolean;
   /** serve HTTPS (CONTRACT §13: TLS_CERT_FILE/TLS_KEY_FILE, client certificates) */
   https?: https.ServerOptions;
+  /** REQUEST_TIMEOUT_MS: applied from creation, since Fastify adopts this server as it is */
+  requestTimeoutMs: number;
 }
 
 /**
@@ -70,9 +73,12 @@ export async function startBootListener(options: BootListenerOptions): Promise<B
     request.resume();
   };
 
+  const timeouts = serverTimeouts(options.requestTimeoutMs);
   const tls = options.https;
   // https.Server answers requests exactly like http.Server; Fastify's factory takes either
-  const server = (tls === undefined ? http.createServer(startingHandler) : https.createServer(tls, startingHandler)) as http.Server;
+  const server = (
+    tls === undefined ? http.createServer(timeouts, startingHandler) : https.createServer({ ...tls, ...timeouts }, startingHandler)
+  ) as http.Server;
   if (tls?.requestCert === true && tls.rejectUnauthorized === false) refuseUnverifiedClientCertificates(server as unknown as https.Server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

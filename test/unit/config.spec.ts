@@ -205,6 +205,7 @@ const BAD_VALUES: Record<string, string> = {
   POLICY_URL: 'opa:8181/v1/data/gatehouse/authz',
   POLICY_TIMEOUT_MS: '0',
   DB_TIMEOUT_MS: '50',
+  REQUEST_TIMEOUT_MS: '0',
   RETENTION_PERIOD: '7d',
   RETENTION_INTERVAL: '-1',
   BENCH_AUDIT_PLAIN_INSERT: 'plain',
