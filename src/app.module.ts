@@ -31,7 +31,7 @@ export interface AppDependencies {
 /** Values built before Nest (config, logger, metrics) so the Fastify pipeline can use them too. */
 @Global()
 @Module({})
-class CoreModule {
+export class CoreModule {
   static register(dependencies: AppDependencies): DynamicModule {
     return {
       module: CoreModule,

@@ -29,6 +29,10 @@ export class PlatformAdminsService {
     }
   }
 
+  isAdmin(db: Db, userId: string): Promise<boolean> {
+    return this.assignments.isPlatformAdmin(db, userId);
+  }
+
   countIn(db: Db): Promise<number> {
     return this.assignments.countPlatformAdmins(db);
   }
