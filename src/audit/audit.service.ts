@@ -5,7 +5,13 @@ import { APP_CONFIG, type AppConfig } from '../config/config';
 import type { Prisma } from '../generated/prisma/client';
 import { beforeCommit } from '../database/transaction';
 import { chainParts } from './audit-chain';
-import { AuditRepository } from './audit.repository';
+import { AuditRepository, type AuditContent } from './audit.repository';
+
+/** A record ready for audit_append(): its fields and its canonical JSON in four pieces (chainParts). */
+export interface PreparedAuditRecord {
+  content: AuditContent;
+  parts: [string, string, string, string];
+}
 
 export interface AuditActor {
   principalId: string | null;
@@ -49,6 +55,24 @@ export class AuditService {
    * the commit, not for the whole transaction. Outside one, it is appended at once.
    */
   async record(tx: Prisma.TransactionClient, event: AuditEvent): Promise<{ id: string }> {
+    const prepared = this.prepare(event);
+    const { content } = prepared;
+    const append = async (): Promise<void> => {
+      this.appended(
+        this.config?.BENCH_AUDIT_PLAIN_INSERT === true
+          ? await this.records.appendPlain(tx, content)
+          : await this.records.appendChained(tx, content, prepared.parts),
+      );
+    };
+    if (!beforeCommit(tx, append)) await append();
+    return { id: content.id };
+  }
+
+  /**
+   * The record `event` becomes, and its canonical JSON in pieces, for a caller that appends it
+   * inside its own SQL function (session_start() calls audit_append() itself); tell `appended` the seq.
+   */
+  prepare(event: AuditEvent): PreparedAuditRecord {
     const context = requestContext.get();
     // hashed exactly as stored: JSON drops undefined and turns Dates into strings, so hash the JSON form
     const changes = event.changes === undefined ? null : (JSON.parse(JSON.stringify(event.changes)) as Record<string, unknown>);
@@ -56,7 +80,7 @@ export class AuditService {
       principalId: context?.principalId ?? null,
       principalType: context?.principalType ?? null,
     };
-    const content = {
+    const content: AuditContent = {
       id: randomUUID(),
       actor: {
         principal_id: actor.principalId,
@@ -71,14 +95,11 @@ export class AuditService {
       correlation_id: context?.correlationId ?? null,
       changes,
     };
-    const append = async (): Promise<void> => {
-      const seq =
-        this.config?.BENCH_AUDIT_PLAIN_INSERT === true
-          ? await this.records.appendPlain(tx, content)
-          : await this.records.appendChained(tx, content, chainParts(content));
-      for (const listener of this.appendListeners) listener(seq);
-    };
-    if (!beforeCommit(tx, append)) await append();
-    return { id: content.id };
+    return { content, parts: chainParts(content) };
+  }
+
+  /** A prepared record was appended with this seq (listeners schedule work; it may still roll back). */
+  appended(seq: bigint): void {
+    for (const listener of this.appendListeners) listener(seq);
   }
 }

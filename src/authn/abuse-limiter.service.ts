@@ -47,6 +47,26 @@ export class AbuseLimiter {
     await this.counters.release(this.prisma, accountKey(account));
   }
 
+  /** consumeIp then consumeAccount, in one statement (the account is counted only if the IP was within its limit). */
+  async consumeIpAndAccount(ip: string, account: string): Promise<void> {
+    const windowSeconds = this.config.AUTH_WINDOW;
+    const ipKey = `ip:${ip}`;
+    const { first, second } = await this.counters.hitPair(
+      this.prisma,
+      ipKey,
+      this.config.AUTH_IP_LIMIT,
+      accountKey(account),
+      windowSeconds,
+    );
+    this.refuseOver(ipKey, first, this.config.AUTH_IP_LIMIT);
+    if (second !== null) this.refuseOver(accountKey(account), second, this.config.AUTH_ACCOUNT_FAILURE_LIMIT);
+  }
+
+  /** The counter keys `resetAccount` clears, for callers that clear them in their own statement. */
+  accountCounterKeys(account: string): string[] {
+    return [accountKey(account)];
+  }
+
   async resetAccount(account: string): Promise<void> {
     await this.counters.clear(this.prisma, [accountKey(account)]);
   }
@@ -57,7 +77,15 @@ export class AbuseLimiter {
   }
 
   private async consume(key: string, limit: number, windowSeconds = this.config.AUTH_WINDOW): Promise<void> {
-    const row = await this.counters.hit(this.prisma, key, windowSeconds);
+    this.refuseOver(key, await this.counters.hit(this.prisma, key, windowSeconds), limit, windowSeconds);
+  }
+
+  private refuseOver(
+    key: string,
+    row: { count: number; retryAfterSeconds: number },
+    limit: number,
+    windowSeconds = this.config.AUTH_WINDOW,
+  ): void {
     if (row.count > limit) {
       const scope = key.startsWith('ip:') ? 'ip' : key.startsWith('admin:') ? 'principal' : 'account';
       this.metrics.rateLimited.inc({ scope, route_class: scope === 'principal' ? 'admin' : 'auth' });

@@ -3,13 +3,11 @@ import { z } from 'zod';
 import { AuditService } from '../audit/audit.service';
 import { AppError } from '../common/app-error';
 import { PrismaService } from '../database/prisma.service';
-import { AssignmentRepository } from '../authz/assignment.repository';
-import { UserRepository } from '../identity/user.repository';
 import type { Principal } from '../session/principal';
 import { SessionRepository } from '../session/session.repository';
 import { SessionService } from '../session/session.service';
 import { userSchema, userView } from '../session/token-response';
-import { TotpCredentialRepository } from './mfa/totp-credential.repository';
+import { AccountRepository } from './account.repository';
 
 export const sessionSchema = z
   .object({
@@ -41,23 +39,22 @@ export type Me = z.infer<typeof meSchema>;
 export class AccountService {
   constructor(
     private readonly prisma: PrismaService,
-    private readonly users: UserRepository,
     private readonly sessionRepository: SessionRepository,
     private readonly sessions: SessionService,
     private readonly audit: AuditService,
-    private readonly totp: TotpCredentialRepository,
-    private readonly assignments: AssignmentRepository,
+    private readonly accounts: AccountRepository,
   ) {}
 
   async me(principal: Principal): Promise<Me> {
-    const user = principal.type === 'user' ? await this.users.findById(this.prisma, principal.id) : null;
-    if (user === null) throw new AppError('not_found', { detail: 'No user profile for this principal.' });
+    // one round trip: user, tenant roles and TOTP state
+    const profile = principal.type === 'user' ? await this.accounts.profile(this.prisma, principal.id) : null;
+    if (profile === null) throw new AppError('not_found', { detail: 'No user profile for this principal.' });
     const byTenant = new Map<string, string[]>();
-    for (const { tenantId, roleName } of await this.assignments.tenantRolesOf(this.prisma, user.id)) {
+    for (const { tenantId, roleName } of profile.tenantRoles) {
       byTenant.set(tenantId, [...(byTenant.get(tenantId) ?? []), roleName]);
     }
     const memberships = [...byTenant.entries()].map(([tenantId, roles]) => ({ tenant_id: tenantId, roles }));
-    return { user: userView(user), memberships, mfa: { totp: await this.totp.isConfirmed(this.prisma, user.id) } };
+    return { user: userView(profile.user), memberships, mfa: { totp: profile.totpConfirmed } };
   }
 
   async listSessions(principal: Principal): Promise<SessionList> {

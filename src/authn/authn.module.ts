@@ -7,6 +7,7 @@ import { SessionModule } from '../session/session.module';
 import { AuthzModule } from '../authz/authz.module';
 import { AbuseLimiter } from './abuse-limiter.service';
 import { AccountController } from './account.controller';
+import { AccountRepository } from './account.repository';
 import { AccountService } from './account.service';
 import { MfaChallengeRepository } from './mfa/mfa-challenge.repository';
 import { MfaChallengeService } from './mfa/mfa-challenge.service';
@@ -60,6 +61,7 @@ import { ClientCredentialsService } from './service-accounts/client-credentials.
   ],
   providers: [
     RateLimitCounterRepository,
+    AccountRepository,
     AbuseLimiter,
     PasswordAuthService,
     AccountService,

@@ -4,8 +4,45 @@ import type { Prisma, User } from '../generated/prisma/client';
 
 export type UserWithPassword = User & { password: { hash: string } | null };
 
+/** What a password sign-in needs about an account, read in one statement. */
+export type SigninAccount = Pick<User, 'id' | 'email' | 'emailVerifiedAt' | 'displayName' | 'status'> & {
+  passwordHash: string | null;
+  /** a confirmed TOTP: the sign-in is MFA-pending */
+  totpConfirmed: boolean;
+};
+
 @Injectable()
 export class UserRepository {
+  /** The account, its password hash and whether it has a confirmed TOTP: one round trip. */
+  async findForSignin(db: Db, email: string): Promise<SigninAccount | null> {
+    const rows = await db.$queryRaw<
+      Array<{
+        id: string;
+        email: string;
+        email_verified_at: Date | null;
+        display_name: string | null;
+        status: string;
+        password_hash: string | null;
+        totp_confirmed: boolean;
+      }>
+    >`
+      SELECT u.id, u.email, u.email_verified_at, u.display_name, u.status, p.hash AS password_hash,
+        EXISTS (SELECT 1 FROM totp_credentials t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) AS totp_confirmed
+      FROM users u LEFT JOIN password_credentials p ON p.user_id = u.id
+      WHERE u.email = ${email}`;
+    const row = rows[0];
+    if (row === undefined) return null;
+    return {
+      id: row.id,
+      email: row.email,
+      emailVerifiedAt: row.email_verified_at === null ? null : new Date(row.email_verified_at),
+      displayName: row.display_name,
+      status: row.status,
+      passwordHash: row.password_hash,
+      totpConfirmed: row.totp_confirmed,
+    };
+  }
+
   findById(db: Db, id: string): Promise<User | null> {
     return db.user.findUnique({ where: { id } });
   }

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import type { PreparedAuditRecord } from '../audit/audit.service';
 import { hashToken } from '../common/opaque-token';
 import type { Db } from '../database/transaction';
 import type { SealedValue } from '../common/sealed-column';
@@ -42,6 +43,28 @@ export class SessionRepository {
     return db.session.create({
       data: { userId: input.userId, amr: input.amr, ip: input.ip ?? null, userAgent: input.userAgent ?? null, expiresAt: input.expiresAt },
     });
+  }
+
+  /**
+   * A sign-in's writes in one statement, session_start() (migration 20261130121500_session_start):
+   * clears `clearCounterKeys`, inserts the session and its refresh token, appends the prepared
+   * audit record. Returns the record's seq.
+   */
+  async startSignedIn(
+    db: Db,
+    input: {
+      session: { id: string; userId: string; amr: string[]; ip?: string; userAgent?: string; expiresAt: Date };
+      refresh: { id: string; token: string; expiresAt: Date };
+      clearCounterKeys: string[];
+      audit: PreparedAuditRecord;
+    },
+  ): Promise<bigint> {
+    const { session, refresh, audit } = input;
+    const rows = await db.$queryRaw<Array<{ seq: bigint }>>`
+      SELECT session_start(${session.id}, ${session.userId}, ${session.amr}::text[], ${session.ip ?? null}, ${session.userAgent ?? null},
+        ${session.expiresAt}, ${refresh.id}, ${hashToken(refresh.token)}, ${refresh.expiresAt}, ${input.clearCounterKeys}::text[],
+        ${JSON.stringify(audit.content)}::jsonb, ${audit.parts}::text[]) AS seq`;
+    return BigInt(rows[0]!.seq);
   }
 
   async insertRefreshToken(db: Db, input: { id?: string; sessionId: string; token: string; expiresAt: Date }): Promise<RefreshToken> {

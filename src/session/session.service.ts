@@ -2,14 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { AuditService } from '../audit/audit.service';
+import { AuditService, type AuditEvent } from '../audit/audit.service';
 import { AppError } from '../common/app-error';
 import { newOpaqueToken } from '../common/opaque-token';
+import { uuidv7 } from '../common/uuid';
 import { SecretBox } from '../common/secret-box';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { PrismaService } from '../database/prisma.service';
 import type { Db } from '../database/transaction';
-import type { Session, User } from '../generated/prisma/client';
+import type { Session } from '../generated/prisma/client';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
 import { LOGGER } from '../observability/logger';
 import { MetricsService } from '../observability/metrics.service';
@@ -25,6 +26,9 @@ const REPLAY_POLL_MS = 10;
 const REPLAY_BATCH = 256;
 /** The purpose under which replayable refresh responses are sealed with MASTER_KEY. */
 export const REFRESH_REPLAY_PURPOSE = 'refresh-replay';
+
+/** What a sign-in needs to know of the user (a full User row, or what the sign-in query read). */
+export type SignedInUser = Parameters<typeof userView>[0];
 
 export interface ClientInfo {
   ip?: string;
@@ -60,21 +64,38 @@ export class SessionService {
    * factor): the session, its first token pair and the `auth.signin` record, committed together.
    * Pass `tx` when the caller spends something in the same transaction (an mfa_token, a code).
    */
-  async startSignedIn(signIn: { user: User; amr: string[]; client: ClientInfo; secondFactor?: string }, tx?: Db): Promise<TokenResponse> {
-    if (tx === undefined) return this.prisma.$transaction((own) => this.startSignedIn(signIn, own));
+  async startSignedIn(
+    signIn: { user: SignedInUser; amr: string[]; client: ClientInfo; secondFactor?: string; clearCounterKeys?: string[] },
+    tx?: Db,
+  ): Promise<TokenResponse> {
     const { user, amr } = signIn;
-    const tokens = await this.start(tx, user, amr, signIn.client);
-    await this.audit.record(tx, {
+    const signinEvent = (sessionId: string): AuditEvent => ({
       action: 'auth.signin',
       actor: { principalId: user.id, principalType: 'user' },
-      target: { type: 'session', id: tokens.session_id },
+      target: { type: 'session', id: sessionId },
       changes: { amr, second_factor: signIn.secondFactor },
     });
-    return tokens;
+    if (tx !== undefined) {
+      const tokens = await this.start(tx, user, amr, signIn.client);
+      await this.audit.record(tx, signinEvent(tokens.session_id));
+      return tokens;
+    }
+    // One statement, session_start(): counters, session, refresh token and audit record commit together.
+    const session = { id: uuidv7(), amr, expiresAt: new Date(Date.now() + this.config.SESSION_MAX_AGE * 1000) };
+    const refreshToken = newOpaqueToken();
+    const audit = this.audit.prepare(signinEvent(session.id));
+    const seq = await this.sessions.startSignedIn(this.prisma, {
+      session: { ...session, userId: user.id, ip: signIn.client.ip, userAgent: signIn.client.userAgent?.slice(0, 512) },
+      refresh: { id: randomUUID(), token: refreshToken, expiresAt: this.refreshExpiry(session) },
+      clearCounterKeys: signIn.clearCounterKeys ?? [],
+      audit,
+    });
+    this.audit.appended(seq);
+    return this.tokenResponse(user, session, refreshToken);
   }
 
   /** Starts a session inside the caller's transaction and returns its first token pair. */
-  async start(db: Db, user: User, amr: string[], client: ClientInfo): Promise<TokenResponse> {
+  async start(db: Db, user: SignedInUser, amr: string[], client: ClientInfo): Promise<TokenResponse> {
     const now = Date.now();
     const session = await this.sessions.createSession(db, {
       userId: user.id,
@@ -214,7 +235,7 @@ export class SessionService {
     await this.events.publish('session.revoked', { sessionIds });
   }
 
-  private refreshExpiry(session: Session): Date {
+  private refreshExpiry(session: Pick<Session, 'expiresAt'>): Date {
     return new Date(Math.min(Date.now() + this.config.REFRESH_TOKEN_TTL * 1000, session.expiresAt.getTime()));
   }
 

@@ -34,8 +34,9 @@ export class MfaChallengeService {
   ) {}
 
   /** MFA-pending when the user has a confirmed TOTP, null when the first factor suffices. */
-  async challengeIfEnrolled(user: { id: string }, firstFactorAmr: string[]): Promise<MfaPendingResponse | null> {
-    if (!(await this.totp.isConfirmed(this.prisma, user.id))) return null;
+  async challengeIfEnrolled(user: { id: string; totpConfirmed?: boolean }, firstFactorAmr: string[]): Promise<MfaPendingResponse | null> {
+    // a caller that read it along with the account (password sign-in) saves the query
+    if (!(user.totpConfirmed ?? (await this.totp.isConfirmed(this.prisma, user.id)))) return null;
     const token = await this.challenges.issue(this.prisma, user.id, firstFactorAmr, MFA_TOKEN_TTL_S);
     return { mfa_required: true, mfa_token: token, mfa_methods: ['totp', 'recovery_code'] };
   }

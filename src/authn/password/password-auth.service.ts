@@ -113,10 +113,9 @@ export class PasswordAuthService {
     input: { email: string; password: string },
     client: ClientInfo,
   ): Promise<TokenResponse | MfaPendingResponse> {
-    await this.limiter.consumeIp(client.ip ?? 'unknown');
-    await this.limiter.consumeAccount(`signin:${input.email}`);
-    const user = await this.users.findByEmailWithPassword(this.prisma, input.email);
-    const passwordHash = user?.password?.hash;
+    await this.limiter.consumeIpAndAccount(client.ip ?? 'unknown', `signin:${input.email}`);
+    const user = await this.users.findForSignin(this.prisma, input.email);
+    const passwordHash = user?.passwordHash ?? undefined;
     let valid: boolean;
     try {
       valid =
@@ -128,16 +127,15 @@ export class PasswordAuthService {
     }
     if (user === null || passwordHash === undefined || !valid) {
       this.metrics.authFailures.inc({ reason: 'invalid_credentials' });
-      await this.prisma.$transaction((tx) =>
-        this.audit.record(tx, {
-          action: 'auth.signin_failed',
-          actor: { principalId: user?.id ?? null, principalType: user === null ? null : 'user' },
-          target: user === null ? undefined : { type: 'user', id: user.id },
-          changes: {
-            reason: user === null ? 'unknown_account' : passwordHash === undefined ? 'no_password' : 'wrong_password',
-          },
-        }),
-      );
+      // one statement (autocommit), nothing else to commit with it
+      await this.audit.record(this.prisma, {
+        action: 'auth.signin_failed',
+        actor: { principalId: user?.id ?? null, principalType: user === null ? null : 'user' },
+        target: user === null ? undefined : { type: 'user', id: user.id },
+        changes: {
+          reason: user === null ? 'unknown_account' : passwordHash === undefined ? 'no_password' : 'wrong_password',
+        },
+      });
       throw new AppError('invalid_credentials');
     }
     if (user.status !== 'active') {
@@ -147,12 +145,13 @@ export class PasswordAuthService {
     // With MFA the count is cleared only once the second factor passes: clearing it here would
     // let whoever holds the password buy fresh MFA guesses by signing in again.
     const mfaPending = await this.mfa.challengeIfEnrolled(user, ['pwd']);
-    if (mfaPending === null) await this.limiter.resetAccount(`signin:${input.email}`);
     if (this.hasher.needsRehash(passwordHash)) {
       await this.users.replaceHashIfUnchanged(this.prisma, user.id, passwordHash, await this.hasher.hash(input.password));
     }
     if (mfaPending !== null) return mfaPending;
-    return this.sessions.startSignedIn({ user, amr: ['pwd'], client });
+    // the success clears the account's count in the same statement as the session and its record
+    const clearCounterKeys = this.limiter.accountCounterKeys(`signin:${input.email}`);
+    return this.sessions.startSignedIn({ user, amr: ['pwd'], client, clearCounterKeys });
   }
 
   /** Always the same answer; a mail goes out only when the account exists. */
