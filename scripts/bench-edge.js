@@ -1,0 +1,377 @@
+#!/usr/bin/env node
+'use strict';
+/*
+ * node scripts/bench-edge.js   (part of `npm run bench`; after npm run build; needs PostgreSQL on 127.0.0.1:5432 and nginx)
+ *
+ * Edge mode (CONTRACT §10, issue 15) against nginx alone, same upstream, same run; prints numbers, asserts nothing:
+ *  (a) nginx proxying to the fake service without authentication;
+ *  (b) nginx + auth_request to Gatehouse with the shipped 1 s decision cache (the `forward-auth` blocks of
+ *      swarm/edge/nginx.conf, as shipped), authenticated requests from 100 tokens × 10 URIs, with the
+ *      cache hit ratio (1 − decisions Gatehouse made / requests nginx answered);
+ *  (c) the same blocks without proxy_cache (every request asks Gatehouse);
+ *  (d) Gatehouse's own proxy (POST /v1/query to the same fake service), the same 100 tokens.
+ * Rows: requests/s, ratio to (a), p50/p99, CPU µs per request of nginx and of Gatehouse (/proc/<pid>/stat).
+ * nginx runs as one process (master_process off, one worker), Gatehouse with WORKERS=1, the targets
+ * interleaved in BENCH_ROUNDS rounds (default 4) of BENCH_SECONDS / rounds each (default 8 s in all).
+ */
+const { spawn, spawnSync } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+const ROOT = path.join(__dirname, '..');
+const PG_ADMIN = process.env.BENCH_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
+const TOKENS = Number(process.env.BENCH_TOKENS ?? 100);
+const URIS = Number(process.env.BENCH_URIS ?? 10);
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
+const SHIPPED_NGINX_CONF = path.join(ROOT, 'swarm', 'edge', 'nginx.conf');
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const freePort = () =>
+  new Promise((resolve) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+
+async function waitForPort(port) {
+  for (let i = 0; i < 200; i += 1) {
+    const open = await new Promise((resolve) =>
+      net
+        .connect(port, '127.0.0.1')
+        .once('connect', function () {
+          this.destroy();
+          resolve(true);
+        })
+        .once('error', () => resolve(false)),
+    );
+    if (open) return true;
+    await sleep(50);
+  }
+  return false;
+}
+
+/** user + system CPU seconds of one process (Linux /proc; 0 elsewhere) */
+function cpuSeconds(pid) {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = text.slice(text.lastIndexOf(') ') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+function cannon(options) {
+  const autocannon = require('autocannon');
+  return new Promise((resolve, reject) => {
+    autocannon({ duration: DURATION, connections: CONNECTIONS, ...options }, (error, result) => (error ? reject(error) : resolve(result)));
+  });
+}
+
+/** Text between `# BEGIN forward-auth <part>` and `# END forward-auth <part>` of the shipped nginx.conf. */
+function shippedBlock(part) {
+  const text = fs.readFileSync(SHIPPED_NGINX_CONF, 'utf8');
+  const match = new RegExp(`# BEGIN forward-auth ${part}\\n([\\s\\S]*?)# END forward-auth ${part}`).exec(text);
+  if (match === null) throw new Error(`swarm/edge/nginx.conf has no forward-auth ${part} block`);
+  return match[1];
+}
+
+function nginxBinary() {
+  const which = spawnSync('sh', ['-c', 'command -v nginx || ls /usr/sbin/nginx'], { encoding: 'utf8' });
+  const binary = which.stdout.trim().split('\n')[0];
+  return which.status === 0 && binary ? binary : undefined;
+}
+
+/**
+ * One nginx process (no master, one worker) with three servers, all in front of the same service:
+ * plain proxy_pass, the shipped forward-auth blocks, and the same blocks without the decision cache.
+ */
+async function startNginx(binary, gatehousePort, servicePort) {
+  const [plain, cached, uncached] = [await freePort(), await freePort(), await freePort()];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-edge-'));
+  const http = shippedBlock('http').replace('/var/cache/nginx/forward_auth', path.join(dir, 'cache'));
+  const server = shippedBlock('server');
+  const noCache = server.replace(/^\s*proxy_cache(?:_key|_valid)? .*$/gm, '');
+  const conf = `
+master_process off;
+worker_processes 1;
+daemon off;
+${process.getuid?.() === 0 ? 'user root;' : ''}
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+${http}
+  upstream gatehouse_http { server 127.0.0.1:${gatehousePort}; keepalive 64; }
+  upstream orders_service { server 127.0.0.1:${servicePort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${plain};
+    location /orders/ {
+      proxy_pass http://orders_service;
+      proxy_http_version 1.1;
+      proxy_set_header Connection '';
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }
+  }
+  server {
+    listen 127.0.0.1:${cached};
+${server}
+  }
+  server {
+    listen 127.0.0.1:${uncached};
+${noCache}
+  }
+}
+`;
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
+  const child = spawn(binary, ['-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (!(await waitForPort(uncached))) {
+    child.kill('SIGKILL');
+    throw new Error(`nginx did not start: ${fs.readFileSync(path.join(dir, 'error.log'), 'utf8').slice(-2000)}`);
+  }
+  return { child, plain, cached, uncached };
+}
+
+/** the fake service (scripts/bench-proxy.js's upstream process: one JSON answer for any path) */
+async function startUpstream() {
+  const child = spawn(process.execPath, [path.join(__dirname, 'bench-proxy.js'), '--serve-upstreams'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const info = await new Promise((resolve, reject) => {
+    child.stdout.once('data', (chunk) => resolve(JSON.parse(chunk.toString())));
+    child.once('exit', () => reject(new Error('upstream process exited')));
+  });
+  return { child, port: info.httpPort };
+}
+
+async function forwardDecisions(base) {
+  const text = await fetch(`${base}/metrics`).then((response) => response.text());
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('gatehouse_forward_decisions_total')) total += Number(line.split(' ').at(-1));
+  }
+  return total;
+}
+
+async function main() {
+  const nginxPath = nginxBinary();
+  if (nginxPath === undefined) {
+    console.log('\nEdge mode bench skipped: nginx is not installed (apt-get install -y nginx)');
+    return;
+  }
+  const pg = require('pg');
+  const children = [];
+  const cleanups = [];
+  try {
+    const upstream = await startUpstream();
+    children.push(upstream.child);
+    const admin = new pg.Client({ connectionString: PG_ADMIN });
+    await admin.connect();
+    cleanups.push(() => admin.end());
+    const database = `bench_edge_${crypto.randomBytes(4).toString('hex')}`;
+    await admin.query(`CREATE DATABASE ${database}`);
+    cleanups.push(() => admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`));
+    const dbUrl = new URL(PG_ADMIN);
+    dbUrl.pathname = `/${database}`;
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-edge-data-'));
+    const service = `127.0.0.1:${upstream.port}`;
+    const routingFile = path.join(dataDir, 'routing.json');
+    fs.writeFileSync(
+      routingFile,
+      JSON.stringify({
+        projection: { placement: { acme: 'p1' }, shards: { p1: [service] } },
+        forward: { rules: [{ path_prefix: '/orders/items', right: 'queries.run', resource: '{1}' }] },
+      }),
+    );
+    const adminEmail = 'bench-edge@example.com';
+    const adminPassword = 'bench edge password 12345';
+    const port = await freePort();
+    const gatehouse = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js')], {
+      env: {
+        PATH: process.env.PATH,
+        NODE_ENV: 'production',
+        MASTER_KEY: crypto.randomBytes(32).toString('base64'),
+        PORT: String(port),
+        GRPC_PORT: String(await freePort()),
+        DATABASE_URL: dbUrl.toString(),
+        DATA_DIR: dataDir,
+        ROUTING_FILE: routingFile,
+        BOOTSTRAP_ADMIN_EMAIL: adminEmail,
+        BOOTSTRAP_ADMIN_PASSWORD: adminPassword,
+        LOG_LEVEL: 'info',
+        WORKERS: '1',
+        AUTH_IP_LIMIT: '100000',
+        // limits on but high, so their cost counts without refusing the benchmark's traffic
+        TENANT_RATE_LIMIT: '100000000/60s',
+        PRINCIPAL_RATE_LIMIT: '100000000/60s',
+        IP_IN_FLIGHT_LIMIT: '100000',
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    children.push(gatehouse);
+    const base = `http://127.0.0.1:${port}`;
+    for (let i = 0; ; i += 1) {
+      try {
+        if ((await fetch(`${base}/ready`)).status === 200) break;
+      } catch {
+        /* starting */
+      }
+      if (gatehouse.exitCode !== null) throw new Error(`gatehouse exited with ${gatehouse.exitCode}`);
+      if (i > 600) throw new Error('gatehouse did not become ready');
+      await sleep(100);
+    }
+    // TOKENS sessions of the bootstrap admin (one sign-in each)
+    const signin = () =>
+      fetch(`${base}/v1/auth/signin`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: adminEmail, password: adminPassword }),
+      }).then((response) => response.json());
+    const tokens = [];
+    for (let i = 0; i < TOKENS; i += 1) {
+      const { access_token: token } = await signin();
+      if (!token) throw new Error('bench sign-in failed');
+      tokens.push(token);
+    }
+    // (no tenant row: like scripts/bench-proxy.js, the routing placement is what the proxy needs)
+
+    const nginx = await startNginx(nginxPath, port, upstream.port);
+    children.push(nginx.child);
+
+    // 100 tokens × 10 URIs, shuffled once so no connection walks the keys in order
+    const pairs = [];
+    for (const token of tokens) for (let uri = 0; uri < URIS; uri += 1) pairs.push({ token, uri });
+    for (let i = pairs.length - 1; i > 0; i -= 1) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [pairs[i], pairs[j]] = [pairs[j], pairs[i]];
+    }
+    const edgeRequests = pairs.map(({ token, uri }) => ({
+      method: 'GET',
+      path: `/orders/items/${uri}`,
+      headers: { authorization: `Bearer ${token}`, 'x-tenant-id': 'acme' },
+    }));
+    const queryBody = JSON.stringify({ filter: { status: 'open', customer: 'c-42' }, limit: 20 });
+    const targets = [
+      { label: '(a) nginx alone, no authentication', url: `http://127.0.0.1:${nginx.plain}`, requests: edgeRequests, decisions: false },
+      {
+        label: '(b) nginx + auth_request, 1 s decision cache',
+        url: `http://127.0.0.1:${nginx.cached}`,
+        requests: edgeRequests,
+        decisions: true,
+      },
+      { label: '(c) nginx + auth_request, no cache', url: `http://127.0.0.1:${nginx.uncached}`, requests: edgeRequests, decisions: true },
+      {
+        label: "(d) Gatehouse's own proxy (POST /v1/query)",
+        url: base,
+        decisions: false,
+        requests: pairs.map(({ token }) => ({
+          method: 'POST',
+          path: '/v1/query/orders',
+          body: queryBody,
+          headers: { authorization: `Bearer ${token}`, 'x-tenant-id': 'acme', 'content-type': 'application/json' },
+        })),
+      },
+    ];
+    // every target answers 200 before anything is measured
+    for (const target of targets) {
+      const first = target.requests[0];
+      const answer = await fetch(`${target.url}${first.path}`, { method: first.method, headers: first.headers, body: first.body });
+      if (answer.status !== 200) throw new Error(`${target.label}: ${answer.status} ${await answer.text()}`);
+    }
+
+    console.log(
+      `\nEdge mode bench (issue 15) — ${os.cpus().length} cores, load average ${os
+        .loadavg()
+        .map((n) => n.toFixed(1))
+        .join(
+          ' ',
+        )}, ${CONNECTIONS} connections, ${TOKENS} tokens × ${URIS} URIs, ${ROUNDS} interleaved rounds, ${DURATION}s per target in all`,
+    );
+    const rounds = Math.max(1, ROUNDS);
+    const duration = Math.max(2, Math.round(DURATION / rounds));
+    const totals = targets.map(() => ({ count: 0, seconds: 0, nginxCpu: 0, gatehouseCpu: 0, p50s: [], p99: 0, bad: 0, decisions: 0 }));
+    for (const target of targets) await cannon({ url: target.url, requests: target.requests, duration: 1 }); // warm-up
+    for (let round = 0; round < rounds; round += 1) {
+      for (const [index, target] of targets.entries()) {
+        const nginxBefore = cpuSeconds(nginx.child.pid);
+        const gatehouseBefore = cpuSeconds(gatehouse.pid);
+        const decisionsBefore = target.decisions ? await forwardDecisions(base) : 0;
+        const result = await cannon({ url: target.url, requests: target.requests, duration });
+        const total = totals[index];
+        total.nginxCpu += cpuSeconds(nginx.child.pid) - nginxBefore;
+        total.gatehouseCpu += cpuSeconds(gatehouse.pid) - gatehouseBefore;
+        if (target.decisions) total.decisions += (await forwardDecisions(base)) - decisionsBefore;
+        total.count += result.requests.total;
+        total.seconds += result.duration;
+        total.p50s.push(result.latency.p50);
+        total.p99 = Math.max(total.p99, result.latency.p99);
+        total.bad += result.non2xx + result.errors;
+      }
+    }
+    const rows = totals.map((total, index) => ({
+      label: targets[index].label,
+      rate: total.count / total.seconds,
+      p50: total.p50s.sort((a, b) => a - b)[Math.floor(total.p50s.length / 2)],
+      p99: total.p99,
+      nginxCpu: (total.nginxCpu / total.count) * 1e6,
+      gatehouseCpu: (total.gatehouseCpu / total.count) * 1e6,
+      bad: total.bad,
+      hitRatio: targets[index].decisions ? 1 - total.decisions / total.count : undefined,
+    }));
+    const baseline = rows[0].rate;
+    console.log('\n| path | req/s | × (a) | p50 ms | p99 ms | nginx CPU µs/req | Gatehouse CPU µs/req | decision cache hits | failed |');
+    console.log('|---|---|---|---|---|---|---|---|---|');
+    for (const [index, r] of rows.entries()) {
+      const nginxCpu = index === 3 ? '' : r.nginxCpu.toFixed(0);
+      const gatehouseCpu = index === 0 ? '' : r.gatehouseCpu.toFixed(0);
+      console.log(
+        `| ${r.label} | ${r.rate.toFixed(0)} | ${(r.rate / baseline).toFixed(2)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${nginxCpu} | ${gatehouseCpu} | ${
+          r.hitRatio === undefined ? '' : r.hitRatio.toFixed(3)
+        } | ${r.bad} |`,
+      );
+    }
+    console.log(
+      `\n(b) / (a) = ${(rows[1].rate / baseline).toFixed(2)} (goal ≥ 0.7); decision cache hit ratio ${rows[1].hitRatio.toFixed(3)}`,
+    );
+  } finally {
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            const timer = setTimeout(resolve, 10_000);
+            child.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
