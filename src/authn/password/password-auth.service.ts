@@ -17,9 +17,15 @@ import type { TokenResponse } from '../../session/token-response';
 import { AbuseLimiter } from '../abuse-limiter.service';
 import { MfaChallengeService, type MfaPendingResponse } from '../mfa/mfa-challenge.service';
 
+/** How long `forgot` requests gather before their per-account work runs. */
+const RESET_LINK_BATCH_MS = 200;
+
 /** Sign-up, sign-in with a password, email verification, forgot and reset. */
 @Injectable()
 export class PasswordAuthService {
+  private readonly pendingResetLinks: string[] = [];
+  private resetLinkTimer: NodeJS.Timeout | undefined;
+
   constructor(
     private readonly prisma: PrismaService,
     private readonly users: UserRepository,
@@ -158,6 +164,32 @@ export class PasswordAuthService {
   async forgot(email: string, client: ClientInfo): Promise<void> {
     await this.limiter.consumeIp(client.ip ?? 'unknown');
     await this.limiter.consumeAccount(`forgot:${email}`);
+    // Answer before any per-account work, so the response time does not tell whether the
+    // account exists. The lookup, token and mail run later, in batches on a timer: work done
+    // right after a known address's answer would slow whichever request comes next, which an
+    // attacker alternating addresses could measure. A crash loses requests the user can repeat.
+    this.pendingResetLinks.push(email);
+    if (this.resetLinkTimer === undefined) {
+      this.resetLinkTimer = setTimeout(() => void this.drainResetLinks(), RESET_LINK_BATCH_MS);
+      this.resetLinkTimer.unref();
+    }
+  }
+
+  private async drainResetLinks(): Promise<void> {
+    const emails = this.pendingResetLinks.splice(0);
+    for (const email of emails) {
+      try {
+        await this.sendResetLink(email);
+      } catch (error) {
+        this.logger.error({ err: error }, 'password reset request failed');
+      }
+    }
+    this.resetLinkTimer =
+      this.pendingResetLinks.length === 0 ? undefined : setTimeout(() => void this.drainResetLinks(), RESET_LINK_BATCH_MS);
+    this.resetLinkTimer?.unref();
+  }
+
+  private async sendResetLink(email: string): Promise<void> {
     const user = await this.users.findByEmailWithPassword(this.prisma, email);
     if (user === null || user.status !== 'active') return;
     const token = await this.prisma.$transaction(async (tx) => {
