@@ -25,6 +25,10 @@ describe.skipIf(!available)('AuthN across two Gatehouse processes on one databas
       AUTH_IP_LIMIT: '100000',
       AUTH_ACCOUNT_FAILURE_LIMIT: String(ACCOUNT_LIMIT),
       AUTH_WINDOW: String(WINDOW_S),
+      // 50 parallel sign-ins must all reach the account limiter: the hasher's overload bound
+      // (test/e2e/password-hash-overload.spec.ts) would refuse some of them with 503 first
+      PASSWORD_HASH_CONCURRENCY: '8',
+      PASSWORD_HASH_QUEUE: '64',
       LOG_LEVEL: 'warn',
     };
     [a, b] = await Promise.all([spawnGatehouse(env, 'replica-a'), spawnGatehouse(env, 'replica-b')]);
