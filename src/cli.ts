@@ -110,7 +110,12 @@ const COMMANDS: Record<string, Command> = {
     summary: 'apply pending migrations (advisory-locked; safe while replicas run)',
     async run(config) {
       requireDatabase(config, 'migrate');
-      const applied = await applyMigrations(config.DATABASE_URL!, MIGRATIONS_DIR, (message) => process.stdout.write(`${message}\n`));
+      const applied = await applyMigrations(
+        config.DATABASE_MIGRATION_URL ?? config.DATABASE_URL!,
+        MIGRATIONS_DIR,
+        (message) => process.stdout.write(`${message}\n`),
+        config.DATABASE_URL,
+      );
       process.stdout.write(
         applied.length === 0 ? 'migrate: nothing to apply\n' : `migrate: applied ${applied.length}: ${applied.join(', ')}\n`,
       );

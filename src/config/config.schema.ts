@@ -47,6 +47,10 @@ export const configSchema = z.object({
   // Not in the contract: a password merged into DATABASE_URL, so a Swarm deployment can hand
   // PostgreSQL (POSTGRES_PASSWORD_FILE) and Gatehouse (DATABASE_PASSWORD_FILE) one secret.
   DATABASE_PASSWORD: optionalString,
+  // Not in the contract (issue 11): the owner role that runs migrations; DATABASE_URL is then a
+  // serving role the migrator grants INSERT/SELECT only on audit_records. Default: DATABASE_URL.
+  DATABASE_MIGRATION_URL: url(['postgres:', 'postgresql:']),
+  DATABASE_MIGRATION_PASSWORD: optionalString,
   DATA_DIR: z.string().min(1).default('./data'),
   NATS_URL: natsServers,
   ROUTING_FILE: optionalString,

@@ -6,7 +6,13 @@ import { configSchema, type RawConfig } from './config.schema';
 
 export interface AppConfig extends Omit<
   RawConfig,
-  'PUBLIC_URL' | 'MASTER_KEY' | 'MASTER_KEY_PREVIOUS' | 'DATABASE_PASSWORD' | 'WORKERS' | 'ADMIN_MFA_REQUIRED'
+  | 'PUBLIC_URL'
+  | 'MASTER_KEY'
+  | 'MASTER_KEY_PREVIOUS'
+  | 'DATABASE_PASSWORD'
+  | 'DATABASE_MIGRATION_PASSWORD'
+  | 'WORKERS'
+  | 'ADMIN_MFA_REQUIRED'
 > {
   PUBLIC_URL: string;
   /** processes serving this replica: WORKERS, else the CPUs in production (when NATS is configured), else 1 */
@@ -62,12 +68,16 @@ function loadOrCreateDevMasterKey(dataDir: string): Buffer {
 }
 
 /** DATABASE_PASSWORD (usually DATABASE_PASSWORD_FILE, a Swarm secret) goes into DATABASE_URL's userinfo. */
-function withDatabasePassword(databaseUrl: string | undefined, password: string | undefined): string | undefined {
+function withDatabasePassword(
+  databaseUrl: string | undefined,
+  password: string | undefined,
+  names = { password: 'DATABASE_PASSWORD', url: 'DATABASE_URL' },
+): string | undefined {
   if (password === undefined) return databaseUrl;
-  if (databaseUrl === undefined) throw new ConfigError('config: DATABASE_PASSWORD: needs DATABASE_URL (host, user and database)');
+  if (databaseUrl === undefined) throw new ConfigError(`config: ${names.password}: needs ${names.url} (host, user and database)`);
   const url = new URL(databaseUrl);
   // two sources for one password would leave an operator guessing which one is used
-  if (url.password !== '') throw new ConfigError('config: DATABASE_PASSWORD: DATABASE_URL already carries a password');
+  if (url.password !== '') throw new ConfigError(`config: ${names.password}: ${names.url} already carries a password`);
   url.password = encodeURIComponent(password);
   return url.toString();
 }
@@ -186,8 +196,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     const name = String(issue?.path[0] ?? 'environment');
     throw new ConfigError(`config: ${name}: ${issue?.message ?? 'invalid'}`);
   }
-  const { DATABASE_PASSWORD, ...raw } = parsed.data;
+  const { DATABASE_PASSWORD, DATABASE_MIGRATION_PASSWORD, ...raw } = parsed.data;
   const databaseUrl = withDatabaseCa(withDatabasePassword(raw.DATABASE_URL, DATABASE_PASSWORD), raw.DATABASE_CA_FILE);
+  if (raw.DATABASE_MIGRATION_URL !== undefined && raw.DATABASE_URL === undefined) {
+    // the embedded store has one role (see README "Database roles")
+    throw new ConfigError('config: DATABASE_MIGRATION_URL: needs DATABASE_URL (the embedded store has a single role)');
+  }
+  const migrationUrl =
+    withDatabaseCa(
+      withDatabasePassword(raw.DATABASE_MIGRATION_URL, DATABASE_MIGRATION_PASSWORD, {
+        password: 'DATABASE_MIGRATION_PASSWORD',
+        url: 'DATABASE_MIGRATION_URL',
+      }),
+      raw.DATABASE_CA_FILE,
+    ) ?? databaseUrl;
   const dataDir = path.resolve(raw.DATA_DIR);
   if (raw.NODE_ENV === 'production' && raw.MASTER_KEY === undefined) {
     throw new ConfigError('config: MASTER_KEY: required when NODE_ENV=production');
@@ -213,6 +235,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     ...raw,
     ADMIN_MFA_REQUIRED: adminMfaRequired,
     DATABASE_URL: databaseUrl,
+    DATABASE_MIGRATION_URL: migrationUrl,
     PUBLIC_URL: publicUrl,
     MASTER_KEY: masterKey,
     WORKERS: workers,

@@ -5,7 +5,7 @@ import { APP_CONFIG, type AppConfig } from '../config/config';
 import { LOGGER } from '../observability/logger';
 import { sharedDevMasterKey } from './dev-master-key';
 import { startEmbeddedStore } from './embedded-store';
-import { applyMigrations } from './migrator';
+import { applyMigrations, roleOf } from './migrator';
 import { PrismaService } from './prisma.service';
 import { waitForDatabase } from './wait-for-database';
 
@@ -36,8 +36,18 @@ class DatabaseRuntime {
           logger.info({ data_dir: config.dataDir, ms: Date.now() - started }, 'embedded database started');
           runtime = new DatabaseRuntime(store.url, true, () => store.stop());
         }
+        if (
+          !runtime.embedded &&
+          config.NODE_ENV === 'production' &&
+          roleOf(config.DATABASE_MIGRATION_URL ?? runtime.url) === roleOf(runtime.url)
+        ) {
+          logger.warn(
+            'DATABASE_URL and DATABASE_MIGRATION_URL use the same role: the serving role owns audit_records and could disable its append-only trigger (README "Database roles")',
+          );
+        }
         if (config.MIGRATE_ON_START) {
-          const applied = await applyMigrations(runtime.url, MIGRATIONS_DIR, (message) => logger.info(message));
+          const migrationUrl = runtime.embedded ? runtime.url : (config.DATABASE_MIGRATION_URL ?? runtime.url);
+          const applied = await applyMigrations(migrationUrl, MIGRATIONS_DIR, (message) => logger.info(message), runtime.url);
           logger.info({ applied }, applied.length > 0 ? 'migrations applied' : 'database schema up to date');
         }
         if (config.masterKeyGenerated && !runtime.embedded) {

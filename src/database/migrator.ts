@@ -245,12 +245,55 @@ function wholeScriptFactory(pool: pg.Pool): SqlMigrationAwareDriverAdapterFactor
   };
 }
 
+/** The role a PostgreSQL URL connects as ('' when the URL names none). */
+export function roleOf(databaseUrl: string): string {
+  return decodeURIComponent(new URL(databaseUrl).username);
+}
+
+/** Double-quoted SQL identifier. */
+function ident(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/**
+ * Issue 11: the serving role (DATABASE_URL's user, when it differs from the migrating owner) gets
+ * data access to every table of the schema, default privileges for tables and sequences the
+ * owner creates later, and on audit_records only INSERT and SELECT: not being the owner, it can
+ * neither ALTER the table (its append-only trigger) nor TRUNCATE it. Idempotent; run after every
+ * migrate, under the migration lock (concurrent GRANTs on one object can fail).
+ */
+async function grantServingRole(client: pg.Client, role: string): Promise<void> {
+  const r = ident(role);
+  await client.query('BEGIN');
+  try {
+    await client.query(`GRANT USAGE ON SCHEMA public TO ${r}`);
+    await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${r}`);
+    await client.query(`GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO ${r}`);
+    await client.query(`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO ${r}`);
+    await client.query(`REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON audit_records FROM ${r}`);
+    await client.query(`REVOKE ALL ON _prisma_migrations FROM ${r}`);
+    await client.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${r}`);
+    await client.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO ${r}`);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
 /**
  * Applies the pending migrations in `migrationsDir` to `databaseUrl` and returns the names of
  * those this call applied (empty when up to date). Serialised across processes by a
  * PostgreSQL advisory lock, so replicas starting together apply each migration once.
+ * With `servingUrl` naming another role than `databaseUrl`, that role is then granted what
+ * serving needs (see grantServingRole).
  */
-export async function applyMigrations(databaseUrl: string, migrationsDir: string, log: (msg: string) => void): Promise<string[]> {
+export async function applyMigrations(
+  databaseUrl: string,
+  migrationsDir: string,
+  log: (msg: string) => void,
+  servingUrl?: string,
+): Promise<string[]> {
   const migrationsList = await readMigrations(migrationsDir);
   const lockClient = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 10_000 });
   lockClient.on('error', () => undefined); // a dropped connection surfaces through the queries below
@@ -273,6 +316,11 @@ export async function applyMigrations(databaseUrl: string, migrationsDir: string
       const output = await withEngine(wholeScriptFactory(pool), log, (engine) =>
         engine.applyMigrations({ migrationsList, filters: FILTERS }),
       );
+      const servingRole = servingUrl === undefined ? '' : roleOf(servingUrl);
+      if (servingRole !== '' && servingRole !== roleOf(databaseUrl)) {
+        await grantServingRole(lockClient, servingRole);
+        log(`migrations: serving role ${servingRole} granted data access (audit_records: INSERT, SELECT only)`);
+      }
       return output.appliedMigrationNames;
     } finally {
       await lockClient.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);

@@ -118,6 +118,35 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DATA_DIR: tempDir(), DATABASE_PASSWORD: 'secret', ...env })).toThrowError(message);
   });
 
+  it('migrates as DATABASE_MIGRATION_URL (+ DATABASE_MIGRATION_PASSWORD), defaulting to DATABASE_URL (issue 11)', () => {
+    const serving = 'postgresql://app:secret@db:5432/app';
+    expect(loadConfig({ DATA_DIR: tempDir(), DATABASE_URL: serving }).DATABASE_MIGRATION_URL).toBe(serving);
+    const config = loadConfig({
+      DATA_DIR: tempDir(),
+      DATABASE_URL: serving,
+      DATABASE_MIGRATION_URL: 'postgresql://owner@db:5432/app',
+      DATABASE_MIGRATION_PASSWORD: 'p@ss',
+    });
+    expect(config.DATABASE_MIGRATION_URL).toBe('postgresql://owner:p%40ss@db:5432/app');
+    expect(config).not.toHaveProperty('DATABASE_MIGRATION_PASSWORD');
+    expect(loadConfig({ DATA_DIR: tempDir() }).DATABASE_MIGRATION_URL).toBeUndefined();
+  });
+
+  it.each([
+    [
+      'DATABASE_MIGRATION_URL without DATABASE_URL',
+      { DATABASE_MIGRATION_URL: 'postgresql://owner@db/app' },
+      /^config: DATABASE_MIGRATION_URL: needs DATABASE_URL/,
+    ],
+    [
+      'DATABASE_MIGRATION_PASSWORD without DATABASE_MIGRATION_URL',
+      { DATABASE_URL: 'postgresql://app@db/app', DATABASE_MIGRATION_PASSWORD: 'x' },
+      /^config: DATABASE_MIGRATION_PASSWORD: needs DATABASE_MIGRATION_URL/,
+    ],
+  ])('refuses %s', (_case, env, message) => {
+    expect(() => loadConfig({ DATA_DIR: tempDir(), ...env })).toThrowError(message);
+  });
+
   it('requires MASTER_KEY in production and generates a stable dev key otherwise', () => {
     const dir = tempDir();
     expect(() => loadConfig({ DATA_DIR: dir, NODE_ENV: 'production' })).toThrowError(/^config: MASTER_KEY: required/);
@@ -158,6 +187,7 @@ const BAD_VALUES: Record<string, string> = {
   PASSWORD_RESET_URL: 'ftp://id.example.com/reset?token={token}',
   MAIL_TEMPLATES_DIR: '/nonexistent/gatehouse-mail-templates',
   DATABASE_URL: 'mysql://db/app',
+  DATABASE_MIGRATION_URL: 'mysql://db/app',
   NATS_URL: 'http://nats:4222',
   MASTER_KEY: 'c2hvcnQ=',
   MASTER_KEY_PREVIOUS: 'c2hvcnQ=',
@@ -214,6 +244,7 @@ const FREE_TEXT = new Set([
   'DATA_DIR',
   'ROUTING_FILE',
   'DATABASE_PASSWORD',
+  'DATABASE_MIGRATION_PASSWORD',
   'OIDC_GOOGLE_CLIENT_ID',
   'OIDC_GOOGLE_CLIENT_SECRET',
   'BOOTSTRAP_ADMIN_PASSWORD',
