@@ -3,11 +3,13 @@ import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationB
 import { jetstream, JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { Gauge } from 'prom-client';
 import { requestContext } from '../common/request-context';
 import { PrismaService } from '../database/prisma.service';
 import type { AuditRecord } from '../generated/prisma/client';
 import { NatsConnectionService } from '../messaging/nats-connection.service';
 import { LOGGER } from '../observability/logger';
+import { MetricsService } from '../observability/metrics.service';
 import { auditRecordView } from './audit-record';
 import { AuditRepository } from './audit.repository';
 import { AuditService } from './audit.service';
@@ -62,7 +64,27 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
     private readonly audit: AuditService,
     private readonly nats: NatsConnectionService,
     @Inject(LOGGER) logger: Logger,
+    metrics: MetricsService,
   ) {
+    // read at scrape time (one indexed count past the cursor), so it grows while NATS is away
+    // and no pass runs; the alert rule "GatehouseAuditPublishBacklog" watches it
+    const store = this.records;
+    const database = this.prisma;
+    new Gauge({
+      name: 'gatehouse_audit_publish_backlog',
+      help: 'Audit records committed but not yet acknowledged by JetStream (GATEHOUSE_AUDIT)',
+      registers: [metrics.registry],
+      // every process of a replica reads the same database
+      aggregator: 'max',
+      async collect() {
+        try {
+          const cursor = await store.readPublishCursor(database);
+          this.set(await database.auditRecord.count({ where: { seq: { gt: cursor } } }));
+        } catch {
+          // database away: keep the last value rather than failing the whole scrape
+        }
+      },
+    });
     // background work: its lines carry its own ids, never those of the request that nudged it
     this.logger = logger.child({ task: 'audit-publisher' });
   }
