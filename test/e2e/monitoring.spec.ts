@@ -42,10 +42,12 @@ function metricsOf(expr: string): string[] {
 
 const queried = new Map<string, string[]>();
 for (const panel of dashboard.panels) {
-  for (const target of panel.targets) for (const name of metricsOf(target.expr)) queried.set(name, [...(queried.get(name) ?? []), `panel "${panel.title}"`]);
+  for (const target of panel.targets)
+    for (const name of metricsOf(target.expr)) queried.set(name, [...(queried.get(name) ?? []), `panel "${panel.title}"`]);
 }
 for (const group of rules.groups) {
-  for (const rule of group.rules) for (const name of metricsOf(rule.expr)) queried.set(name, [...(queried.get(name) ?? []), `alert ${rule.alert}`]);
+  for (const rule of group.rules)
+    for (const name of metricsOf(rule.expr)) queried.set(name, [...(queried.get(name) ?? []), `alert ${rule.alert}`]);
 }
 
 describe('monitoring files', () => {
@@ -69,7 +71,9 @@ describe('monitoring files', () => {
   });
 
   it('dashboard panels query the provisioned Prometheus data source and cover the asked-for areas', () => {
-    const datasource = parse(fs.readFileSync(path.join(MONITORING, 'grafana', 'provisioning', 'datasources', 'prometheus.yml'), 'utf8')) as {
+    const datasource = parse(
+      fs.readFileSync(path.join(MONITORING, 'grafana', 'provisioning', 'datasources', 'prometheus.yml'), 'utf8'),
+    ) as {
       datasources: { uid: string }[];
     };
     const uid = datasource.datasources[0]!.uid;
@@ -87,7 +91,10 @@ describe('monitoring files', () => {
       'gatehouse_ws_connections',
       'gatehouse_nodejs_eventloop_lag_p99_seconds',
     ]) {
-      expect(queried.get(name)?.some((where) => where.startsWith('panel')), name).toBe(true);
+      expect(
+        queried.get(name)?.some((where) => where.startsWith('panel')),
+        name,
+      ).toBe(true);
     }
   });
 
@@ -105,7 +112,10 @@ describe('monitoring files', () => {
     });
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
-    const stack = parse(result.stdout) as { services: Record<string, { ports?: { target: number }[] }>; configs: Record<string, { file: string }> };
+    const stack = parse(result.stdout) as {
+      services: Record<string, { ports?: { target: number }[] }>;
+      configs: Record<string, { file: string }>;
+    };
     expect(Object.keys(stack.services).sort()).toEqual(['grafana', 'prometheus']);
     // Prometheus is not published: only Grafana has a port
     expect(stack.services.prometheus!.ports).toBeUndefined();
@@ -126,7 +136,9 @@ describe.skipIf(!available)('every metric the dashboard and the alerts query is 
     gatehouse = await spawnGatehouse({ DATABASE_URL: db.url, NATS_URL }, 'monitoring');
     await http(gatehouse.url, 'GET', '/ready');
     await http(gatehouse.url, 'GET', '/v1/auth/me', { headers: { authorization: 'Bearer nope' } });
-    await http(gatehouse.url, 'POST', '/v1/auth/token', { json: { grant_type: 'password', username: 'nobody@example.com', password: 'wrong-password-1' } });
+    await http(gatehouse.url, 'POST', '/v1/auth/token', {
+      json: { grant_type: 'password', username: 'nobody@example.com', password: 'wrong-password-1' },
+    });
     const scrape = await http(gatehouse.url, 'GET', '/metrics');
     expect(scrape.status).toBe(200);
     text = scrape.text;
