@@ -42,12 +42,14 @@ function metricsOf(expr: string): string[] {
 
 const queried = new Map<string, string[]>();
 for (const panel of dashboard.panels) {
-  for (const target of panel.targets)
+  for (const target of panel.targets) {
     for (const name of metricsOf(target.expr)) queried.set(name, [...(queried.get(name) ?? []), `panel "${panel.title}"`]);
+  }
 }
 for (const group of rules.groups) {
-  for (const rule of group.rules)
+  for (const rule of group.rules) {
     for (const name of metricsOf(rule.expr)) queried.set(name, [...(queried.get(name) ?? []), `alert ${rule.alert}`]);
+  }
 }
 
 describe('monitoring files', () => {
