@@ -1,5 +1,5 @@
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { Controller, HttpCode, Post } from '@nestjs/common';
+import { Controller, HttpCode, Param, Post } from '@nestjs/common';
 import { AuditService } from '../audit/audit.service';
 import { RecentAuthentication, Requires } from '../common/auth-declaration';
 import { SigningKeyService } from '../session/signing-key.service';
@@ -7,6 +7,9 @@ import { MasterKeyResealService } from './master-key-reseal.service';
 import { z } from 'zod';
 
 const rotationSchema = z.object({ active_kid: z.string(), retired_kid: z.string() }).meta({ id: 'KeyRotation' });
+const revocationSchema = z
+  .object({ revoked_kid: z.string(), active_kid: z.string().describe('the key signing from now on') })
+  .meta({ id: 'KeyRevocation' });
 const resealSchema = z
   .object({ resealed: z.number().int().describe('sealed values moved to the current key') })
   .meta({ id: 'MasterKeyReseal' });
@@ -38,9 +41,28 @@ export class KeysController {
     return { active_kid: change.activated, retired_kid: change.retired };
   }
 
+  /** Emergency: stop publishing and accepting a key now (CONTRACT §6); tokens it signed stop on every replica. */
+  @Requires('platform.keys.rotate')
+  @Post(':kid/revoke')
+  @RecentAuthentication()
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Revoke a signing key at once (emergency); revoking the active key promotes the next one' })
+  @ApiOkResponse({ standardSchema: revocationSchema })
+  async revoke(@Param('kid') kid: string): Promise<z.infer<typeof revocationSchema>> {
+    const change = await this.keys.revoke(kid, (tx, revoked) =>
+      this.audit.record(tx, {
+        action: 'platform.keys.revoke',
+        target: { type: 'signing_key', id: revoked.revoked },
+        changes: { active_kid: revoked.active },
+      }),
+    );
+    return { revoked_kid: change.revoked, active_kid: change.active };
+  }
+
   /** Moves every sealed secret to the current MASTER_KEY, so MASTER_KEY_PREVIOUS can be dropped (CONTRACT §13). */
   @Requires('platform.keys.rotate')
   @Post('master/reseal')
+  @RecentAuthentication()
   @HttpCode(200)
   @ApiOperation({ summary: 'Re-seal every stored secret under the current master key' })
   @ApiOkResponse({ standardSchema: resealSchema })

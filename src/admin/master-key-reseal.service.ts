@@ -87,7 +87,7 @@ export class MasterKeyResealService {
     }
     await this.prisma.$transaction((tx) =>
       this.audit.record(tx, {
-        action: 'platform.keys.reseal',
+        action: 'platform.keys.master_reseal',
         target: { type: 'master_key', id: 'current' },
         changes: { resealed, tables },
       }),

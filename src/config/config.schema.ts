@@ -57,6 +57,8 @@ export const configSchema = z.object({
   MASTER_KEY: masterKey,
   MASTER_KEY_PREVIOUS: previousMasterKeys,
   ACCESS_TOKEN_TTL: seconds.default(600),
+  // §3/§6: JWKS Cache-Control max-age (at most 300 s), and how long a key is published before it may sign
+  JWKS_MAX_AGE: integer(0, 300).default(300),
   REFRESH_TOKEN_TTL: seconds.default(1209600),
   REFRESH_REUSE_GRACE: integer(0, 3600).default(10),
   SESSION_MAX_AGE: seconds.default(2592000),

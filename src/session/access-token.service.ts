@@ -82,11 +82,12 @@ export class AccessTokenService {
   async verify(token: string): Promise<AccessTokenClaims> {
     const cached = this.verified.get(token);
     if (cached !== undefined) {
-      if (cached.exp + CLOCK_TOLERANCE_S > Date.now() / 1000) return cached;
+      // a revoked signing key (POST /admin/keys/{kid}/revoke) stops its tokens, cached or not
+      if (cached.claims.exp + CLOCK_TOLERANCE_S > Date.now() / 1000 && this.keys.isPublished(cached.kid)) return cached.claims;
       this.verified.delete(token);
     }
-    const claims = await this.verifyUncached(token);
-    this.remember(token, claims);
+    const { claims, kid } = await this.verifyUncached(token);
+    this.remember(token, claims, kid);
     return claims;
   }
 
@@ -96,25 +97,27 @@ export class AccessTokenService {
    * thread pool — runs once per token rather than once per request. Revocation is not
    * cached here: callers check it on every request.
    */
-  private readonly verified = new Map<string, AccessTokenClaims>();
+  private readonly verified = new Map<string, { claims: AccessTokenClaims; kid: string }>();
 
-  private remember(token: string, claims: AccessTokenClaims): void {
+  private remember(token: string, claims: AccessTokenClaims, kid: string): void {
     if (this.verified.size >= VERIFIED_CACHE_SIZE) {
       // Map keeps insertion order: drop the oldest entry
       const oldest = this.verified.keys().next().value;
       if (oldest !== undefined) this.verified.delete(oldest);
     }
-    this.verified.set(token, claims);
+    this.verified.set(token, { claims, kid });
   }
 
-  private async verifyUncached(token: string): Promise<AccessTokenClaims> {
+  private async verifyUncached(token: string): Promise<{ claims: AccessTokenClaims; kid: string }> {
     let payload: JWTPayload;
+    let kid = '';
     try {
       ({ payload } = await jwtVerify(
         token,
         async (header) => {
           const key = await this.keys.verificationKey(header.kid);
           if (key === undefined) throw new Error(`unknown kid`);
+          kid = header.kid ?? '';
           return key;
         },
         {
@@ -151,13 +154,16 @@ export class AccessTokenService {
       throw new AppError('invalid_token', { logReason: 'token rejected: user token without sid' });
     }
     return {
-      sub: payload.sub!,
-      sid: typeof payload.sid === 'string' ? payload.sid : undefined,
-      amr: amr.map(String),
-      principal_type: principalType,
-      jti: payload.jti!,
-      iat: payload.iat!,
-      exp: payload.exp!,
+      kid,
+      claims: {
+        sub: payload.sub!,
+        sid: typeof payload.sid === 'string' ? payload.sid : undefined,
+        amr: amr.map(String),
+        principal_type: principalType,
+        jti: payload.jti!,
+        iat: payload.iat!,
+        exp: payload.exp!,
+      },
     };
   }
 }

@@ -1,5 +1,7 @@
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { Controller, Get, Header } from '@nestjs/common';
+import { Controller, Get, Inject, Res } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
+import { APP_CONFIG, type AppConfig } from '../config/config';
 import type { JWK } from 'jose';
 import { Public } from '../common/auth-declaration';
 import { SigningKeyService } from './signing-key.service';
@@ -16,15 +18,19 @@ const jwksSchema = z
 @ApiTags('oauth')
 @Controller('.well-known')
 export class JwksController {
-  constructor(private readonly keys: SigningKeyService) {}
+  constructor(
+    private readonly keys: SigningKeyService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
 
   /** Every key that may still verify a live token (next, active, recently retired); public members only. */
   @Public()
   @Get('jwks.json')
-  @Header('cache-control', 'public, max-age=300')
   @ApiOperation({ summary: 'Public signing keys (JWKS) that verify access tokens' })
   @ApiOkResponse({ standardSchema: jwksSchema })
-  jwks(): { keys: JWK[] } {
+  jwks(@Res({ passthrough: true }) reply: FastifyReply): { keys: JWK[] } {
+    // JWKS_MAX_AGE: what a verifier may cache, and so how long a new key is published before it signs
+    reply.header('cache-control', `public, max-age=${this.config.JWKS_MAX_AGE}`);
     return this.keys.publicJwks();
   }
 }

@@ -7,7 +7,7 @@ import type { Prisma, SigningKey } from '../generated/prisma/client';
 /** Serializes key-ring changes across replicas (pg_advisory_xact_lock key). */
 const KEY_RING_LOCK = 0x6b657973;
 
-export type SigningKeyStatus = 'next' | 'active' | 'retired';
+export type SigningKeyStatus = 'next' | 'active' | 'retired' | 'revoked';
 
 export interface NewSigningKey {
   kid: string;
@@ -49,6 +49,15 @@ export class SigningKeyRepository {
         activatedAt: status === 'active' ? now : null,
       },
     });
+  }
+
+  findByKid(tx: Prisma.TransactionClient, kid: string): Promise<SigningKey | null> {
+    return tx.signingKey.findUnique({ where: { kid } });
+  }
+
+  /** Emergency: no longer published nor accepted (findPublished leaves `revoked` out). */
+  async revoke(tx: Prisma.TransactionClient, kid: string, now: Date): Promise<void> {
+    await tx.signingKey.update({ where: { kid }, data: { status: 'revoked', retiredAt: now, publishUntil: now } });
   }
 
   async activate(tx: Prisma.TransactionClient, kid: string, now: Date): Promise<void> {

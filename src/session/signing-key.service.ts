@@ -1,6 +1,7 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import type { Logger } from 'pino';
+import { AppError } from '../common/app-error';
 import { SealedUnderUnknownKeyError, SecretBox } from '../common/secret-box';
 import { APP_CONFIG, ConfigError, type AppConfig } from '../config/config';
 import type { Prisma } from '../generated/prisma/client';
@@ -94,33 +95,92 @@ export class SigningKeyService implements OnModuleInit, OnApplicationShutdown {
     return this.keys.get(kid)?.publicKey;
   }
 
-  /** Promotes next → active, retires the active key, creates a new next key. */
+  /**
+   * Promotes next → active, retires the active key, creates a new next key. The next key must
+   * have been published for JWKS_MAX_AGE first (CONTRACT §6): a verifier that fetched the JWKS
+   * just before it appeared holds a copy that long, and would refuse tokens it signs; earlier
+   * → 409 `conflict` with Retry-After.
+   */
   async rotate(
     record?: (tx: Prisma.TransactionClient, change: { retired: string; activated: string }) => Promise<unknown>,
   ): Promise<{ activated: string; retired: string }> {
-    const result = await this.repository.withLockedRing(async (tx) => {
-      const now = new Date();
-      const active = await this.repository.findByStatus(tx, 'active');
-      const next = await this.repository.findByStatus(tx, 'next');
-      let nextKid = next?.kid;
-      if (nextKid === undefined) {
-        const created = await this.generate();
-        await this.repository.insert(tx, created, 'next', now);
-        nextKid = created.kid;
-      }
-      const publishUntil = new Date(
-        now.getTime() + (Math.max(this.config.ACCESS_TOKEN_TTL, INTERNAL_TOKEN_TTL_S) + CLOCK_TOLERANCE_S + 60) * 1000,
-      );
-      if (active !== null) await this.repository.retire(tx, active.kid, now, publishUntil);
-      await this.repository.activate(tx, nextKid, now);
-      await this.repository.insert(tx, await this.generate(), 'next', now);
-      const change = { retired: active?.kid ?? '', activated: nextKid };
-      if (record !== undefined) await record(tx, change);
-      return change;
-    });
+    const publishMs = this.config.JWKS_MAX_AGE * 1000;
+    const result = await this.repository.withLockedRing(
+      async (tx): Promise<{ activated: string; retired: string } | { waitMs: number }> => {
+        const now = new Date();
+        const active = await this.repository.findByStatus(tx, 'active');
+        const next = await this.repository.findByStatus(tx, 'next');
+        if (next === null) {
+          // published from now on; it may sign once JWKS caches have seen it
+          await this.repository.insert(tx, await this.generate(), 'next', now);
+          if (publishMs > 0) return { waitMs: publishMs };
+        } else if (now.getTime() - next.createdAt.getTime() < publishMs) {
+          return { waitMs: publishMs - (now.getTime() - next.createdAt.getTime()) };
+        }
+        const nextKid = next?.kid ?? (await this.repository.findByStatus(tx, 'next'))!.kid;
+        const publishUntil = new Date(
+          now.getTime() + (Math.max(this.config.ACCESS_TOKEN_TTL, INTERNAL_TOKEN_TTL_S) + CLOCK_TOLERANCE_S + 60) * 1000,
+        );
+        if (active !== null) await this.repository.retire(tx, active.kid, now, publishUntil);
+        await this.repository.activate(tx, nextKid, now);
+        await this.repository.insert(tx, await this.generate(), 'next', now);
+        const change = { retired: active?.kid ?? '', activated: nextKid };
+        if (record !== undefined) await record(tx, change);
+        return change;
+      },
+    );
+    if ('waitMs' in result) {
+      const seconds = Math.max(1, Math.ceil(result.waitMs / 1000));
+      throw new AppError('conflict', {
+        detail: `the next signing key has been published for less than JWKS_MAX_AGE; retry in ${seconds} s`,
+        headers: { 'retry-after': String(seconds) },
+      });
+    }
     this.logger.info(result, 'signing keys rotated');
     await this.events.publish('keys.changed', {});
     return result;
+  }
+
+  /**
+   * Emergency (CONTRACT §6): stop publishing and accepting `kid` now. Revoking the active key
+   * promotes the next one at once (without waiting for JWKS_MAX_AGE: tokens signed with a
+   * compromised key are worse than a verifier briefly missing the new one).
+   */
+  async revoke(
+    kid: string,
+    record?: (tx: Prisma.TransactionClient, change: { revoked: string; active: string }) => Promise<unknown>,
+  ): Promise<{ revoked: string; active: string }> {
+    const result = await this.repository.withLockedRing(async (tx) => {
+      const now = new Date();
+      const key = await this.repository.findByKid(tx, kid);
+      if (key === null || key.status === 'revoked') throw new AppError('not_found', { detail: 'no such published signing key' });
+      await this.repository.revoke(tx, kid, now);
+      let active = key.status === 'active' ? undefined : (await this.repository.findByStatus(tx, 'active'))?.kid;
+      if (active === undefined) {
+        const next = await this.repository.findByStatus(tx, 'next');
+        if (next !== null && next.kid !== kid) {
+          await this.repository.activate(tx, next.kid, now);
+          active = next.kid;
+        } else {
+          const created = await this.generate();
+          await this.repository.insert(tx, created, 'active', now);
+          active = created.kid;
+        }
+      }
+      if ((await this.repository.findByStatus(tx, 'next')) === null) await this.repository.insert(tx, await this.generate(), 'next', now);
+      const change = { revoked: kid, active };
+      if (record !== undefined) await record(tx, change);
+      return change;
+    });
+    this.logger.warn(result, 'signing key revoked');
+    await this.reload();
+    await this.events.publish('keys.changed', {});
+    return result;
+  }
+
+  /** Whether `kid` is still published (a revoked key's tokens must stop at once, cached or not). */
+  isPublished(kid: string): boolean {
+    return this.keys.has(kid);
   }
 
   private async tick(): Promise<void> {
@@ -149,7 +209,13 @@ export class SigningKeyService implements OnModuleInit, OnApplicationShutdown {
         Date.now() - active.activatedAt.getTime() > KEY_ROTATION_INTERVAL_MS
       );
     });
-    if (due) await this.rotate();
+    if (!due) return;
+    try {
+      await this.rotate();
+    } catch (error) {
+      // the next key is not old enough yet: the next tick tries again
+      if (!(error instanceof AppError && error.code === 'conflict')) throw error;
+    }
   }
 
   private async reload(): Promise<void> {

@@ -251,6 +251,8 @@ describe.skipIf(!available)('every admin endpoint × platform admin, tenant admi
   beforeAll(async () => {
     db = await createTestDatabase();
     app = await bootApp({
+      // rotates right after start: no wait for the next key's publication (CONTRACT §6)
+      JWKS_MAX_AGE: '0',
       DATABASE_URL: db.url,
       NATS_URL,
       AUTH_IP_LIMIT: '100000',

@@ -27,6 +27,8 @@ describe.skipIf(!available)('admin step-up', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     const env = {
+      // rotates right after start: no wait for the next key's publication (CONTRACT §6)
+      JWKS_MAX_AGE: '0',
       DATABASE_URL: db.url,
       NATS_URL,
       AUTH_IP_LIMIT: '100000',

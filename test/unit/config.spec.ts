@@ -191,6 +191,7 @@ const BAD_VALUES: Record<string, string> = {
   NATS_URL: 'http://nats:4222',
   MASTER_KEY: 'c2hvcnQ=',
   MASTER_KEY_PREVIOUS: 'c2hvcnQ=',
+  JWKS_MAX_AGE: '301',
   TLS_CLIENT_CERT_REQUIRED: 'sometimes',
   ACCESS_TOKEN_TTL: '10m',
   REFRESH_TOKEN_TTL: '0',
