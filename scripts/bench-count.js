@@ -19,7 +19,10 @@ pg.Client.prototype.query = function countedQuery(config, ...rest) {
 };
 
 const port = Number(process.env.BENCH_COUNT_PORT);
-if (port > 0) {
+// With WORKERS (node:cluster) the app runs in the worker, which inherits --require: the worker
+// serves the counts; a primary serves them only when it has forked no worker after start-up.
+const cluster = require('node:cluster');
+const serve = () =>
   http
     .createServer((request, response) => {
       const byStatement = Object.fromEntries([...counts.entries()].sort((a, b) => b[1] - a[1]));
@@ -30,4 +33,7 @@ if (port > 0) {
     })
     .listen(port, '127.0.0.1')
     .unref();
+if (port > 0) {
+  if (cluster.isWorker) serve();
+  else setTimeout(() => Object.keys(cluster.workers ?? {}).length === 0 && serve(), 3000).unref();
 }

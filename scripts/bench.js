@@ -62,11 +62,22 @@ function line(label, value, extra = '') {
 
 const TICK_MS = 1000 / 100; // USER_HZ is 100 on Linux
 
-/** CPU milliseconds (user + system) a process has used so far. */
+/** CPU milliseconds (user + system) a process and its live children (WORKERS) have used so far. */
 function cpuMs(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  let stat;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return 0;
+  }
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+  let children = [];
+  try {
+    children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    /* no children file */
+  }
+  return (Number(fields[11]) + Number(fields[12])) * TICK_MS + children.reduce((sum, child) => sum + cpuMs(child), 0);
 }
 
 /** Runs `work` (resolving to a request count) and reports CPU ms per request across `pids`. */
@@ -145,6 +156,7 @@ async function startReplicas(count, dbUrl, extraEnv = {}) {
         LOG_LEVEL: 'warn',
         AUTH_IP_LIMIT: '10000000',
         AUTH_ACCOUNT_FAILURE_LIMIT: '1000000',
+        ADMIN_WRITE_LIMIT: '10000000/60s',
         BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
         BOOTSTRAP_ADMIN_PASSWORD: PASSWORD,
         ...(countPort ? { BENCH_COUNT_PORT: String(countPort) } : {}),
@@ -245,7 +257,7 @@ async function bareRotationLoop(dbUrl, email, workers) {
       chains.push(hash(token));
     }
     const statement = exists
-      ? `SELECT outcome FROM refresh_rotate($1, $2, $3, $4, 1209600, 10)`
+      ? `SELECT r_outcome AS outcome FROM refresh_rotate($1, $2, $3, $4, 1209600, 10)`
       : `WITH spent AS (
            UPDATE refresh_tokens SET spent_at = now(), successor_id = $2, successor_sealed = $4
            WHERE token_hash = $1 AND spent_at IS NULL RETURNING session_id, expires_at),
