@@ -97,7 +97,10 @@ function nginxBinary() {
 async function startNginx(binary, gatehousePort, servicePort) {
   const [plain, cached, uncached] = [await freePort(), await freePort(), await freePort()];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-edge-'));
-  const http = shippedBlock('http').replace('/var/cache/nginx/forward_auth', path.join(dir, 'cache'));
+  // the decision cache on tmpfs, as the shipped comment asks (/dev/shm when there is one)
+  const cacheRoot = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  const cacheDir = fs.mkdtempSync(path.join(cacheRoot, 'gh-bench-edge-cache-'));
+  const http = shippedBlock('http').replace('/var/cache/nginx/forward_auth', cacheDir);
   const server = shippedBlock('server');
   const noCache = server.replace(/^\s*proxy_cache(?:_key|_valid)? .*$/gm, '');
   const conf = `
@@ -145,7 +148,7 @@ ${noCache}
     child.kill('SIGKILL');
     throw new Error(`nginx did not start: ${fs.readFileSync(path.join(dir, 'error.log'), 'utf8').slice(-2000)}`);
   }
-  return { child, plain, cached, uncached };
+  return { child, plain, cached, uncached, cacheDir };
 }
 
 /** the fake service (scripts/bench-proxy.js's upstream process: one JSON answer for any path) */
@@ -253,6 +256,7 @@ async function main() {
 
     const nginx = await startNginx(nginxPath, port, upstream.port);
     children.push(nginx.child);
+    cleanups.push(async () => fs.rmSync(nginx.cacheDir, { recursive: true, force: true }));
 
     // 100 tokens × 10 URIs, shuffled once so no connection walks the keys in order
     const pairs = [];
