@@ -22,6 +22,7 @@ const DOCKERFILE = path.join(ROOT, 'Dockerfile');
 const SECRET_VARIABLES = [
   'MASTER_KEY',
   'DATABASE_PASSWORD',
+  'DATABASE_MIGRATION_PASSWORD',
   'OIDC_GOOGLE_CLIENT_SECRET',
   'BOOTSTRAP_ADMIN_PASSWORD',
   'SMTP_URL',
@@ -201,21 +202,43 @@ describe('swarm/stacks/platform.yml', () => {
     }
     // DATABASE_URL carries no password; nothing else looks like a credential
     expect(new URL(env.DATABASE_URL!).password).toBe('');
+    expect(new URL(env.DATABASE_MIGRATION_URL!).password).toBe('');
     for (const [name, value] of Object.entries(env)) {
       expect(value, name).not.toMatch(/:\/\/[^/@\s]*:[^/@\s]+@/);
     }
     for (const declared of Object.values(stack.secrets ?? {})) expect(declared.external).toBe(true);
   });
 
-  it('shares one database password secret between PostgreSQL and Gatehouse', () => {
+  it("migrates as the owner role (PostgreSQL's own secret) and serves as a second role with a second secret (issue 11)", () => {
     const postgres = stack.services.postgres!;
     const postgresEnv = environmentOf(postgres);
     const byPath = (service: Service, file: string) =>
       secretsOf(service).find((secret) => `/run/secrets/${secret.target ?? secret.source}` === file);
-    expect(byPath(postgres, postgresEnv.POSTGRES_PASSWORD_FILE!)?.source).toBe(byPath(gatehouse, env.DATABASE_PASSWORD_FILE!)?.source);
     expect(postgresEnv).not.toHaveProperty('POSTGRES_PASSWORD');
-    expect(new URL(env.DATABASE_URL!).username).toBe(postgresEnv.POSTGRES_USER);
-    expect(new URL(env.DATABASE_URL!).pathname).toBe(`/${postgresEnv.POSTGRES_DB}`);
+    // owner: POSTGRES_USER with the secret PostgreSQL is initialised with
+    expect(byPath(postgres, postgresEnv.POSTGRES_PASSWORD_FILE!)?.source).toBe(
+      byPath(gatehouse, env.DATABASE_MIGRATION_PASSWORD_FILE!)?.source,
+    );
+    const owner = new URL(env.DATABASE_MIGRATION_URL!);
+    const serving = new URL(env.DATABASE_URL!);
+    expect(owner.username).toBe(postgresEnv.POSTGRES_USER);
+    // serving: another role, another secret, on the same database
+    expect(serving.username).not.toBe(owner.username);
+    expect(serving.host).toBe(owner.host);
+    expect(serving.pathname).toBe(`/${postgresEnv.POSTGRES_DB}`);
+    expect(owner.pathname).toBe(serving.pathname);
+    const servingSecret = byPath(gatehouse, env.DATABASE_PASSWORD_FILE!)?.source;
+    expect(servingSecret).toBeDefined();
+    expect(servingSecret).not.toBe(byPath(gatehouse, env.DATABASE_MIGRATION_PASSWORD_FILE!)?.source);
+    // the serving role is created by an init script of the postgres image, with that secret
+    const init = (postgres.configs ?? []).find((config) => config.target?.startsWith('/docker-entrypoint-initdb.d/'));
+    expect(init, 'an init script in /docker-entrypoint-initdb.d').toBeDefined();
+    const declared = stack.configs?.[init!.source];
+    const script = fs.readFileSync(path.resolve(path.dirname(STACK_FILE), declared!.file!), 'utf8');
+    expect(script).toContain(`CREATE ROLE ${serving.username} LOGIN PASSWORD`);
+    const postgresSecret = secretsOf(postgres).find((secret) => secret.source === servingSecret);
+    expect(postgresSecret, "the serving role's secret is attached to postgres").toBeDefined();
+    expect(script).toContain(`/run/secrets/${postgresSecret!.target ?? postgresSecret!.source}`);
   });
 
   it('runs PostgreSQL and NATS JetStream once each, on persistent volumes, never two at a time', () => {
