@@ -1,5 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { PrismaService } from '../database/prisma.service';
+import { Prisma } from '../generated/prisma/client';
+
+/** Most rows one DELETE removes: each batch is a short transaction of its own. */
+export const PRUNE_BATCH = 1000;
 
 /** Arbitrary, fixed: the advisory lock that lets one replica at a time prune. */
 const RETENTION_LOCK_KEY = 7_236_801_514;
@@ -34,31 +38,48 @@ export type PrunedTable = (typeof PRUNED_TABLES)[number];
 export class RetentionRepository {
   constructor(private readonly prisma: PrismaService) {}
 
+  /**
+   * Deletes in batches of at most PRUNE_BATCH rows per statement, each in its own short
+   * transaction holding the lock, so a large backlog never holds row locks (or the lock) for
+   * long and live traffic on those tables is not held up. A batch that finds the lock taken by
+   * the other replica ends the round: the first one answers null, a later one what was done.
+   */
   async prune(cutoffs: PruneCutoffs): Promise<PruneResult> {
-    return this.prisma.$transaction(
-      async (tx) => {
-        // transaction-scoped: released by COMMIT/ROLLBACK even if this process dies mid-way
-        const [lock] = await tx.$queryRaw<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${RETENTION_LOCK_KEY}::bigint) AS locked`;
-        if (lock?.locked !== true) return null;
-        const { before, countersBefore } = cutoffs;
-        const sessions = await tx.$executeRaw`DELETE FROM sessions WHERE expires_at < ${before} OR revoked_at < ${before}`;
-        const refreshTokens = await tx.$executeRaw`DELETE FROM refresh_tokens WHERE expires_at < ${before}`;
-        const emailTokens = await tx.$executeRaw`DELETE FROM email_tokens WHERE expires_at < ${before} OR used_at < ${before}`;
-        const mfaChallenges = await tx.$executeRaw`DELETE FROM mfa_challenges WHERE expires_at < ${before} OR used_at < ${before}`;
-        const oidcStates = await tx.$executeRaw`DELETE FROM oidc_states WHERE expires_at < ${before} OR used_at < ${before}`;
-        const oidcLoginCodes = await tx.$executeRaw`DELETE FROM oidc_login_codes WHERE expires_at < ${before} OR used_at < ${before}`;
-        const counters = await tx.$executeRaw`DELETE FROM rate_limit_counters WHERE window_start < ${countersBefore}`;
-        return {
-          sessions,
-          refresh_tokens: refreshTokens,
-          email_tokens: emailTokens,
-          mfa_challenges: mfaChallenges,
-          oidc_states: oidcStates,
-          oidc_login_codes: oidcLoginCodes,
-          rate_limit_counters: counters,
-        };
-      },
-      { timeout: 120_000, maxWait: 10_000 },
-    );
+    const { before, countersBefore } = cutoffs;
+    const statements: Record<PrunedTable, (limit: number) => Prisma.Sql> = {
+      sessions: (limit) =>
+        Prisma.sql`DELETE FROM sessions WHERE ctid IN (SELECT ctid FROM sessions WHERE expires_at < ${before} OR revoked_at < ${before} LIMIT ${limit})`,
+      refresh_tokens: (limit) =>
+        Prisma.sql`DELETE FROM refresh_tokens WHERE ctid IN (SELECT ctid FROM refresh_tokens WHERE expires_at < ${before} LIMIT ${limit})`,
+      email_tokens: (limit) =>
+        Prisma.sql`DELETE FROM email_tokens WHERE ctid IN (SELECT ctid FROM email_tokens WHERE expires_at < ${before} OR used_at < ${before} LIMIT ${limit})`,
+      mfa_challenges: (limit) =>
+        Prisma.sql`DELETE FROM mfa_challenges WHERE ctid IN (SELECT ctid FROM mfa_challenges WHERE expires_at < ${before} OR used_at < ${before} LIMIT ${limit})`,
+      oidc_states: (limit) =>
+        Prisma.sql`DELETE FROM oidc_states WHERE ctid IN (SELECT ctid FROM oidc_states WHERE expires_at < ${before} OR used_at < ${before} LIMIT ${limit})`,
+      oidc_login_codes: (limit) =>
+        Prisma.sql`DELETE FROM oidc_login_codes WHERE ctid IN (SELECT ctid FROM oidc_login_codes WHERE expires_at < ${before} OR used_at < ${before} LIMIT ${limit})`,
+      rate_limit_counters: (limit) =>
+        Prisma.sql`DELETE FROM rate_limit_counters WHERE ctid IN (SELECT ctid FROM rate_limit_counters WHERE window_start < ${countersBefore} LIMIT ${limit})`,
+    };
+    const result = Object.fromEntries(PRUNED_TABLES.map((table) => [table, 0])) as Record<PrunedTable, number>;
+    let ranAny = false;
+    for (const table of PRUNED_TABLES) {
+      for (;;) {
+        const deleted = await this.prisma.$transaction(async (tx) => {
+          // transaction-scoped: released by COMMIT/ROLLBACK even if this process dies mid-way
+          const [lock] = await tx.$queryRaw<
+            { locked: boolean }[]
+          >`SELECT pg_try_advisory_xact_lock(${RETENTION_LOCK_KEY}::bigint) AS locked`;
+          if (lock?.locked !== true) return null;
+          return tx.$executeRaw(statements[table](PRUNE_BATCH));
+        });
+        if (deleted === null) return ranAny ? result : null;
+        ranAny = true;
+        result[table] += deleted;
+        if (deleted < PRUNE_BATCH) break;
+      }
+    }
+    return result;
   }
 }

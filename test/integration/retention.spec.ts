@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PRUNE_BATCH } from '../../src/retention/retention.repository';
 import { RetentionService } from '../../src/retention/retention.service';
 import { bootApp, type TestApp } from '../support/app';
 import { signupUser } from '../support/auth-flows';
@@ -137,5 +138,19 @@ describe.skipIf(!available)('retention', () => {
     expect(result?.sessions).toBe(2);
     expect(await idsTagged('b')).not.toContain('old-expired-b');
     expect((await http(app.url, 'GET', '/metrics')).text).toMatch(/^gatehouse_retention_runs_total\{outcome="skipped"\} 1$/m);
+  });
+
+  it('prunes a backlog larger than one batch in several short statements, and keeps what is still current', async () => {
+    const backlog = PRUNE_BATCH * 2 + 500;
+    await db.query(
+      `INSERT INTO rate_limit_counters (key, window_start, count)
+       SELECT 'backlog-' || n, now() - interval '3 days', 1 FROM generate_series(1, $1::int) AS n`,
+      [backlog],
+    );
+    await db.query(`INSERT INTO rate_limit_counters (key, window_start, count) VALUES ('backlog-current', now(), 1)`);
+    const result = await app.gatehouse.app.get(RetentionService).pruneOnce();
+    expect(result?.rate_limit_counters).toBeGreaterThanOrEqual(backlog);
+    const left = await db.query<{ key: string }>(`SELECT key FROM rate_limit_counters WHERE key LIKE 'backlog-%'`);
+    expect(left.rows).toEqual([{ key: 'backlog-current' }]);
   });
 });
