@@ -202,14 +202,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     // the embedded store has one role (see README "Database roles")
     throw new ConfigError('config: DATABASE_MIGRATION_URL: needs DATABASE_URL (the embedded store has a single role)');
   }
+  // without its own URL, migrations use DATABASE_URL (already carrying the CA)
   const migrationUrl =
-    withDatabaseCa(
-      withDatabasePassword(raw.DATABASE_MIGRATION_URL, DATABASE_MIGRATION_PASSWORD, {
-        password: 'DATABASE_MIGRATION_PASSWORD',
-        url: 'DATABASE_MIGRATION_URL',
-      }),
-      raw.DATABASE_CA_FILE,
-    ) ?? databaseUrl;
+    raw.DATABASE_MIGRATION_URL === undefined && DATABASE_MIGRATION_PASSWORD === undefined
+      ? databaseUrl
+      : withDatabaseCa(
+          withDatabasePassword(raw.DATABASE_MIGRATION_URL, DATABASE_MIGRATION_PASSWORD, {
+            password: 'DATABASE_MIGRATION_PASSWORD',
+            url: 'DATABASE_MIGRATION_URL',
+          }),
+          raw.DATABASE_CA_FILE,
+        );
   const dataDir = path.resolve(raw.DATA_DIR);
   if (raw.NODE_ENV === 'production' && raw.MASTER_KEY === undefined) {
     throw new ConfigError('config: MASTER_KEY: required when NODE_ENV=production');

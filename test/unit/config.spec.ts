@@ -308,6 +308,15 @@ describe('every variable is validated with a message naming it', () => {
     );
   });
 
+  it('takes DATABASE_CA_FILE without a DATABASE_MIGRATION_URL, for both connections', () => {
+    const dir = tempDir();
+    const ca = path.join(dir, 'ca.pem');
+    fs.writeFileSync(ca, 'x');
+    const config = loadConfig({ DATA_DIR: dir, DATABASE_URL: 'postgresql://app@db:5432/gh', DATABASE_CA_FILE: ca });
+    expect(config.DATABASE_URL).toContain('sslmode=verify-full');
+    expect(config.DATABASE_MIGRATION_URL ?? config.DATABASE_URL).toContain('sslmode=verify-full');
+  });
+
   it('wants the upstream mTLS files together and readable', () => {
     const dir = tempDir();
     const file = path.join(dir, 'pem');
