@@ -17,7 +17,7 @@
 const { spawn, spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const net = require('node:net');
+const { freePort, waitForPort, waitForReady } = require('./bench-support');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -30,33 +30,6 @@ const TOKENS = Number(process.env.BENCH_TOKENS ?? 100);
 const URIS = Number(process.env.BENCH_URIS ?? 10);
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 const SHIPPED_NGINX_CONF = path.join(ROOT, 'swarm', 'edge', 'nginx.conf');
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const freePort = () =>
-  new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-
-async function waitForPort(port) {
-  for (let i = 0; i < 200; i += 1) {
-    const open = await new Promise((resolve) =>
-      net
-        .connect(port, '127.0.0.1')
-        .once('connect', function () {
-          this.destroy();
-          resolve(true);
-        })
-        .once('error', () => resolve(false)),
-    );
-    if (open) return true;
-    await sleep(50);
-  }
-  return false;
-}
 
 /** user + system CPU seconds of one process (Linux /proc; 0 elsewhere) */
 function cpuSeconds(pid) {
@@ -229,16 +202,7 @@ async function main() {
     });
     children.push(gatehouse);
     const base = `http://127.0.0.1:${port}`;
-    for (let i = 0; ; i += 1) {
-      try {
-        if ((await fetch(`${base}/ready`)).status === 200) break;
-      } catch {
-        /* starting */
-      }
-      if (gatehouse.exitCode !== null) throw new Error(`gatehouse exited with ${gatehouse.exitCode}`);
-      if (i > 600) throw new Error('gatehouse did not become ready');
-      await sleep(100);
-    }
+    await waitForReady(base, gatehouse);
     // TOKENS sessions of the bootstrap admin (one sign-in each)
     const signin = () =>
       fetch(`${base}/v1/auth/signin`, {

@@ -12,7 +12,7 @@
 const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const net = require('node:net');
+const { freePort, waitForReady } = require('./bench-support');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -20,18 +20,6 @@ const ROOT = path.resolve(__dirname, '..');
 const PG_ADMIN = process.env.BENCH_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const SIGNINS = Number(process.env.BENCH_SIGNINS ?? 200);
 const ME_CALLERS = 4;
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function percentile(values, p) {
   if (values.length === 0) return NaN;
@@ -92,16 +80,7 @@ async function main() {
   });
   const base = `http://127.0.0.1:${port}`;
   try {
-    for (let i = 0; ; i += 1) {
-      try {
-        if ((await fetch(`${base}/ready`)).status === 200) break;
-      } catch {
-        /* starting */
-      }
-      if (child.exitCode !== null) throw new Error(`gatehouse exited with ${child.exitCode}`);
-      if (i > 600) throw new Error('gatehouse did not become ready');
-      await sleep(100);
-    }
+    await waitForReady(base, child);
     const signin = () =>
       fetch(`${base}/v1/auth/signin`, {
         method: 'POST',

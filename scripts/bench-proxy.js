@@ -26,6 +26,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
+const { sleep, freePort, waitForPort } = require('./bench-support');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -42,34 +43,6 @@ const IDLE_SOCKETS = Number(process.env.BENCH_IDLE_SOCKETS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 const QUERY_BODY = JSON.stringify({ filter: { status: 'open', customer: 'c-42' }, limit: 20 });
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitForPort(port) {
-  for (let i = 0; i < 200; i += 1) {
-    const open = await new Promise((resolve) =>
-      net
-        .connect(port, '127.0.0.1')
-        .once('connect', function () {
-          this.destroy();
-          resolve(true);
-        })
-        .once('error', () => resolve(false)),
-    );
-    if (open) return true;
-    await sleep(50);
-  }
-  return false;
-}
 
 /* ---------- upstream process: HTTP + WebSocket echo projection and gRPC aggregate ---------- */
 

@@ -20,6 +20,7 @@
 const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
 const net = require('node:net');
+const { freePort } = require('./bench-support');
 const os = require('node:os');
 const path = require('node:path');
 const fs = require('node:fs');
@@ -31,15 +32,6 @@ const PG_ADMIN = process.env.BENCH_PG_URL ?? 'postgresql://postgres@127.0.0.1:54
 const NATS_URL = process.env.BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
 const PASSWORD = 'correct horse battery staple 42';
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
 
 async function post(base, p, body, token) {
   const response = await fetch(base + p, {
