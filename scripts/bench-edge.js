@@ -42,10 +42,34 @@ function cpuSeconds(pid) {
   }
 }
 
-function cannon(options) {
+function shuffled(items) {
+  const copy = [...items];
+  for (let i = copy.length - 1; i > 0; i -= 1) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j], copy[i]];
+  }
+  return copy;
+}
+
+/**
+ * autocannon walks `requests` from the first one on every connection: with one shared order all
+ * connections ask for the same token and URI at the same moment, so each decision that expires
+ * is missed by up to CONNECTIONS requests at once (that was the low hit ratio of the first
+ * measurements). Each connection gets its own order here, as independent clients would.
+ */
+function cannon({ requests, ...options }) {
   const autocannon = require('autocannon');
   return new Promise((resolve, reject) => {
-    autocannon({ duration: DURATION, connections: CONNECTIONS, ...options }, (error, result) => (error ? reject(error) : resolve(result)));
+    autocannon(
+      {
+        duration: DURATION,
+        connections: CONNECTIONS,
+        requests,
+        setupClient: (client) => client.setRequests(shuffled(requests)),
+        ...options,
+      },
+      (error, result) => (error ? reject(error) : resolve(result)),
+    );
   });
 }
 
@@ -75,6 +99,10 @@ async function startNginx(binary, gatehousePort, servicePort) {
   const cacheDir = fs.mkdtempSync(path.join(cacheRoot, 'gh-bench-edge-cache-'));
   const http = shippedBlock('http').replace('/var/cache/nginx/forward_auth', cacheDir);
   const server = shippedBlock('server');
+  // (b) logs the decision's cache status ($upstream_cache_status of the auth subrequest, copied
+  // into $gh_cache by the shipped auth_request_set), one word a request, on tmpfs
+  const logDir = fs.mkdtempSync(path.join(cacheRoot, 'gh-bench-edge-log-'));
+  const cacheLog = path.join(logDir, 'cache-status.log');
   const noCache = server.replace(/^\s*proxy_cache(?:_key|_valid)? .*$/gm, '');
   const conf = `
 master_process off;
@@ -105,8 +133,10 @@ ${http}
       proxy_set_header X-Forwarded-Proto $scheme;
     }
   }
+  log_format cache_status '$gh_cache';
   server {
     listen 127.0.0.1:${cached};
+    access_log ${cacheLog} cache_status;
 ${server}
   }
   server {
@@ -121,7 +151,7 @@ ${noCache}
     child.kill('SIGKILL');
     throw new Error(`nginx did not start: ${fs.readFileSync(path.join(dir, 'error.log'), 'utf8').slice(-2000)}`);
   }
-  return { child, plain, cached, uncached, cacheDir };
+  return { child, plain, cached, uncached, cacheDir, logDir, cacheLog };
 }
 
 /** the fake service (scripts/bench-proxy.js's upstream process: one JSON answer for any path) */
@@ -143,6 +173,12 @@ async function forwardDecisions(base) {
     if (line.startsWith('gatehouse_forward_decisions_total')) total += Number(line.split(' ').at(-1));
   }
   return total;
+}
+
+/** Adds the words logged after `offset` in `file` (one cache status a line) to `counts`. */
+function countStatuses(file, offset, counts) {
+  const text = fs.readFileSync(file, 'utf8').slice(offset);
+  for (const line of text.split('\n')) if (line !== '') counts[line] = (counts[line] ?? 0) + 1;
 }
 
 async function main() {
@@ -220,15 +256,14 @@ async function main() {
 
     const nginx = await startNginx(nginxPath, port, upstream.port);
     children.push(nginx.child);
-    cleanups.push(async () => fs.rmSync(nginx.cacheDir, { recursive: true, force: true }));
+    cleanups.push(async () => {
+      fs.rmSync(nginx.cacheDir, { recursive: true, force: true });
+      fs.rmSync(nginx.logDir, { recursive: true, force: true });
+    });
 
-    // 100 tokens × 10 URIs, shuffled once so no connection walks the keys in order
+    // 100 tokens × 10 URIs (each connection walks them in its own random order, see cannon())
     const pairs = [];
     for (const token of tokens) for (let uri = 0; uri < URIS; uri += 1) pairs.push({ token, uri });
-    for (let i = pairs.length - 1; i > 0; i -= 1) {
-      const j = Math.floor(Math.random() * (i + 1));
-      [pairs[i], pairs[j]] = [pairs[j], pairs[i]];
-    }
     const edgeRequests = pairs.map(({ token, uri }) => ({
       method: 'GET',
       path: `/orders/items/${uri}`,
@@ -274,17 +309,20 @@ async function main() {
     const rounds = Math.max(1, ROUNDS);
     const duration = Math.max(2, Math.round(DURATION / rounds));
     const totals = targets.map(() => ({ count: 0, seconds: 0, nginxCpu: 0, gatehouseCpu: 0, p50s: [], p99: 0, bad: 0, decisions: 0 }));
+    const cacheStatuses = {};
     for (const target of targets) await cannon({ url: target.url, requests: target.requests, duration: 1 }); // warm-up
     for (let round = 0; round < rounds; round += 1) {
       for (const [index, target] of targets.entries()) {
         const nginxBefore = cpuSeconds(nginx.child.pid);
         const gatehouseBefore = cpuSeconds(gatehouse.pid);
         const decisionsBefore = target.decisions ? await forwardDecisions(base) : 0;
+        const logBefore = index === 1 ? fs.statSync(nginx.cacheLog).size : 0;
         const result = await cannon({ url: target.url, requests: target.requests, duration });
         const total = totals[index];
         total.nginxCpu += cpuSeconds(nginx.child.pid) - nginxBefore;
         total.gatehouseCpu += cpuSeconds(gatehouse.pid) - gatehouseBefore;
         if (target.decisions) total.decisions += (await forwardDecisions(base)) - decisionsBefore;
+        if (index === 1) countStatuses(nginx.cacheLog, logBefore, cacheStatuses);
         total.count += result.requests.total;
         total.seconds += result.duration;
         total.p50s.push(result.latency.p50);
@@ -314,6 +352,13 @@ async function main() {
         } | ${r.bad} |`,
       );
     }
+    const logged = Object.values(cacheStatuses).reduce((sum, n) => sum + n, 0);
+    console.log(
+      `\n(b)'s decisions by nginx cache status (access log): ${Object.entries(cacheStatuses)
+        .sort((x, y) => y[1] - x[1])
+        .map(([status, n]) => `${status} ${n} (${((n / logged) * 100).toFixed(1)} %)`)
+        .join(', ')}`,
+    );
     console.log(
       `\n(b) / (a) = ${(rows[1].rate / baseline).toFixed(2)} (goal ≥ 0.7); decision cache hit ratio ${rows[1].hitRatio.toFixed(3)}`,
     );
