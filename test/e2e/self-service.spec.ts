@@ -225,6 +225,36 @@ describe.skipIf(!available)('account self-service (CONTRACT §12)', () => {
       expect((await db.query(`SELECT count(*)::int AS n FROM users WHERE id = $1`, [user.userId])).rows[0]!.n).toBe(0);
     });
 
+    it('deletes a Google-only account only after a recent authentication, else 403 reauth_required', async () => {
+      // A Google-only account: a Google identity and no password, no TOTP.
+      const user = await signupUser(base);
+      await db.query(
+        `INSERT INTO external_identities (id, user_id, issuer, subject, email, email_verified) VALUES (gen_random_uuid()::text, $1, 'https://accounts.google.com', $2, $3, true)`,
+        [user.userId, `sub-del-${user.userId}`, user.email],
+      );
+      await db.query(`DELETE FROM password_credentials WHERE user_id = $1`, [user.userId]);
+      // The session's last authentication is older than SELF_REAUTH_MAX_AGE (300 s).
+      await db.query(`UPDATE sessions SET authenticated_at = now() - interval '10 minutes' WHERE user_id = $1`, [user.userId]);
+      const stale = await http(base, 'DELETE', '/v1/auth/me', { token: user.accessToken, json: {} });
+      expect(stale.status, stale.text).toBe(403);
+      expect(stale.json.code).toBe('reauth_required');
+      expect((await db.query(`SELECT count(*)::int AS n FROM users WHERE id = $1`, [user.userId])).rows[0]!.n).toBe(1);
+      const denied = await db.query(`SELECT changes FROM audit_records WHERE action = 'auth.step_up_denied' AND actor_id = $1`, [
+        user.userId,
+      ]);
+      expect(denied.rows.map((row) => row.changes)).toEqual([{ required: 'recent_authentication', action: 'account delete' }]);
+
+      // A fresh Google sign-in starts a session authenticated now: the same request then succeeds.
+      await db.query(`UPDATE sessions SET authenticated_at = now() WHERE user_id = $1`, [user.userId]);
+      const deleted = await http(base, 'DELETE', '/v1/auth/me', { token: user.accessToken, json: {} });
+      expect(deleted.status, deleted.text).toBe(204);
+      expect((await db.query(`SELECT count(*)::int AS n FROM users WHERE id = $1`, [user.userId])).rows[0]!.n).toBe(0);
+      const audit = await db.query(`SELECT changes FROM audit_records WHERE action = 'user.self_deleted' AND target_id = $1`, [
+        user.userId,
+      ]);
+      expect(audit.rows.map((row) => row.changes)).toEqual([{ proven_by: 'recent_authentication', sessions_revoked: 1 }]);
+    });
+
     it('refuses to delete the last platform admin with 409', async () => {
       const root = await signinAdmin(base);
       const result = await http(base, 'DELETE', '/v1/auth/me', { token: root, json: { password: ADMIN_PASSWORD } });

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { AuditService } from '../../audit/audit.service';
 import { AssignmentRepository, PLATFORM_ADMIN_ROLE_ID } from '../../authz/assignment.repository';
+import { StepUpService } from '../../authz/step-up.service';
 import { AppError } from '../../common/app-error';
 import { PrismaService } from '../../database/prisma.service';
 import type { Db } from '../../database/transaction';
@@ -16,14 +17,12 @@ import { SecondFactorService } from '../mfa/second-factor.service';
 import { TotpCredentialRepository } from '../mfa/totp-credential.repository';
 import { PasswordProof } from './password-proof';
 
-/** How long ago a sign-in may have been to delete an account that has neither password nor TOTP. */
-const FRESH_SIGN_IN_MS = 5 * 60 * 1000;
-
 export type DeletionProof = { password?: string; code?: string };
 
 /**
  * Deletes the caller's own account (CONTRACT §12): proven with the password, or for an account
- * without one with a TOTP code entered now. The user row goes with everything hanging off it
+ * without one with a TOTP code entered now, and for an account with neither (Google only) with a
+ * recent authentication (SELF_REAUTH_MAX_AGE, as for second-factor changes). The user row goes with everything hanging off it
  * (credentials, identities, sessions, MFA, one-time tokens), then its assignments and limiter
  * counters (keyed by email); the audit record names the id only, so the address is free again.
  */
@@ -42,6 +41,7 @@ export class AccountDeletionService {
     private readonly audit: AuditService,
     private readonly events: ClusterEventBus,
     private readonly mails: AccountMails,
+    private readonly stepUp: StepUpService,
   ) {}
 
   async deleteOwn(principal: Principal, proof: DeletionProof): Promise<void> {
@@ -57,14 +57,11 @@ export class AccountDeletionService {
         this.deleteIn(tx, user, 'totp'),
       );
     } else {
-      // an account that signs in with Google only: the sign-in itself must be fresh
-      if (!(await this.proof.signedInWithin(principal, FRESH_SIGN_IN_MS))) {
-        throw new AppError('forbidden', {
-          detail: 'Sign in again, then delete the account within 5 minutes.',
-          logReason: 'account_delete: no password or TOTP and the sign-in is not fresh',
-        });
-      }
-      revoked = await this.prisma.$transaction((tx) => this.deleteIn(tx, user, 'fresh_sign_in'));
+      // An account that signs in with Google only has nothing to type here: its proof is a recent
+      // authentication of this session (a fresh Google sign-in, or a second-factor step), the same
+      // rule as for second-factor changes (CONTRACT §4), else 403 reauth_required.
+      await this.stepUp.requireRecentSelf(principal, 'account delete');
+      revoked = await this.prisma.$transaction((tx) => this.deleteIn(tx, user, 'recent_authentication'));
     }
     await this.sessions.announceRevoked(revoked);
     await this.events.publish('principal.status_changed', { principalId: user.id, active: false });

@@ -7,7 +7,6 @@ import { PasswordHasher } from '../../identity/password-hasher';
 import { UserRepository } from '../../identity/user.repository';
 import { MetricsService } from '../../observability/metrics.service';
 import type { Principal } from '../../session/principal';
-import { SessionRepository } from '../../session/session.repository';
 import { AbuseLimiter } from '../abuse-limiter.service';
 
 /**
@@ -24,15 +23,7 @@ export class PasswordProof {
     private readonly limiter: AbuseLimiter,
     private readonly audit: AuditService,
     private readonly metrics: MetricsService,
-    private readonly sessions: SessionRepository,
   ) {}
-
-  /** Whether the caller's session began (a sign-in) at most `ms` ago. */
-  async signedInWithin(principal: Principal, ms: number): Promise<boolean> {
-    if (principal.sessionId === undefined) return false;
-    const session = await this.sessions.findSession(this.prisma, principal.sessionId);
-    return session !== null && Date.now() - session.createdAt.getTime() <= ms;
-  }
 
   /** The caller's user row; service accounts have no self-service (404, as for /me). */
   async requireUser(principal: Principal): Promise<User> {

@@ -91,7 +91,13 @@ export class SelfServiceController {
   @Authenticated()
   @Delete('me')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Delete the caller’s own account' })
+  @ApiOperation({
+    summary: 'Delete the caller’s own account',
+    description:
+      'Proven with `password`; an account without a password with a fresh TOTP `code`; an account with neither ' +
+      '(Google sign-in only) needs an authentication of this session within SELF_REAUTH_MAX_AGE (a fresh Google ' +
+      'sign-in, or POST /v1/auth/reauth), else 403 `reauth_required`.',
+  })
   @ApiNoContentResponse({ description: 'account deleted' })
   async deleteAccount(
     @Body({ schema: deleteBody, pipes: [new ZodValidationPipe(deleteBody)] }) body: z.infer<typeof deleteBody>,
