@@ -14,6 +14,11 @@ export interface ChainedContent {
   tenant_id: string | null;
   request_id: string | null;
   correlation_id: string | null;
+  /**
+   * Present only when the record has one: a record without a trace id (all records written
+   * before the column existed, and records written outside a request) hashes exactly as before.
+   */
+  trace_id?: string;
   changes: unknown;
   prev_hash: string;
 }

@@ -21,9 +21,10 @@ export const auditRecordSchema = z
     tenant_id: nullableString,
     request_id: nullableString,
     correlation_id: nullableString,
+    trace_id: nullableString.describe('W3C trace id (32 hex) of the request that wrote the record; null outside a request'),
     changes: z.record(z.string(), z.unknown()).nullable().describe('what changed; never secrets'),
     prev_hash: z.string().describe('hash of the record with seq - 1 (64 zeros for seq 1)'),
-    hash: z.string().describe('sha256 hex of the canonical JSON of every other field (seq as a string)'),
+    hash: z.string().describe('sha256 hex of the canonical JSON of every other field (seq as a string; trace_id left out when null)'),
   })
   // a named component in the OpenAPI document
   .meta({ id: 'AuditRecord' });
@@ -42,6 +43,7 @@ export function chainedContentOf(row: AuditRecord): ChainedContent {
     tenant_id: row.tenantId,
     request_id: row.requestId,
     correlation_id: row.correlationId,
+    trace_id: row.traceId ?? undefined,
     changes: row.changes ?? null,
     prev_hash: row.prevHash,
   };
@@ -59,6 +61,7 @@ export function auditRecordView(row: AuditRecord): AuditRecordView {
     tenant_id: row.tenantId,
     request_id: row.requestId,
     correlation_id: row.correlationId,
+    trace_id: row.traceId,
     changes: (row.changes ?? null) as AuditRecordView['changes'],
     prev_hash: row.prevHash,
     hash: row.hash,

@@ -55,7 +55,7 @@ export class AuditRepository {
   }
 
   /**
-   * Appends one record with audit_append() (migration 20261130115500_audit_append), which takes
+   * Appends one record with audit_append() (its current form: migration *_audit_trace_id), which takes
    * the chain lock and assigns seq, `at`, prev_hash and the hash; returns the seq. Only
    * AuditService.record calls this, as the last statement of the change's transaction.
    */
@@ -63,8 +63,8 @@ export class AuditRepository {
     const rows = await db.$queryRaw<Array<{ seq: bigint }>>`
       SELECT audit_append(${record.id}, ${record.actor.principal_id}, ${record.actor.principal_type}, ${record.actor.ip},
         ${record.actor.user_agent}, ${record.action}, ${record.target.type}, ${record.target.id}, ${record.tenant_id},
-        ${record.request_id}, ${record.correlation_id}, ${record.changes === null ? null : JSON.stringify(record.changes)}::jsonb,
-        ${parts}::text[]) AS seq`;
+        ${record.request_id}, ${record.correlation_id}, ${record.trace_id ?? null},
+        ${record.changes === null ? null : JSON.stringify(record.changes)}::jsonb, ${parts}::text[]) AS seq`;
     return BigInt(rows[0]!.seq);
   }
 
@@ -73,10 +73,10 @@ export class AuditRepository {
     const seq = -BigInt(randomInt(1, 2 ** 47)) * 65536n - BigInt(randomInt(0, 65536));
     await db.$executeRaw`
       INSERT INTO audit_records (seq, id, at, actor_id, actor_type, actor_ip, actor_user_agent, action, target_type,
-        target_id, tenant_id, request_id, correlation_id, changes, prev_hash, hash)
+        target_id, tenant_id, request_id, correlation_id, trace_id, changes, prev_hash, hash)
       VALUES (${seq}, ${record.id}, now(), ${record.actor.principal_id}, ${record.actor.principal_type}, ${record.actor.ip},
         ${record.actor.user_agent}, ${record.action}, ${record.target.type}, ${record.target.id}, ${record.tenant_id},
-        ${record.request_id}, ${record.correlation_id}, ${record.changes === null ? null : JSON.stringify(record.changes)}::jsonb, '', '')`;
+        ${record.request_id}, ${record.correlation_id}, ${record.trace_id ?? null}, ${record.changes === null ? null : JSON.stringify(record.changes)}::jsonb, '', '')`;
     return seq;
   }
 

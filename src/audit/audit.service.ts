@@ -93,6 +93,8 @@ export class AuditService {
       tenant_id: event.tenantId ?? context?.tenantId ?? null,
       request_id: context?.requestId ?? null,
       correlation_id: context?.correlationId ?? null,
+      // covered by the hash when present (docs/decisions.md "trace_id in audit records")
+      trace_id: context?.traceId,
       changes,
     };
     return { content, parts: chainParts(content) };

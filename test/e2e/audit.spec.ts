@@ -29,6 +29,7 @@ interface Row {
   target_id: string | null;
   tenant_id: string | null;
   at: Date;
+  trace_id: string | null;
   hash: string;
 }
 
@@ -55,7 +56,7 @@ describe.skipIf(!available)('audit trail across two Gatehouse processes on one d
   const rows = async (where = 'TRUE', params: unknown[] = []) =>
     (
       await db.query<Row>(
-        `SELECT seq::text AS seq, id, action, actor_id, target_id, tenant_id, at, hash FROM audit_records WHERE ${where} ORDER BY audit_records.seq`,
+        `SELECT seq::text AS seq, id, action, actor_id, target_id, tenant_id, at, trace_id, hash FROM audit_records WHERE ${where} ORDER BY audit_records.seq`,
         params,
       )
     ).rows;
@@ -149,6 +150,51 @@ describe.skipIf(!available)('audit trail across two Gatehouse processes on one d
     for (const url of [a.url, b.url]) expect(await verify(url)).toEqual({ ok: true, checked: chain.length, first_bad_seq: null });
   });
 
+  it('writes the trace id of a request’s traceparent into the audit record of its mutation, and the chain still verifies', async () => {
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    const traceparent = `00-${traceId}-b7ad6b7169203331-01`;
+    // an admin mutation (AuditService.record → audit_append) and a sign-in (session_start → audit_append)
+    const created = await http(b.url, 'POST', '/admin/tenants', {
+      token: adminToken,
+      json: { id: 'traced', name: 'Traced tenant' },
+      headers: { traceparent },
+    });
+    expect(created.status, created.text).toBe(201);
+    const user = users[0]!;
+    const signinTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const signedIn = await http(a.url, 'POST', '/v1/auth/signin', {
+      json: { email: user.email, password: user.password },
+      headers: { traceparent: `00-${signinTrace}-00f067aa0ba902b7-01` },
+    });
+    expect(signedIn.status, signedIn.text).toBe(200);
+    secrets.push(signedIn.json.access_token, signedIn.json.refresh_token);
+
+    const tenantRecord = (await rows(`action = 'platform.tenant.create' AND target_id = 'traced'`))[0]!;
+    expect(tenantRecord.trace_id).toBe(traceId);
+    const signinRecord = (await rows(`action = 'auth.signin' AND target_id = $1`, [signedIn.json.session_id]))[0]!;
+    expect(signinRecord.trace_id).toBe(signinTrace);
+    // a request without a traceparent starts its own trace: a fresh, valid trace id
+    const untraced = await http(a.url, 'POST', '/admin/tenants', { token: adminToken, json: { id: 'untraced', name: 'Untraced tenant' } });
+    expect(untraced.status, untraced.text).toBe(201);
+    const untracedRecord = (await rows(`action = 'platform.tenant.create' AND target_id = 'untraced'`))[0]!;
+    expect(untracedRecord.trace_id).toMatch(/^[0-9a-f]{32}$/);
+    expect(untracedRecord.trace_id).not.toBe(traceId);
+    // records written outside a request (the bootstrap admin at start) have none
+    expect((await rows(`action = 'iam.bootstrap_admin'`)).map((row) => row.trace_id)).toEqual([null]);
+
+    // the admin API shows it
+    const listed = await http(a.url, 'GET', `/admin/audit?target_id=traced`, { token: adminToken });
+    expect(listed.json.items.map((item: { trace_id: string | null }) => item.trace_id)).toEqual([traceId]);
+    const chain = await rows();
+    for (const url of [a.url, b.url]) expect(await verify(url)).toEqual({ ok: true, checked: chain.length, first_bad_seq: null });
+
+    // the hash covers it: another trace id breaks the record
+    await tamper(`UPDATE audit_records SET trace_id = $2 WHERE seq = $1`, [tenantRecord.seq, 'f'.repeat(32)]);
+    expect(await verify(a.url)).toMatchObject({ ok: false, first_bad_seq: Number(tenantRecord.seq) });
+    await tamper(`UPDATE audit_records SET trace_id = $2 WHERE seq = $1`, [tenantRecord.seq, traceId]);
+    expect(await verify(b.url)).toEqual({ ok: true, checked: chain.length, first_bad_seq: null });
+  });
+
   it('has the database refuse UPDATE, DELETE and TRUNCATE of audit records', async () => {
     await expect(db.query(`UPDATE audit_records SET action = 'forged' WHERE seq = 1`)).rejects.toThrow(/append-only/);
     await expect(db.query(`DELETE FROM audit_records WHERE seq = 2`)).rejects.toThrow(/append-only/);
@@ -198,6 +244,7 @@ describe.skipIf(!available)('audit trail across two Gatehouse processes on one d
       'tenant_id',
       'request_id',
       'correlation_id',
+      'trace_id',
       'changes',
       'prev_hash',
       'hash',
@@ -332,7 +379,7 @@ describe.skipIf(!available)('audit trail across two Gatehouse processes on one d
           const row = expected.get(record.id);
           if (row === undefined) continue; // another suite's Gatehouse
           expect(message.subject).toBe(`gatehouse.audit.${row.action}`);
-          expect(record).toMatchObject({ seq: Number(row.seq), action: row.action, hash: row.hash });
+          expect(record).toMatchObject({ seq: Number(row.seq), action: row.action, hash: row.hash, trace_id: row.trace_id });
           expect(message.header.get('Nats-Msg-Id')).toBe(record.id);
           received.set(record.id, (received.get(record.id) ?? 0) + 1);
         }

@@ -5,6 +5,7 @@ import { auditRecordView, chainBreak, chainedContentOf, CHAIN_START, type ChainP
 import { auditSubject } from '../../src/audit/audit-publisher.service';
 import { AuditRepository, type AuditContent } from '../../src/audit/audit.repository';
 import { AuditService } from '../../src/audit/audit.service';
+import { requestContext } from '../../src/common/request-context';
 import { canonicalJson } from '../../src/audit/canonical-json';
 import type { AuditRecord, Prisma } from '../../src/generated/prisma/client';
 
@@ -36,6 +37,7 @@ class MemoryAuditRepository extends AuditRepository {
       tenantId: record.tenant_id,
       requestId: record.request_id,
       correlationId: record.correlation_id,
+      traceId: record.trace_id ?? null,
       // what PostgreSQL's jsonb gives back: the JSON form
       changes: record.changes === null ? null : (JSON.parse(JSON.stringify(record.changes)) as AuditRecord['changes']),
       prevHash,
@@ -101,6 +103,37 @@ describe('audit hash chain', () => {
     expect(firstBreak(renamed)).toEqual({ seq: 2, reason: 'hash_mismatch' });
   });
 
+  it('records the request’s trace id, covered by the hash; a record without one hashes as records did before the column', async () => {
+    const rows: AuditRecord[] = [];
+    const audit = new AuditService(new MemoryAuditRepository(rows));
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const context = {
+      requestId: 'req-1',
+      correlationId: 'corr-1',
+      traceId,
+      spanId: '00f067aa0ba902b7',
+      traceFlags: '01',
+      clientIp: '127.0.0.1',
+    };
+    await requestContext.run(context, () => audit.record(noTransaction, { action: 'iam.user.create', target: { type: 'user', id: 'u1' } }));
+    await audit.record(noTransaction, { action: 'platform.keys.rotate' });
+    expect(rows.map((row) => row.traceId)).toEqual([traceId, null]);
+    expect(auditRecordView(rows[0]!).trace_id).toBe(traceId);
+    expect(auditRecordView(rows[1]!).trace_id).toBeNull();
+    expect(firstBreak(rows)).toBeNull();
+
+    // without a trace id the hashed JSON is exactly the pre-trace_id form (no trace_id key at all)
+    const { trace_id: absent, ...withoutTrace } = chainedContentOf(rows[1]!);
+    expect(absent).toBeUndefined();
+    expect(rows[1]!.hash).toBe(chainHash(withoutTrace));
+    // with one, the hash covers it: another trace id, or none, breaks the record
+    const edited = [...rows];
+    edited[0] = { ...rows[0]!, traceId: 'ffffffffffffffffffffffffffffffff' };
+    expect(firstBreak(edited)).toEqual({ seq: 1, reason: 'hash_mismatch' });
+    edited[0] = { ...rows[0]!, traceId: null };
+    expect(firstBreak(edited)).toEqual({ seq: 1, reason: 'hash_mismatch' });
+  });
+
   it('finds a re-hashed forgery at the next record, whose link no longer holds', async () => {
     const rows = await chainOf(6);
     const forged = { ...rows[2]!, actorId: 'someone-else' };
@@ -149,6 +182,7 @@ describe('audit hash chain', () => {
       'tenant_id',
       'request_id',
       'correlation_id',
+      'trace_id',
       'changes',
       'prev_hash',
       'hash',
