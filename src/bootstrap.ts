@@ -13,6 +13,7 @@ import { installHttpPipeline, DEFAULT_BODY_LIMIT } from './observability/http-pi
 import { MetricsService } from './observability/metrics.service';
 import { ReadinessService } from './observability/readiness.service';
 import { requestTimeoutOptions } from './observability/request-timeout';
+import { CommandGrpcController } from './proxy/command-grpc.controller';
 import { commandGrpcServerOptions } from './proxy/grpc-server';
 import { installProxyBodyParser } from './proxy/proxy-body-parser';
 import { SubscriptionAdmission } from './proxy/subscription-admission.service';
@@ -79,7 +80,9 @@ export async function startGatehouse(config: AppConfig, logger: Logger, options:
   if (config.GRPC_PORT !== 0) {
     // gRPC shares the global guard and the app's providers (CONTRACT §7: CommandService on
     // GRPC_PORT); it starts once every module is initialised, before HTTP answers /health.
-    app.connectMicroservice(commandGrpcServerOptions(config.GRPC_PORT, config), { inheritAppConfig: true });
+    app.connectMicroservice(commandGrpcServerOptions(config.GRPC_PORT, config, app.get(CommandGrpcController)), {
+      inheritAppConfig: true,
+    });
     await app.init();
     await app.startAllMicroservices();
   }

@@ -11,7 +11,7 @@ import { grpcStatusOf } from './grpc-status';
 import { requestContext } from './request-context';
 
 /** What grpc-js sends as the call's status. */
-interface GrpcStatusError {
+export interface GrpcStatusError {
   code: status;
   details: string;
   metadata: Metadata;
@@ -32,8 +32,39 @@ function relayedStatus(exception: unknown): { grpcCode: number; details: string 
 /**
  * The gRPC edge of the error mapping: AppErrors become the status of `grpcStatusOf` with the
  * contract code in the `gatehouse-error-code` trailer (and `retry-after` when set); upstream
- * replies keep their own status; anything else is INTERNAL without internals.
+ * replies keep their own status; anything else is INTERNAL without internals. Shared by the
+ * filter below and the raw SubmitCommand pass-through, which answers grpc-js directly.
  */
+export function grpcStatusError(raised: unknown, logger: Logger, metrics: MetricsService): GrpcStatusError {
+  const dependencyFailure = dependencyFailureAsAppError(raised);
+  if (dependencyFailure !== undefined) metrics.dependencyErrors.inc({ dependency: 'database' });
+  const exception = dependencyFailure ?? raised;
+  const metadata = new Metadata();
+  const context = requestContext.get();
+  if (context !== undefined) metadata.set('x-request-id', context.requestId);
+  const relayed = relayedStatus(exception);
+  if (exception instanceof AppError) {
+    const detail = exception.options.detail;
+    metadata.set('gatehouse-error-code', exception.code);
+    for (const [name, value] of Object.entries(exception.options.headers ?? {})) metadata.set(name.toLowerCase(), value);
+    if (dependencyFailure !== undefined) {
+      logger.warn({ dependency: 'database', reason: exception.options.logReason }, 'dependency unavailable; answered UNAVAILABLE');
+    } else logger.info({ code: exception.code, reason: exception.options.logReason }, 'grpc call refused');
+    return { code: grpcStatusOf(exception.code), details: detail ?? titleOf(exception.code), metadata };
+  }
+  if (relayed !== undefined) {
+    if (HIDDEN_UPSTREAM_DETAILS.has(relayed.grpcCode)) {
+      // an upstream's internal failure may describe its internals (stack, SQL, hosts): the
+      // client gets the code with a generic message, the log the upstream's own words
+      logger.warn({ grpc_code: status[relayed.grpcCode], upstream_details: relayed.details }, 'upstream failed internally');
+      return { code: relayed.grpcCode, details: 'upstream error', metadata };
+    }
+    return { code: relayed.grpcCode, details: relayed.details, metadata };
+  }
+  logger.error({ err: exception }, 'unhandled error in a gRPC call');
+  return { code: status.INTERNAL, details: titleOf('internal_error'), metadata };
+}
+
 @Catch()
 export class GrpcExceptionFilter implements RpcExceptionFilter {
   constructor(
@@ -43,35 +74,7 @@ export class GrpcExceptionFilter implements RpcExceptionFilter {
 
   catch(raised: unknown, host: ArgumentsHost): Observable<never> {
     if (host.getType() !== 'rpc') throw raised;
-    const dependencyFailure = dependencyFailureAsAppError(raised);
-    if (dependencyFailure !== undefined) this.metrics.dependencyErrors.inc({ dependency: 'database' });
-    const exception = dependencyFailure ?? raised;
-    const metadata = new Metadata();
-    const context = requestContext.get();
-    if (context !== undefined) metadata.set('x-request-id', context.requestId);
-    let error: GrpcStatusError;
-    const relayed = relayedStatus(exception);
-    if (exception instanceof AppError) {
-      const detail = exception.options.detail;
-      metadata.set('gatehouse-error-code', exception.code);
-      for (const [name, value] of Object.entries(exception.options.headers ?? {})) metadata.set(name.toLowerCase(), value);
-      error = { code: grpcStatusOf(exception.code), details: detail ?? titleOf(exception.code), metadata };
-      if (dependencyFailure !== undefined) {
-        this.logger.warn({ dependency: 'database', reason: exception.options.logReason }, 'dependency unavailable; answered UNAVAILABLE');
-      } else this.logger.info({ code: exception.code, reason: exception.options.logReason }, 'grpc call refused');
-    } else if (relayed !== undefined) {
-      if (HIDDEN_UPSTREAM_DETAILS.has(relayed.grpcCode)) {
-        // an upstream's internal failure may describe its internals (stack, SQL, hosts): the
-        // client gets the code with a generic message, the log the upstream's own words
-        this.logger.warn({ grpc_code: status[relayed.grpcCode], upstream_details: relayed.details }, 'upstream failed internally');
-        error = { code: relayed.grpcCode, details: 'upstream error', metadata };
-      } else {
-        error = { code: relayed.grpcCode, details: relayed.details, metadata };
-      }
-    } else {
-      this.logger.error({ err: exception }, 'unhandled error in a gRPC call');
-      error = { code: status.INTERNAL, details: titleOf('internal_error'), metadata };
-    }
+    const error = grpcStatusError(raised, this.logger, this.metrics);
     return throwError(() => error);
   }
 }

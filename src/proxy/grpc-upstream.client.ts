@@ -22,6 +22,10 @@ import { UpstreamTls, upstreamGrpcCredentials } from './upstream-tls';
 const MAX_ATTEMPTS = 4;
 const BACKOFF_BASE_MS = 50;
 const BACKOFF_MAX_MS = 500;
+export const SUBMIT_COMMAND_PATH = '/aggregate.gateway.v1.CommandService/SubmitCommand';
+const EMPTY = Buffer.alloc(0);
+/** identity (de)serializer: the message stays the bytes it was on the wire */
+const passBytes = (bytes: Buffer): Buffer => bytes;
 
 export interface SubmitInput {
   request: SubmitCommandRequest;
@@ -72,24 +76,52 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
     this.channels.clear();
   }
 
-  async submit(input: SubmitInput): Promise<SubmitCommandResponse> {
+  /** The HTTP wrapper's call: a decoded request, a decoded response. */
+  submit(input: SubmitInput): Promise<SubmitCommandResponse> {
+    return this.withRetries(input, (client, metadata, deadline, callback) =>
+      client.SubmitCommand(input.request, metadata, { deadline }, (error, response) => callback(error, response ?? {})),
+    );
+  }
+
+  /**
+   * The gRPC pass-through: the client's encoded request goes upstream as the same bytes and the
+   * aggregate's encoded response comes back as its bytes (no protobuf decode or re-encode).
+   */
+  forward(input: Omit<SubmitInput, 'request'> & { request: Buffer }): Promise<Buffer> {
+    return this.withRetries(input, (client, metadata, deadline, callback) =>
+      client.makeUnaryRequest<Buffer, Buffer>(
+        SUBMIT_COMMAND_PATH,
+        passBytes,
+        passBytes,
+        input.request,
+        metadata,
+        { deadline },
+        (error, response) => callback(error, response ?? EMPTY),
+      ),
+    );
+  }
+
+  private async withRetries<T>(
+    input: Omit<SubmitInput, 'request'>,
+    start: (
+      client: CommandServiceClient,
+      metadata: grpc.Metadata,
+      deadline: number,
+      callback: (error: grpc.ServiceError | null, response: T) => void,
+    ) => void,
+  ): Promise<T> {
     const shard = this.routing.resolve('aggregate', input.tenantId);
     const internalToken = await this.tokens.mint('aggregate', input.principal, input.tenantId);
     const metadata = new grpc.Metadata();
-    for (const [name, value] of Object.entries(
-      identityHeaders({ principal: input.principal, tenantId: input.tenantId, internalToken, context: input.context }),
-    )) {
-      metadata.set(name, value);
-    }
+    const headers = identityHeaders({ principal: input.principal, tenantId: input.tenantId, internalToken, context: input.context });
+    for (const name in headers) metadata.set(name, headers[name]!);
     const deadline = input.deadline ?? Date.now() + this.config.UPSTREAM_TIMEOUT_MS;
     for (let attempt = 1; ; attempt += 1) {
       const endpoint = this.breakers.plan(shard)[0]!;
       const attemptDeadline = Math.min(deadline, Date.now() + this.config.UPSTREAM_TIMEOUT_MS);
       input.context.upstream = `aggregate ${shard.shardId} ${endpoint} attempt ${attempt}`;
       try {
-        const response = await this.breakers.run('aggregate', endpoint, () =>
-          this.call(endpoint, input.request, metadata, attemptDeadline),
-        );
+        const response = await this.breakers.run('aggregate', endpoint, () => this.call(endpoint, metadata, attemptDeadline, start));
         this.metrics.upstreamRequests.inc({ service_kind: 'aggregate', outcome: 'ok' });
         return response;
       } catch (error) {
@@ -111,12 +143,22 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
     }
   }
 
-  private call(endpoint: string, request: SubmitCommandRequest, metadata: grpc.Metadata, deadline: number): Promise<SubmitCommandResponse> {
+  private call<T>(
+    endpoint: string,
+    metadata: grpc.Metadata,
+    deadline: number,
+    start: (
+      client: CommandServiceClient,
+      metadata: grpc.Metadata,
+      deadline: number,
+      callback: (error: grpc.ServiceError | null, response: T) => void,
+    ) => void,
+  ): Promise<T> {
     const client = this.channel(endpoint);
     return new Promise((resolve, reject) => {
-      client.SubmitCommand(request, metadata, { deadline }, (error, response) => {
+      start(client, metadata, deadline, (error, response) => {
         if (error === null) {
-          resolve(response ?? {});
+          resolve(response);
           return;
         }
         switch (error.code) {
@@ -144,6 +186,10 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
         // a refused endpoint must fail fast so the retry can go elsewhere
         'grpc.initial_reconnect_backoff_ms': 100,
         'grpc.max_reconnect_backoff_ms': 2_000,
+        // retries are ours (same command_id, next endpoint, within the deadline); grpc-js's own
+        // would only buffer every message for nothing, and channelz bookkeeping runs per call
+        'grpc.enable_retries': 0,
+        'grpc.enable_channelz': 0,
       });
       this.channels.set(endpoint, client);
     }
