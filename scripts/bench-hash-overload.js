@@ -59,7 +59,9 @@ async function main() {
   const port = await freePort();
   const email = 'bench-hash@example.com';
   const password = 'bench hash password 12345';
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js')], {
+  // BENCH_DIST: another build to measure (default dist/); BENCH_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, path.join(process.env.BENCH_DIST ?? path.join(ROOT, 'dist'), 'main.js')], {
     env: {
       PATH: process.env.PATH,
       NODE_ENV: 'production',

@@ -1,9 +1,10 @@
 import cluster from 'node:cluster';
 import os from 'node:os';
 
-// libuv's pool serves argon2 and the ES256/WebCrypto work of signed-in traffic alike: leave four
-// threads beyond the password-hash bound, so a sign-in burst cannot take them all (CONTRACT §4).
-// Set before anything touches the pool; an explicit UV_THREADPOOL_SIZE wins.
+// argon2 runs on threads of its own (identity/hash-workers.ts), so libuv's pool serves only the
+// WebCrypto, DNS and file work of other requests; four threads beyond the password-hash bound
+// stay as they were, generous (CONTRACT §4). Set before anything touches the pool; an explicit
+// UV_THREADPOOL_SIZE wins.
 process.env.UV_THREADPOOL_SIZE ??= String(Number(process.env.PASSWORD_HASH_CONCURRENCY ?? os.availableParallelism()) + 4);
 import 'reflect-metadata';
 import { ConfigError, loadConfig } from './config/config';

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { AppError } from '../common/app-error';
 import { APP_CONFIG, type AppConfig } from '../config/config';
-import { hash, parseOptions, verify, type Algorithm } from '@node-rs/argon2';
+import { parseOptions, type Algorithm } from '@node-rs/argon2';
+import { HashWorkers } from './hash-workers';
 import { normalizePassword } from './password-policy';
 
 /** argon2id, OWASP minimum (m=19 MiB, t=2, p=1). Raising these re-hashes on the next sign-in. */
@@ -87,14 +89,17 @@ export class PasswordHasher {
   /** Unknown accounts are checked against this, so timing does not reveal which emails exist. */
   private dummyHash: Promise<string> | undefined;
   private readonly gate: HashGate;
+  private readonly threads: HashWorkers;
 
   constructor(@Optional() @Inject(APP_CONFIG) config?: AppConfig) {
     // per replica, divided among its processes (CONTRACT §9, WORKERS)
     const workers = config?.WORKERS ?? 1;
+    const concurrency = Math.max(1, Math.floor((config?.PASSWORD_HASH_CONCURRENCY ?? os.availableParallelism()) / workers));
     this.gate = new HashGate(
-      Math.max(1, Math.floor((config?.PASSWORD_HASH_CONCURRENCY ?? 1_000_000) / workers)),
+      config === undefined ? 1_000_000 : concurrency,
       Math.floor((config?.PASSWORD_HASH_QUEUE ?? 1_000_000) / workers),
     );
+    this.threads = new HashWorkers(concurrency);
   }
 
   /**
@@ -108,14 +113,14 @@ export class PasswordHasher {
 
   /** Throws 503 `unavailable` (Retry-After) when the hasher is overloaded. */
   hash(password: string): Promise<string> {
-    return this.gate.run(() => hash(normalizePassword(password), ARGON2_PARAMS));
+    return this.gate.run(() => this.threads.hash(normalizePassword(password), ARGON2_PARAMS));
   }
 
   /** Throws 503 `unavailable` (Retry-After) when the hasher is overloaded; false for a wrong password. */
   verify(phc: string, password: string): Promise<boolean> {
     return this.gate.run(async () => {
       try {
-        return await verify(phc, normalizePassword(password));
+        return await this.threads.verify(phc, normalizePassword(password));
       } catch {
         return false;
       }
@@ -124,7 +129,7 @@ export class PasswordHasher {
 
   /** Same work as a real verification, always false. */
   async verifyDummy(password: string): Promise<false> {
-    this.dummyHash ??= hash(randomBytes(24).toString('base64'), ARGON2_PARAMS);
+    this.dummyHash ??= this.threads.hash(randomBytes(24).toString('base64'), ARGON2_PARAMS);
     await this.verify(await this.dummyHash, password);
     return false;
   }

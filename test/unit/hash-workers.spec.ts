@@ -1,0 +1,38 @@
+import fs from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ARGON2_PARAMS } from '../../src/identity/password-hasher';
+import { HASH_THREAD_NICE, HashWorkers } from '../../src/identity/hash-workers';
+
+/** Nice value of each thread of this process, from /proc (Linux only). */
+function threadNices(): number[] {
+  return fs.readdirSync('/proc/self/task').map((tid) => {
+    const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    // fields after the parenthesised name; nice is field 19 of stat(5)
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}
+
+describe('argon2 on hashing threads of its own', () => {
+  it('hashes and verifies off the event loop and outside libuv pool, on threads at a lower priority', async () => {
+    const workers = new HashWorkers(2);
+    const before = threadNices().filter((nice) => nice === HASH_THREAD_NICE).length;
+    const [phc, other] = await Promise.all([workers.hash('correct horse battery', ARGON2_PARAMS), workers.hash('x', ARGON2_PARAMS)]);
+    expect(phc).toMatch(/^\$argon2id\$/);
+    expect(other).not.toBe(phc);
+    expect(await workers.verify(phc, 'correct horse battery')).toBe(true);
+    expect(await workers.verify(phc, 'wrong horse battery')).toBe(false);
+    if (process.platform === 'linux') expect(threadNices().filter((nice) => nice === HASH_THREAD_NICE).length - before).toBe(2);
+  });
+
+  it('runs at most `size` hashes at once and queues the rest', async () => {
+    const workers = new HashWorkers(1);
+    const results = await Promise.all(Array.from({ length: 3 }, (_, i) => workers.hash(`password ${i}`, ARGON2_PARAMS)));
+    expect(new Set(results).size).toBe(3);
+  });
+
+  it('a malformed hash is an error for that call only', async () => {
+    const workers = new HashWorkers(1);
+    await expect(workers.verify('not a phc string', 'x')).rejects.toThrow();
+    expect(await workers.hash('still works', ARGON2_PARAMS)).toMatch(/^\$argon2id\$/);
+  });
+});
