@@ -22,16 +22,13 @@ export class AbuseLimiter {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  /** Counts one request from this client IP; throws 429 beyond AUTH_IP_LIMIT. */
+  /**
+   * Counts one request from this client IP; throws 429 beyond AUTH_IP_LIMIT. For the counts the
+   * throttler guard (AuthIpLimitGuard) cannot make: failed refreshes only, second-factor and
+   * reauth attempts; the same `ip:` counter.
+   */
   async consumeIp(ip: string): Promise<void> {
     await this.consume(`ip:${ip}`, this.config.AUTH_IP_LIMIT);
-  }
-
-  /** Counts one admin mutation by this principal; throws 429 beyond ADMIN_WRITE_LIMIT (exact across replicas). */
-  async consumeAdminWrite(principalId: string): Promise<void> {
-    const { limit, periodMs } = this.config.ADMIN_WRITE_LIMIT;
-    if (limit === 0) return;
-    await this.consume(`admin:${principalId}`, limit, Math.max(1, Math.round(periodMs / 1000)));
   }
 
   /**

@@ -6,6 +6,8 @@ import { IdentityModule } from '../identity/identity.module';
 import { SessionModule } from '../session/session.module';
 import { AuthzModule } from '../authz/authz.module';
 import { AbuseLimiter } from './abuse-limiter.service';
+import { AuthIpLimitGuard } from './auth-ip-limit.guard';
+import { ExactCounterStorage } from './exact-counter.storage';
 import { AccountController } from './account.controller';
 import { AccountRepository } from './account.repository';
 import { AccountService } from './account.service';
@@ -63,6 +65,8 @@ import { ClientCredentialsService } from './service-accounts/client-credentials.
     RateLimitCounterRepository,
     AccountRepository,
     AbuseLimiter,
+    ExactCounterStorage,
+    AuthIpLimitGuard,
     PasswordAuthService,
     AccountService,
     ClientCredentialsService,
@@ -92,6 +96,6 @@ import { ClientCredentialsService } from './service-accounts/client-credentials.
     IdentityLinkingService,
     GoogleOidcService,
   ],
-  exports: [AbuseLimiter, TotpCredentialRepository, OidcStateRepository, RecoveryCodeRepository, ExternalIdentityRepository],
+  exports: [AbuseLimiter, ExactCounterStorage, TotpCredentialRepository, OidcStateRepository, RecoveryCodeRepository, ExternalIdentityRepository],
 })
 export class AuthnModule {}

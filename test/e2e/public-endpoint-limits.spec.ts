@@ -74,6 +74,37 @@ describe.skipIf(!available)('limits on public endpoints and admin writes', () =>
     expect(statuses).toEqual([...Array(IP_LIMIT).fill(401), 429]);
   });
 
+  it('sign-up, verify-email, forgot, reset and token share one AUTH_IP_LIMIT counter, admitted by the throttler guard without its X-RateLimit headers', async () => {
+    const headers = from('192.0.2.5');
+    const calls = [
+      () => http(app.url, 'POST', '/v1/auth/signup', { json: { email: uniqueEmail('ipl'), password: STRONG_PASSWORD }, headers }),
+      () => http(app.url, 'POST', '/v1/auth/verify-email', { json: { token: 'x'.repeat(43) }, headers }),
+      () => http(app.url, 'POST', '/v1/auth/forgot', { json: { email: uniqueEmail('ipl') }, headers }),
+      () => http(app.url, 'POST', '/v1/auth/reset', { json: { token: 'x'.repeat(43), new_password: STRONG_PASSWORD }, headers }),
+      () => http(app.url, 'POST', '/v1/auth/token', { json: { grant_type: 'client_credentials', client_id: 'nobody', client_secret: 'x' }, headers }),
+    ];
+    const results = [];
+    for (const call of calls) results.push(await call());
+    for (const result of results.slice(0, IP_LIMIT)) {
+      expect(result.status, result.text).not.toBe(429);
+      expect([...result.headers.keys()].filter((name) => name.startsWith('x-ratelimit'))).toEqual([]);
+    }
+    const refused = results[IP_LIMIT]!;
+    expect(refused.status).toBe(429);
+    expect(refused.json.code).toBe('rate_limited');
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect([...refused.headers.keys()].filter((name) => name.startsWith('x-ratelimit') || name.startsWith('retry-after-'))).toEqual([]);
+  });
+
+  it('parallel calls from one address are counted exactly: AUTH_IP_LIMIT admitted, the rest 429', async () => {
+    const headers = from('192.0.2.6');
+    const statuses = await Promise.all(
+      Array.from({ length: 3 * IP_LIMIT }, async () => (await http(app.url, 'POST', '/v1/auth/forgot', { json: { email: uniqueEmail('ipl') }, headers })).status),
+    );
+    expect(statuses.filter((status) => status === 202)).toHaveLength(IP_LIMIT);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(2 * IP_LIMIT);
+  });
+
   it('admin mutations beyond ADMIN_WRITE_LIMIT per principal are 429; reads are not counted', async () => {
     const signin = await http(app.url, 'POST', '/v1/auth/signin', {
       json: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD },

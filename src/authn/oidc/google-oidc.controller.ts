@@ -11,6 +11,7 @@ import { BrowserBinding } from './browser-binding';
 import { GoogleConfiguredGuard } from './google-configured.guard';
 import { signInResultSchema, type SignInResult } from '../mfa/mfa-challenge.service';
 import { GoogleOidcService, linkedResponseSchema, type LinkedResponse } from './google-oidc.service';
+import { AuthIpLimited } from '../auth-ip-limit.guard';
 
 const startBody = z.object({ return_to: z.string().min(1).max(2048).optional() });
 const startQuery = z.object({ return_to: z.string().min(1).max(2048).optional() });
@@ -47,6 +48,7 @@ export class GoogleOidcController {
   }
 
   @Public()
+  @AuthIpLimited()
   @Post('google/start')
   @HttpCode(200)
   @ApiOperation({ summary: 'Start Google sign-in: the authorization URL (sets the browser-binding cookie)' })
@@ -57,7 +59,7 @@ export class GoogleOidcController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<z.infer<typeof authorizationUrlSchema>> {
     const binding = this.binding.valueFor(request);
-    const answer = await this.google.start(body.return_to, binding, clientInfo(request));
+    const answer = await this.google.start(body.return_to, binding);
     this.binding.set(reply.header('cache-control', 'no-store'), binding);
     return answer;
   }
@@ -67,6 +69,7 @@ export class GoogleOidcController {
    * a cookie set on a cross-site fetch would not be stored, one set on a navigation is.
    */
   @Public()
+  @AuthIpLimited()
   @Get('google/start')
   @ApiOperation({ summary: 'Start Google sign-in as a top-level navigation: 302 to Google' })
   @ApiFoundResponse({
@@ -79,7 +82,7 @@ export class GoogleOidcController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<undefined> {
     const binding = this.binding.valueFor(request);
-    const { authorization_url } = await this.google.start(query.return_to, binding, clientInfo(request));
+    const { authorization_url } = await this.google.start(query.return_to, binding);
     this.binding.set(reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer'), binding);
     void reply.status(302).header('location', authorization_url);
     return undefined;
@@ -103,6 +106,7 @@ export class GoogleOidcController {
 
   /** Browser redirect target: 302 to return_to, or the JSON outcome when the flow has none. */
   @Public()
+  @AuthIpLimited()
   @Get('google/callback')
   @ApiOperation({ summary: 'Google’s redirect target: 302 to return_to, or the JSON outcome when the flow has none' })
   @ApiFoundResponse({
@@ -130,6 +134,7 @@ export class GoogleOidcController {
   }
 
   @Public()
+  @AuthIpLimited()
   @Post('exchange')
   // carries a token, code or secret: no cache may keep it (CONTRACT §4)
   @Header('cache-control', 'no-store')

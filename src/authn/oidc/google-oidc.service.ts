@@ -4,7 +4,6 @@ import { AppError } from '../../common/app-error';
 import { PrismaService } from '../../database/prisma.service';
 import type { Principal } from '../../session/principal';
 import type { ClientInfo } from '../../session/session.service';
-import { AbuseLimiter } from '../abuse-limiter.service';
 import { MfaChallengeService, type SignInResult } from '../mfa/mfa-challenge.service';
 import { identitySchema, identityView, IdentityLinkingService } from './identity-linking.service';
 import { OidcAuthorizationService } from './oidc-authorization.service';
@@ -27,13 +26,11 @@ export class GoogleOidcService {
     private readonly loginCodes: OidcLoginCodeRepository,
     private readonly linking: IdentityLinkingService,
     private readonly mfa: MfaChallengeService,
-    private readonly limiter: AbuseLimiter,
   ) {}
 
   /** `binding` is the browser-binding cookie value the controller sets on the answer. */
-  async start(returnTo: string | undefined, binding: string, client: ClientInfo): Promise<{ authorization_url: string }> {
+  async start(returnTo: string | undefined, binding: string): Promise<{ authorization_url: string }> {
     this.authorization.assertEnabled();
-    await this.limiter.consumeIp(client.ip ?? 'unknown');
     return { authorization_url: await this.authorization.begin({ returnTo, binding }) };
   }
 
@@ -45,7 +42,6 @@ export class GoogleOidcService {
 
   async callback(state: string, callbackQuery: string, binding: string | undefined, client: ClientInfo): Promise<CallbackOutcome> {
     this.authorization.assertEnabled();
-    await this.limiter.consumeIp(client.ip ?? 'unknown');
     const { claims, returnTo, linkUserId } = await this.authorization.complete(state, callbackQuery, binding);
     if (linkUserId !== null) {
       const identity = await this.linking.linkToUser(linkUserId, claims);
@@ -63,7 +59,6 @@ export class GoogleOidcService {
 
   async exchange(loginCode: string, client: ClientInfo): Promise<SignInResult> {
     this.authorization.assertEnabled();
-    await this.limiter.consumeIp(client.ip ?? 'unknown');
     const redeemed = await this.loginCodes.consume(this.prisma, loginCode);
     if (redeemed === null) throw new AppError('invalid_grant', { logReason: 'login_code unknown, used or expired' });
     const { user } = redeemed;

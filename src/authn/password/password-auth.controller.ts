@@ -10,6 +10,7 @@ import { tokenResponseSchema, type TokenResponse } from '../../session/token-res
 import { clientInfo } from '../client-info';
 import { signInResultSchema, type MfaPendingResponse } from '../mfa/mfa-challenge.service';
 import { PasswordAuthService } from './password-auth.service';
+import { AuthIpLimited } from '../auth-ip-limit.guard';
 
 const signupBody = z.object({
   email: emailField,
@@ -29,6 +30,7 @@ export class PasswordAuthController {
   constructor(private readonly auth: PasswordAuthService) {}
 
   @Public()
+  @AuthIpLimited()
   @Post('signup')
   // carries a token, code or secret: no cache may keep it (CONTRACT §4)
   @Header('cache-control', 'no-store')
@@ -43,15 +45,15 @@ export class PasswordAuthController {
   }
 
   @Public()
+  @AuthIpLimited()
   @Post('verify-email')
   @HttpCode(204)
   @ApiOperation({ summary: 'Verify an email address with the token from the mail' })
   @ApiNoContentResponse({ description: 'email verified' })
   async verifyEmail(
     @Body({ schema: tokenBody, pipes: [new ZodValidationPipe(tokenBody)] }) body: z.infer<typeof tokenBody>,
-    @Req() request: FastifyRequest,
   ): Promise<void> {
-    await this.auth.verifyEmail(body.token, clientInfo(request));
+    await this.auth.verifyEmail(body.token);
   }
 
   @Public()
@@ -69,27 +71,27 @@ export class PasswordAuthController {
   }
 
   @Public()
+  @AuthIpLimited()
   @Post('forgot')
   @HttpCode(202)
   @ApiOperation({ summary: 'Ask for a password-reset mail (same answer whether or not the account exists)' })
   @ApiAcceptedResponse({ description: 'a mail is sent when the account exists' })
   async forgot(
     @Body({ schema: forgotBody, pipes: [new ZodValidationPipe(forgotBody)] }) body: z.infer<typeof forgotBody>,
-    @Req() request: FastifyRequest,
   ): Promise<typeof FORGOT_ACCEPTED> {
-    await this.auth.forgot(body.email, clientInfo(request));
+    await this.auth.forgot(body.email);
     return FORGOT_ACCEPTED;
   }
 
   @Public()
+  @AuthIpLimited()
   @Post('reset')
   @HttpCode(204)
   @ApiOperation({ summary: 'Set a new password with the reset token; signs out everywhere' })
   @ApiNoContentResponse({ description: 'password set' })
   async reset(
     @Body({ schema: resetBody, pipes: [new ZodValidationPipe(resetBody)] }) body: z.infer<typeof resetBody>,
-    @Req() request: FastifyRequest,
   ): Promise<void> {
-    await this.auth.reset({ token: body.token, newPassword: body.new_password }, clientInfo(request));
+    await this.auth.reset({ token: body.token, newPassword: body.new_password });
   }
 }

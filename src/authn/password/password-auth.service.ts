@@ -42,7 +42,6 @@ export class PasswordAuthService {
   ) {}
 
   async signup(input: { email: string; password: string; displayName?: string }, client: ClientInfo): Promise<TokenResponse> {
-    await this.limiter.consumeIp(client.ip ?? 'unknown');
     assertPasswordAllowed(input.password, input.email, 'password', input.displayName);
     if ((await this.users.findByEmailWithPassword(this.prisma, input.email)) !== null) throw new AppError('email_taken');
     const passwordHash = await this.hasher.hash(input.password);
@@ -73,8 +72,7 @@ export class PasswordAuthService {
    * One endpoint for every link that proves an address: a sign-up's verification, or an email
    * change, which moves the account to the new address now and tells the old one.
    */
-  async verifyEmail(token: string, client: ClientInfo): Promise<void> {
-    await this.limiter.consumeIp(client.ip ?? 'unknown');
+  async verifyEmail(token: string): Promise<void> {
     let outcome: { previousEmail?: string } | null;
     try {
       outcome = await this.prisma.$transaction(async (tx) => {
@@ -161,8 +159,7 @@ export class PasswordAuthService {
   }
 
   /** Always the same answer; a mail goes out only when the account exists. */
-  async forgot(email: string, client: ClientInfo): Promise<void> {
-    await this.limiter.consumeIp(client.ip ?? 'unknown');
+  async forgot(email: string): Promise<void> {
     await this.limiter.consumeAccount(`forgot:${email}`);
     // Answer before any per-account work, so the response time does not tell whether the
     // account exists. The lookup, token and mail run later, in batches on a timer: work done
@@ -205,8 +202,7 @@ export class PasswordAuthService {
   }
 
   /** Sets the password, spends the token and revokes every session of the user, in one transaction. */
-  async reset(input: { token: string; newPassword: string }, client: ClientInfo): Promise<void> {
-    await this.limiter.consumeIp(client.ip ?? 'unknown');
+  async reset(input: { token: string; newPassword: string }): Promise<void> {
     const preview = await this.emailTokens.findUsable(this.prisma, input.token, 'reset_password');
     if (preview === null) {
       throw new AppError('invalid_grant', { logReason: 'reset token unknown, used or expired' });

@@ -7,6 +7,7 @@ import { Public } from '../../common/auth-declaration';
 import { ZodValidationPipe } from '../../common/zod-validation.pipe';
 import { BASIC_CHALLENGE, presentedClient } from '../oauth/client-authentication';
 import { ClientCredentialsService } from './client-credentials.service';
+import { AuthIpLimited } from '../auth-ip-limit.guard';
 
 const tokenBody = z.object({
   grant_type: z.string().min(1).max(200),
@@ -28,6 +29,7 @@ export class ClientCredentialsController {
 
   /** JSON or application/x-www-form-urlencoded; client secret in the body or as HTTP Basic (CONTRACT §12). */
   @Public()
+  @AuthIpLimited()
   @Post('token')
   // carries a token, code or secret: no cache may keep it (CONTRACT §4)
   @Header('cache-control', 'no-store')
@@ -49,6 +51,6 @@ export class ClientCredentialsController {
     if (client === undefined) {
       throw new AppError('invalid_credentials', { logReason: 'no client credentials', headers: BASIC_CHALLENGE });
     }
-    return this.service.issue(client, request.ctx.clientIp);
+    return this.service.issue(client);
   }
 }

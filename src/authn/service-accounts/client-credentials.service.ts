@@ -25,8 +25,7 @@ export class ClientCredentialsService {
   ) {}
 
   /** OAuth client_credentials for service accounts; the previous secret works during its overlap. */
-  async issue(client: PresentedClient, ip: string): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number }> {
-    await this.limiter.consumeIp(ip);
+  async issue(client: PresentedClient): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number }> {
     const account = await this.authenticate(client);
     const minted = await this.accessTokens.mint({ sub: account.id, amr: ['client_secret'], principalType: 'service_account' });
     return { access_token: minted.token, token_type: 'Bearer', expires_in: minted.expiresIn };
