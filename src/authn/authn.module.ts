@@ -96,6 +96,13 @@ import { ClientCredentialsService } from './service-accounts/client-credentials.
     IdentityLinkingService,
     GoogleOidcService,
   ],
-  exports: [AbuseLimiter, ExactCounterStorage, TotpCredentialRepository, OidcStateRepository, RecoveryCodeRepository, ExternalIdentityRepository],
+  exports: [
+    AbuseLimiter,
+    ExactCounterStorage,
+    TotpCredentialRepository,
+    OidcStateRepository,
+    RecoveryCodeRepository,
+    ExternalIdentityRepository,
+  ],
 })
 export class AuthnModule {}

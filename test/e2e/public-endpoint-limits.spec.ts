@@ -81,7 +81,11 @@ describe.skipIf(!available)('limits on public endpoints and admin writes', () =>
       () => http(app.url, 'POST', '/v1/auth/verify-email', { json: { token: 'x'.repeat(43) }, headers }),
       () => http(app.url, 'POST', '/v1/auth/forgot', { json: { email: uniqueEmail('ipl') }, headers }),
       () => http(app.url, 'POST', '/v1/auth/reset', { json: { token: 'x'.repeat(43), new_password: STRONG_PASSWORD }, headers }),
-      () => http(app.url, 'POST', '/v1/auth/token', { json: { grant_type: 'client_credentials', client_id: 'nobody', client_secret: 'x' }, headers }),
+      () =>
+        http(app.url, 'POST', '/v1/auth/token', {
+          json: { grant_type: 'client_credentials', client_id: 'nobody', client_secret: 'x' },
+          headers,
+        }),
     ];
     const results = [];
     for (const call of calls) results.push(await call());
@@ -99,7 +103,10 @@ describe.skipIf(!available)('limits on public endpoints and admin writes', () =>
   it('parallel calls from one address are counted exactly: AUTH_IP_LIMIT admitted, the rest 429', async () => {
     const headers = from('192.0.2.6');
     const statuses = await Promise.all(
-      Array.from({ length: 3 * IP_LIMIT }, async () => (await http(app.url, 'POST', '/v1/auth/forgot', { json: { email: uniqueEmail('ipl') }, headers })).status),
+      Array.from(
+        { length: 3 * IP_LIMIT },
+        async () => (await http(app.url, 'POST', '/v1/auth/forgot', { json: { email: uniqueEmail('ipl') }, headers })).status,
+      ),
     );
     expect(statuses.filter((status) => status === 202)).toHaveLength(IP_LIMIT);
     expect(statuses.filter((status) => status === 429)).toHaveLength(2 * IP_LIMIT);

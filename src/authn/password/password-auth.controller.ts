@@ -89,9 +89,7 @@ export class PasswordAuthController {
   @HttpCode(204)
   @ApiOperation({ summary: 'Set a new password with the reset token; signs out everywhere' })
   @ApiNoContentResponse({ description: 'password set' })
-  async reset(
-    @Body({ schema: resetBody, pipes: [new ZodValidationPipe(resetBody)] }) body: z.infer<typeof resetBody>,
-  ): Promise<void> {
+  async reset(@Body({ schema: resetBody, pipes: [new ZodValidationPipe(resetBody)] }) body: z.infer<typeof resetBody>): Promise<void> {
     await this.auth.reset({ token: body.token, newPassword: body.new_password });
   }
 }
