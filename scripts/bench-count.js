@@ -3,7 +3,7 @@
  * Benchmark only (BENCH_PROFILE, see scripts/bench.js): preloaded into Gatehouse with --require,
  * it counts the statements sent through `pg` (what pg_stat_statements would say, but per
  * process and without a server restart) and serves the counts since the last read on
- * http://127.0.0.1:$BENCH_COUNT_PORT/ as JSON { total, byStatement }.
+ * http://127.0.0.1:<port in BENCH_COUNT_DIR/<pid>>/ as JSON { total, byStatement }.
  */
 const http = require('node:http');
 const path = require('node:path');
@@ -18,12 +18,15 @@ pg.Client.prototype.query = function countedQuery(config, ...rest) {
   return originalQuery.call(this, config, ...rest);
 };
 
-const port = Number(process.env.BENCH_COUNT_PORT);
-// With WORKERS (node:cluster) the app runs in the worker, which inherits --require: the worker
-// serves the counts; a primary serves them only when it has forked no worker after start-up.
+const dir = process.env.BENCH_COUNT_DIR;
+// With WORKERS (node:cluster) the app runs in the workers, which inherit --require: each worker
+// serves its own counts on a port of its own (exclusive, not the cluster's shared listener) and
+// writes that port to BENCH_COUNT_DIR/<pid>; a primary serves them only when it has forked no
+// worker after start-up.
 const cluster = require('node:cluster');
-const serve = () =>
-  http
+const fs = require('node:fs');
+const serve = () => {
+  const server = http
     .createServer((request, response) => {
       const byStatement = Object.fromEntries([...counts.entries()].sort((a, b) => b[1] - a[1]));
       const total = [...counts.values()].reduce((sum, n) => sum + n, 0);
@@ -31,9 +34,12 @@ const serve = () =>
       response.setHeader('content-type', 'application/json');
       response.end(JSON.stringify({ total, byStatement }));
     })
-    .listen(port, '127.0.0.1')
-    .unref();
-if (port > 0) {
+    .listen({ port: 0, host: '127.0.0.1', exclusive: true }, () =>
+      fs.writeFileSync(path.join(dir, String(process.pid)), String(server.address().port)),
+    );
+  server.unref();
+};
+if (dir) {
   if (cluster.isWorker) serve();
   else setTimeout(() => Object.keys(cluster.workers ?? {}).length === 0 && serve(), 3000).unref();
 }
