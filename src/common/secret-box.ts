@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 
 /** v1: `v1.iv.body.tag` (no key id: opened by trying each key); v2 names the master key it was sealed under. */
 const LEGACY_VERSION = 'v1';
@@ -6,7 +6,8 @@ const VERSION = 'v2';
 
 interface PurposeKey {
   id: string;
-  key: Buffer;
+  /** made once: a raw Buffer would be turned into a key object on every seal and open */
+  key: KeyObject;
 }
 
 /** The short public id of a master key: a hash prefix, so a sealed value says which key opens it. */
@@ -30,7 +31,7 @@ export class SecretBox {
   constructor(masterKey: Buffer, purpose: string, previousKeys: readonly Buffer[] = []) {
     const derive = (key: Buffer): PurposeKey => ({
       id: masterKeyId(key),
-      key: Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), `gatehouse:${purpose}`, 32)),
+      key: createSecretKey(Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), `gatehouse:${purpose}`, 32))),
     });
     this.current = derive(masterKey);
     this.all = [this.current, ...previousKeys.map(derive).filter((key) => key.id !== this.current.id)];
@@ -80,7 +81,7 @@ export class SecretBox {
   }
 }
 
-function decrypt(key: Buffer, iv: string, body: string, tag: string): string {
+function decrypt(key: KeyObject, iv: string, body: string, tag: string): string {
   const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
   decipher.setAuthTag(Buffer.from(tag, 'base64url'));
   return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');

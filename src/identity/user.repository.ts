@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { queryPrepared, type PreparedStatement } from '../database/prisma.service';
 import type { Db } from '../database/transaction';
 import type { Prisma, User } from '../generated/prisma/client';
 
@@ -11,25 +12,27 @@ export type SigninAccount = Pick<User, 'id' | 'email' | 'emailVerifiedAt' | 'dis
   totpConfirmed: boolean;
 };
 
+const FIND_FOR_SIGNIN: PreparedStatement = {
+  name: 'user_find_for_signin',
+  text: `SELECT u.id, u.email, u.email_verified_at, u.display_name, u.status, p.hash AS password_hash,
+      EXISTS (SELECT 1 FROM totp_credentials t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) AS totp_confirmed
+    FROM users u LEFT JOIN password_credentials p ON p.user_id = u.id
+    WHERE u.email = $1`,
+};
+
 @Injectable()
 export class UserRepository {
   /** The account, its password hash and whether it has a confirmed TOTP: one round trip. */
   async findForSignin(db: Db, email: string): Promise<SigninAccount | null> {
-    const rows = await db.$queryRaw<
-      Array<{
-        id: string;
-        email: string;
-        email_verified_at: Date | null;
-        display_name: string | null;
-        status: string;
-        password_hash: string | null;
-        totp_confirmed: boolean;
-      }>
-    >`
-      SELECT u.id, u.email, u.email_verified_at, u.display_name, u.status, p.hash AS password_hash,
-        EXISTS (SELECT 1 FROM totp_credentials t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) AS totp_confirmed
-      FROM users u LEFT JOIN password_credentials p ON p.user_id = u.id
-      WHERE u.email = ${email}`;
+    const rows = await queryPrepared<{
+      id: string;
+      email: string;
+      email_verified_at: Date | null;
+      display_name: string | null;
+      status: string;
+      password_hash: string | null;
+      totp_confirmed: boolean;
+    }>(db, FIND_FOR_SIGNIN, [email]);
     const row = rows[0];
     if (row === undefined) return null;
     return {

@@ -1,6 +1,6 @@
-import { KeyObject, randomUUID, sign } from 'node:crypto';
+import { randomUUID, sign, type KeyObject } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { jwtVerify, type CryptoKey, type JWTPayload } from 'jose';
+import { jwtVerify, type JWTPayload } from 'jose';
 import { AppError } from '../common/app-error';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { CLOCK_TOLERANCE_S, SIGNING_ALGORITHM, SigningKeyService } from './signing-key.service';
@@ -27,27 +27,22 @@ export interface MintedToken {
   claims: AccessTokenClaims;
 }
 
-/** The node:crypto form of each signing key, made once. */
-const keyObjects = new WeakMap<CryptoKey, KeyObject>();
-
 /**
- * A compact JWS, ES256, signed on this thread. jose signs through WebCrypto, which queues the
- * job on libuv's thread pool: the same four threads argon2 runs on, so under sign-in load every
- * token waited behind password hashes. A P-256 signature is ~50 µs here; the hop cost more.
+ * A compact JWS, ES256, signed on this thread with the KeyObject the key ring made once per key
+ * (`encodedHeader` is the base64url header, also made once per key). jose signs through
+ * WebCrypto, which queues the job on libuv's thread pool: the same four threads argon2 runs on,
+ * so under sign-in load every token waited behind password hashes.
  */
-function signEs256(header: Record<string, unknown>, payload: Record<string, unknown>, privateKey: CryptoKey): string {
-  let key = keyObjects.get(privateKey);
-  if (key === undefined) {
-    key = KeyObject.from(privateKey);
-    keyObjects.set(privateKey, key);
-  }
-  const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+function signEs256(encodedHeader: string, payload: Record<string, unknown>, key: KeyObject): string {
+  const input = `${encodedHeader}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
   const signature = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
   return `${input}.${signature.toString('base64url')}`;
 }
 
 @Injectable()
 export class AccessTokenService {
+  private encodedHeader = { kid: '', value: '' };
+
   constructor(
     private readonly keys: SigningKeyService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -62,11 +57,15 @@ export class AccessTokenService {
     const jti = randomUUID();
     const payload: Record<string, unknown> = { amr: input.amr, principal_type: input.principalType };
     if (input.sid !== undefined) payload.sid = input.sid;
-    const { kid, privateKey } = this.keys.signingKey();
+    const { kid, keyObject } = this.keys.signingKey();
+    if (this.encodedHeader.kid !== kid) {
+      const header = { alg: SIGNING_ALGORITHM, typ: ACCESS_TOKEN_TYPE, kid };
+      this.encodedHeader = { kid, value: Buffer.from(JSON.stringify(header)).toString('base64url') };
+    }
     const token = signEs256(
-      { alg: SIGNING_ALGORITHM, typ: ACCESS_TOKEN_TYPE, kid },
+      this.encodedHeader.value,
       { ...payload, iss: this.config.PUBLIC_URL, aud: ACCESS_TOKEN_AUDIENCE, sub: input.sub, iat: now, exp, jti },
-      privateKey,
+      keyObject,
     );
     return Promise.resolve({
       token,

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { PreparedAuditRecord } from '../audit/audit.service';
 import { hashToken } from '../common/opaque-token';
+import { queryPrepared, type PreparedStatement } from '../database/prisma.service';
 import type { Db } from '../database/transaction';
 import type { SealedValue } from '../common/sealed-column';
 import type { RefreshToken, Session, User } from '../generated/prisma/client';
@@ -37,6 +38,23 @@ interface RotationResultRow {
   r_spent_at: Date | null;
 }
 
+const SESSION_START: PreparedStatement = {
+  name: 'session_start',
+  text: `SELECT session_start($1, $2, $3::text[], $4, $5, $6::timestamptz, $7, $8, $9::timestamptz, $10::text[], $11::jsonb, $12::text[]) AS seq`,
+};
+
+const REFRESH_ROTATE: PreparedStatement = {
+  name: 'refresh_rotate',
+  text: `SELECT * FROM refresh_rotate($1, $2, $3, $4, $5::int, $6::int)`,
+};
+
+const STORE_REPLAY_RESPONSES: PreparedStatement = {
+  name: 'refresh_store_replays',
+  text: `UPDATE refresh_tokens AS t SET successor_sealed = v.sealed
+    FROM unnest($1::text[], $2::text[], $3::text[]) AS v(id, successor_id, sealed)
+    WHERE t.id = v.id AND t.successor_id = v.successor_id`,
+};
+
 @Injectable()
 export class SessionRepository {
   createSession(db: Db, input: { userId: string; amr: string[]; ip?: string; userAgent?: string; expiresAt: Date }): Promise<Session> {
@@ -60,10 +78,20 @@ export class SessionRepository {
     },
   ): Promise<bigint> {
     const { session, refresh, audit } = input;
-    const rows = await db.$queryRaw<Array<{ seq: bigint }>>`
-      SELECT session_start(${session.id}, ${session.userId}, ${session.amr}::text[], ${session.ip ?? null}, ${session.userAgent ?? null},
-        ${session.expiresAt}, ${refresh.id}, ${hashToken(refresh.token)}, ${refresh.expiresAt}, ${input.clearCounterKeys}::text[],
-        ${JSON.stringify(audit.content)}::jsonb, ${audit.parts}::text[]) AS seq`;
+    const rows = await queryPrepared<{ seq: bigint | string }>(db, SESSION_START, [
+      session.id,
+      session.userId,
+      session.amr,
+      session.ip ?? null,
+      session.userAgent ?? null,
+      session.expiresAt,
+      refresh.id,
+      hashToken(refresh.token),
+      refresh.expiresAt,
+      input.clearCounterKeys,
+      JSON.stringify(audit.content),
+      audit.parts,
+    ]);
     return BigInt(rows[0]!.seq);
   }
 
@@ -95,9 +123,14 @@ export class SessionRepository {
       graceSeconds: number;
     },
   ): Promise<RotationRow> {
-    const rows = await db.$queryRaw<RotationResultRow[]>`
-      SELECT * FROM refresh_rotate(${hashToken(input.token)}, ${input.successorId}, ${hashToken(input.successorToken)},
-        ${input.successorSealed}, ${input.ttlSeconds}::int, ${input.graceSeconds}::int)`;
+    const rows = await queryPrepared<RotationResultRow>(db, REFRESH_ROTATE, [
+      hashToken(input.token),
+      input.successorId,
+      hashToken(input.successorToken),
+      input.successorSealed,
+      input.ttlSeconds,
+      input.graceSeconds,
+    ]);
     const row = rows[0];
     if (row === undefined) throw new Error('refresh_rotate() returned no row');
     if (row.r_outcome === 'refused' || row.r_token_id === null || row.r_session_id === null || row.r_user_id === null) {
@@ -124,11 +157,11 @@ export class SessionRepository {
    */
   async storeReplayResponses(db: Db, items: Array<{ id: string; successorId: string; sealed: string }>): Promise<void> {
     if (items.length === 0) return;
-    await db.$executeRaw`
-      UPDATE refresh_tokens AS t SET successor_sealed = v.sealed
-      FROM unnest(${items.map((item) => item.id)}::text[], ${items.map((item) => item.successorId)}::text[],
-                  ${items.map((item) => item.sealed)}::text[]) AS v(id, successor_id, sealed)
-      WHERE t.id = v.id AND t.successor_id = v.successor_id`;
+    await queryPrepared(db, STORE_REPLAY_RESPONSES, [
+      items.map((item) => item.id),
+      items.map((item) => item.successorId),
+      items.map((item) => item.sealed),
+    ]);
   }
 
   async successorSealed(db: Db, id: string): Promise<string | null> {

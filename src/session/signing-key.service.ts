@@ -1,3 +1,4 @@
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import type { Logger } from 'pino';
@@ -22,6 +23,13 @@ export const CLOCK_TOLERANCE_S = 30;
 const RELOAD_INTERVAL_MS = 60_000;
 const UNKNOWN_KID_RELOAD_MIN_GAP_MS = 5_000;
 
+/** The active key: as a WebCrypto key for jose, and as a node:crypto KeyObject made once for the access-token signer. */
+export interface SigningKey {
+  kid: string;
+  privateKey: CryptoKey;
+  keyObject: KeyObject;
+}
+
 interface LoadedKey {
   kid: string;
   status: string;
@@ -38,7 +46,7 @@ interface LoadedKey {
 export class SigningKeyService implements OnModuleInit, OnApplicationShutdown {
   private readonly box: SecretBox;
   private keys = new Map<string, LoadedKey>();
-  private signing: { kid: string; privateKey: CryptoKey } | undefined;
+  private signing: SigningKey | undefined;
   private jwks: { keys: JWK[] } = { keys: [] };
   private timer: NodeJS.Timeout | undefined;
   private lastUnknownKidReload = 0;
@@ -79,7 +87,7 @@ export class SigningKeyService implements OnModuleInit, OnApplicationShutdown {
     return this.jwks;
   }
 
-  signingKey(): { kid: string; privateKey: CryptoKey } {
+  signingKey(): SigningKey {
     if (this.signing === undefined) throw new Error('no active signing key loaded');
     return this.signing;
   }
@@ -221,7 +229,7 @@ export class SigningKeyService implements OnModuleInit, OnApplicationShutdown {
   private async reload(): Promise<void> {
     const rows = await this.repository.findPublished(new Date());
     const keys = new Map<string, LoadedKey>();
-    let signing: { kid: string; privateKey: CryptoKey } | undefined;
+    let signing: SigningKey | undefined;
     for (const row of rows) {
       const publicJwk = row.publicJwk as JWK;
       const cached = this.keys.get(row.kid);
@@ -229,11 +237,16 @@ export class SigningKeyService implements OnModuleInit, OnApplicationShutdown {
       keys.set(row.kid, { kid: row.kid, status: row.status, publicKey, publicJwk });
       if (row.activatedAt !== null) this.activatedAt.set(row.kid, row.activatedAt.getTime());
       if (row.status === 'active') {
-        const privateKey =
-          this.signing?.kid === row.kid
-            ? this.signing.privateKey
-            : ((await importJWK(JSON.parse(this.openPrivateKey(row.privateSealed)) as JWK, SIGNING_ALGORITHM)) as CryptoKey);
-        signing = { kid: row.kid, privateKey };
+        if (this.signing?.kid === row.kid) {
+          signing = this.signing;
+        } else {
+          const privateJwk = JSON.parse(this.openPrivateKey(row.privateSealed)) as JWK;
+          signing = {
+            kid: row.kid,
+            privateKey: (await importJWK(privateJwk, SIGNING_ALGORITHM)) as CryptoKey,
+            keyObject: createPrivateKey({ key: privateJwk as import('node:crypto').JsonWebKey, format: 'jwk' }),
+          };
+        }
       }
     }
     this.keys = keys;
