@@ -30,7 +30,7 @@ export class UserCredentialsAdminService {
   async unlock(scope: AdminScope, id: string): Promise<void> {
     const user = await this.visibility.requireVisibleUser(this.prisma, scope, id);
     await this.prisma.$transaction(async (tx) => {
-      const lifted = await this.limiter.unlockIn(tx, user.email);
+      const lifted = await this.limiter.unlockIn(tx, user);
       await this.audit.record(tx, {
         action: 'iam.user.unlock',
         target: { type: 'user', id },

@@ -60,11 +60,12 @@ export class ReauthService {
       if (proof.kind === 'recovery_code') this.notices.send(user.email, 'recovery_code_used');
       return;
     }
-    await this.factors.reserveAttempt(user);
+    const attempt = await this.factors.reserveAttempt(user);
     const hash = user.password?.hash;
     const valid = hash === undefined ? await this.hasher.verifyDummy(proof.password) : await this.hasher.verify(hash, proof.password);
     if (!valid) {
       this.metrics.authFailures.inc({ reason: 'invalid_credentials' });
+      await this.limiter.recordFailure(attempt, user.id);
       throw new AppError('invalid_credentials', { logReason: 'reauth: wrong password' });
     }
     await this.prisma.$transaction((tx) => mark(tx, 'password'));

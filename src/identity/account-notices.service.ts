@@ -80,7 +80,7 @@ function text(notice: AccountNotice, publicUrl: string): { subject: string; body
     case 'mfa_locked':
       return {
         subject: 'Too many wrong verification codes',
-        body: `Too many wrong two-step verification codes were entered for your Gatehouse account, so pending sign-ins were cancelled. Someone may know your password: change it. ${UNDO_SIGN_IN}`,
+        body: `Too many wrong two-step verification codes were entered for your Gatehouse account, so pending sign-ins were cancelled and codes from your authenticator app are refused until you reset your password, sign in with a recovery code, or an administrator unlocks the account. Someone may know your password: change it. ${UNDO_SIGN_IN}`,
       };
   }
 }

@@ -28,6 +28,22 @@ export class MfaChallengeRepository {
     return { id: row.id, userId: row.userId, amr: row.amr };
   }
 
+  /**
+   * The challenge behind `token` even when it can no longer be used, so a refusal can tell a
+   * token spent by the MFA lock (its owner is locked) from one that never existed.
+   */
+  async findOwner(db: Db, token: string): Promise<string | null> {
+    const row = await db.mfaChallenge.findUnique({ where: { tokenHash: hashToken(token) }, select: { userId: true } });
+    return row?.userId ?? null;
+  }
+
+  /** Spends every open `mfa_token` of the user (MFA lock); returns how many there were. */
+  async spendAllOpen(db: Db, userId: string): Promise<number> {
+    const now = new Date();
+    const { count } = await db.mfaChallenge.updateMany({ where: { userId, usedAt: null, expiresAt: { gt: now } }, data: { usedAt: now } });
+    return count;
+  }
+
   /** Compare-and-set: true for exactly one caller, and only before expiry. */
   async spend(db: Db, id: string): Promise<boolean> {
     const { count } = await db.mfaChallenge.updateMany({

@@ -23,13 +23,20 @@ export class MfaSigninService {
   ) {}
 
   /**
-   * A wrong code leaves the `mfa_token` usable (until it expires or the account limit is hit);
+   * A wrong code leaves the `mfa_token` usable (until it expires, or MFA_FAILURE_LIMIT spends it);
    * the token is spent in the same transaction as the code and the new session.
    */
   async complete(mfaToken: string, factor: SecondFactor, client: ClientInfo): Promise<TokenResponse> {
     await this.limiter.consumeIp(client.ip ?? 'unknown');
     const challenge = await this.challenges.findUsable(this.prisma, mfaToken);
-    if (challenge === null) throw new AppError('invalid_grant', { logReason: 'mfa_token unknown, used or expired' });
+    if (challenge === null) {
+      // the MFA lock spent it (CONTRACT §4 wave 2): the step itself is refused, as for a wrong code
+      const owner = await this.challenges.findOwner(this.prisma, mfaToken);
+      if (owner !== null && (await this.factors.mfaLocked(owner))) {
+        throw new AppError('mfa_invalid', { logReason: 'mfa_token spent by the MFA lock' });
+      }
+      throw new AppError('invalid_grant', { logReason: 'mfa_token unknown, used or expired' });
+    }
     const user = await this.users.findById(this.prisma, challenge.userId);
     if (user === null) throw new AppError('invalid_grant', { logReason: 'mfa_token user gone' });
     if (user.status !== 'active') throw new AppError('account_disabled');

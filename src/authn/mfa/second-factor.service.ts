@@ -6,7 +6,9 @@ import { APP_CONFIG, type AppConfig } from '../../config/config';
 import { PrismaService } from '../../database/prisma.service';
 import type { Db } from '../../database/transaction';
 import { MetricsService } from '../../observability/metrics.service';
-import { AbuseLimiter } from '../abuse-limiter.service';
+import { AccountNotices } from '../../identity/account-notices.service';
+import { AbuseLimiter, type AccountAttempt } from '../abuse-limiter.service';
+import { MfaChallengeRepository } from './mfa-challenge.repository';
 import { hashRecoveryCode } from './recovery-codes';
 import { matchTotp } from './totp';
 import { TotpCredentialRepository } from './totp-credential.repository';
@@ -24,23 +26,31 @@ export const TOTP_SECRET_PURPOSE = 'totp-secret';
 
 /**
  * Checks and spends second factors. Every check first reserves an attempt on the account's
- * sign-in counter (the one password sign-in uses), so wrong codes and wrong passwords share
- * one AUTH_ACCOUNT_FAILURE_LIMIT; only a success clears it.
+ * sign-in counters (the ones password sign-in uses: per client IP and from every address), so
+ * wrong codes and wrong passwords share AUTH_ACCOUNT_FAILURE_LIMIT; only a success clears them.
+ * A check against a confirmed TOTP also counts toward MFA_FAILURE_LIMIT, which no window resets:
+ * the failure that reaches it spends every open `mfa_token`, mails the owner and is audited as
+ * `auth.mfa_locked`; from then on TOTP codes are refused unchecked until a recovery code is
+ * accepted, the password is reset or an admin unlocks the account.
  */
 @Injectable()
 export class SecondFactorService {
   private readonly secrets: SecretBox;
+  private readonly mfaFailureLimit: number;
 
   constructor(
     private readonly prisma: PrismaService,
     private readonly totp: TotpCredentialRepository,
     private readonly recoveryCodes: RecoveryCodeRepository,
+    private readonly challenges: MfaChallengeRepository,
     private readonly limiter: AbuseLimiter,
     private readonly audit: AuditService,
     private readonly metrics: MetricsService,
+    private readonly notices: AccountNotices,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.secrets = new SecretBox(config.MASTER_KEY, TOTP_SECRET_PURPOSE, config.MASTER_KEY_PREVIOUS);
+    this.mfaFailureLimit = config.MFA_FAILURE_LIMIT;
   }
 
   sealSecret(secret: string): string {
@@ -51,26 +61,55 @@ export class SecondFactorService {
     return this.secrets.open(sealed);
   }
 
-  /** Throws 429 once the account has used up its attempts. */
-  async reserveAttempt(owner: FactorOwner): Promise<void> {
-    await this.limiter.consumeAccount(`signin:${owner.email}`);
+  /** Throws 429 once the account has used up its attempts (from this client IP or from everywhere). */
+  async reserveAttempt(owner: FactorOwner): Promise<AccountAttempt> {
+    return this.limiter.reserveAttempt(`signin:${owner.email}`);
   }
 
-  async clearAttempts(owner: FactorOwner): Promise<void> {
+  /** After a success: the account's sign-in counters, and with `secondFactor` the MFA failures too. */
+  async clearAttempts(owner: FactorOwner, secondFactor = false): Promise<void> {
     await this.limiter.resetAccount(`signin:${owner.email}`);
+    if (secondFactor) await this.totp.clearFailures(this.prisma, owner.id);
   }
 
-  /** Counts, audits and throws 401 mfa_invalid; never records the code itself. */
-  async refuse(owner: FactorOwner, method: SecondFactor['kind'], context: string): Promise<never> {
+  /** Whether the user's TOTP is locked by MFA_FAILURE_LIMIT. */
+  async mfaLocked(userId: string): Promise<boolean> {
+    return ((await this.totp.find(this.prisma, userId))?.failedAttempts ?? 0) >= this.mfaFailureLimit;
+  }
+
+  /**
+   * Counts, audits and throws 401 mfa_invalid; never records the code itself. `attempt` and
+   * `mfaFailures` are where the reservation left the counters: the failure that reaches a limit
+   * enters the locked state, audited once (and, for the MFA limit, the owner mailed once).
+   */
+  async refuse(
+    owner: FactorOwner,
+    method: SecondFactor['kind'],
+    context: string,
+    attempt?: AccountAttempt,
+    mfaFailures: number | null = null,
+  ): Promise<never> {
     this.metrics.authFailures.inc({ reason: 'mfa_invalid' });
-    await this.prisma.$transaction((tx) =>
-      this.audit.record(tx, {
+    const entersMfaLock = mfaFailures === this.mfaFailureLimit;
+    await this.prisma.$transaction(async (tx) => {
+      await this.audit.record(tx, {
         action: 'auth.mfa_failed',
         actor: { principalId: owner.id, principalType: 'user' },
         target: { type: 'user', id: owner.id },
         changes: { method, context },
-      }),
-    );
+      });
+      if (attempt !== undefined) await this.limiter.recordFailure(attempt, owner.id, tx);
+      if (entersMfaLock) {
+        const spent = await this.challenges.spendAllOpen(tx, owner.id);
+        await this.audit.record(tx, {
+          action: 'auth.mfa_locked',
+          actor: { principalId: null, principalType: null },
+          target: { type: 'user', id: owner.id },
+          changes: { failed_attempts: mfaFailures, mfa_tokens_spent: spent, context },
+        });
+      }
+    });
+    if (entersMfaLock) this.notices.send(owner.email, 'mfa_locked');
     throw new AppError('mfa_invalid', { logReason: `${context}: ${method} refused` });
   }
 
@@ -93,16 +132,24 @@ export class SecondFactorService {
 
   /**
    * Reserves an attempt, then in one transaction spends the factor and runs `work`; a wrong
-   * factor changes nothing but the counter and the audit trail. Returns what `work` returned.
+   * factor changes nothing but the counters and the audit trail. Returns what `work` returned.
+   * While the TOTP is locked (MFA_FAILURE_LIMIT reached), a TOTP code is refused unchecked, so
+   * guessing gains nothing; a recovery code (far beyond guessing) is still checked.
    */
   async withFactor<T>(owner: FactorOwner, factor: SecondFactor, context: string, work: (tx: Db) => Promise<T>): Promise<T> {
-    await this.reserveAttempt(owner);
+    const attempt = await this.reserveAttempt(owner);
+    const mfaFailures = await this.totp.countAttempt(this.prisma, owner.id);
+    if (factor.kind === 'totp' && mfaFailures !== null && mfaFailures > this.mfaFailureLimit) {
+      this.metrics.authFailures.inc({ reason: 'mfa_invalid' });
+      await this.limiter.recordFailure(attempt, owner.id);
+      throw new AppError('mfa_invalid', { logReason: `${context}: second factor locked (MFA_FAILURE_LIMIT), code not checked` });
+    }
     const outcome = await this.prisma.$transaction(async (tx) => {
       if (!(await this.consume(tx, owner.id, factor))) return { accepted: false as const };
       return { accepted: true as const, value: await work(tx) };
     });
-    if (!outcome.accepted) return this.refuse(owner, factor.kind, context);
-    await this.clearAttempts(owner);
+    if (!outcome.accepted) return this.refuse(owner, factor.kind, context, attempt, mfaFailures);
+    await this.clearAttempts(owner, true);
     return outcome.value;
   }
 }

@@ -55,6 +55,23 @@ export class TotpCredentialRepository {
     return count === 1;
   }
 
+  /**
+   * Reserves one second-factor attempt: counts it among the failures since the last accepted
+   * factor (atomic, every replica) before the code is checked. Null without a confirmed TOTP.
+   */
+  async countAttempt(db: Db, userId: string): Promise<number | null> {
+    const rows = await db.$queryRaw<Array<{ failed_attempts: number }>>`
+      UPDATE totp_credentials SET failed_attempts = failed_attempts + 1
+      WHERE user_id = ${userId} AND confirmed_at IS NOT NULL RETURNING failed_attempts`;
+    return rows[0]?.failed_attempts ?? null;
+  }
+
+  /** After an accepted factor, a password reset or an admin unlock. True when there were failures to clear. */
+  async clearFailures(db: Db, userId: string): Promise<boolean> {
+    const { count } = await db.totpCredential.updateMany({ where: { userId, failedAttempts: { gt: 0 } }, data: { failedAttempts: 0 } });
+    return count > 0;
+  }
+
   /** Whether there was one to delete. */
   async delete(db: Db, userId: string): Promise<boolean> {
     const { count } = await db.totpCredential.deleteMany({ where: { userId } });

@@ -49,9 +49,9 @@ export class TotpService {
     if (pending === null || pending.confirmedAt !== null) {
       throw new AppError('conflict', { detail: 'There is no pending TOTP enrollment to confirm.' });
     }
-    await this.factors.reserveAttempt(user);
+    const attempt = await this.factors.reserveAttempt(user);
     const step = await matchTotp({ secret: this.factors.openSecret(pending.secretSealed), code });
-    if (step === null) return this.factors.refuse(user, 'totp', 'totp_confirm');
+    if (step === null) return this.factors.refuse(user, 'totp', 'totp_confirm', attempt);
     const codes = newRecoveryCodes();
     const confirmed = await this.prisma.$transaction(async (tx) => {
       if (!(await this.credentials.confirm(tx, user.id, pending.secretSealed, step))) return null;

@@ -117,7 +117,7 @@ export class PasswordAuthService {
     input: { email: string; password: string },
     client: ClientInfo,
   ): Promise<TokenResponse | MfaPendingResponse> {
-    await this.limiter.consumeIpAndAccount(client.ip ?? 'unknown', `signin:${input.email}`);
+    const attempt = await this.limiter.consumeIpAndAccount(client.ip ?? 'unknown', `signin:${input.email}`);
     const user = await this.users.findForSignin(this.prisma, input.email);
     const passwordHash = user?.passwordHash ?? undefined;
     let valid: boolean;
@@ -126,20 +126,29 @@ export class PasswordAuthService {
         passwordHash === undefined ? await this.hasher.verifyDummy(input.password) : await this.hasher.verify(passwordHash, input.password);
     } catch (error) {
       // hasher overloaded (503): the attempt was never made, so it does not count against the account
-      if (error instanceof AppError && error.code === 'unavailable') await this.limiter.releaseAccount(`signin:${input.email}`);
+      if (error instanceof AppError && error.code === 'unavailable') await this.limiter.releaseAttempt(attempt);
       throw error;
     }
     if (user === null || passwordHash === undefined || !valid) {
       this.metrics.authFailures.inc({ reason: 'invalid_credentials' });
-      // one statement (autocommit), nothing else to commit with it
-      await this.audit.record(this.prisma, {
+      const failed = {
         action: 'auth.signin_failed',
-        actor: { principalId: user?.id ?? null, principalType: user === null ? null : 'user' },
+        actor: { principalId: user?.id ?? null, principalType: user === null ? null : ('user' as const) },
         target: user === null ? undefined : { type: 'user', id: user.id },
         changes: {
           reason: user === null ? 'unknown_account' : passwordHash === undefined ? 'no_password' : 'wrong_password',
         },
-      });
+      };
+      if (this.limiter.locksWith(attempt) && user !== null) {
+        // the failure that uses up a budget: its record and `auth.account_locked` commit together
+        await this.prisma.$transaction(async (tx) => {
+          await this.audit.record(tx, failed);
+          await this.limiter.recordFailure(attempt, user.id, tx);
+        });
+      } else {
+        // one statement (autocommit), nothing else to commit with it
+        await this.audit.record(this.prisma, failed);
+      }
       throw new AppError('invalid_credentials');
     }
     if (user.status !== 'active') {
@@ -214,11 +223,13 @@ export class PasswordAuthService {
       if (userId === null) return null;
       await this.users.setPasswordHash(tx, userId, hash);
       const sessionIds = await this.sessions.revokeIn(tx, { userId }, 'password_reset');
+      // a reset unlocks: the sign-in counters from every address and the second-factor lock
+      const unlocked = (await this.limiter.clearSigninLocksIn(tx, { id: userId, email: preview.user.email })) > 0;
       await this.audit.record(tx, {
         action: 'auth.password_reset',
         actor: { principalId: userId, principalType: 'user' },
         target: { type: 'user', id: userId },
-        changes: { sessions_revoked: sessionIds.length },
+        changes: { sessions_revoked: sessionIds.length, lockouts_cleared: unlocked },
       });
       return sessionIds;
     });

@@ -80,7 +80,7 @@ export class AccountDeletionService {
     }
     const sessionIds = await this.sessions.revokeIn(tx, { userId: user.id }, 'account_deleted');
     await this.assignments.deleteAllOf(tx, user.id);
-    await this.limiter.unlockIn(tx, user.email);
+    await this.limiter.unlockIn(tx, user);
     await this.deletedPrincipals.remember(tx, user.id);
     await this.users.delete(tx, user.id);
     await this.audit.record(tx, {

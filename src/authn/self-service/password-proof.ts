@@ -45,17 +45,18 @@ export class PasswordProof {
         logReason: `${context}: account without password`,
       });
     }
-    await this.limiter.consumeAccount(`signin:${user.email}`);
+    const attempt = await this.limiter.reserveAttempt(`signin:${user.email}`);
     if (!(await this.hasher.verify(stored, password))) {
       this.metrics.authFailures.inc({ reason: 'invalid_credentials' });
-      await this.prisma.$transaction((tx) =>
-        this.audit.record(tx, {
+      await this.prisma.$transaction(async (tx) => {
+        await this.audit.record(tx, {
           action: 'auth.reauth_failed',
           actor: { principalId: user.id, principalType: 'user' },
           target: { type: 'user', id: user.id },
           changes: { context },
-        }),
-      );
+        });
+        await this.limiter.recordFailure(attempt, user.id, tx);
+      });
       throw new AppError('invalid_credentials', { logReason: `${context}: wrong current password` });
     }
     await this.limiter.resetAccount(`signin:${user.email}`);
