@@ -108,8 +108,9 @@ describe.skipIf(!available)('Account lockouts per (account, client IP) and per a
     // without the clearing, .20 would be refused on its 2nd try and the account on the 2nd overall
     for (let i = 0; i < PER_IP; i += 1) expectProblem(await signin(owner.email, WRONG, '198.51.100.20'), 401, 'invalid_credentials');
     expectProblem(await signin(owner.email, WRONG, '198.51.100.20'), 429, 'rate_limited');
-    for (let i = 0; i < GLOBAL - PER_IP; i += 1)
+    for (let i = 0; i < GLOBAL - PER_IP; i += 1) {
       expectProblem(await signin(owner.email, WRONG, '198.51.100.21'), 401, 'invalid_credentials');
+    }
     expectProblem(await signin(owner.email, owner.password, '198.51.100.23'), 429, 'rate_limited');
   });
 
