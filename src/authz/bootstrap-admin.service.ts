@@ -84,8 +84,8 @@ export class BootstrapAdminService implements OnApplicationBootstrap {
         action: 'iam.admin.create',
         actor: { principalId: null, principalType: 'system' },
         target: { type: 'user', id: user.id },
+        // ids and flags only: the email is the user's (target.id), not the trail's to keep
         changes: {
-          email,
           user_created: existing === null,
           password_set: passwordSet,
           role_granted: granted ? 'platform_admin' : undefined,

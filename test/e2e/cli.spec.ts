@@ -92,6 +92,8 @@ describe.skipIf(!available)('operator CLI commands on a migrated database', () =
     const audit = await db.query(`SELECT action, changes FROM audit_records WHERE action = 'iam.admin.create'`);
     expect(audit.rows).toHaveLength(1);
     expect(JSON.stringify(audit.rows[0].changes)).not.toContain(PASSWORD);
+    // ids and flags, never an email (CONTRACT §6, wave 2)
+    expect(JSON.stringify(audit.rows[0].changes)).not.toContain('ops@example.com');
 
     const again = cli(['create-admin', 'ops@example.com'], env, 'another-Horse-battery-7-staple');
     expect(again.status, again.stderr).toBe(0);
