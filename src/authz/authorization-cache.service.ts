@@ -54,7 +54,25 @@ export class AuthorizationCache implements OnModuleInit {
    * proxied path then costs two map lookups instead of a walk over every grant.
    */
   async decide(principalId: string, tenantId: string | undefined, right: string, resource: string | undefined): Promise<Decision> {
-    const entry = await this.entry(principalId);
+    return this.decideFrom(await this.entry(principalId), principalId, tenantId, right, resource);
+  }
+
+  /**
+   * The same decision without waiting when the principal's grant sources are in memory (the
+   * proxied fast path); undefined when they must be loaded first (then `decide`).
+   */
+  decideNow(principalId: string, tenantId: string | undefined, right: string, resource: string | undefined): Decision | undefined {
+    const entry = this.liveEntry(principalId);
+    return entry === undefined ? undefined : this.decideFrom(entry, principalId, tenantId, right, resource);
+  }
+
+  private decideFrom(
+    entry: Entry,
+    principalId: string,
+    tenantId: string | undefined,
+    right: string,
+    resource: string | undefined,
+  ): Decision {
     // the resource goes last: it is the only part that may contain any character
     const key = `${tenantId ?? ''}|${right}|${resource === undefined ? '-' : `+${resource}`}`;
     let decision = entry.decisions.get(key);
@@ -66,9 +84,14 @@ export class AuthorizationCache implements OnModuleInit {
     return decision;
   }
 
-  private async entry(principalId: string): Promise<Entry> {
+  private liveEntry(principalId: string): Entry | undefined {
     const cached = this.entries.get(principalId);
-    if (cached !== undefined && Date.now() - cached.loadedAt < ENTRY_TTL_MS) return cached;
+    return cached !== undefined && Date.now() - cached.loadedAt < ENTRY_TTL_MS ? cached : undefined;
+  }
+
+  private async entry(principalId: string): Promise<Entry> {
+    const cached = this.liveEntry(principalId);
+    if (cached !== undefined) return cached;
     const generation = this.generation;
     const sources = await this.assignments.grantSourcesOf(this.prisma, principalId);
     const loaded: Entry = { sources, loadedAt: Date.now(), decisions: new Map() };

@@ -1,0 +1,22 @@
+import Fastify from 'fastify';
+import { describe, expect, it } from 'vitest';
+import { installFastRoutes } from '../../src/common/fast-routes';
+
+/** The proxied routes stay declared as usual, but Fastify calls the bound handler for them. */
+describe('installFastRoutes', () => {
+  it('serves a listed route with the bound handler, the declared one until a handler is bound, and leaves other routes alone', async () => {
+    const fastify = Fastify();
+    const routes = installFastRoutes(fastify, ['POST /v1/query/:view_type']);
+    fastify.post('/v1/query/:view_type', () => ({ by: 'declared' }));
+    fastify.post('/v1/other/:id', () => ({ by: 'other' }));
+    await fastify.ready();
+    const call = async (url: string) => (await fastify.inject({ method: 'POST', url })).json<{ by: string }>().by;
+
+    expect(await call('/v1/query/orders')).toBe('declared');
+    routes.bind(new Map([['POST /v1/query/:view_type', (_request, reply) => reply.send({ by: 'fast' })]]));
+    expect(await call('/v1/query/orders')).toBe('fast');
+    expect(await call('/v1/other/1')).toBe('other');
+    expect(() => routes.bind(new Map([['GET /v1/other/:id', (_request, reply) => reply.send({})]]))).toThrow(/not installed/);
+    await fastify.close();
+  });
+});
