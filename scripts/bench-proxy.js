@@ -12,7 +12,8 @@
  *    (from /proc/<pid>/stat, which depends far less on what else runs than rates do); then p99 at
  *    half of Gatehouse's saturation rate, via Gatehouse and direct;
  *  - gRPC SubmitCommand through Gatehouse vs straight to the fake aggregate (32 callers);
- *  - WebSocket echo round trips through Gatehouse vs straight to the fake projection (8 sockets);
+ *  - WebSocket echo round trips through Gatehouse vs a bare `ws` relay (the floor) vs straight to the
+ *    fake projection (8 sockets); gRPC and WebSocket targets interleaved in BENCH_ROUNDS rounds too;
  *  - RSS per idle relayed WebSocket (1,000 sockets held open through Gatehouse);
  *  - with NATS (BENCH_NATS_URL, default nats://127.0.0.1:4222 when reachable): the HTTP query at
  *    WORKERS=1 and WORKERS=2.
@@ -118,6 +119,38 @@ async function serveFloor(upstream) {
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
   process.stdout.write(JSON.stringify({ port: app.server.address().port }) + '\n');
+}
+
+/**
+ * The floor of a WebSocket relay in Node: a bare `ws` server that opens one upstream socket per
+ * client and relays every message raw, with the options Gatehouse's relay uses (no compression,
+ * no UTF-8 validation). No authentication, no limits, no logging.
+ */
+async function serveWsFloor(upstream) {
+  const { WebSocketServer, WebSocket } = require('ws');
+  const server = http.createServer((_request, response) => response.writeHead(404).end());
+  const wss = new WebSocketServer({ server, perMessageDeflate: false, skipUTF8Validation: true });
+  wss.on('connection', (client, request) => {
+    const target = new WebSocket(`${upstream}${request.url}`, { perMessageDeflate: false, skipUTF8Validation: true });
+    const pending = [];
+    target.on('open', () => {
+      for (const [data, isBinary] of pending.splice(0)) target.send(data, { binary: isBinary });
+    });
+    client.on('message', (data, isBinary) =>
+      target.readyState === WebSocket.OPEN ? target.send(data, { binary: isBinary }) : pending.push([data, isBinary]),
+    );
+    target.on('message', (data, isBinary) => client.send(data, { binary: isBinary }));
+    const end = () => {
+      client.terminate();
+      target.terminate();
+    };
+    client.on('close', end);
+    target.on('close', end);
+    client.on('error', end);
+    target.on('error', end);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
 }
 
 /* ---------- measurement helpers ---------- */
@@ -237,10 +270,10 @@ function percentile(sorted, p) {
 }
 
 /** Runs `workers` loops of `once()` for DURATION seconds; returns ops/s, latency percentiles (ms) and CPU µs per op of `pid`. */
-async function loops(workers, once, pid, opsPerLoop = 1) {
+async function loops(workers, once, pid, opsPerLoop = 1, duration = DURATION) {
   const latencies = [];
   let errors = 0;
-  const deadline = Date.now() + DURATION * 1000;
+  const deadline = Date.now() + duration * 1000;
   const cpuBefore = pid === undefined ? 0 : cpuSeconds(pid);
   const started = performance.now();
   await Promise.all(
@@ -266,7 +299,42 @@ async function loops(workers, once, pid, opsPerLoop = 1) {
     count: latencies.length,
     cpuPerOp: pid === undefined || latencies.length === 0 ? undefined : (cpu / (latencies.length * opsPerLoop)) * 1e6,
     bad: errors,
+    seconds,
+    cpu,
   };
+}
+
+/**
+ * `loops` over several targets in ROUNDS interleaved rounds (A B C A B C …), so a burst of load
+ * from the machine's other tenants lands on every target alike; counts, seconds and CPU summed.
+ */
+async function interleavedLoops(targets, workers) {
+  const rounds = Math.max(1, ROUNDS);
+  const seconds = Math.max(2, Math.round(DURATION / rounds));
+  const totals = targets.map(() => ({ count: 0, seconds: 0, cpu: 0, p50s: [], p99: 0, bad: 0 }));
+  for (let round = 0; round < rounds; round += 1) {
+    for (const [index, target] of targets.entries()) {
+      const result = await loops(workers, target.once, target.pid, target.opsPerLoop ?? 1, seconds);
+      const total = totals[index];
+      total.count += result.count;
+      total.seconds += result.seconds;
+      total.cpu += result.cpu;
+      total.p50s.push(result.p50);
+      total.p99 = Math.max(total.p99, result.p99);
+      total.bad += result.bad;
+    }
+  }
+  return totals.map((total, index) => ({
+    rate: total.count / total.seconds,
+    p50: total.p50s.sort((a, b) => a - b)[Math.floor(total.p50s.length / 2)],
+    p99: total.p99,
+    count: total.count,
+    cpuPerOp:
+      targets[index].pid === undefined || total.count === 0
+        ? undefined
+        : (total.cpu / (total.count * (targets[index].opsPerLoop ?? 1))) * 1e6,
+    bad: total.bad,
+  }));
 }
 
 /* ---------- report ---------- */
@@ -612,7 +680,7 @@ async function main() {
 
     // ---- gRPC SubmitCommand ----
     if (runs('grpc')) {
-      section(`gRPC SubmitCommand (${GRPC_CALLERS} callers)`);
+      section(`gRPC SubmitCommand (${GRPC_CALLERS} callers, ${ROUNDS} interleaved rounds)`);
       const Service = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, LOADER)).aggregate.gateway.v1.CommandService;
       const submit = (client, metadata) => (worker) =>
         new Promise((resolve, reject) => {
@@ -634,8 +702,13 @@ async function main() {
       metadata.set('x-tenant-id', 'acme');
       await submit(gatehouseClient, metadata)(0);
       await submit(directClient, new grpc.Metadata())(0);
-      const grpcVia = await loops(GRPC_CALLERS, submit(gatehouseClient, metadata), gatehouse.pid);
-      const grpcDirect = await loops(GRPC_CALLERS, submit(directClient, new grpc.Metadata()), upstreams.child.pid);
+      const [grpcVia, grpcDirect] = await interleavedLoops(
+        [
+          { once: submit(gatehouseClient, metadata), pid: gatehouse.pid },
+          { once: submit(directClient, new grpc.Metadata()), pid: upstreams.child.pid },
+        ],
+        GRPC_CALLERS,
+      );
       row('via Gatehouse', grpcVia);
       row('direct (CPU = the upstream)', grpcDirect);
       ratio('calls/s Gatehouse / direct', grpcVia.rate / grpcDirect.rate, '≥ 0.5');
@@ -667,7 +740,9 @@ async function main() {
 
     // ---- WebSocket echo ----
     if (runs('ws')) {
-      section(`WebSocket echo (${WS_SOCKETS} sockets; one round trip = 2 messages relayed)`);
+      section(`WebSocket echo (${WS_SOCKETS} sockets; one round trip = 2 messages relayed; ${ROUNDS} interleaved rounds)`);
+      const wsFloor = await helperProcess(['--serve-ws-floor', `ws://${projection}`]);
+      children.push(wsFloor.child);
       const echo = (sockets) => (worker) =>
         new Promise((resolve) => {
           const socket = sockets[worker];
@@ -676,13 +751,23 @@ async function main() {
         });
       const gatehouseSockets = await openSockets(WS_SOCKETS, `ws://127.0.0.1:${port}/v1/subscribe/orders`, gatehouseSocketHeaders);
       const directSockets = await openSockets(WS_SOCKETS, `ws://${projection}/v1/subscribe/orders`, {});
-      const wsVia = await loops(WS_SOCKETS, echo(gatehouseSockets), gatehouse.pid, 2);
-      const wsDirect = await loops(WS_SOCKETS, echo(directSockets), upstreams.child.pid, 2);
-      for (const socket of [...gatehouseSockets, ...directSockets]) socket.terminate();
+      const floorSockets = await openSockets(WS_SOCKETS, `ws://127.0.0.1:${wsFloor.info.port}/v1/subscribe/orders`, {});
+      const [wsVia, wsDirect, wsViaFloor] = await interleavedLoops(
+        [
+          { once: echo(gatehouseSockets), pid: gatehouse.pid, opsPerLoop: 2 },
+          { once: echo(directSockets), pid: upstreams.child.pid, opsPerLoop: 2 },
+          { once: echo(floorSockets), pid: wsFloor.child.pid, opsPerLoop: 2 },
+        ],
+        WS_SOCKETS,
+      );
+      for (const socket of [...gatehouseSockets, ...directSockets, ...floorSockets]) socket.terminate();
       const messages = (result) => ({ ...result, rate: result.rate * 2 });
       row('messages via Gatehouse (CPU per message)', messages(wsVia), 'msg/s');
+      row('messages via bare ws relay (floor)', messages(wsViaFloor), 'msg/s');
       row('messages direct (CPU = the upstream)', messages(wsDirect), 'msg/s');
       ratio('messages/s Gatehouse / direct', wsVia.rate / wsDirect.rate, '≥ 0.6');
+      ratio('messages/s bare ws relay / direct', wsViaFloor.rate / wsDirect.rate);
+      ratio('CPU/message Gatehouse / bare ws relay', wsVia.cpuPerOp / wsViaFloor.cpuPerOp);
     }
 
     // ---- memory per idle relayed WebSocket ----
@@ -748,6 +833,11 @@ async function main() {
 
 if (process.argv.includes('--serve-upstreams')) {
   serveUpstreams().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+} else if (process.argv.includes('--serve-ws-floor')) {
+  serveWsFloor(process.argv[process.argv.indexOf('--serve-ws-floor') + 1]).catch((error) => {
     console.error(error);
     process.exit(1);
   });
