@@ -13,11 +13,16 @@
  * Rows: requests/s, ratio to (a), p50/p99, CPU µs per request of nginx and of Gatehouse (/proc/<pid>/stat).
  * nginx runs as one process (master_process off, one worker), Gatehouse with WORKERS=1, the targets
  * interleaved in BENCH_ROUNDS rounds (default 4) of BENCH_SECONDS / rounds each (default 8 s in all).
+ * CPU µs per request is also printed for the fake service and for the load generator (this process),
+ * so the whole machine's cost of a request is visible. BENCH_ONLY=b,c runs only those targets
+ * (with (a), the baseline); BENCH_GATEHOUSE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"
+ * profiles Gatehouse under load.
  */
 const { spawn, spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const { freePort, waitForPort, waitForReady } = require('./bench-support');
+const { setTimeout: sleep } = require('node:timers/promises');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -133,10 +138,10 @@ ${http}
       proxy_set_header X-Forwarded-Proto $scheme;
     }
   }
-  log_format cache_status '$gh_cache';
+  log_format cache_status '$msec $gh_cache';
   server {
     listen 127.0.0.1:${cached};
-    access_log ${cacheLog} cache_status;
+    access_log ${cacheLog} cache_status buffer=64k flush=1s;
 ${server}
   }
   server {
@@ -175,10 +180,15 @@ async function forwardDecisions(base) {
   return total;
 }
 
-/** Adds the words logged after `offset` in `file` (one cache status a line) to `counts`. */
-function countStatuses(file, offset, counts) {
-  const text = fs.readFileSync(file, 'utf8').slice(offset);
-  for (const line of text.split('\n')) if (line !== '') counts[line] = (counts[line] ?? 0) + 1;
+/** Cache statuses (b) logged (`$msec $gh_cache` a line) within the measured time windows. */
+function countStatuses(file, windows) {
+  const counts = {};
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    const [time, status] = line.split(' ');
+    const at = Number(time);
+    if (status !== undefined && windows.some(([from, to]) => at >= from && at <= to)) counts[status] = (counts[status] ?? 0) + 1;
+  }
+  return counts;
 }
 
 async function main() {
@@ -214,7 +224,8 @@ async function main() {
     const adminEmail = 'bench-edge@example.com';
     const adminPassword = 'bench edge password 12345';
     const port = await freePort();
-    const gatehouse = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js')], {
+    const nodeArgs = (process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const gatehouse = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist', 'main.js')], {
       env: {
         PATH: process.env.PATH,
         NODE_ENV: 'production',
@@ -270,19 +281,35 @@ async function main() {
       headers: { authorization: `Bearer ${token}`, 'x-tenant-id': 'acme' },
     }));
     const queryBody = JSON.stringify({ filter: { status: 'open', customer: 'c-42' }, limit: 20 });
+    const only = (process.env.BENCH_ONLY ?? 'a,b,c,d').split(',');
     const targets = [
-      { label: '(a) nginx alone, no authentication', url: `http://127.0.0.1:${nginx.plain}`, requests: edgeRequests, decisions: false },
       {
+        key: 'a',
+        label: '(a) nginx alone, no authentication',
+        url: `http://127.0.0.1:${nginx.plain}`,
+        requests: edgeRequests,
+        nginx: true,
+      },
+      {
+        key: 'b',
         label: '(b) nginx + auth_request, 1 s decision cache',
         url: `http://127.0.0.1:${nginx.cached}`,
         requests: edgeRequests,
+        nginx: true,
         decisions: true,
       },
-      { label: '(c) nginx + auth_request, no cache', url: `http://127.0.0.1:${nginx.uncached}`, requests: edgeRequests, decisions: true },
       {
+        key: 'c',
+        label: '(c) nginx + auth_request, no cache',
+        url: `http://127.0.0.1:${nginx.uncached}`,
+        requests: edgeRequests,
+        nginx: true,
+        decisions: true,
+      },
+      {
+        key: 'd',
         label: "(d) Gatehouse's own proxy (POST /v1/query)",
         url: base,
-        decisions: false,
         requests: pairs.map(({ token }) => ({
           method: 'POST',
           path: '/v1/query/orders',
@@ -290,7 +317,7 @@ async function main() {
           headers: { authorization: `Bearer ${token}`, 'x-tenant-id': 'acme', 'content-type': 'application/json' },
         })),
       },
-    ];
+    ].filter((target) => target.key === 'a' || only.includes(target.key));
     // every target answers 200 before anything is measured
     for (const target of targets) {
       const first = target.requests[0];
@@ -308,28 +335,50 @@ async function main() {
     );
     const rounds = Math.max(1, ROUNDS);
     const duration = Math.max(2, Math.round(DURATION / rounds));
-    const totals = targets.map(() => ({ count: 0, seconds: 0, nginxCpu: 0, gatehouseCpu: 0, p50s: [], p99: 0, bad: 0, decisions: 0 }));
-    const cacheStatuses = {};
-    for (const target of targets) await cannon({ url: target.url, requests: target.requests, duration: 1 }); // warm-up
+    const totals = targets.map(() => ({
+      count: 0,
+      seconds: 0,
+      nginxCpu: 0,
+      gatehouseCpu: 0,
+      serviceCpu: 0,
+      loadCpu: 0,
+      p50s: [],
+      p99: 0,
+      non2xx: 0,
+      errors: 0,
+      decisions: 0,
+    }));
+    const cachedWindows = [];
     for (let round = 0; round < rounds; round += 1) {
       for (const [index, target] of targets.entries()) {
+        // unmeasured second first: connections open and, for (b), decisions cached as in steady
+        // traffic (the other targets ran in between, so every decision has expired)
+        await cannon({ url: target.url, requests: target.requests, duration: 1 });
         const nginxBefore = cpuSeconds(nginx.child.pid);
         const gatehouseBefore = cpuSeconds(gatehouse.pid);
+        const serviceBefore = cpuSeconds(upstream.child.pid);
+        const loadBefore = process.cpuUsage();
         const decisionsBefore = target.decisions ? await forwardDecisions(base) : 0;
-        const logBefore = index === 1 ? fs.statSync(nginx.cacheLog).size : 0;
+        const started = Date.now() / 1000;
         const result = await cannon({ url: target.url, requests: target.requests, duration });
+        if (target.key === 'b') cachedWindows.push([started, Date.now() / 1000]);
         const total = totals[index];
         total.nginxCpu += cpuSeconds(nginx.child.pid) - nginxBefore;
         total.gatehouseCpu += cpuSeconds(gatehouse.pid) - gatehouseBefore;
+        total.serviceCpu += cpuSeconds(upstream.child.pid) - serviceBefore;
+        const load = process.cpuUsage(loadBefore);
+        total.loadCpu += (load.user + load.system) / 1e6;
         if (target.decisions) total.decisions += (await forwardDecisions(base)) - decisionsBefore;
-        if (index === 1) countStatuses(nginx.cacheLog, logBefore, cacheStatuses);
         total.count += result.requests.total;
         total.seconds += result.duration;
         total.p50s.push(result.latency.p50);
         total.p99 = Math.max(total.p99, result.latency.p99);
-        total.bad += result.non2xx + result.errors;
+        total.non2xx += result.non2xx;
+        total.errors += result.errors;
       }
     }
+    await sleep(1200); // nginx flushes the access log's buffer every second
+    const cacheStatuses = countStatuses(nginx.cacheLog, cachedWindows);
     const rows = totals.map((total, index) => ({
       label: targets[index].label,
       rate: total.count / total.seconds,
@@ -337,22 +386,31 @@ async function main() {
       p99: total.p99,
       nginxCpu: (total.nginxCpu / total.count) * 1e6,
       gatehouseCpu: (total.gatehouseCpu / total.count) * 1e6,
-      bad: total.bad,
+      serviceCpu: (total.serviceCpu / total.count) * 1e6,
+      loadCpu: (total.loadCpu / total.count) * 1e6,
+      non2xx: total.non2xx,
+      errors: total.errors,
       hitRatio: targets[index].decisions ? 1 - total.decisions / total.count : undefined,
     }));
     const baseline = rows[0].rate;
-    console.log('\n| path | req/s | × (a) | p50 ms | p99 ms | nginx CPU µs/req | Gatehouse CPU µs/req | decision cache hits | failed |');
-    console.log('|---|---|---|---|---|---|---|---|---|');
+    const cpu = (value) => (value === undefined ? '' : value.toFixed(0));
+    console.log(
+      '\n| path | req/s | × (a) | p50 ms | p99 ms | CPU µs/req: nginx | Gatehouse | service | load generator | all | decision cache hits | failed (non-2xx/errors) |',
+    );
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const [index, r] of rows.entries()) {
-      const nginxCpu = index === 3 ? '' : r.nginxCpu.toFixed(0);
-      const gatehouseCpu = index === 0 ? '' : r.gatehouseCpu.toFixed(0);
+      const nginxCpu = targets[index].nginx ? r.nginxCpu : undefined;
+      const gatehouseCpu = index === 0 ? undefined : r.gatehouseCpu;
+      const all = (nginxCpu ?? 0) + (gatehouseCpu ?? 0) + r.serviceCpu + r.loadCpu;
       console.log(
-        `| ${r.label} | ${r.rate.toFixed(0)} | ${(r.rate / baseline).toFixed(2)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${nginxCpu} | ${gatehouseCpu} | ${
-          r.hitRatio === undefined ? '' : r.hitRatio.toFixed(3)
-        } | ${r.bad} |`,
+        `| ${r.label} | ${r.rate.toFixed(0)} | ${(r.rate / baseline).toFixed(2)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${cpu(nginxCpu)} | ${cpu(
+          gatehouseCpu,
+        )} | ${cpu(r.serviceCpu)} | ${cpu(r.loadCpu)} | ${cpu(all)} | ${r.hitRatio === undefined ? '' : r.hitRatio.toFixed(3)} | ${r.non2xx}/${r.errors} |`,
       );
     }
     const logged = Object.values(cacheStatuses).reduce((sum, n) => sum + n, 0);
+    const cachedRow = rows.find((_, index) => targets[index].key === 'b');
+    if (cachedRow === undefined) return;
     console.log(
       `\n(b)'s decisions by nginx cache status (access log): ${Object.entries(cacheStatuses)
         .sort((x, y) => y[1] - x[1])
@@ -360,7 +418,7 @@ async function main() {
         .join(', ')}`,
     );
     console.log(
-      `\n(b) / (a) = ${(rows[1].rate / baseline).toFixed(2)} (goal ≥ 0.7); decision cache hit ratio ${rows[1].hitRatio.toFixed(3)}`,
+      `\n(b) / (a) = ${(cachedRow.rate / baseline).toFixed(2)} (goal ≥ 0.7); decision cache hit ratio ${cachedRow.hitRatio.toFixed(3)}`,
     );
   } finally {
     await Promise.all(
