@@ -27,6 +27,7 @@ const ADMIN_PASSWORD = 'bootstrap admin password 123';
 const RULES = [
   { path_prefix: '/orders/public', public: true },
   { path_prefix: '/orders/ops', right: 'platform.routing.read', tenant: 'none' },
+  { path_prefix: '/orders/flip', right: 'queries.run' },
   { path_prefix: '/orders/items', methods: ['GET', 'HEAD'], right: 'queries.run', resource: '{1}' },
   { path_prefix: '/orders/items', right: 'commands.submit', resource: '{1}' },
 ];
@@ -244,6 +245,48 @@ describe.skipIf(!available || !proxiesInstalled)('forward auth through real ngin
       expect(statuses[0]).toBe('200 MISS');
       expect(statuses.filter((line) => line === '200 HIT').length).toBeGreaterThanOrEqual(1);
     } finally {
+      await logged.stop();
+    }
+  });
+
+  it('nginx answers from a new decision once the cached one expires, although it keeps cache files open (open_file_cache)', async () => {
+    const member = await userWithRole(app.url, adminToken, 'acme', 'tenant_member', 'edge-flip');
+    const logged = await startNginx({ gatehousePort: Number(new URL(app.url).port), servicePort: service.port, accessLog: true });
+    const writeRules = async (rules: unknown) => {
+      const view = await request(app.url, 'GET', '/admin/routing', { token: adminToken });
+      const put = await request(app.url, 'PUT', '/admin/routing/forward/rules', {
+        token: adminToken,
+        json: rules,
+        headers: { 'if-match': String(view.json.forward.revision) },
+      });
+      expect(put.status, put.text).toBe(200);
+    };
+    const call = async () => {
+      const before = service.calls.length;
+      const result = await request(`http://127.0.0.1:${logged.port}`, 'GET', '/orders/flip/1', {
+        token: member.accessToken,
+        headers: { 'x-tenant-id': 'acme' },
+      });
+      expect(result.status, result.text).toBe(200);
+      return callTo(before, '/orders/flip/1')!.headers['x-auth-principal-id'];
+    };
+    const access = () => fs.readFileSync(path.join(logged.dir, 'access.log'), 'utf8').trim().split('\n');
+    try {
+      // a miss, then hits: nginx now holds the protected decision's cache file open
+      for (let i = 0; i < 3; i += 1) expect(await call()).toBe(member.userId);
+      await waitFor(() => access().length >= 3);
+      expect(access()).toContain('200 HIT');
+      // the same key's next decision differs (public: no identity headers); nginx writes it to a new file
+      await writeRules(RULES.map((rule) => (rule.path_prefix === '/orders/flip' ? { path_prefix: '/orders/flip', public: true } : rule)));
+      const elapsed = await waitFor(async () => (await call()) === undefined, 2500);
+      expect(elapsed).toBeLessThanOrEqual(2500);
+      // hits after that read the new file, not the one nginx held open
+      const seen = access().length;
+      for (let i = 0; i < 3; i += 1) expect(await call()).toBeUndefined();
+      await waitFor(() => access().length >= seen + 3);
+      expect(access().slice(seen)).toContain('200 HIT');
+    } finally {
+      await writeRules(RULES);
       await logged.stop();
     }
   });
