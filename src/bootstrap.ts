@@ -18,6 +18,7 @@ import { commandGrpcServerOptions } from './proxy/grpc-server';
 import { installProxyBodyParser } from './proxy/proxy-body-parser';
 import { installFastRoutes } from './common/fast-routes';
 import { PROXY_FAST_ROUTES, ProxyFastPath } from './proxy/proxy-fast-path';
+import { FORWARD_FAST_ROUTES, forwardFastHandlers } from './forward/forward-fast-path';
 import { SubscriptionAdmission } from './proxy/subscription-admission.service';
 import { SubscriptionWsAdapter } from './proxy/subscription-ws.adapter';
 import type { Server as HttpsServer } from 'node:https';
@@ -60,7 +61,7 @@ export async function startGatehouse(config: AppConfig, logger: Logger, options:
   if (https?.requestCert === true && https.rejectUnauthorized === false) refuseUnverifiedClientCertificates(fastify.server as HttpsServer);
   installHttpPipeline(fastify, logger, metrics, { clientCertSubject: clientCertificateReader(config.TRUST_PROXY) });
   // the proxied HTTP routes stay Nest routes (declarations, snapshot, OpenAPI) but Fastify calls their handler directly
-  const fastRoutes = installFastRoutes(fastify, PROXY_FAST_ROUTES);
+  const fastRoutes = installFastRoutes(fastify, [...PROXY_FAST_ROUTES, ...FORWARD_FAST_ROUTES]);
 
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.register({ config, logger, metrics }),
@@ -79,7 +80,7 @@ export async function startGatehouse(config: AppConfig, logger: Logger, options:
       exposedHeaders: ['x-request-id', 'x-correlation-id', 'traceparent', 'retry-after', 'etag'],
     });
   }
-  fastRoutes.bind(ProxyFastPath.of(app).handlers());
+  fastRoutes.bind(new Map([...ProxyFastPath.of(app).handlers(), ...forwardFastHandlers(app)]));
   setupOpenApi(app);
   installProxyBodyParser(app, DEFAULT_BODY_LIMIT);
   if (config.GRPC_PORT !== 0) {

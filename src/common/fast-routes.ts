@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod 
 
 export type FastRouteHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 
-/** `METHOD /route/template`, as Fastify names a route. */
+/** `METHOD /route/template`, as Fastify names a route; `ALL /route/template` for a route of every method (`@All`). */
 export type FastRouteKey = `${string} /${string}`;
 
 export interface FastRoutes {
@@ -24,8 +24,7 @@ export function installFastRoutes(fastify: FastifyInstance, keys: readonly FastR
   const wanted = new Set<string>(keys);
   fastify.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    if (methods.length !== 1) return;
-    const key = `${methods[0]!.toUpperCase()} ${route.url}` as FastRouteKey;
+    const key = `${methods.length === 1 ? methods[0]!.toUpperCase() : 'ALL'} ${route.url}` as FastRouteKey;
     if (!wanted.has(key)) return;
     const nestHandler = route.handler;
     route.handler = function fastRoute(this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {

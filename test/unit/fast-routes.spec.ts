@@ -24,4 +24,18 @@ describe('installFastRoutes', () => {
     expect(() => routes.bind(new Map<FastRouteKey, FastRouteHandler>([['GET /v1/other/:id', sending({})]]))).toThrow(/not installed/);
     await fastify.close();
   });
+
+  it('names a route of every method (`@All`) `ALL /path` and serves each of its methods with the bound handler', async () => {
+    const fastify = Fastify();
+    const routes = installFastRoutes(fastify, ['ALL /v1/authz/forward']);
+    fastify.all('/v1/authz/forward', () => ({ by: 'declared' }));
+    fastify.get('/v1/authz/other', () => ({ by: 'other' }));
+    await fastify.ready();
+    routes.bind(new Map<FastRouteKey, FastRouteHandler>([['ALL /v1/authz/forward', sending({ by: 'fast' })]]));
+    for (const method of ['GET', 'POST', 'DELETE'] as const) {
+      expect((await fastify.inject({ method, url: '/v1/authz/forward' })).json<{ by: string }>().by).toBe('fast');
+    }
+    expect((await fastify.inject({ method: 'GET', url: '/v1/authz/other' })).json<{ by: string }>().by).toBe('other');
+    await fastify.close();
+  });
 });
