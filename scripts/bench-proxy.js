@@ -11,7 +11,8 @@
  *    straight to the upstream: requests/s, p50/p99, and CPU µs per request of the proxy process
  *    (from /proc/<pid>/stat, which depends far less on what else runs than rates do); then p99 at
  *    half of Gatehouse's saturation rate, via Gatehouse and direct;
- *  - gRPC SubmitCommand through Gatehouse vs straight to the fake aggregate (32 callers);
+ *  - gRPC SubmitCommand through Gatehouse vs a bare grpc-js pass-through (the floor) vs straight to
+ *    the fake aggregate (32 callers);
  *  - WebSocket echo round trips through Gatehouse vs a bare `ws` relay (the floor) vs straight to the
  *    fake projection (8 sockets); gRPC and WebSocket targets interleaved in BENCH_ROUNDS rounds too;
  *  - RSS per idle relayed WebSocket (1,000 sockets held open through Gatehouse);
@@ -151,6 +152,41 @@ async function serveWsFloor(upstream) {
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
+}
+
+/**
+ * The floor of a gRPC proxy in Node: a bare grpc-js server whose SubmitCommand forwards the
+ * request bytes to the upstream over one channel and answers its response bytes (identity
+ * serializers, as Gatehouse's pass-through). No authentication, no limits, no logging.
+ */
+async function serveGrpcFloor(upstream) {
+  const grpc = require('@grpc/grpc-js');
+  const pass = (bytes) => bytes;
+  const path = '/aggregate.gateway.v1.CommandService/SubmitCommand';
+  const options = { 'grpc.enable_channelz': 0 };
+  const client = new grpc.Client(upstream, grpc.credentials.createInsecure(), { ...options, 'grpc.enable_retries': 0 });
+  const server = new grpc.Server(options);
+  server.addService(
+    {
+      SubmitCommand: {
+        path,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: pass,
+        requestDeserialize: pass,
+        responseSerialize: pass,
+        responseDeserialize: pass,
+      },
+    },
+    {
+      SubmitCommand: (call, callback) =>
+        client.makeUnaryRequest(path, pass, pass, call.request, new grpc.Metadata(), { deadline: call.getDeadline() }, callback),
+    },
+  );
+  const port = await new Promise((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+  );
+  process.stdout.write(JSON.stringify({ port }) + '\n');
 }
 
 /* ---------- measurement helpers ---------- */
@@ -695,25 +731,34 @@ async function main() {
             error ? reject(error) : resolve(response),
           );
         });
+      const grpcFloor = await helperProcess(['--serve-grpc-floor', aggregate]);
+      children.push(grpcFloor.child);
       const gatehouseClient = new Service(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
       const directClient = new Service(aggregate, grpc.credentials.createInsecure());
+      const floorClient = new Service(`127.0.0.1:${grpcFloor.info.port}`, grpc.credentials.createInsecure());
       const metadata = new grpc.Metadata();
       metadata.set('authorization', `Bearer ${token}`);
       metadata.set('x-tenant-id', 'acme');
       await submit(gatehouseClient, metadata)(0);
       await submit(directClient, new grpc.Metadata())(0);
-      const [grpcVia, grpcDirect] = await interleavedLoops(
+      await submit(floorClient, new grpc.Metadata())(0);
+      const [grpcVia, grpcDirect, grpcViaFloor] = await interleavedLoops(
         [
           { once: submit(gatehouseClient, metadata), pid: gatehouse.pid },
           { once: submit(directClient, new grpc.Metadata()), pid: upstreams.child.pid },
+          { once: submit(floorClient, new grpc.Metadata()), pid: grpcFloor.child.pid },
         ],
         GRPC_CALLERS,
       );
       row('via Gatehouse', grpcVia);
+      row('via bare grpc-js pass-through (floor)', grpcViaFloor);
       row('direct (CPU = the upstream)', grpcDirect);
       ratio('calls/s Gatehouse / direct', grpcVia.rate / grpcDirect.rate, '≥ 0.5');
+      ratio('calls/s bare grpc-js pass-through / direct', grpcViaFloor.rate / grpcDirect.rate);
+      ratio('CPU/call Gatehouse / bare grpc-js pass-through', grpcVia.cpuPerOp / grpcViaFloor.cpuPerOp);
       gatehouseClient.close();
       directClient.close();
+      floorClient.close();
     }
 
     const openSockets = async (count, url, headers) => {
@@ -833,6 +878,11 @@ async function main() {
 
 if (process.argv.includes('--serve-upstreams')) {
   serveUpstreams().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+} else if (process.argv.includes('--serve-grpc-floor')) {
+  serveGrpcFloor(process.argv[process.argv.indexOf('--serve-grpc-floor') + 1]).catch((error) => {
     console.error(error);
     process.exit(1);
   });

@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import * as grpcLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COMMAND_LOADER_OPTIONS, COMMAND_PROTO_PATH } from '../../src/proxy/command-proto';
 import { bootApp, type TestApp } from '../support/app';
 import { userWithRole } from '../support/admin-fixtures';
 import { signupUser } from '../support/auth-flows';
@@ -472,6 +474,56 @@ describe.skipIf(!available)('proxies to aggregate, projection and runner upstrea
         expect(unrouted.error?.metadata.get('gatehouse-error-code')[0]).toBe('tenant_not_routed');
       } finally {
         client.close();
+      }
+    });
+
+    it('decides on the aggregate_type the aggregate will read (the last one) and refuses a malformed message before any upstream contact', async () => {
+      // the handler forwards the request bytes unchanged: what it authorizes must be what the aggregate decodes
+      await http(base, 'POST', '/admin/tenants', { token: adminToken, json: { id: 'acme', name: 'Acme' } });
+      const role = await http(base, 'POST', '/admin/roles', {
+        token: adminToken,
+        json: { name: `orders-only-${Date.now()}`, tenant_id: 'acme', grants: ['commands.submit:order'] },
+      });
+      expect(role.status, role.text).toBe(201);
+      const user = await signupUser(base);
+      const assigned = await http(base, 'POST', '/admin/assignments', {
+        token: adminToken,
+        json: { principal_id: user.userId, tenant_id: 'acme', role_id: role.json.id },
+      });
+      expect(assigned.status, assigned.text).toBe(201);
+      const definition = grpcLoader.loadSync(COMMAND_PROTO_PATH, COMMAND_LOADER_OPTIONS);
+      const encode = (definition['aggregate.gateway.v1.CommandService'] as grpcLoader.ServiceDefinition).SubmitCommand!.requestSerialize;
+      const aggregateType = (value: string) => Buffer.concat([Buffer.from([0x0a, value.length]), Buffer.from(value)]);
+      const command = encode({ aggregate_type: 'order', aggregate_id: 'o-9', command_id: 'c-wire-1', command_type: 'order.ship' });
+      const pass = (bytes: Buffer) => bytes;
+      const raw = new grpc.Client(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
+      const send = (bytes: Buffer) =>
+        new Promise<grpc.ServiceError | null>((resolve) => {
+          const metadata = new grpc.Metadata();
+          metadata.set('authorization', `Bearer ${user.accessToken}`);
+          metadata.set('x-tenant-id', 'acme');
+          raw.makeUnaryRequest(
+            '/aggregate.gateway.v1.CommandService/SubmitCommand',
+            pass,
+            pass,
+            bytes,
+            metadata,
+            { deadline: Date.now() + 5000 },
+            (error) => resolve(error),
+          );
+        });
+      try {
+        const before = aggregate.calls.length;
+        expect((await send(Buffer.concat([command, aggregateType('payroll')])))?.code).toBe(grpc.status.PERMISSION_DENIED);
+        const malformed = await send(Buffer.from([0x0a, 0x05, 0x6f]));
+        expect(malformed?.code).toBe(grpc.status.INVALID_ARGUMENT);
+        expect(malformed?.metadata.get('gatehouse-error-code')[0]).toBe('validation_failed');
+        expect(aggregate.calls.length).toBe(before);
+        expect(await send(Buffer.concat([aggregateType('payroll'), command]))).toBeNull();
+        expect(aggregate.calls.length).toBe(before + 1);
+        expect(aggregate.calls.at(-1)!.request.aggregate_type).toBe('order');
+      } finally {
+        raw.close();
       }
     });
 
