@@ -16,7 +16,7 @@
  *
  * BENCH_SECONDS (default 8) per run; BENCH_PROFILE=<dir> starts Gatehouse with --cpu-prof into
  * that directory and counts the SQL statements each measured request sends (scripts/bench-count.js);
- * BENCH_LOG=<file> appends Gatehouse's log lines there; BENCH_ONLY=signin,me,refresh,audit runs only those sections (a profile then covers just them).
+ * BENCH_DIST=<dir> runs another build's main.js (e.g. a before/after pair); BENCH_LOG=<file> appends Gatehouse's log lines there; BENCH_ONLY=signin,me,refresh,audit runs only those sections (a profile then covers just them).
  * Only 2xx answers count as sign-ins; Gatehouse runs as in production (WORKERS = cores), with
  * room for 4 hashes in flight like the bare loop and a queue no run fills, and without the
  * admin second-factor requirement (the bench admin has no TOTP).
@@ -152,30 +152,34 @@ async function startReplicas(count, dbUrl, extraEnv = {}) {
     const nodeArgs = profile
       ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profile)}`, '--require', path.join(__dirname, 'bench-count.js')]
       : [];
-    const child = spawn(process.execPath, [...nodeArgs, path.join(__dirname, '..', 'dist', 'main.js')], {
-      env: {
-        PATH: process.env.PATH,
-        NODE_ENV: 'production',
-        MASTER_KEY,
-        PORT: String(port),
-        GRPC_PORT: '0',
-        DATABASE_URL: dbUrl,
-        ...(natsUp ? { NATS_URL } : {}),
-        DATA_DIR: dataDir,
-        LOG_LEVEL: 'warn',
-        AUTH_IP_LIMIT: '10000000',
-        AUTH_ACCOUNT_FAILURE_LIMIT: '1000000',
-        ADMIN_WRITE_LIMIT: '10000000/60s',
-        ADMIN_MFA_REQUIRED: 'false',
-        PASSWORD_HASH_CONCURRENCY: '4',
-        PASSWORD_HASH_QUEUE: '64',
-        BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
-        BOOTSTRAP_ADMIN_PASSWORD: PASSWORD,
-        ...(countDir ? { BENCH_COUNT_DIR: countDir } : {}),
-        ...extraEnv,
+    const child = spawn(
+      process.execPath,
+      [...nodeArgs, path.join(process.env.BENCH_DIST ?? path.join(__dirname, '..', 'dist'), 'main.js')],
+      {
+        env: {
+          PATH: process.env.PATH,
+          NODE_ENV: 'production',
+          MASTER_KEY,
+          PORT: String(port),
+          GRPC_PORT: '0',
+          DATABASE_URL: dbUrl,
+          ...(natsUp ? { NATS_URL } : {}),
+          DATA_DIR: dataDir,
+          LOG_LEVEL: 'warn',
+          AUTH_IP_LIMIT: '10000000',
+          AUTH_ACCOUNT_FAILURE_LIMIT: '1000000',
+          ADMIN_WRITE_LIMIT: '10000000/60s',
+          ADMIN_MFA_REQUIRED: 'false',
+          PASSWORD_HASH_CONCURRENCY: '4',
+          PASSWORD_HASH_QUEUE: '64',
+          BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
+          BOOTSTRAP_ADMIN_PASSWORD: PASSWORD,
+          ...(countDir ? { BENCH_COUNT_DIR: countDir } : {}),
+          ...extraEnv,
+        },
+        stdio: ['ignore', process.env.BENCH_LOG ? fs.openSync(process.env.BENCH_LOG, 'a') : 'ignore', 'inherit'],
       },
-      stdio: ['ignore', process.env.BENCH_LOG ? fs.openSync(process.env.BENCH_LOG, 'a') : 'ignore', 'inherit'],
-    });
+    );
     replicas.push({ child, pid: child.pid, base: `http://127.0.0.1:${port}`, countDir });
     // one at a time: both would otherwise race to apply the migrations (they are locked, but slower)
     await waitReady(replicas[index].base);

@@ -194,6 +194,8 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
     const connection = this.nats.nc;
     if (connection === undefined || !this.nats.isConnected) return undefined;
     await this.ensureStream(connection);
+    // nothing past the cursor (the usual idle poll, or another process published it): no transaction
+    if (!(await this.records.hasUnpublished(this.prisma))) return 0;
     const js = jetstream(connection);
     return this.prisma.$transaction(
       async (tx) => {

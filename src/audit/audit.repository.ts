@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
+import type { PrismaService, PreparedStatement } from '../database/prisma.service';
 import type { Db } from '../database/transaction';
 import type { AuditRecord, Prisma } from '../generated/prisma/client';
 import type { ChainedContent } from './audit-chain';
@@ -26,6 +27,11 @@ export interface AuditFilter {
 
 /** system_settings key holding the seq of the last record acknowledged by JetStream. */
 const PUBLISH_CURSOR_KEY = 'audit_publish_cursor';
+const HAS_UNPUBLISHED: PreparedStatement = {
+  name: 'audit_has_unpublished',
+  text: `SELECT EXISTS (SELECT 1 FROM audit_records
+    WHERE seq > COALESCE((SELECT value::bigint FROM system_settings WHERE key = $1), 0)) AS pending`,
+};
 
 /** pg_try_advisory_xact_lock key ("audp"): one replica at a time advances the publish cursor. */
 const PUBLISH_LOCK = 0x61756470;
@@ -116,6 +122,15 @@ export class AuditRepository {
   async tryLockPublisher(tx: Db): Promise<boolean> {
     const rows = await tx.$queryRaw<Array<{ locked: boolean }>>`SELECT pg_try_advisory_xact_lock(${PUBLISH_LOCK}) AS locked`;
     return rows[0]?.locked === true;
+  }
+
+  /**
+   * Whether a committed record lies past the publish cursor: one prepared statement, outside any
+   * transaction, so an idle pass (every second on every process) costs no lock and no transaction.
+   */
+  async hasUnpublished(prisma: PrismaService): Promise<boolean> {
+    const rows = await prisma.prepared<{ pending: boolean }>(HAS_UNPUBLISHED, [PUBLISH_CURSOR_KEY]);
+    return rows[0]?.pending === true;
   }
 
   /** seq of the last record JetStream acknowledged (0 before the first). */

@@ -9,7 +9,7 @@ import { uuidv7 } from '../common/uuid';
 import { SecretBox } from '../common/secret-box';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { PrismaService } from '../database/prisma.service';
-import type { Db } from '../database/transaction';
+import { beforeCommit, type Db } from '../database/transaction';
 import type { Session } from '../generated/prisma/client';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
 import { LOGGER } from '../observability/logger';
@@ -75,22 +75,25 @@ export class SessionService {
       target: { type: 'session', id: sessionId },
       changes: { amr, second_factor: signIn.secondFactor },
     });
-    if (tx !== undefined) {
-      const tokens = await this.start(tx, user, amr, signIn.client);
-      await this.audit.record(tx, signinEvent(tokens.session_id));
-      return tokens;
-    }
-    // One statement, session_start(): counters, session, refresh token and audit record commit together.
+    // One statement, session_start(): counters, session, refresh token and audit record together.
+    // Ids are made here, so the tokens can be signed before the statement runs.
     const session = { id: uuidv7(), amr, expiresAt: new Date(Date.now() + this.config.SESSION_MAX_AGE * 1000) };
     const refreshToken = newOpaqueToken();
-    const audit = this.audit.prepare(signinEvent(session.id));
-    const seq = await this.sessions.startSignedIn(this.prisma, {
+    const start = {
       session: { ...session, userId: user.id, ip: signIn.client.ip, userAgent: signIn.client.userAgent?.slice(0, 512) },
       refresh: { id: randomUUID(), token: refreshToken, expiresAt: this.refreshExpiry(session) },
       clearCounterKeys: signIn.clearCounterKeys ?? [],
-      audit,
-    });
-    this.audit.appended(seq);
+      audit: this.audit.prepare(signinEvent(session.id)),
+    };
+    const write = async (db: Db): Promise<void> => this.audit.appended(await this.sessions.startSignedIn(db, start));
+    if (tx === undefined) {
+      await write(this.prisma);
+    } else if (!beforeCommit(tx, () => write(tx))) {
+      await write(tx);
+    }
+    // Inside the caller's transaction session_start() runs as its last statement (it appends the
+    // audit record, so the chain lock is then held only until the commit), after the caller's own
+    // queued records; should the transaction roll back, these tokens are never sent.
     return this.tokenResponse(user, session, refreshToken);
   }
 
