@@ -43,6 +43,9 @@ const GRPC_CALLERS = Number(process.env.BENCH_GRPC_CALLERS ?? 32);
 const WS_SOCKETS = Number(process.env.BENCH_WS_SOCKETS ?? 8);
 const IDLE_SOCKETS = Number(process.env.BENCH_IDLE_SOCKETS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
+// limits on/off: pairs of runs and seconds per run (BENCH_LIMITS_ROUNDS, BENCH_LIMITS_SECONDS)
+const LIMITS_ROUNDS = Number(process.env.BENCH_LIMITS_ROUNDS ?? 8);
+const LIMITS_SECONDS = Number(process.env.BENCH_LIMITS_SECONDS ?? 3);
 const QUERY_BODY = JSON.stringify({ filter: { status: 'open', customer: 'c-42' }, limit: 20 });
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 
@@ -685,27 +688,64 @@ async function main() {
           ? JSON.parse(process.env.BENCH_LIMITS_B_ENV)
           : { TENANT_RATE_LIMIT: '0', PRINCIPAL_RATE_LIMIT: '0', IP_IN_FLIGHT_LIMIT: '0' },
       );
-      // alternated twice, so a noisy neighbour on the shared machine weighs on both sides
-      const sum = { on: [], off: [] };
-      for (let round = 0; round < 4; round += 1) {
-        // on/off, then off/on: neither side always runs first
-        if (round % 2 === 0) sum.on.push(await measuredCannon(gatehouse.pid, gatehouseQuery(gatehouse)));
-        sum.off.push(await measuredCannon(unlimited.pid, gatehouseQuery(unlimited)));
-        if (round % 2 === 1) sum.on.push(await measuredCannon(gatehouse.pid, gatehouseQuery(gatehouse)));
+      // A and B alternate LIMITS_ROUNDS times (A B B A A B …: neither side always runs first), each run
+      // short, and every adjacent pair gives its own ratio: a noisy neighbour on the shared
+      // machine weighs on both sides of a pair, and the median over pairs ignores the pairs it hit
+      // hardest. CPU µs per request comes from /proc/<pid>/stat, which depends less on the
+      // neighbours than the rate does.
+      const pairs = [];
+      const limited = { pid: gatehouse.pid, options: gatehouseQuery(gatehouse) };
+      const open = { pid: unlimited.pid, options: gatehouseQuery(unlimited) };
+      for (const target of [limited, open]) await cannon({ ...target.options, duration: 2 }); // warm-up: JIT, pools
+      const runOnce = async (target) => {
+        const before = cpuSeconds(target.pid);
+        const result = await cannon({ ...target.options, duration: LIMITS_SECONDS });
+        const cpu = cpuSeconds(target.pid) - before;
+        return {
+          rate: result.requests.average,
+          p50: result.latency.p50,
+          p99: result.latency.p99,
+          count: result.requests.total,
+          cpuPerOp: result.requests.total === 0 ? undefined : (cpu / result.requests.total) * 1e6,
+          bad: result.non2xx + result.errors,
+        };
+      };
+      for (let round = 0; round < LIMITS_ROUNDS; round += 1) {
+        const first = round % 2 === 0 ? limited : open;
+        const second = first === limited ? open : limited;
+        const a = await runOnce(first);
+        const b = await runOnce(second);
+        const [withLimits, without] = first === limited ? [a, b] : [b, a];
+        pairs.push({ on: withLimits, off: without });
+        console.log(
+          `    pair ${round + 1}: req/s ${withLimits.rate.toFixed(0)} / ${without.rate.toFixed(0)} = ${(withLimits.rate / without.rate).toFixed(3)}` +
+            `   CPU µs/req ${withLimits.cpuPerOp.toFixed(0)} / ${without.cpuPerOp.toFixed(0)} = ${(withLimits.cpuPerOp / without.cpuPerOp).toFixed(3)}`,
+        );
       }
+      const median = (values) => {
+        const sorted = [...values].sort((x, y) => x - y);
+        const middle = Math.floor(sorted.length / 2);
+        return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+      };
       const merge = (results) => ({
         ...results[0],
         bad: results.reduce((total, result) => total + result.bad, 0),
-        rate: results.reduce((total, result) => total + result.rate, 0) / results.length,
-        cpuPerOp: results.reduce((total, result) => total + result.cpuPerOp, 0) / results.length,
+        rate: median(results.map((result) => result.rate)),
+        p50: median(results.map((result) => result.p50)),
+        p99: Math.max(...results.map((result) => result.p99)),
+        cpuPerOp: median(results.map((result) => result.cpuPerOp)),
       });
-      const on = merge(sum.on);
-      const off = merge(sum.off);
+      const on = merge(pairs.map((pair) => pair.on));
+      const off = merge(pairs.map((pair) => pair.off));
       row('limits high (tenant, principal, in-flight on)', on);
       row('limits disabled', off);
       if (on.bad + off.bad > 0) note(`non-2xx or errors: ${on.bad} with limits, ${off.bad} without`);
-      ratio('req/s limits high / disabled', on.rate / off.rate, '≥ 0.95');
-      ratio('CPU/request limits high / disabled', on.cpuPerOp / off.cpuPerOp, '≤ 1.05');
+      const rateRatios = pairs.map((pair) => pair.on.rate / pair.off.rate);
+      const cpuRatios = pairs.map((pair) => pair.on.cpuPerOp / pair.off.cpuPerOp);
+      ratio(`req/s limits high / disabled, median of ${pairs.length} pairs`, median(rateRatios), '≥ 0.95');
+      note(`  pairs range ${Math.min(...rateRatios).toFixed(3)} … ${Math.max(...rateRatios).toFixed(3)}`);
+      ratio(`CPU/request limits high / disabled, median of ${pairs.length} pairs`, median(cpuRatios), '≤ 1.05');
+      note(`  pairs range ${Math.min(...cpuRatios).toFixed(3)} … ${Math.max(...cpuRatios).toFixed(3)}`);
       // the same check in isolation, free of the machine's noise: what one admission costs
       const admitCost = await admissionCpuMicros();
       note(`TrafficLimitGuard.admit + release in process: ${admitCost.toFixed(2)} µs CPU per call (tenant, principal, in-flight)`);
