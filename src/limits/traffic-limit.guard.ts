@@ -34,6 +34,8 @@ export interface Admission {
 export const RPC_ADMISSION = Symbol('gatehouse.admission');
 
 export const NOTHING_TO_RELEASE = (): void => undefined;
+/** One settled promise for every admitted call: the guard allocates no promise of its own. */
+const ADMITTED = Promise.resolve(true);
 const NO_HEADERS: Record<string, string> = {};
 /** Retry-After of an in-flight refusal: a slot frees when any call of that address ends. */
 const IN_FLIGHT_RETRY_SECONDS = 1;
@@ -64,31 +66,44 @@ export class TrafficLimitGuard extends ThrottlerGuard {
     this.buckets = storage;
   }
 
-  override async canActivate(context: ExecutionContext): Promise<boolean> {
+  override canActivate(context: ExecutionContext): Promise<boolean> {
+    try {
+      this.admitCall(context);
+      return ADMITTED;
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  /** canActivate's work, synchronous: a refusal throws. */
+  private admitCall(context: ExecutionContext): void {
     const routeClass = this.routeClassOf(context);
     if (context.getType() === 'rpc') {
       const metadata = context.switchToRpc().getContext<object>();
       const authorization = rpcAuthorization(metadata);
       const call = context.getArgByIndex<{ getPeer?(): string } | undefined>(2);
-      const admission = await this.admit({
-        routeClass,
-        principalId: authorization?.principal?.id,
-        tenantId: authorization?.tenantId,
-        clientIp: grpcPeerAddress(call?.getPeer?.()),
-        holdsSlot: true,
-      });
+      const admission = this.admitNow(
+        {
+          routeClass,
+          principalId: authorization?.principal?.id,
+          tenantId: authorization?.tenantId,
+          clientIp: grpcPeerAddress(call?.getPeer?.()),
+          holdsSlot: true,
+        },
+        requestContext.get(),
+      );
       Object.defineProperty(metadata, RPC_ADMISSION, { value: admission, configurable: true, enumerable: false });
-      return true;
+      return;
     }
     const request = context.switchToHttp().getRequest<FastifyRequest>();
     const reply = context.switchToHttp().getResponse<FastifyReply>();
-    const admission = await this.admit(
+    const admission = this.admitNow(
       { routeClass, principalId: request.principal?.id, tenantId: request.ctx.tenantId, clientIp: request.ctx.clientIp, holdsSlot: true },
       request.ctx,
     );
     if (admission.headers.ratelimit !== undefined) reply.header('ratelimit', admission.headers.ratelimit);
-    if (admission.release !== NOTHING_TO_RELEASE) reply.raw.once('close', admission.release);
-    return true;
+    // `on`, not `once`: release is idempotent, and once() allocates a wrapper per call
+    if (admission.release !== NOTHING_TO_RELEASE) reply.raw.on('close', admission.release);
   }
 
   /**

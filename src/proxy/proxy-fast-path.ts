@@ -146,7 +146,8 @@ export class ProxyFastPath {
       ctx,
     );
     if (admission.headers.ratelimit !== undefined) reply.header('ratelimit', admission.headers.ratelimit);
-    if (admission.release !== NOTHING_TO_RELEASE) reply.raw.once('close', admission.release);
+    // `on`, not `once`: release is idempotent, and once() allocates a wrapper per call
+    if (admission.release !== NOTHING_TO_RELEASE) reply.raw.on('close', admission.release);
   }
 
   /** A refusal by policy is logged with its reason, as AuthGuard does. */
