@@ -160,13 +160,19 @@ async function serveWsFloor(upstream) {
 /**
  * The floor of a gRPC proxy in Node: a bare grpc-js server whose SubmitCommand forwards the
  * request bytes to the upstream over one channel and answers its response bytes (identity
- * serializers, as Gatehouse's pass-through). No authentication, no limits, no logging.
+ * serializers, as Gatehouse's pass-through). It is called with the client metadata Gatehouse gets
+ * (bearer token, tenant) and stamps the seven entries CONTRACT §7 puts on every upstream call (an
+ * internal token of the same size, ids, traceparent): with ~1 KB of headers each way, HTTP/2
+ * header handling is most of a call's cost in grpc-js. No authentication, no limits, no logging.
  */
 async function serveGrpcFloor(upstream) {
   const grpc = require('@grpc/grpc-js');
   const pass = (bytes) => bytes;
   const path = '/aggregate.gateway.v1.CommandService/SubmitCommand';
   const options = { 'grpc.enable_channelz': 0 };
+  // an ES256 internal token is ~520 characters
+  const internalToken = `Bearer ${crypto.randomBytes(390).toString('base64url')}`;
+  const principalId = crypto.randomUUID();
   const client = new grpc.Client(upstream, grpc.credentials.createInsecure(), { ...options, 'grpc.enable_retries': 0 });
   const server = new grpc.Server(options);
   server.addService(
@@ -182,8 +188,17 @@ async function serveGrpcFloor(upstream) {
       },
     },
     {
-      SubmitCommand: (call, callback) =>
-        client.makeUnaryRequest(path, pass, pass, call.request, new grpc.Metadata(), { deadline: call.getDeadline() }, callback),
+      SubmitCommand: (call, callback) => {
+        const metadata = new grpc.Metadata();
+        metadata.set('authorization', internalToken);
+        metadata.set('x-auth-principal-id', principalId);
+        metadata.set('x-auth-principal-type', 'user');
+        metadata.set('x-request-id', crypto.randomUUID());
+        metadata.set('x-correlation-id', crypto.randomUUID());
+        metadata.set('traceparent', `00-${crypto.randomBytes(16).toString('hex')}-${crypto.randomBytes(8).toString('hex')}-01`);
+        metadata.set('x-tenant-id', 'acme');
+        client.makeUnaryRequest(path, pass, pass, call.request, metadata, { deadline: call.getDeadline() }, callback);
+      },
     },
   );
   const port = await new Promise((resolve, reject) =>
@@ -781,12 +796,12 @@ async function main() {
       metadata.set('x-tenant-id', 'acme');
       await submit(gatehouseClient, metadata)(0);
       await submit(directClient, new grpc.Metadata())(0);
-      await submit(floorClient, new grpc.Metadata())(0);
+      await submit(floorClient, metadata)(0);
       const [grpcVia, grpcDirect, grpcViaFloor] = await interleavedLoops(
         [
           { once: submit(gatehouseClient, metadata), pid: gatehouse.pid },
           { once: submit(directClient, new grpc.Metadata()), pid: upstreams.child.pid },
-          { once: submit(floorClient, new grpc.Metadata()), pid: grpcFloor.child.pid },
+          { once: submit(floorClient, metadata), pid: grpcFloor.child.pid },
         ],
         GRPC_CALLERS,
       );
