@@ -77,23 +77,16 @@ export class AssignmentsService {
 
   async create(scope: AdminScope, input: { principalId: string; tenantId: string | null; roleId: string }): Promise<AssignmentView> {
     const target = { type: 'principal', id: input.principalId };
-    const attempt = { principal_id: input.principalId, tenant_id: input.tenantId, role_id: input.roleId };
     const role = await this.roles.findById(this.prisma, input.roleId);
     if (scope.tenantId !== undefined) {
       if (input.tenantId === null) {
-        await this.escalation.refuse('iam.assignment.create', 'a tenant admin cannot assign at platform scope', target, scope, attempt);
+        await this.escalation.refuse('iam.assignment.create', 'a tenant admin cannot assign at platform scope', target);
       }
       if (input.tenantId !== scope.tenantId) {
-        await this.escalation.refuse(
-          'iam.assignment.create',
-          `a tenant admin can only assign in tenant ${scope.tenantId}`,
-          target,
-          scope,
-          attempt,
-        );
+        await this.escalation.refuse('iam.assignment.create', `a tenant admin can only assign in tenant ${scope.tenantId}`, target);
       }
       if (input.roleId === PLATFORM_ADMIN_ROLE_ID) {
-        await this.escalation.refuse('iam.assignment.create', 'a tenant admin cannot assign platform_admin', target, scope, attempt);
+        await this.escalation.refuse('iam.assignment.create', 'a tenant admin cannot assign platform_admin', target);
       }
     }
     if (role === null || (role.tenantId !== null && role.tenantId !== input.tenantId)) {
@@ -106,8 +99,6 @@ export class AssignmentsService {
           'iam.assignment.create',
           `cannot assign a role holding what you do not hold: ${missing.join(', ')}`,
           target,
-          scope,
-          attempt,
         );
       }
     }

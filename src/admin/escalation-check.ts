@@ -1,22 +1,17 @@
 import { Injectable } from '@nestjs/common';
-import { AuditService } from '../audit/audit.service';
 import { AuthorizationCache } from '../authz/authorization-cache.service';
 import { grantCovers } from '../authz/decision-engine';
 import { AppError } from '../common/app-error';
-import { PrismaService } from '../database/prisma.service';
 import type { AdminScope } from '../authz/admin-scope';
 
 /**
- * Nobody can grant what they do not hold (CONTRACT §5). A refusal is itself recorded in the
- * audit trail (`<action>_denied`) before the request fails.
+ * Nobody can grant what they do not hold (CONTRACT §5). A refusal is a per-request 403: it is in
+ * the request's log line (authz deny with the reason) and in gatehouse_http_requests_total, not
+ * in the audit trail (issue 11: only entering a locked state and step-up refusals are audited).
  */
 @Injectable()
 export class EscalationCheck {
-  constructor(
-    private readonly cache: AuthorizationCache,
-    private readonly prisma: PrismaService,
-    private readonly audit: AuditService,
-  ) {}
+  constructor(private readonly cache: AuthorizationCache) {}
 
   /** Grants of `wanted` the actor does not hold in the scope (platform-scope ones count everywhere). */
   async missingGrants(scope: AdminScope, wanted: string[]): Promise<string[]> {
@@ -32,17 +27,10 @@ export class EscalationCheck {
     return sources.some((source) => source.tenantId === null && source.grants.includes('*'));
   }
 
-  /** Records the refused attempt and throws 403 forbidden with the reason. */
-  async refuse(
-    action: string,
-    reason: string,
-    target: { type: string; id: string },
-    scope: AdminScope,
-    changes: Record<string, unknown>,
-  ): Promise<never> {
-    await this.prisma.$transaction((tx) =>
-      this.audit.record(tx, { action: `${action}_denied`, target, tenantId: scope.tenantId ?? null, changes: { ...changes, reason } }),
+  /** Fails with 403 forbidden and the reason (logged with the request). */
+  refuse(action: string, reason: string, target: { type: string; id: string }): Promise<never> {
+    return Promise.reject(
+      new AppError('forbidden', { detail: reason, logReason: `escalation refused (${action} ${target.type} ${target.id}): ${reason}` }),
     );
-    throw new AppError('forbidden', { detail: reason, logReason: `escalation refused: ${reason}` });
   }
 }

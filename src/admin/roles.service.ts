@@ -67,15 +67,10 @@ export class RolesService {
     input: { name: string; tenantId: string | null; description?: string; grants: string[] },
   ): Promise<RoleView> {
     if (scope.tenantId !== undefined && input.tenantId !== scope.tenantId) {
-      await this.escalation.refuse(
-        'iam.role.create',
-        `a tenant admin can only create roles in tenant ${scope.tenantId}`,
-        { type: 'role', id: input.name },
-        scope,
-        {
-          tenant_id: input.tenantId,
-        },
-      );
+      await this.escalation.refuse('iam.role.create', `a tenant admin can only create roles in tenant ${scope.tenantId}`, {
+        type: 'role',
+        id: input.name,
+      });
     }
     await this.checkGrants(scope, 'iam.role.create', { type: 'role', id: input.name }, input.grants);
     if (input.tenantId === null) await this.stepUp.requireForAdmin(scope.actor, 'admin_sensitive', 'platform-scope role create');
@@ -108,13 +103,7 @@ export class RolesService {
     const existing = await this.visibleRole(this.prisma, scope, id);
     if (existing.builtIn) throw new AppError('conflict', { detail: 'Built-in roles cannot be changed.' });
     if (scope.tenantId !== undefined && existing.tenantId !== scope.tenantId) {
-      await this.escalation.refuse(
-        'iam.role.update',
-        'platform-defined roles are changed by platform admins',
-        { type: 'role', id },
-        scope,
-        {},
-      );
+      await this.escalation.refuse('iam.role.update', 'platform-defined roles are changed by platform admins', { type: 'role', id });
     }
     if (input.grants !== undefined) await this.checkGrants(scope, 'iam.role.update', { type: 'role', id }, input.grants);
     if (existing.tenantId === null) await this.stepUp.requireForAdmin(scope.actor, 'admin_sensitive', 'platform-scope role update');
@@ -143,13 +132,7 @@ export class RolesService {
     const existing = await this.visibleRole(this.prisma, scope, id);
     if (existing.builtIn) throw new AppError('conflict', { detail: 'Built-in roles cannot be deleted.' });
     if (scope.tenantId !== undefined && existing.tenantId !== scope.tenantId) {
-      await this.escalation.refuse(
-        'iam.role.delete',
-        'platform-defined roles are deleted by platform admins',
-        { type: 'role', id },
-        scope,
-        {},
-      );
+      await this.escalation.refuse('iam.role.delete', 'platform-defined roles are deleted by platform admins', { type: 'role', id });
     }
     if (existing.tenantId === null) await this.stepUp.requireForAdmin(scope.actor, 'admin_sensitive', 'platform-scope role delete');
     await this.prisma.$transaction(async (tx) => {
@@ -183,7 +166,7 @@ export class RolesService {
     if (errors.length > 0) throw new AppError('validation_failed', { errors });
     const missing = await this.escalation.missingGrants(scope, grants);
     if (missing.length > 0) {
-      await this.escalation.refuse(action, `cannot grant what you do not hold: ${missing.join(', ')}`, target, scope, { grants });
+      await this.escalation.refuse(action, `cannot grant what you do not hold: ${missing.join(', ')}`, target);
     }
   }
 }

@@ -26,7 +26,7 @@ const filterFields = {
     .regex(/^[a-z0-9][a-z0-9-]{1,62}$/, 'must be a tenant id')
     .optional()
     .describe('tenant id; a tenant-scoped caller (x-tenant-id) only ever sees its own tenant'),
-  action: id.optional().describe('exact action, e.g. auth.signin_failed'),
+  action: id.optional().describe('exact action, e.g. auth.account_locked'),
   from: timestamp.optional().describe('records at or after this instant (inclusive)'),
   to: timestamp.optional().describe('records before this instant (exclusive)'),
 };

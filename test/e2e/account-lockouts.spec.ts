@@ -4,6 +4,7 @@ import { bootApp, type TestApp } from '../support/app';
 import { mailsTo, signupUser, tokenFromOutbox, type SignedUp } from '../support/auth-flows';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { http, STRONG_PASSWORD, uniqueEmail, type HttpResult } from '../support/http';
+import { authFailures } from '../support/metrics';
 import { spawnGatehouse, waitFor, type GatehouseProcess } from '../support/process';
 import { NATS_URL, servicesAvailable } from '../support/services';
 import { settledStep, totpCode } from '../support/totp-codes';
@@ -83,6 +84,7 @@ describe.skipIf(!available)('Account lockouts per (account, client IP) and per a
 
   it('AUTH_ACCOUNT_GLOBAL_FAILURE_LIMIT wrong passwords spread over many addresses lock the account everywhere, audited once', async () => {
     const owner = await signupUser(app.url, uniqueEmail('global'));
+    const failuresBefore = await authFailures(app.url, 'invalid_credentials');
     // two per address: no single address reaches its own limit
     for (let i = 0; i < GLOBAL; i += 1) {
       expectProblem(await signin(owner.email, WRONG, `198.51.100.${10 + Math.floor(i / 2)}`), 401, 'invalid_credentials');
@@ -94,8 +96,10 @@ describe.skipIf(!available)('Account lockouts per (account, client IP) and per a
     expect(locked.map((record) => record.changes)).toEqual([
       { kind: 'signin', from_client_ip: false, from_all_addresses: true, window_seconds: 600 },
     ]);
-    // only the attempts within the limits reached the password check
-    expect(await auditsOf(db, 'auth.signin_failed', owner.userId)).toHaveLength(GLOBAL);
+    // only the attempts within the limits reached the password check: counted in metrics, and
+    // per-request refusals are not audited (issue 11), only entering the locked state is
+    expect(await authFailures(app.url, 'invalid_credentials')).toBe(failuresBefore + GLOBAL);
+    expect(await auditsOf(db, 'auth.signin_failed', owner.userId)).toHaveLength(0);
   });
 
   it('a successful sign-in clears the per-address and the per-account counts of the account', async () => {
@@ -325,6 +329,8 @@ describe.skipIf(!available)('Account lockouts across two Gatehouse processes on 
 
   it('50 parallel wrong passwords from 25 addresses over both replicas get exactly AUTH_ACCOUNT_GLOBAL_FAILURE_LIMIT password checks', async () => {
     const owner = await signupUser(a.url, uniqueEmail('replicas'));
+    const failuresOf = async () => (await authFailures(a.url, 'invalid_credentials')) + (await authFailures(b.url, 'invalid_credentials'));
+    const failuresBefore = await failuresOf();
     const results = await Promise.all(
       Array.from({ length: 50 }, (_, index) =>
         http(index % 2 === 0 ? a.url : b.url, 'POST', '/v1/auth/signin', {
@@ -336,8 +342,10 @@ describe.skipIf(!available)('Account lockouts across two Gatehouse processes on 
     const statuses = results.map((result) => result.status);
     expect(statuses.filter((status) => status === 401)).toHaveLength(REPLICA_GLOBAL);
     expect(statuses.filter((status) => status === 429)).toHaveLength(50 - REPLICA_GLOBAL);
-    // each password check that failed wrote one auth.signin_failed record
-    expect(await auditsOf(db, 'auth.signin_failed', owner.userId)).toHaveLength(REPLICA_GLOBAL);
+    // each password check that failed counted once in gatehouse_auth_failures_total (summed over
+    // both replicas); none wrote an audit record, only entering the lock did
+    expect((await failuresOf()) - failuresBefore).toBe(REPLICA_GLOBAL);
+    expect(await auditsOf(db, 'auth.signin_failed', owner.userId)).toHaveLength(0);
     expect((await auditsOf(db, 'auth.account_locked', owner.userId)).map((record) => record.changes)).toEqual([
       { kind: 'signin', from_client_ip: false, from_all_addresses: true, window_seconds: 600 },
     ]);

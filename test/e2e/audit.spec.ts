@@ -142,10 +142,12 @@ describe.skipIf(!available)('audit trail across two Gatehouse processes on one d
     for (const user of users) secrets.push(user.accessToken, user.refreshToken);
 
     const chain = await rows();
-    expect(chain.length).toBeGreaterThanOrEqual(2 + 6 + 40);
+    // 14 sign-ups and 13 sign-ins of the burst are audited; its 13 wrong passwords are per-request
+    // refusals, counted and logged but not in the trail (issue 11)
+    expect(chain.length).toBeGreaterThanOrEqual(2 + 6 + 27);
     expect(chain.map((row) => Number(row.seq))).toEqual(Array.from({ length: chain.length }, (_, index) => index + 1));
     expect(new Set(chain.map((row) => row.id)).size).toBe(chain.length);
-    expect(chain.filter((row) => row.action === 'auth.signin_failed')).toHaveLength(13);
+    expect(chain.filter((row) => row.action === 'auth.signin_failed')).toHaveLength(0);
 
     for (const url of [a.url, b.url]) expect(await verify(url)).toEqual({ ok: true, checked: chain.length, first_bad_seq: null });
   });
@@ -253,8 +255,9 @@ describe.skipIf(!available)('audit trail across two Gatehouse processes on one d
     expect(Object.keys(newest.target)).toEqual(['type', 'id']);
 
     const victim = users[2]!;
-    const failed = await http(b.url, 'GET', `/admin/audit?action=auth.signin_failed&target_id=${victim.userId}`, { token: adminToken });
-    const expected = await rows(`action = 'auth.signin_failed' AND target_id = $1`, [victim.userId]);
+    const failed = await http(b.url, 'GET', `/admin/audit?action=user.signup&target_id=${victim.userId}`, { token: adminToken });
+    const expected = await rows(`action = 'user.signup' AND target_id = $1`, [victim.userId]);
+    expect(expected).toHaveLength(1);
     expect(failed.json.items.map((item: { id: string }) => item.id)).toEqual(expected.map((row) => row.id).reverse());
     expect(failed.json.next_cursor).toBeNull();
 

@@ -1,6 +1,7 @@
 import { SignJWT, UnsecuredJWT, importJWK, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SecretBox } from '../../src/common/secret-box';
+import { authFailures } from '../support/metrics';
 import { bootApp, type TestApp } from '../support/app';
 import { signupUser, tokenFromOutbox } from '../support/auth-flows';
 import { createTestDatabase, type TestDatabase } from '../support/database';
@@ -136,8 +137,9 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
   });
 
   describe('signin', () => {
-    it('answers an unknown email and a wrong password identically', async () => {
+    it('answers an unknown email and a wrong password identically; counts both in metrics and logs, not in the audit trail', async () => {
       const user = await signupUser(base);
+      const failuresBefore = await authFailures(base, 'invalid_credentials');
       const wrong = await http(base, 'POST', '/v1/auth/signin', { json: { email: user.email, password: 'definitely the wrong one' } });
       const unknown = await http(base, 'POST', '/v1/auth/signin', {
         json: { email: uniqueEmail('ghost'), password: 'definitely the wrong one' },
@@ -148,10 +150,16 @@ describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
       expect(strip(wrong.json)).toEqual(strip(unknown.json));
       expect(wrong.json.code).toBe('invalid_credentials');
       expect(wrong.headers.get('www-authenticate')).toBe('Bearer');
-      const audits = await count(`SELECT count(*) AS n FROM audit_records WHERE action = 'auth.signin_failed' AND target_id = $1`, [
-        user.userId,
-      ]);
-      expect(audits).toBe(1);
+      // per-request refusals stay out of the audit trail (issue 11): counted and logged instead
+      const audits = await count(
+        `SELECT count(*) AS n FROM audit_records WHERE action NOT IN ('user.signup', 'auth.signin') AND (target_id = $1 OR actor_id = $1)`,
+        [user.userId],
+      );
+      expect(audits).toBe(0);
+      expect(await count(`SELECT count(*) AS n FROM audit_records WHERE action = 'auth.signin_failed'`)).toBe(0);
+      expect(await authFailures(base, 'invalid_credentials')).toBe(failuresBefore + 2);
+      expect(app.logs()).toContain('signin: wrong password');
+      expect(app.logs()).toContain('signin: unknown account');
       // CONTRACT §6 (wave 2): audit changes carry ids and flags, never an email or a name
       const mentions = await count(`SELECT count(*) AS n FROM audit_records WHERE changes::text ILIKE '%' || $1 || '%'`, [user.email]);
       expect(mentions).toBe(0);

@@ -78,7 +78,8 @@ export class SecondFactorService {
   }
 
   /**
-   * Counts, audits and throws 401 mfa_invalid; never records the code itself. `attempt` and
+   * Counts (gatehouse_auth_failures_total), logs and throws 401 mfa_invalid; a wrong code is not
+   * audited, only entering a locked state is. Never records the code itself. `attempt` and
    * `mfaFailures` are where the reservation left the counters: the failure that reaches a limit
    * enters the locked state, audited once (and, for the MFA limit, the owner mailed once).
    */
@@ -91,13 +92,11 @@ export class SecondFactorService {
   ): Promise<never> {
     this.metrics.authFailures.inc({ reason: 'mfa_invalid' });
     const entersMfaLock = mfaFailures === this.mfaFailureLimit;
+    const entersAccountLock = attempt !== undefined && this.limiter.locksWith(attempt);
+    if (!entersMfaLock && !entersAccountLock) {
+      throw new AppError('mfa_invalid', { logReason: `${context}: ${method} refused` });
+    }
     await this.prisma.$transaction(async (tx) => {
-      await this.audit.record(tx, {
-        action: 'auth.mfa_failed',
-        actor: { principalId: owner.id, principalType: 'user' },
-        target: { type: 'user', id: owner.id },
-        changes: { method, context },
-      });
       if (attempt !== undefined) await this.limiter.recordFailure(attempt, owner.id, tx);
       if (entersMfaLock) {
         const spent = await this.challenges.spendAllOpen(tx, owner.id);

@@ -130,26 +130,13 @@ export class PasswordAuthService {
       throw error;
     }
     if (user === null || passwordHash === undefined || !valid) {
+      // A refused attempt is per request: counted in gatehouse_auth_failures_total and logged with
+      // its reason, not audited (anyone can send them, and the trail is append-only). Only the
+      // failure that enters a locked state writes a record (`auth.account_locked`).
       this.metrics.authFailures.inc({ reason: 'invalid_credentials' });
-      const failed = {
-        action: 'auth.signin_failed',
-        actor: { principalId: user?.id ?? null, principalType: user === null ? null : ('user' as const) },
-        target: user === null ? undefined : { type: 'user', id: user.id },
-        changes: {
-          reason: user === null ? 'unknown_account' : passwordHash === undefined ? 'no_password' : 'wrong_password',
-        },
-      };
-      if (this.limiter.locksWith(attempt) && user !== null) {
-        // the failure that uses up a budget: its record and `auth.account_locked` commit together
-        await this.prisma.$transaction(async (tx) => {
-          await this.audit.record(tx, failed);
-          await this.limiter.recordFailure(attempt, user.id, tx);
-        });
-      } else {
-        // one statement (autocommit), nothing else to commit with it
-        await this.audit.record(this.prisma, failed);
-      }
-      throw new AppError('invalid_credentials');
+      await this.limiter.recordFailure(attempt, user?.id ?? null);
+      const reason = user === null ? 'unknown account' : passwordHash === undefined ? 'account without password' : 'wrong password';
+      throw new AppError('invalid_credentials', { logReason: `signin: ${reason}` });
     }
     if (user.status !== 'active') {
       this.metrics.authFailures.inc({ reason: 'account_disabled' });

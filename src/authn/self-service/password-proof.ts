@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { AuditService } from '../../audit/audit.service';
 import { AppError } from '../../common/app-error';
 import { PrismaService } from '../../database/prisma.service';
 import type { User } from '../../generated/prisma/client';
@@ -21,7 +20,6 @@ export class PasswordProof {
     private readonly users: UserRepository,
     private readonly hasher: PasswordHasher,
     private readonly limiter: AbuseLimiter,
-    private readonly audit: AuditService,
     private readonly metrics: MetricsService,
   ) {}
 
@@ -48,15 +46,8 @@ export class PasswordProof {
     const attempt = await this.limiter.reserveAttempt(`signin:${user.email}`);
     if (!(await this.hasher.verify(stored, password))) {
       this.metrics.authFailures.inc({ reason: 'invalid_credentials' });
-      await this.prisma.$transaction(async (tx) => {
-        await this.audit.record(tx, {
-          action: 'auth.reauth_failed',
-          actor: { principalId: user.id, principalType: 'user' },
-          target: { type: 'user', id: user.id },
-          changes: { context },
-        });
-        await this.limiter.recordFailure(attempt, user.id, tx);
-      });
+      // per request: counted and logged, not audited; only entering a locked state is
+      await this.limiter.recordFailure(attempt, user.id);
       throw new AppError('invalid_credentials', { logReason: `${context}: wrong current password` });
     }
     await this.limiter.resetAccount(`signin:${user.email}`);
