@@ -39,7 +39,9 @@ const serve = () => {
     );
   server.unref();
 };
-if (dir) {
+// worker threads (the argon2 threads) inherit --require too; they send no SQL and must not
+// overwrite their process's port file
+if (dir && require('node:worker_threads').isMainThread) {
   if (cluster.isWorker) serve();
   else setTimeout(() => Object.keys(cluster.workers ?? {}).length === 0 && serve(), 3000).unref();
 }

@@ -137,6 +137,15 @@ function withDeadline<R>(work: Promise<R>, ms: number, onTimeout: () => Error): 
  * the same SQL through Prisma when it is a transaction (whose connection Prisma holds).
  */
 export function queryPrepared<Row>(db: Db, statement: PreparedStatement, values: unknown[]): Promise<Row[]> {
-  if (db instanceof PrismaService) return db.prepared<Row>(statement, values);
+  if (isRootClient(db)) return db.prepared<Row>(statement, values);
   return db.$queryRawUnsafe<Row[]>(statement.text, ...values);
+}
+
+/**
+ * The client itself, not an interactive transaction's client. `instanceof` cannot tell: Prisma's
+ * constructor returns a wrapper, and a transaction's client forwards `prepared` to the root one
+ * (which would run outside the transaction). A transaction's client has no `$connect`.
+ */
+function isRootClient(db: Db): db is Db & Pick<PrismaService, 'prepared'> {
+  return typeof (db as { $connect?: unknown }).$connect === 'function' && typeof (db as { prepared?: unknown }).prepared === 'function';
 }
