@@ -208,6 +208,25 @@ describe.skipIf(!available)('repositories on PostgreSQL', () => {
     expect((await counters.hit(prisma, 'test:k', 60)).count).toBe(1);
   });
 
+  it('rate-limit counter chains count the next link only while the previous is within its limit, and clear by account', async () => {
+    const links = [
+      { key: 'chain:ip', limit: 100 },
+      { key: 'chain:acct|ip', limit: 2, account: 'chain:acct' },
+      { key: 'chain:acct', limit: 100, account: 'chain:acct' },
+    ];
+    const counts = async () => (await counters.hitChain(prisma, links, 60)).map((hit) => hit?.count ?? null);
+    expect(await counts()).toEqual([1, 1, 1]);
+    expect(await counts()).toEqual([2, 2, 2]);
+    // the (account, IP) link is over its limit: the account's overall counter is left alone
+    expect(await counts()).toEqual([3, 3, null]);
+    expect(await counts()).toEqual([4, 4, null]);
+    await counters.release(prisma, ['chain:acct|ip', 'chain:acct']);
+    expect(await counts()).toEqual([5, 4, null]);
+    // every counter of the account goes, by its account column; the IP's stays
+    expect(await counters.clear(prisma, [], ['chain:acct'])).toBe(2);
+    expect(await counts()).toEqual([6, 1, 1]);
+  });
+
   it('audit records: the head moves with each append made through AuditService', async () => {
     const records = new AuditRepository();
     const audit = new AuditService(records);
