@@ -61,11 +61,11 @@ function isoTime(): string {
 }
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  // Lines are written in batches of 2-4 KiB, at least every 100 ms: under load one asynchronous
+  // Lines are written in batches of 3.5-4 KiB, at least every 100 ms: under load one asynchronous
   // write per line cost as much as the line itself. A batch holds whole lines and stays within
   // PIPE_BUF (4096 on Linux), so the WORKERS processes sharing one stdout pipe never interleave
   // inside a line. Shutdown and exit flush.
-  const stream = destination ?? pino.destination({ sync: false, minLength: 2048, maxWrite: 4096, periodicFlush: 100 });
+  const stream = destination ?? pino.destination({ sync: false, minLength: 3584, maxWrite: 4096, periodicFlush: 100 });
   const shared = {
     level,
     // with WORKERS > 1, every line says which process of the replica wrote it

@@ -96,9 +96,14 @@ export class HttpUpstreamClient implements OnApplicationShutdown {
       headers,
       identityHeaders({ principal: request.principal, tenantId: request.tenantId, internalToken, context: request.context }),
     );
-    const { body } = request;
-    // a streamed body keeps its declared length (undici then checks the bytes against it); else it goes chunked
-    if (body instanceof StreamedBody && body.contentLength !== undefined) headers['content-length'] = String(body.contentLength);
+    let { body } = request;
+    if (body instanceof StreamedBody) {
+      // a streamed body keeps its declared length (undici then checks the bytes against it); else it goes chunked
+      if (body.contentLength !== undefined) headers['content-length'] = String(body.contentLength);
+      // a small one is read whole first: one write with the request head, and resendable
+      const small = body.readSmall();
+      if (small !== undefined) body = await small;
+    }
     const method = request.method.toUpperCase();
     const endpoints = this.breakers.plan(shard);
     let lastError: unknown;

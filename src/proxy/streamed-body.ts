@@ -1,6 +1,10 @@
 import { Readable } from 'node:stream';
 import { AppError } from '../common/app-error';
 
+const EMPTY = Buffer.alloc(0);
+/** Declared bodies up to this long are read whole before the upstream call (see `readSmall`). */
+export const SMALL_BODY_BYTES = 16 * 1024;
+
 /**
  * A proxied request's body as it arrives from the client, handed to the upstream call without
  * being read first. CONTRACT §1's 1 MiB limit is applied as the bytes pass: a declared length
@@ -22,6 +26,42 @@ export class StreamedBody {
   /** Whether any of the body has been consumed (then a retry elsewhere cannot resend it). */
   get touched(): boolean {
     return this.source.readableDidRead || this.failure !== undefined;
+  }
+
+  /**
+   * A small body with a declared length (at most SMALL_BODY_BYTES), read whole before the
+   * upstream is contacted, as nginx buffers request bodies: it goes out in one write with the
+   * request head and can be sent again to another endpoint. Undefined for a longer or chunked
+   * body, which streams. Rejects with the client-side failure when the client does not finish it.
+   */
+  readSmall(): Promise<Buffer> | undefined {
+    const length = this.contentLength;
+    if (length === undefined || length > SMALL_BODY_BYTES || this.touched) return undefined;
+    if (length === 0) return Promise.resolve(EMPTY);
+    const source = this.source;
+    return new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let received = 0;
+      const finish = (error?: Error) => {
+        source.off('data', onData);
+        source.off('end', onEnd);
+        source.off('error', onError);
+        source.off('close', onClose);
+        if (error !== undefined) reject(this.clientFailed(error));
+        else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received));
+      };
+      const onData = (chunk: Buffer) => {
+        received += chunk.length;
+        chunks.push(chunk);
+      };
+      const onEnd = () => (received === length ? finish() : finish(new Error(`body of ${received} bytes, ${length} declared`)));
+      const onError = (error: Error) => finish(error);
+      const onClose = () => finish(new Error('client closed the request'));
+      source.on('data', onData);
+      source.once('end', onEnd);
+      source.once('error', onError);
+      source.once('close', onClose);
+    });
   }
 
   /**

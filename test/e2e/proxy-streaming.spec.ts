@@ -149,6 +149,26 @@ describe.skipIf(!available)('proxied request bodies are streamed to the upstream
     expect(received.sha256).toBe(createHash('sha256').update(body).digest('hex'));
   });
 
+  it('reads a small body with a declared length whole before the upstream call, and sends it in one piece with its length', async () => {
+    const body = jsonOfSize(8 * 1024);
+    const before = upstream.started();
+    const result = await sendInTwoParts(
+      `${app.url}/v1/query/orders`,
+      headers({ 'content-length': String(body.length) }),
+      body.subarray(0, 1024),
+      body.subarray(1024),
+      async () => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        // nothing went upstream while the rest was missing
+        expect(upstream.started()).toBe(before);
+      },
+    );
+    expect(result.status, result.body).toBe(200);
+    const received = upstream.requests.at(-1)!;
+    expect(received.contentLength).toBe(String(body.length));
+    expect(received.sha256).toBe(createHash('sha256').update(body).digest('hex'));
+  });
+
   it('refuses a declared length above 1 MiB with 413 before any upstream contact', async () => {
     const before = upstream.requests.length;
     const body = jsonOfSize(MIB + 10);
