@@ -110,7 +110,7 @@ export class CommandGrpcController {
     if (principal === undefined || tenantId === undefined) {
       throw new AppError('unauthenticated', { logReason: 'no authorization recorded for the call' });
     }
-    const admission: Admission = await this.limits.admit(
+    const admission: Admission = this.limits.admitNow(
       { routeClass: 'commands', principalId: principal.id, tenantId, clientIp, holdsSlot: true },
       context,
     );
