@@ -22,7 +22,15 @@ export class AdminWriteLimitGuard extends ExactThrottlerGuard {
   protected readonly keyPrefix = 'admin';
   private readonly enabled: boolean;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig, storage: ExactCounterStorage, reflector: Reflector, metrics: MetricsService) {
+  // @Inject on the storage: ThrottlerGuard's own @InjectThrottlerStorage() on parameter 1 is inherited
+  // by subclasses (Nest reads self-declared dependencies through the prototype chain) and would hand
+  // us the proxied scopes' per-replica token buckets instead of the exact shared counters
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    @Inject(ExactCounterStorage) storage: ExactCounterStorage,
+    reflector: Reflector,
+    metrics: MetricsService,
+  ) {
     const { limit, periodMs } = config.ADMIN_WRITE_LIMIT;
     super({ name: 'admin_write', limit, ttl: Math.max(1000, periodMs) }, storage, reflector, metrics, {
       scope: 'principal',

@@ -17,7 +17,15 @@ import { ExactThrottlerGuard } from './exact-throttler.guard';
 export class AuthIpLimitGuard extends ExactThrottlerGuard {
   protected readonly keyPrefix = 'ip';
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig, storage: ExactCounterStorage, reflector: Reflector, metrics: MetricsService) {
+  // @Inject on the storage: ThrottlerGuard's own @InjectThrottlerStorage() on parameter 1 is inherited
+  // by subclasses (Nest reads self-declared dependencies through the prototype chain) and would hand
+  // us the proxied scopes' per-replica token buckets instead of the exact shared counters
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    @Inject(ExactCounterStorage) storage: ExactCounterStorage,
+    reflector: Reflector,
+    metrics: MetricsService,
+  ) {
     super({ name: 'ip', limit: config.AUTH_IP_LIMIT, ttl: config.AUTH_WINDOW * 1000 }, storage, reflector, metrics, {
       scope: 'ip',
       route_class: 'auth',

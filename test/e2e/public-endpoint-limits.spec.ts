@@ -112,6 +112,32 @@ describe.skipIf(!available)('limits on public endpoints and admin writes', () =>
     expect(statuses.filter((status) => status === 429)).toHaveLength(2 * IP_LIMIT);
   });
 
+  it("AUTH_IP_LIMIT is one counter for every replica: a second app on the same database admits only what is left, with the window's Retry-After", async () => {
+    const second = await bootApp({
+      DATABASE_URL: db.url,
+      MASTER_KEY: Buffer.alloc(32, 29).toString('base64'),
+      AUTH_IP_LIMIT: String(IP_LIMIT),
+      AUTH_WINDOW: '600',
+      TRUST_PROXY: '127.0.0.1',
+    });
+    try {
+      const headers = from('192.0.2.9');
+      const statuses = await Promise.all(
+        Array.from({ length: 3 * IP_LIMIT }, async (_, index) => {
+          const url = index % 2 === 0 ? app.url : second.url;
+          return (await http(url, 'POST', '/v1/auth/forgot', { json: { email: uniqueEmail('ipr') }, headers })).status;
+        }),
+      );
+      expect(statuses.filter((status) => status === 202)).toHaveLength(IP_LIMIT);
+      const refused = await http(second.url, 'POST', '/v1/auth/forgot', { json: { email: uniqueEmail('ipr') }, headers });
+      expect(refused.status).toBe(429);
+      // the shared fixed window (AUTH_WINDOW 600 s on this replica), not a per-replica token bucket's refill time
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(500);
+    } finally {
+      await second.close();
+    }
+  });
+
   it('admin mutations beyond ADMIN_WRITE_LIMIT per principal are 429; reads are not counted', async () => {
     const signin = await http(app.url, 'POST', '/v1/auth/signin', {
       json: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD },
