@@ -48,6 +48,26 @@ export function requestLineLogger(logger: Logger): Logger {
   return requestLineLoggers.get(logger) ?? logger;
 }
 
+/** Where request lines go when written without pino (see `requestLineWriter`). */
+export interface RequestLineWriter {
+  /** whether `info` lines are written at all */
+  enabled(): boolean;
+  /** `{"level":"info","time":…` and the logger's base fields, without the closing brace */
+  head(): string;
+  write(line: string): void;
+}
+
+const requestLineWriters = new WeakMap<Logger, RequestLineWriter>();
+
+/**
+ * The request line's destination, for a line serialised by hand: the same bytes pino writes
+ * (level, time, base fields, then the line's own fields and `msg`), without pino's generic
+ * serialiser, which cost more than the write. Undefined for a logger createLogger did not make.
+ */
+export function requestLineWriter(logger: Logger): RequestLineWriter | undefined {
+  return requestLineWriters.get(logger);
+}
+
 /** pino's isoTime, formatted once per millisecond rather than once per line. */
 let lastMs = 0;
 let lastTime = '';
@@ -92,7 +112,14 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     },
     stream,
   );
-  requestLineLoggers.set(logger, pino(shared, stream));
+  const sibling = pino(shared, stream);
+  requestLineLoggers.set(logger, sibling);
+  const base = shared.base === undefined ? '' : `,"worker":${JSON.stringify(shared.base.worker)}`;
+  requestLineWriters.set(logger, {
+    enabled: () => sibling.isLevelEnabled('info'),
+    head: () => `{"level":"info"${isoTime()}${base}`,
+    write: (line) => stream.write(line),
+  });
   return logger;
 }
 

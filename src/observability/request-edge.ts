@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RequestContext } from '../common/request-context';
 import { AppError } from '../common/app-error';
-import { requestLineLogger } from './logger';
+import { requestLineLogger, requestLineWriter } from './logger';
 import { acceptCorrelationId, acceptTracestate, continueTrace } from './trace-context';
 
 /** What a transport reads from its request to build the context (headers or gRPC metadata). */
@@ -69,25 +69,47 @@ export function recordDenial(context: RequestContext, error: unknown): void {
 
 /** The one JSON log line per request (CONTRACT §1 ids, §8 operations), every transport alike. */
 export function logRequest(logger: Logger, context: RequestContext, outcome: RequestOutcome): void {
-  requestLineLogger(logger).info(
-    {
-      request_id: context.requestId,
-      correlation_id: context.correlationId,
-      trace_id: context.traceId,
-      span_id: context.spanId,
-      principal_id: context.principalId ?? null,
-      tenant_id: context.tenantId ?? null,
-      method: outcome.method,
-      route: outcome.route,
-      status: outcome.status,
-      duration_ms: Math.round(outcome.durationMs * 100) / 100,
-      upstream: context.upstream,
-      forwarded: context.forwarded,
-      authz: context.authz,
-      rate_limited: context.rateLimited,
-      ip: context.clientIp,
-      client_cert_subject: context.clientCertSubject,
-    },
-    'request',
-  );
+  const writer = requestLineWriter(logger);
+  if (writer === undefined) {
+    requestLineLogger(logger).info(requestLineFields(context, outcome), 'request');
+    return;
+  }
+  if (!writer.enabled()) return;
+  const json = JSON.stringify;
+  let line = `${writer.head()},"request_id":${json(context.requestId)},"correlation_id":${json(context.correlationId)},"trace_id":${json(
+    context.traceId,
+  )},"span_id":${json(context.spanId)},"principal_id":${context.principalId === undefined ? 'null' : json(context.principalId)},"tenant_id":${
+    context.tenantId === undefined ? 'null' : json(context.tenantId)
+  },"method":${json(outcome.method)},"route":${json(outcome.route)},"status":${json(outcome.status)},"duration_ms":${json(
+    Math.round(outcome.durationMs * 100) / 100,
+  )}`;
+  if (context.upstream !== undefined) line += `,"upstream":${json(context.upstream)}`;
+  if (context.forwarded !== undefined) line += `,"forwarded":${json(context.forwarded)}`;
+  if (context.authz !== undefined) line += `,"authz":{"decision":${json(context.authz.decision)},"reason":${json(context.authz.reason)}}`;
+  if (context.rateLimited !== undefined) line += `,"rate_limited":${json(context.rateLimited)}`;
+  line += `,"ip":${json(context.clientIp)}`;
+  if (context.clientCertSubject !== undefined) line += `,"client_cert_subject":${json(context.clientCertSubject)}`;
+  writer.write(`${line},"msg":"request"}\n`);
+}
+
+/** The line's fields, for a logger without a request-line writer (the same names and values). */
+function requestLineFields(context: RequestContext, outcome: RequestOutcome): Record<string, unknown> {
+  return {
+    request_id: context.requestId,
+    correlation_id: context.correlationId,
+    trace_id: context.traceId,
+    span_id: context.spanId,
+    principal_id: context.principalId ?? null,
+    tenant_id: context.tenantId ?? null,
+    method: outcome.method,
+    route: outcome.route,
+    status: outcome.status,
+    duration_ms: Math.round(outcome.durationMs * 100) / 100,
+    upstream: context.upstream,
+    forwarded: context.forwarded,
+    authz: context.authz,
+    rate_limited: context.rateLimited,
+    ip: context.clientIp,
+    client_cert_subject: context.clientCertSubject,
+  };
 }

@@ -46,10 +46,13 @@ export type HeaderValue = string | string[] | undefined;
 export type HeaderMap = Record<string, HeaderValue>;
 
 /** Names listed in a Connection header are hop-by-hop too. */
-function connectionListed(headers: HeaderMap): Set<string> {
+const NONE_LISTED: ReadonlySet<string> = new Set();
+
+function connectionListed(headers: HeaderMap): ReadonlySet<string> {
   const value = headers.connection;
+  if (value === undefined) return NONE_LISTED;
   const listed = new Set<string>();
-  for (const item of (Array.isArray(value) ? value.join(',') : (value ?? '')).split(',')) {
+  for (const item of (Array.isArray(value) ? value.join(',') : value).split(',')) {
     const name = item.trim().toLowerCase();
     if (name !== '') listed.add(name);
   }
