@@ -1,11 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, type TestApp } from '../support/app';
-import { ADMIN_EMAIL, ADMIN_PASSWORD, signinAdmin } from '../support/admin-fixtures';
-import { signupUser, tokenFromOutbox, waitForMail, type SignedUp } from '../support/auth-flows';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { bootAppOnTestDatabase, type TestApp } from '../support/app';
+import {
+  bootstrapAdminEnv,
+  enrolTotp,
+  passwordStep,
+  signin,
+  signinAdmin,
+  signinSession,
+  signupUser,
+  tokenFromOutbox,
+  waitForMail,
+} from '../support/auth-flows';
+import { type TestDatabase } from '../support/database';
 import { http, uniqueEmail, type HttpResult } from '../support/http';
-import { NATS_URL, servicesAvailable } from '../support/services';
-import { settledStep, totpCode } from '../support/totp-codes';
+import { servicesAvailable } from '../support/services';
+import { totpCode } from '../support/totp-codes';
 
 const available = servicesAvailable({ postgres: true, nats: true });
 
@@ -23,60 +32,38 @@ describe.skipIf(!available)('account-change mails and second-factor step-up', ()
   let db: TestDatabase;
   let app: TestApp;
   let base: string;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await bootApp({
-      DATABASE_URL: db.url,
-      NATS_URL,
-      AUTH_IP_LIMIT: '100000',
-      BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
-      BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    });
+    ({ db, app, close } = await bootAppOnTestDatabase(bootstrapAdminEnv()));
     base = app.url;
   });
-  afterAll(async () => {
-    await app?.close();
-    await db?.drop();
-  });
+  afterAll(() => close?.());
 
   const ageSession = (sessionId: string, seconds: number) =>
     db.query(`UPDATE sessions SET authenticated_at = now() - make_interval(secs => $2) WHERE id = $1`, [sessionId, seconds]);
 
-  async function enrolled(user: SignedUp): Promise<{ secret: string; recoveryCodes: string[]; step: number }> {
-    const enroll = await http(base, 'POST', '/v1/auth/mfa/totp/enroll', { token: user.accessToken });
-    expect(enroll.status, enroll.text).toBe(200);
-    const step = await settledStep();
-    const confirm = await http(base, 'POST', '/v1/auth/mfa/totp/confirm', {
-      token: user.accessToken,
-      json: { code: totpCode(enroll.json.secret, step - 1) },
-    });
-    expect(confirm.status, confirm.text).toBe(200);
-    return { secret: enroll.json.secret, recoveryCodes: confirm.json.recovery_codes, step: step - 1 };
-  }
-
   it('mails TOTP enrolment and ends the other sessions; regenerating codes and using one are mailed', async () => {
     const user = await signupUser(base, uniqueEmail('notice-totp'));
-    const other = await http(base, 'POST', '/v1/auth/signin', { json: { email: user.email, password: user.password } });
-    expect(other.status).toBe(200);
+    const other = await signinSession(base, user);
 
-    const totp = await enrolled(user);
+    const totp = await enrolTotp(base, user);
     await waitForMail(app.dataDir, user.email, 'Two-step verification was turned on');
     // the other session is gone on refresh and on its access token; this one still works
-    expect((await http(base, 'POST', '/v1/auth/refresh', { json: { refresh_token: other.json.refresh_token } })).status).toBe(401);
-    expect((await http(base, 'GET', '/v1/auth/me', { token: other.json.access_token })).status).toBe(401);
+    expect((await http(base, 'POST', '/v1/auth/refresh', { json: { refresh_token: other.refreshToken } })).status).toBe(401);
+    expect((await http(base, 'GET', '/v1/auth/me', { token: other.accessToken })).status).toBe(401);
     expect((await http(base, 'GET', '/v1/auth/me', { token: user.accessToken })).status).toBe(200);
 
     const regenerated = await http(base, 'POST', '/v1/auth/mfa/recovery-codes', {
       token: user.accessToken,
-      json: { code: totpCode(totp.secret, totp.step + 1) },
+      json: { code: totpCode(totp.secret, totp.lastStep + 1) },
     });
     expect(regenerated.status, regenerated.text).toBe(200);
     await waitForMail(app.dataDir, user.email, 'New recovery codes were created');
 
-    const first = await http(base, 'POST', '/v1/auth/signin', { json: { email: user.email, password: user.password } });
+    const first = await passwordStep(base, user);
     const second = await http(base, 'POST', '/v1/auth/signin/mfa', {
-      json: { mfa_token: first.json.mfa_token, recovery_code: regenerated.json.recovery_codes[0] },
+      json: { mfa_token: first.mfa_token, recovery_code: regenerated.json.recovery_codes[0] },
     });
     expect(second.status, second.text).toBe(200);
     const mail = await waitForMail(app.dataDir, user.email, 'A recovery code was used');
@@ -87,12 +74,12 @@ describe.skipIf(!available)('account-change mails and second-factor step-up', ()
 
   it('refuses enrol, regenerate and disable without a recent authentication (403 reauth_required), then allows them after a reauth', async () => {
     const user = await signupUser(base, uniqueEmail('notice-reauth'));
-    const totp = await enrolled(user);
+    const totp = await enrolTotp(base, user);
     await ageSession(user.sessionId, 301);
     expectProblem(
       await http(base, 'POST', '/v1/auth/mfa/recovery-codes', {
         token: user.accessToken,
-        json: { code: totpCode(totp.secret, totp.step + 1) },
+        json: { code: totpCode(totp.secret, totp.lastStep + 1) },
       }),
       403,
       'reauth_required',
@@ -128,11 +115,9 @@ describe.skipIf(!available)('account-change mails and second-factor step-up', ()
     expect(reset.status, reset.text).toBe(204);
     await waitForMail(app.dataDir, user.email, 'Your password was reset');
 
-    const signin = await http(base, 'POST', '/v1/auth/signin', {
-      json: { email: user.email, password: 'a brand new passphrase for resets 77' },
-    });
+    const signedIn = await signin(base, user.email, 'a brand new passphrase for resets 77');
     const changed = await http(base, 'POST', '/v1/auth/password', {
-      token: signin.json.access_token,
+      token: signedIn.json.access_token,
       json: { current_password: 'a brand new passphrase for resets 77', new_password: 'yet another fresh passphrase 4242' },
     });
     expect(changed.status, changed.text).toBe(204);
@@ -147,7 +132,7 @@ describe.skipIf(!available)('account-change mails and second-factor step-up', ()
     await waitForMail(app.dataDir, user.email, 'An administrator set your password');
 
     const mfaUser = await signupUser(base, uniqueEmail('notice-mfa-reset'));
-    await enrolled(mfaUser);
+    await enrolTotp(base, mfaUser);
     expect((await http(base, 'POST', `/admin/users/${mfaUser.userId}/mfa/reset`, { token: admin })).status).toBe(204);
     await waitForMail(app.dataDir, mfaUser.email, 'An administrator reset your two-step verification');
   });

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_EMAIL, ADMIN_PASSWORD, signinAdmin } from '../support/admin-fixtures';
-import { bootApp, type TestApp } from '../support/app';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { bootAppOnTestDatabase, type TestApp } from '../support/app';
+import { ADMIN_EMAIL, bootstrapAdminEnv, signinAdmin } from '../support/auth-flows';
+import { type TestDatabase } from '../support/database';
 import { http, STRONG_PASSWORD, uniqueEmail } from '../support/http';
-import { NATS_URL, servicesAvailable } from '../support/services';
+import { servicesAvailable } from '../support/services';
 
 const available = servicesAvailable({ postgres: true, nats: true });
 
@@ -16,22 +16,13 @@ describe.skipIf(!available)('audit trail without personal data', () => {
   let db: TestDatabase;
   let app: TestApp;
   let base: string;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await bootApp({
-      DATABASE_URL: db.url,
-      NATS_URL,
-      AUTH_IP_LIMIT: '100000',
-      BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
-      BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    });
+    ({ db, app, close } = await bootAppOnTestDatabase(bootstrapAdminEnv()));
     base = app.url;
   });
-  afterAll(async () => {
-    await app?.close();
-    await db?.drop();
-  });
+  afterAll(() => close?.());
 
   it('records user, tenant, role, assignment and service-account mutations with no email or name in the trail', async () => {
     const admin = await signinAdmin(base);

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, type TestApp } from '../support/app';
-import { signupUser } from '../support/auth-flows';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { bootAppOnTestDatabase, type TestApp } from '../support/app';
+import { bootstrapAdminEnv, signinAdmin, signupUser } from '../support/auth-flows';
 import { http, type HttpResult } from '../support/http';
-import { NATS_URL, servicesAvailable } from '../support/services';
+import { servicesAvailable } from '../support/services';
 import { settledStep, totpCode } from '../support/totp-codes';
 
 const available = servicesAvailable({ postgres: true, nats: true });
@@ -16,23 +15,13 @@ const noStore = (result: HttpResult, status: number) => {
 };
 
 describe.skipIf(!available)('Cache-Control: no-store on every response carrying a token, code or secret', () => {
-  let db: TestDatabase;
   let app: TestApp;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await bootApp({
-      DATABASE_URL: db.url,
-      NATS_URL,
-      AUTH_IP_LIMIT: '100000',
-      BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
-      BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    });
+    ({ app, close } = await bootAppOnTestDatabase(bootstrapAdminEnv(ADMIN_EMAIL, ADMIN_PASSWORD)));
   });
-  afterAll(async () => {
-    await app?.close();
-    await db?.drop();
-  });
+  afterAll(() => close?.());
 
   it('sign-up, sign-in and refresh', async () => {
     const signup = await http(app.url, 'POST', '/v1/auth/signup', {
@@ -70,14 +59,14 @@ describe.skipIf(!available)('Cache-Control: no-store on every response carrying 
   });
 
   it('service-account create, rotate and the client-credentials token', async () => {
-    const admin = await http(app.url, 'POST', '/v1/auth/signin', { json: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
+    const admin = await signinAdmin(app.url, ADMIN_EMAIL, ADMIN_PASSWORD);
     const created = await http(app.url, 'POST', '/admin/service-accounts', {
-      token: admin.json.access_token,
+      token: admin,
       json: { name: 'no-store-sa' },
     });
     noStore(created, 201);
     const rotated = await http(app.url, 'POST', `/admin/service-accounts/${created.json.id}/rotate-secret`, {
-      token: admin.json.access_token,
+      token: admin,
     });
     expect([200, 201]).toContain(rotated.status);
     expect(rotated.headers.get('cache-control')).toBe('no-store');

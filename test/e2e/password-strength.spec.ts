@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/config';
 import { assertBootstrapAdminPassword } from '../../src/identity/bootstrap-admin-password';
-import { bootApp, type TestApp } from '../support/app';
-import { signupUser, tokenFromOutbox } from '../support/auth-flows';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { bootAppOnTestDatabase, type TestApp } from '../support/app';
+import { bootstrapAdminEnv, signinAdmin, signupUser, tokenFromOutbox } from '../support/auth-flows';
+import { type TestDatabase } from '../support/database';
 import { http, STRONG_PASSWORD, uniqueEmail, type HttpResult } from '../support/http';
-import { NATS_URL, servicesAvailable } from '../support/services';
+import { servicesAvailable } from '../support/services';
 
 const available = servicesAvailable({ postgres: true, nats: true });
 const ADMIN_EMAIL = 'strength-admin@example.com';
@@ -25,24 +25,13 @@ describe.skipIf(!available)('password strength (zxcvbn score 3 or more)', () => 
   let db: TestDatabase;
   let app: TestApp;
   let adminToken: string;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await bootApp({
-      DATABASE_URL: db.url,
-      NATS_URL,
-      AUTH_IP_LIMIT: '100000',
-      BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
-      BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    });
-    const admin = await http(app.url, 'POST', '/v1/auth/signin', { json: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
-    expect(admin.status, admin.text).toBe(200);
-    adminToken = admin.json.access_token;
+    ({ db, app, close } = await bootAppOnTestDatabase(bootstrapAdminEnv(ADMIN_EMAIL, ADMIN_PASSWORD)));
+    adminToken = await signinAdmin(app.url, ADMIN_EMAIL, ADMIN_PASSWORD);
   });
-  afterAll(async () => {
-    await app?.close();
-    await db?.drop();
-  });
+  afterAll(() => close?.());
 
   it.each(WEAK)('refuses %s at sign-up with the reason, and creates nothing', async (password) => {
     const email = uniqueEmail('weak');

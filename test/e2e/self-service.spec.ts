@@ -1,11 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_EMAIL, ADMIN_PASSWORD, signinAdmin } from '../support/admin-fixtures';
-import { bootApp, type TestApp } from '../support/app';
-import { mailsTo, signupUser, tokenFromOutbox, waitForMail, type SignedUp } from '../support/auth-flows';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { bootAppOnTestDatabase, type TestApp } from '../support/app';
+import {
+  ADMIN_PASSWORD,
+  bootstrapAdminEnv,
+  mailsTo,
+  signin as signinAt,
+  signinAdmin,
+  signinSession,
+  signupUser,
+  tokenFromOutbox,
+  waitForMail,
+} from '../support/auth-flows';
+import { type TestDatabase } from '../support/database';
 import { http, STRONG_PASSWORD, uniqueEmail } from '../support/http';
 import { waitFor } from '../support/process';
-import { NATS_URL, servicesAvailable } from '../support/services';
+import { servicesAvailable } from '../support/services';
 import { settledStep, totpCode } from '../support/totp-codes';
 
 const available = servicesAvailable({ postgres: true, nats: true });
@@ -15,35 +24,21 @@ describe.skipIf(!available)('account self-service (CONTRACT §12)', () => {
   let db: TestDatabase;
   let app: TestApp;
   let base: string;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await bootApp({
-      DATABASE_URL: db.url,
-      NATS_URL,
-      AUTH_IP_LIMIT: '100000',
-      BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
-      BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    });
+    ({ db, app, close } = await bootAppOnTestDatabase(bootstrapAdminEnv()));
     base = app.url;
   });
-  afterAll(async () => {
-    await app?.close();
-    await db?.drop();
-  });
+  afterAll(() => close?.());
 
-  const signin = (email: string, password: string) => http(base, 'POST', '/v1/auth/signin', { json: { email, password } });
+  const signin = (email: string, password: string) => signinAt(base, email, password);
   const me = (user: { accessToken: string }) => http(base, 'GET', '/v1/auth/me', { token: user.accessToken });
-  async function secondSession(user: SignedUp): Promise<{ accessToken: string; refreshToken: string; sessionId: string }> {
-    const result = await signin(user.email, user.password);
-    expect(result.status, result.text).toBe(200);
-    return { accessToken: result.json.access_token, refreshToken: result.json.refresh_token, sessionId: result.json.session_id };
-  }
 
   describe('POST /v1/auth/password', () => {
     it('changes the password with the current one, ends the other sessions, keeps this one and tells the owner', async () => {
       const user = await signupUser(base);
-      const other = await secondSession(user);
+      const other = await signinSession(base, user);
       const changed = await http(base, 'POST', '/v1/auth/password', {
         token: user.accessToken,
         json: { current_password: user.password, new_password: NEW_PASSWORD },
@@ -66,7 +61,7 @@ describe.skipIf(!available)('account self-service (CONTRACT §12)', () => {
 
     it('refuses a wrong current password with 401 invalid_credentials and a weak new one with 400, changing nothing', async () => {
       const user = await signupUser(base);
-      const other = await secondSession(user);
+      const other = await signinSession(base, user);
       const wrong = await http(base, 'POST', '/v1/auth/password', {
         token: user.accessToken,
         json: { current_password: 'not the password at all', new_password: NEW_PASSWORD },
@@ -170,7 +165,7 @@ describe.skipIf(!available)('account self-service (CONTRACT §12)', () => {
   describe('DELETE /v1/auth/me', () => {
     it('deletes the account and its personal data with the password, ends every session, audits the id only and frees the email', async () => {
       const user = await signupUser(base);
-      const other = await secondSession(user);
+      const other = await signinSession(base, user);
       expect((await http(base, 'DELETE', '/v1/auth/me', { token: user.accessToken, json: {} })).status).toBe(400);
       const wrong = await http(base, 'DELETE', '/v1/auth/me', { token: user.accessToken, json: { password: 'wrong password 12345' } });
       expect(wrong.status).toBe(401);

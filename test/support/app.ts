@@ -6,6 +6,8 @@ import 'reflect-metadata';
 import { startGatehouse, type Gatehouse } from '../../src/bootstrap';
 import { loadConfig } from '../../src/config/config';
 import { createLogger } from '../../src/observability/logger';
+import { createTestDatabase, type TestDatabase } from './database';
+import { NATS_URL } from './services';
 
 export interface TestApp {
   url: string;
@@ -47,5 +49,36 @@ export async function bootApp(env: Record<string, string | undefined> = {}): Pro
     dataDir,
     logs: () => lines.join(''),
     close: () => gatehouse.shutdown(),
+  };
+}
+
+export interface AppOnDatabase {
+  db: TestDatabase;
+  app: TestApp;
+  /** closes the app, then drops its database */
+  close(): Promise<void>;
+}
+
+/**
+ * A fresh test database and Gatehouse booted in this process on it and the shared NATS, with
+ * AUTH_IP_LIMIT out of the way (suites about the per-IP limit pass their own); `env` adds to or
+ * overrides that.
+ */
+export async function bootAppOnTestDatabase(env: Record<string, string | undefined> = {}): Promise<AppOnDatabase> {
+  const db = await createTestDatabase();
+  let app: TestApp;
+  try {
+    app = await bootApp({ DATABASE_URL: db.url, NATS_URL, AUTH_IP_LIMIT: '100000', ...env });
+  } catch (error) {
+    await db.drop();
+    throw error;
+  }
+  return {
+    db,
+    app,
+    async close() {
+      await app.close();
+      await db.drop();
+    },
   };
 }
