@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { GENESIS_HASH } from '../../src/audit/audit-chain';
 import { chainBreak, CHAIN_START } from '../../src/audit/audit-record';
 import { AuditRepository } from '../../src/audit/audit.repository';
@@ -12,7 +12,7 @@ import { RoleRepository } from '../../src/authz/role.repository';
 import { TenantRepository } from '../../src/authz/tenant.repository';
 import { MIGRATIONS_DIR } from '../../src/database/database.module';
 import { applyMigrations } from '../../src/database/migrator';
-import { PrismaService } from '../../src/database/prisma.service';
+import { PrismaService, queryPrepared } from '../../src/database/prisma.service';
 import { isUniqueViolation } from '../../src/database/transaction';
 import { DeletedPrincipalRepository } from '../../src/identity/deleted-principal.repository';
 import { ServiceAccountRepository } from '../../src/identity/service-account.repository';
@@ -54,6 +54,22 @@ describe.skipIf(!available)('repositories on PostgreSQL', () => {
   });
 
   const newUser = (email: string, passwordHash: string | null = null) => users.createWithPassword(prisma, { email, passwordHash });
+
+  it("queryPrepared: a prepared statement on the pool outside a transaction, the transaction's own connection inside one", async () => {
+    const statement = { name: 'test_txid', text: 'SELECT txid_current_if_assigned()::text AS txid' };
+    const onPool = vi.spyOn(prisma, 'prepared');
+    const [outside] = await queryPrepared<{ txid: string | null }>(prisma, statement, []);
+    expect(outside!.txid).toBeNull();
+    expect(onPool).toHaveBeenCalledTimes(1);
+    await prisma.$transaction(async (tx) => {
+      const [assigned] = await tx.$queryRawUnsafe<Array<{ txid: string }>>('SELECT txid_current()::text AS txid');
+      // a statement sent on the pool would see no transaction id: this one runs inside the transaction
+      const [inside] = await queryPrepared<{ txid: string | null }>(tx, statement, []);
+      expect(inside!.txid).toBe(assigned!.txid);
+    });
+    expect(onPool).toHaveBeenCalledTimes(1);
+    onPool.mockRestore();
+  });
 
   it('tenants: create, keyset pages, rename; a taken id is a unique violation', async () => {
     for (const id of ['t-a', 't-b', 't-c']) await tenants.create(prisma, { id, name: id.toUpperCase() });
