@@ -129,7 +129,15 @@ export class PasswordHasher {
 
   /** Same work as a real verification, always false. */
   async verifyDummy(password: string): Promise<false> {
-    this.dummyHash ??= this.threads.hash(randomBytes(24).toString('base64'), ARGON2_PARAMS);
+    if (this.dummyHash === undefined) {
+      const made = this.threads.hash(randomBytes(24).toString('base64'), ARGON2_PARAMS);
+      this.dummyHash = made;
+      // a failed hash (a hashing thread died) is not kept: every unknown account would answer 500
+      // from then on, and known ones 401, which tells them apart
+      made.catch(() => {
+        if (this.dummyHash === made) this.dummyHash = undefined;
+      });
+    }
     await this.verify(await this.dummyHash, password);
     return false;
   }

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ARGON2_PARAMS } from '../../src/identity/password-hasher';
+import { ARGON2_PARAMS, PasswordHasher } from '../../src/identity/password-hasher';
 import { HASH_THREAD_NICE, HashWorkers } from '../../src/identity/hash-workers';
 
 /** Nice value of each thread of this process, from /proc (Linux only). */
@@ -34,5 +34,15 @@ describe('argon2 on hashing threads of its own', () => {
     const workers = new HashWorkers(1);
     await expect(workers.verify('not a phc string', 'x')).rejects.toThrow();
     expect(await workers.hash('still works', ARGON2_PARAMS)).toMatch(/^\$argon2id\$/);
+  });
+
+  it('a dummy hash that failed (a thread died) is made again: unknown accounts are not answered 500 from then on', async () => {
+    const hasher = new PasswordHasher();
+    const threads = (hasher as unknown as { threads: HashWorkers }).threads;
+    const real = threads.hash.bind(threads);
+    let failures = 1;
+    threads.hash = (password, options) => (failures-- > 0 ? Promise.reject(new Error('hash worker exited')) : real(password, options));
+    await expect(hasher.verifyDummy('a password')).rejects.toThrow('hash worker exited');
+    await expect(hasher.verifyDummy('a password')).resolves.toBe(false);
   });
 });
