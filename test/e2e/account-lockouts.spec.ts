@@ -1,7 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_EMAIL, ADMIN_PASSWORD, signinAdmin } from '../support/admin-fixtures';
-import { bootApp, type TestApp } from '../support/app';
-import { mailsTo, signupUser, tokenFromOutbox, type SignedUp } from '../support/auth-flows';
+import { bootAppOnTestDatabase, type TestApp } from '../support/app';
+import {
+  bootstrapAdminEnv,
+  enrolTotp,
+  mailsTo,
+  passwordStep as passwordStepAt,
+  signin as signinAt,
+  signinAdmin,
+  signupUser,
+  tokenFromOutbox,
+  type SignedUp,
+} from '../support/auth-flows';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { http, STRONG_PASSWORD, uniqueEmail, type HttpResult } from '../support/http';
 import { authFailures } from '../support/metrics';
@@ -39,28 +48,20 @@ async function auditsOf(db: TestDatabase, action: string, userId: string): Promi
 describe.skipIf(!available)('Account lockouts per (account, client IP) and per account', () => {
   let db: TestDatabase;
   let app: TestApp;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await bootApp({
-      DATABASE_URL: db.url,
-      NATS_URL,
+    ({ db, app, close } = await bootAppOnTestDatabase({
       TRUST_PROXY: '127.0.0.1',
-      AUTH_IP_LIMIT: '100000',
       AUTH_ACCOUNT_FAILURE_LIMIT: String(PER_IP),
       AUTH_ACCOUNT_GLOBAL_FAILURE_LIMIT: String(GLOBAL),
       AUTH_WINDOW: '600',
-      BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
-      BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    });
+      ...bootstrapAdminEnv(),
+    }));
   });
-  afterAll(async () => {
-    await app?.close();
-    await db?.drop();
-  });
+  afterAll(() => close?.());
 
-  const signin = (email: string, password: string, ip: string) =>
-    http(app.url, 'POST', '/v1/auth/signin', { json: { email, password }, headers: from(ip) });
+  const signin = (email: string, password: string, ip: string) => signinAt(app.url, email, password, from(ip));
 
   it('an attacker address that used up AUTH_ACCOUNT_FAILURE_LIMIT gets 429, while the owner at another address still signs in', async () => {
     const owner = await signupUser(app.url, uniqueEmail('target'));
@@ -171,49 +172,20 @@ describe.skipIf(!available)('MFA_FAILURE_LIMIT across windows', () => {
   const PER_WINDOW = 4; // AUTH_ACCOUNT_FAILURE_LIMIT: password steps and codes share it
   let db: TestDatabase;
   let app: TestApp;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await bootApp({
-      DATABASE_URL: db.url,
-      NATS_URL,
-      AUTH_IP_LIMIT: '100000',
+    ({ db, app, close } = await bootAppOnTestDatabase({
       AUTH_ACCOUNT_FAILURE_LIMIT: String(PER_WINDOW),
       AUTH_WINDOW: String(WINDOW_S),
       MFA_FAILURE_LIMIT: String(MFA_LIMIT),
-      BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
-      BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    });
+      ...bootstrapAdminEnv(),
+    }));
   });
-  afterAll(async () => {
-    await app?.close();
-    await db?.drop();
-  });
+  afterAll(() => close?.());
 
-  interface MfaUser extends SignedUp {
-    secret: string;
-    recoveryCodes: string[];
-    confirmedStep: number;
-  }
-
-  async function enrolled(): Promise<MfaUser> {
-    const user = await signupUser(app.url, uniqueEmail('mfa-lock'));
-    const enroll = await http(app.url, 'POST', '/v1/auth/mfa/totp/enroll', { token: user.accessToken });
-    expect(enroll.status, enroll.text).toBe(200);
-    const step = await settledStep();
-    const confirm = await http(app.url, 'POST', '/v1/auth/mfa/totp/confirm', {
-      token: user.accessToken,
-      json: { code: totpCode(enroll.json.secret, step) },
-    });
-    expect(confirm.status, confirm.text).toBe(200);
-    return { ...user, secret: enroll.json.secret, recoveryCodes: confirm.json.recovery_codes, confirmedStep: step };
-  }
-
-  const passwordStep = async (user: SignedUp): Promise<string> => {
-    const result = await http(app.url, 'POST', '/v1/auth/signin', { json: { email: user.email, password: user.password } });
-    expect(result.status, result.text).toBe(200);
-    return result.json.mfa_token as string;
-  };
+  const enrolled = async () => enrolTotp(app.url, await signupUser(app.url, uniqueEmail('mfa-lock')));
+  const passwordStep = async (user: SignedUp): Promise<string> => (await passwordStepAt(app.url, user)).mfa_token as string;
   const mfa = (body: Record<string, string>) => http(app.url, 'POST', '/v1/auth/signin/mfa', { json: body });
   /**
    * The window's budget is used up: move every counter of this suite's private database one
@@ -226,7 +198,7 @@ describe.skipIf(!available)('MFA_FAILURE_LIMIT across windows', () => {
 
   it('locks the second factor at MFA_FAILURE_LIMIT failures over several windows: open mfa_tokens spent (401 mfa_invalid), the owner mailed once, audited once', async () => {
     const user = await enrolled();
-    const wrong = () => totpCode(user.secret, user.confirmedStep); // spent at confirmation: always refused
+    const wrong = () => totpCode(user.secret, user.lastStep); // spent at confirmation: always refused
 
     // window 1: a password step and 3 wrong codes use up the window's 4 attempts
     const first = await passwordStep(user);
@@ -274,7 +246,7 @@ describe.skipIf(!available)('MFA_FAILURE_LIMIT across windows', () => {
 
   it('a password reset lifts the second-factor lock', async () => {
     const user = await enrolled();
-    const wrong = () => totpCode(user.secret, user.confirmedStep);
+    const wrong = () => totpCode(user.secret, user.lastStep);
     let failures = 0;
     while (failures < MFA_LIMIT) {
       const token = await passwordStep(user);

@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, type TestApp } from '../support/app';
-import { signupUser, type SignedUp } from '../support/auth-flows';
+import { bootAppOnTestDatabase, type TestApp } from '../support/app';
+import {
+  enrolTotp,
+  nextTotpCode as nextCode,
+  passwordStep as passwordStepAt,
+  signupUser,
+  type SignedUp,
+  type TotpUser as MfaUser,
+} from '../support/auth-flows';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { decodeJwtPart, http, type HttpResult } from '../support/http';
 import { spawnGatehouse, type GatehouseProcess } from '../support/process';
@@ -17,63 +24,33 @@ const expectProblem = (result: HttpResult, status: number, code: string) => {
   expect(result.json).toMatchObject({ type: `urn:gatehouse:error:${code}`, status, code });
 };
 
-interface MfaUser extends SignedUp {
-  secret: string;
-  recoveryCodes: string[];
-  /** the last time step this test spent for the user; the server refuses it and anything earlier */
-  lastStep: number;
-}
-
 /** Every secret-like value the suites saw, checked against logs and stored audit at the end. */
 const secretsSeen: string[] = [];
 
-/**
- * A code for the next unspent time step. Codes are computed here with node:crypto (RFC 6238),
- * independently of otplib; the ±1 step window allows three steps per user without waiting.
- */
-async function nextCode(user: MfaUser): Promise<string> {
-  const now = await settledStep();
-  const step = Math.max(user.lastStep + 1, now - 1);
-  if (step > now + 1) throw new Error('test spends more codes than the clock allows');
-  user.lastStep = step;
-  return totpCode(user.secret, step);
-}
-
+/** A new user with TOTP confirmed (the confirmation spends the user's first code, see nextCode). */
 async function enrollAndConfirm(base: string): Promise<MfaUser> {
-  const user = await signupUser(base);
-  const enroll = await http(base, 'POST', '/v1/auth/mfa/totp/enroll', { token: user.accessToken });
-  expect(enroll.status, enroll.text).toBe(200);
-  const mfaUser: MfaUser = { ...user, secret: enroll.json.secret, recoveryCodes: [], lastStep: 0 };
-  const confirm = await http(base, 'POST', '/v1/auth/mfa/totp/confirm', {
-    token: user.accessToken,
-    json: { code: await nextCode(mfaUser) },
-  });
-  expect(confirm.status, confirm.text).toBe(200);
-  mfaUser.recoveryCodes = confirm.json.recovery_codes;
+  const mfaUser = await enrolTotp(base, await signupUser(base));
   secretsSeen.push(mfaUser.secret, ...mfaUser.recoveryCodes);
   return mfaUser;
 }
 
 async function passwordStep(base: string, user: SignedUp): Promise<string> {
-  const result = await http(base, 'POST', '/v1/auth/signin', { json: { email: user.email, password: user.password } });
-  expect(result.status, result.text).toBe(200);
-  expect(result.json).toEqual({ mfa_required: true, mfa_token: expect.any(String), mfa_methods: ['totp', 'recovery_code'] });
-  secretsSeen.push(result.json.mfa_token);
-  return result.json.mfa_token;
+  const body = await passwordStepAt(base, user);
+  expect(body).toEqual({ mfa_required: true, mfa_token: expect.any(String), mfa_methods: ['totp', 'recovery_code'] });
+  secretsSeen.push(body.mfa_token);
+  return body.mfa_token;
 }
 
 describe.skipIf(!available)('TOTP MFA', () => {
   let db: TestDatabase;
   let app: TestApp;
 
+  let close: () => Promise<void>;
+
   beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await bootApp({ DATABASE_URL: db.url, NATS_URL, AUTH_IP_LIMIT: '100000', AUTH_ACCOUNT_FAILURE_LIMIT: String(ACCOUNT_LIMIT) });
+    ({ db, app, close } = await bootAppOnTestDatabase({ AUTH_ACCOUNT_FAILURE_LIMIT: String(ACCOUNT_LIMIT) }));
   });
-  afterAll(async () => {
-    await app?.close();
-    await db?.drop();
-  });
+  afterAll(() => close?.());
 
   const mfaSignin = (body: Record<string, string>) => http(app.url, 'POST', '/v1/auth/signin/mfa', { json: body });
 
