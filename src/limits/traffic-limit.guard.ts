@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import { Injectable, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { InjectThrottlerOptions, InjectThrottlerStorage, ThrottlerGuard, type ThrottlerModuleOptions } from '@nestjs/throttler';
@@ -34,6 +35,19 @@ export interface Admission {
 export const RPC_ADMISSION = Symbol('gatehouse.admission');
 
 export const NOTHING_TO_RELEASE = (): void => undefined;
+
+/**
+ * Ends an HTTP call's in-flight count when its response closes, or at once when it already has:
+ * a client that hung up while the call was being authorized (a token's first use, grants loaded,
+ * the policy hook asked) closed the response before this, and 'close' is not emitted twice, so
+ * the slot would stay taken for good (IP_IN_FLIGHT_LIMIT then refuses that address until restart).
+ */
+export function releaseOnClose(response: ServerResponse, release: () => void): void {
+  if (release === NOTHING_TO_RELEASE) return;
+  // `on`, not `once`: release is idempotent, and once() allocates a wrapper per call
+  response.on('close', release);
+  if (response.destroyed) release();
+}
 /** One settled promise for every admitted call: the guard allocates no promise of its own. */
 const ADMITTED = Promise.resolve(true);
 const NO_HEADERS: Record<string, string> = {};
@@ -102,8 +116,7 @@ export class TrafficLimitGuard extends ThrottlerGuard {
       request.ctx,
     );
     if (admission.headers.ratelimit !== undefined) reply.header('ratelimit', admission.headers.ratelimit);
-    // `on`, not `once`: release is idempotent, and once() allocates a wrapper per call
-    if (admission.release !== NOTHING_TO_RELEASE) reply.raw.on('close', admission.release);
+    releaseOnClose(reply.raw, admission.release);
   }
 
   /**

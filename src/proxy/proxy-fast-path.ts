@@ -6,7 +6,7 @@ import type { FastRouteHandler, FastRouteKey } from '../common/fast-routes';
 import { ZodValidationPipe } from '../common/zod-validation.pipe';
 import { RequestAuthorizer, type AuthorizationInput, type AuthorizationResult } from '../authz/request-authorizer.service';
 import { ROUTE_CLASS, type RouteClass } from '../limits/route-class';
-import { NOTHING_TO_RELEASE, TrafficLimitGuard } from '../limits/traffic-limit.guard';
+import { releaseOnClose, TrafficLimitGuard } from '../limits/traffic-limit.guard';
 import { commandBodySchema } from './command-json';
 import { CommandsController } from './commands.controller';
 import { QueryController } from './query.controller';
@@ -146,8 +146,7 @@ export class ProxyFastPath {
       ctx,
     );
     if (admission.headers.ratelimit !== undefined) reply.header('ratelimit', admission.headers.ratelimit);
-    // `on`, not `once`: release is idempotent, and once() allocates a wrapper per call
-    if (admission.release !== NOTHING_TO_RELEASE) reply.raw.on('close', admission.release);
+    releaseOnClose(reply.raw, admission.release);
   }
 
   /** A refusal by policy is logged with its reason, as AuthGuard does. */

@@ -39,7 +39,7 @@ interface PolicyAsk {
   };
 }
 
-type Behaviour = 'allow' | 'deny' | 'slow' | 'error' | 'malformed' | 'country';
+type Behaviour = 'allow' | 'deny' | 'slow' | 'late' | 'error' | 'malformed' | 'country';
 
 /** A fake PDP implementing OPA's data API: POST {input} → {result: {allow, reason?}}. */
 async function fakePdp(): Promise<{ url: string; asked: PolicyAsk[]; behaviour: { mode: Behaviour }; stop(): Promise<void> }> {
@@ -63,6 +63,10 @@ async function fakePdp(): Promise<{ url: string; asked: PolicyAsk[]; behaviour: 
           return answer(200, JSON.stringify({ result: { allow: false, reason: 'method not allowed for this right on weekends' } }));
         case 'slow':
           setTimeout(() => answer(200, JSON.stringify({ result: { allow: true } })), POLICY_TIMEOUT_MS * 5).unref();
+          return;
+        case 'late':
+          // allows, within POLICY_TIMEOUT_MS but after the test's client has given up
+          setTimeout(() => answer(200, JSON.stringify({ result: { allow: true } })), 400).unref();
           return;
         case 'error':
           return answer(500, JSON.stringify({ code: 'internal_error' }));
@@ -213,6 +217,54 @@ describe.skipIf(!available)('policy hook (POLICY_URL) after an RBAC allow', () =
       expect(result.status, result.text).toBe(503);
       expect(result.json).toMatchObject({ code: 'unavailable' });
       expect(projection.calls.length).toBe(before);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('a client gone while the policy is asked leaves no in-flight slot held (IP_IN_FLIGHT_LIMIT)', async () => {
+    const other = await bootApp({
+      DATABASE_URL: db.url,
+      MASTER_KEY,
+      AUTH_IP_LIMIT: '100000',
+      ROUTING_FILE: routingFile,
+      POLICY_URL: pdp.url,
+      POLICY_TIMEOUT_MS: String(POLICY_TIMEOUT_MS),
+      IP_IN_FLIGHT_LIMIT: '2',
+    });
+    try {
+      pdp.behaviour.mode = 'late';
+      // the proxied fast path (query) and a route through Nest's guards (runner): each client hangs up
+      // before the policy answers, so the call is admitted after its response has already closed
+      const gone = [
+        ['/v1/query/gone-view', member.accessToken],
+        ['/v1/query/gone-view', member.accessToken],
+        ['/admin/runner/gone', adminToken],
+        ['/admin/runner/gone', adminToken],
+      ].map(async ([target, token]) => {
+        const controller = new AbortController();
+        const pending = fetch(`${other.url}${target}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token!}`, 'content-type': 'application/json', ...inTenant('acme') },
+          body: '{}',
+          signal: controller.signal,
+        }).catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        controller.abort();
+        await pending;
+      });
+      await Promise.all(gone);
+      // the policy answers, the abandoned calls go on and end
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      pdp.behaviour.mode = 'allow';
+      for (let i = 0; i < 3; i++) {
+        const result = await call(other.url, 'POST', '/v1/query/after-view', {
+          token: member.accessToken,
+          json: {},
+          headers: inTenant('acme'),
+        });
+        expect(result.status, result.text).toBe(200);
+      }
     } finally {
       await other.close();
     }
