@@ -11,11 +11,12 @@ import {
   tokenFromOutbox,
   type SignedUp,
 } from '../support/auth-flows';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { type TestDatabase } from '../support/database';
 import { http, STRONG_PASSWORD, uniqueEmail, type HttpResult } from '../support/http';
 import { authFailures } from '../support/metrics';
-import { spawnGatehouse, waitFor, type GatehouseProcess } from '../support/process';
-import { NATS_URL, servicesAvailable } from '../support/services';
+import { waitFor, type GatehouseProcess } from '../support/process';
+import { spawnReplicaPair } from '../support/replicas';
+import { servicesAvailable } from '../support/services';
 import { settledStep, totpCode } from '../support/totp-codes';
 
 /**
@@ -276,16 +277,12 @@ describe.skipIf(!available)('Account lockouts across two Gatehouse processes on 
   let db: TestDatabase;
   let a: GatehouseProcess;
   let b: GatehouseProcess;
+  let stop: () => Promise<void>;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const env = {
-      DATABASE_URL: db.url,
-      NATS_URL,
+    ({ db, a, b, stop } = await spawnReplicaPair('lockout', {
       MASTER_KEY,
-      PUBLIC_URL: 'http://gatehouse.test',
       TRUST_PROXY: '127.0.0.1',
-      AUTH_IP_LIMIT: '100000',
       AUTH_ACCOUNT_FAILURE_LIMIT: '3',
       AUTH_ACCOUNT_GLOBAL_FAILURE_LIMIT: String(REPLICA_GLOBAL),
       AUTH_WINDOW: '600',
@@ -293,13 +290,9 @@ describe.skipIf(!available)('Account lockouts across two Gatehouse processes on 
       PASSWORD_HASH_CONCURRENCY: '8',
       PASSWORD_HASH_QUEUE: '64',
       LOG_LEVEL: 'warn',
-    };
-    [a, b] = await Promise.all([spawnGatehouse(env, 'lockout-a'), spawnGatehouse(env, 'lockout-b')]);
+    }));
   });
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await db?.drop();
-  });
+  afterAll(() => stop?.());
 
   it('50 parallel wrong passwords from 25 addresses over both replicas get exactly AUTH_ACCOUNT_GLOBAL_FAILURE_LIMIT password checks', async () => {
     const owner = await signupUser(a.url, uniqueEmail('replicas'));

@@ -1,38 +1,29 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_EMAIL, ADMIN_PASSWORD, createTenant, inTenant, signinAdmin, userWithRole } from '../support/admin-fixtures';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { createTenant, inTenant, signinAdmin, userWithRole } from '../support/admin-fixtures';
+import { bootstrapAdminEnv } from '../support/auth-flows';
 import { http } from '../support/http';
-import { spawnGatehouse, waitFor, type GatehouseProcess } from '../support/process';
-import { NATS_URL, servicesAvailable } from '../support/services';
+import { waitFor, type GatehouseProcess } from '../support/process';
+import { spawnReplicaPair } from '../support/replicas';
+import { servicesAvailable } from '../support/services';
 
 const available = servicesAvailable({ postgres: true, nats: true });
 
 describe.skipIf(!available)('authorization changes across two replicas', () => {
-  let db: TestDatabase;
   let a: GatehouseProcess;
   let b: GatehouseProcess;
   let root: string;
+  let stop: () => Promise<void>;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const env = {
-      DATABASE_URL: db.url,
-      NATS_URL,
+    ({ a, b, stop } = await spawnReplicaPair('authz', {
       MASTER_KEY: Buffer.alloc(32, 5).toString('base64'),
-      PUBLIC_URL: 'http://gatehouse.test',
-      AUTH_IP_LIMIT: '100000',
-      BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
-      BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      ...bootstrapAdminEnv(),
       LOG_LEVEL: 'warn',
-    };
-    [a, b] = await Promise.all([spawnGatehouse(env, 'authz-a'), spawnGatehouse(env, 'authz-b')]);
+    }));
     root = await signinAdmin(a.url);
     await createTenant(a.url, root, 'acme');
   });
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await db?.drop();
-  });
+  afterAll(() => stop?.());
 
   it('denies on replica B within 1 s after an assignment is removed on replica A', async () => {
     const user = await userWithRole(a.url, root, 'acme', 'tenant_admin', 'cross-assign');

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signupUser } from '../support/auth-flows';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { type TestDatabase } from '../support/database';
 import { http, uniqueEmail } from '../support/http';
-import { spawnGatehouse, waitFor, type GatehouseProcess } from '../support/process';
-import { NATS_URL, servicesAvailable } from '../support/services';
+import { waitFor, type GatehouseProcess } from '../support/process';
+import { spawnReplicaPair } from '../support/replicas';
+import { servicesAvailable } from '../support/services';
 import { authFailures } from '../support/metrics';
 
 const available = servicesAvailable({ postgres: true, nats: true });
@@ -15,15 +16,11 @@ describe.skipIf(!available)('AuthN across two Gatehouse processes on one databas
   let db: TestDatabase;
   let a: GatehouseProcess;
   let b: GatehouseProcess;
+  let stop: () => Promise<void>;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const env = {
-      DATABASE_URL: db.url,
-      NATS_URL,
+    ({ db, a, b, stop } = await spawnReplicaPair('replica', {
       MASTER_KEY,
-      PUBLIC_URL: 'http://gatehouse.test',
-      AUTH_IP_LIMIT: '100000',
       AUTH_ACCOUNT_FAILURE_LIMIT: String(ACCOUNT_LIMIT),
       AUTH_WINDOW: String(WINDOW_S),
       // 50 parallel sign-ins must all reach the account limiter: the hasher's overload bound
@@ -31,13 +28,9 @@ describe.skipIf(!available)('AuthN across two Gatehouse processes on one databas
       PASSWORD_HASH_CONCURRENCY: '8',
       PASSWORD_HASH_QUEUE: '64',
       LOG_LEVEL: 'warn',
-    };
-    [a, b] = await Promise.all([spawnGatehouse(env, 'replica-a'), spawnGatehouse(env, 'replica-b')]);
+    }));
   });
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await db?.drop();
-  });
+  afterAll(() => stop?.());
 
   const replica = (index: number) => (index % 2 === 0 ? a.url : b.url);
 

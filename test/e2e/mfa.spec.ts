@@ -8,10 +8,11 @@ import {
   type SignedUp,
   type TotpUser as MfaUser,
 } from '../support/auth-flows';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { type TestDatabase } from '../support/database';
 import { decodeJwtPart, http, type HttpResult } from '../support/http';
-import { spawnGatehouse, type GatehouseProcess } from '../support/process';
-import { NATS_URL, servicesAvailable } from '../support/services';
+import { type GatehouseProcess } from '../support/process';
+import { spawnReplicaPair } from '../support/replicas';
+import { servicesAvailable } from '../support/services';
 import { settledStep, totpCode } from '../support/totp-codes';
 import { authFailures } from '../support/metrics';
 
@@ -299,16 +300,12 @@ describe.skipIf(!available)('TOTP replay across two Gatehouse processes on one d
   let db: TestDatabase;
   let a: GatehouseProcess;
   let b: GatehouseProcess;
+  let stop: () => Promise<void>;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const env = { DATABASE_URL: db.url, NATS_URL, MASTER_KEY, PUBLIC_URL: 'http://gatehouse.test', AUTH_IP_LIMIT: '100000' };
-    [a, b] = await Promise.all([spawnGatehouse(env, 'mfa-a'), spawnGatehouse(env, 'mfa-b')]);
+    ({ db, a, b, stop } = await spawnReplicaPair('mfa', { MASTER_KEY }));
   });
-  afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await db?.drop();
-  });
+  afterAll(() => stop?.());
 
   it('accepts a code on one replica and refuses it on the other with 401 mfa_invalid, even when both arrive together', async () => {
     const user = await enrollAndConfirm(a.url);
