@@ -2,6 +2,11 @@ import { Readable } from 'node:stream';
 import { AppError } from '../common/app-error';
 
 const EMPTY = Buffer.alloc(0);
+
+/** A request stream destroyed before its end was read (its events have all been emitted). */
+function clientGone(source: Readable): boolean {
+  return source.destroyed && !source.readableEnded;
+}
 /** Declared bodies up to this long are read whole before the upstream call (see `readSmall`). */
 export const SMALL_BODY_BYTES = 16 * 1024;
 
@@ -39,6 +44,9 @@ export class StreamedBody {
     if (length === undefined || length > SMALL_BODY_BYTES || this.touched) return undefined;
     if (length === 0) return Promise.resolve(EMPTY);
     const source = this.source;
+    // the client hung up before this (e.g. while the call was being authorized): its 'close' has
+    // been emitted already and no byte will come
+    if (clientGone(source)) return Promise.reject(this.clientFailed(new Error('client closed the request')));
     return new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];
       let received = 0;
@@ -101,6 +109,12 @@ class BodyRelay extends Readable {
   override _read(): void {
     if (!this.attached) {
       this.attached = true;
+      // the client hung up before the upstream call began: end the relay with the client's failure
+      // rather than leave the upstream request waiting (untimed) for a body that never comes
+      if (clientGone(this.source)) {
+        this.destroy(this.body.clientFailed(new Error('client closed the request')));
+        return;
+      }
       this.source.on('data', this.onData);
       this.source.once('end', this.onEnd);
       this.source.once('error', this.onError);
