@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_EMAIL, ADMIN_PASSWORD, createTenant, inTenant, signinAdmin, userWithRole } from '../support/admin-fixtures';
-import { bootApp, type TestApp } from '../support/app';
-import type { SignedUp } from '../support/auth-flows';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { createTenant, inTenant, signinAdmin, userWithRole } from '../support/admin-fixtures';
+import { bootAppOnTestDatabase, type TestApp } from '../support/app';
+import { bootstrapAdminEnv, type SignedUp } from '../support/auth-flows';
+import { type TestDatabase } from '../support/database';
 import { decodeJwtPart, http, STRONG_PASSWORD, uniqueEmail } from '../support/http';
-import { NATS_URL, servicesAvailable } from '../support/services';
+import { servicesAvailable } from '../support/services';
 
 const available = servicesAvailable({ postgres: true, nats: true });
 
@@ -247,18 +247,14 @@ describe.skipIf(!available)('every admin endpoint × platform admin, tenant admi
   let acmeAdmin: SignedUp;
   let globexAdmin: SignedUp;
   let member: SignedUp;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await bootApp({
+    ({ db, app, close } = await bootAppOnTestDatabase({
       // rotates right after start: no wait for the next key's publication (CONTRACT §6)
       JWKS_MAX_AGE: '0',
-      DATABASE_URL: db.url,
-      NATS_URL,
-      AUTH_IP_LIMIT: '100000',
-      BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
-      BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    });
+      ...bootstrapAdminEnv(),
+    }));
     root = await signinAdmin(app.url);
     rootId = decodeJwtPart(root, 1).sub as string;
     await createTenant(app.url, root, 'acme');
@@ -267,10 +263,7 @@ describe.skipIf(!available)('every admin endpoint × platform admin, tenant admi
     globexAdmin = await userWithRole(app.url, root, 'globex', 'tenant_admin', 'm-globex-admin');
     member = await userWithRole(app.url, root, 'acme', 'tenant_member', 'm-member');
   });
-  afterAll(async () => {
-    await app?.close();
-    await db?.drop();
-  });
+  afterAll(() => close?.());
 
   async function freshTarget(): Promise<Target> {
     const user = await userWithRole(app.url, root, 'acme', 'tenant_viewer', 'm-target');

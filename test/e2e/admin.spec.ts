@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, type TestApp } from '../support/app';
+import { bootApp, bootAppOnTestDatabase, type TestApp } from '../support/app';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, createTenant, inTenant, signinAdmin, userWithRole } from '../support/admin-fixtures';
-import { signupUser, type SignedUp } from '../support/auth-flows';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { bootstrapAdminEnv, signupUser, type SignedUp } from '../support/auth-flows';
+import { type TestDatabase } from '../support/database';
 import { decodeJwtPart, http, STRONG_PASSWORD, uniqueEmail } from '../support/http';
-import { NATS_URL, servicesAvailable } from '../support/services';
+import { servicesAvailable } from '../support/services';
 
 const available = servicesAvailable({ postgres: true, nats: true });
 
@@ -19,16 +19,10 @@ describe.skipIf(!available)('authorization and the admin IAM API', () => {
   let globexMember: SignedUp;
   let outsider: SignedUp;
 
+  let close: () => Promise<void>;
+
   beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await bootApp({
-      DATABASE_URL: db.url,
-      NATS_URL,
-      AUTH_IP_LIMIT: '100000',
-      AUTH_ACCOUNT_FAILURE_LIMIT: '3',
-      BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
-      BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    });
+    ({ db, app, close } = await bootAppOnTestDatabase({ AUTH_ACCOUNT_FAILURE_LIMIT: '3', ...bootstrapAdminEnv() }));
     base = app.url;
     root = await signinAdmin(base);
     await createTenant(base, root, 'acme');
@@ -39,10 +33,7 @@ describe.skipIf(!available)('authorization and the admin IAM API', () => {
     globexMember = await userWithRole(base, root, 'globex', 'tenant_member', 'globex-member');
     outsider = await signupUser(base, uniqueEmail('outsider'));
   });
-  afterAll(async () => {
-    await app?.close();
-    await db?.drop();
-  });
+  afterAll(() => close?.());
 
   const audits = async (action: string, targetId?: string) =>
     (

@@ -2,41 +2,32 @@ import { SignJWT, UnsecuredJWT, importJWK, type CryptoKey, type JWK } from 'jose
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SecretBox } from '../../src/common/secret-box';
 import { authFailures } from '../support/metrics';
-import { bootApp, type TestApp } from '../support/app';
-import { signupUser, tokenFromOutbox } from '../support/auth-flows';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { bootAppOnTestDatabase, type TestApp } from '../support/app';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, bootstrapAdminEnv, signupUser, tokenFromOutbox } from '../support/auth-flows';
+import { type TestDatabase } from '../support/database';
 import { decodeJwtPart, http, STRONG_PASSWORD, uniqueEmail } from '../support/http';
 import { waitFor } from '../support/process';
-import { NATS_URL, servicesAvailable } from '../support/services';
+import { servicesAvailable } from '../support/services';
 
 const available = servicesAvailable({ postgres: true, nats: true });
 const MASTER_KEY = Buffer.alloc(32, 42).toString('base64');
-const ADMIN_EMAIL = 'root@example.com';
-const ADMIN_PASSWORD = 'bootstrap admin password 123';
 
 describe.skipIf(!available)('AuthN core on PostgreSQL', () => {
   let db: TestDatabase;
   let app: TestApp;
   let base: string;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await bootApp({
+    ({ db, app, close } = await bootAppOnTestDatabase({
       // rotates right after start: no wait for the next key's publication (CONTRACT §6)
       JWKS_MAX_AGE: '0',
-      DATABASE_URL: db.url,
-      NATS_URL,
       MASTER_KEY,
-      AUTH_IP_LIMIT: '100000',
-      BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
-      BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    });
+      ...bootstrapAdminEnv(),
+    }));
     base = app.url;
   });
-  afterAll(async () => {
-    await app?.close();
-    await db?.drop();
-  });
+  afterAll(() => close?.());
 
   const count = async (sql: string, params: unknown[] = []) => Number((await db.query<{ n: string }>(sql, params)).rows[0]!.n);
 
