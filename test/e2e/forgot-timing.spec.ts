@@ -1,10 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, type TestApp } from '../support/app';
+import { bootAppOnTestDatabase, type TestApp } from '../support/app';
 import { signupUser, waitForMail } from '../support/auth-flows';
-import { createTestDatabase, type TestDatabase } from '../support/database';
 import { http, uniqueEmail } from '../support/http';
-import { NATS_URL, servicesAvailable } from '../support/services';
+import { servicesAvailable } from '../support/services';
 
 const available = servicesAvailable({ postgres: true, nats: true });
 
@@ -19,17 +18,14 @@ const median = (values: number[]) => {
  * (median 12.4 ms vs 22.2 ms). It now answers before any per-account work.
  */
 describe.skipIf(!available)('forgot answers in the same time for known and unknown addresses', () => {
-  let db: TestDatabase;
   let app: TestApp;
 
+  let close: () => Promise<void>;
+
   beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await bootApp({ DATABASE_URL: db.url, NATS_URL, AUTH_IP_LIMIT: '100000' });
+    ({ app, close } = await bootAppOnTestDatabase());
   });
-  afterAll(async () => {
-    await app?.close();
-    await db?.drop();
-  });
+  afterAll(() => close?.());
 
   it('30 known and 30 unknown addresses, interleaved after a warm-up: medians within 2 ms or 15 %', async () => {
     const known: string[] = [];

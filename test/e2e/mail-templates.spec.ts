@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/config';
-import { bootApp, type TestApp } from '../support/app';
+import { bootApp, bootAppOnTestDatabase, type TestApp } from '../support/app';
 import { signupUser, tokenFromOutbox, waitForMail } from '../support/auth-flows';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import { type TestDatabase } from '../support/database';
 import { http, uniqueEmail } from '../support/http';
 import { NATS_URL, servicesAvailable } from '../support/services';
 
@@ -34,14 +34,12 @@ describe.skipIf(!available)('mails from templates and the account pages (CONTRAC
   let db: TestDatabase;
   let app: TestApp;
 
+  let close: () => Promise<void>;
+
   beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await bootApp({ DATABASE_URL: db.url, NATS_URL, AUTH_IP_LIMIT: '100000' });
+    ({ db, app, close } = await bootAppOnTestDatabase());
   });
-  afterAll(async () => {
-    await app?.close();
-    await db?.drop();
-  });
+  afterAll(() => close?.());
 
   it('sends the built-in mails as text and HTML with the product, the action, the expiry and "if this was not you"', async () => {
     const user = await signupUser(app.url);
