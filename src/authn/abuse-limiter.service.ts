@@ -87,6 +87,19 @@ export class AbuseLimiter {
     return this.decide(account, ip, fromIp!, fromAll ?? null);
   }
 
+  /**
+   * Runs the check of a reserved attempt; when the hasher answers 503 `unavailable` (overloaded,
+   * or its thread failed) the attempt was never made, so it is given back before the 503 goes on.
+   */
+  async givenBackIfUnavailable<T>(attempt: AccountAttempt, check: () => Promise<T>): Promise<T> {
+    try {
+      return await check();
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'unavailable') await this.releaseAttempt(attempt);
+      throw error;
+    }
+  }
+
   /** Gives back an attempt reserved with `reserveAttempt` that was never made (hasher overloaded). */
   async releaseAttempt(attempt: AccountAttempt): Promise<void> {
     await this.counters.release(this.prisma, [accountIpKey(attempt.account, attempt.ip), accountKey(attempt.account)]);

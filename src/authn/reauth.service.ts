@@ -62,7 +62,9 @@ export class ReauthService {
     }
     const attempt = await this.factors.reserveAttempt(user);
     const hash = user.password?.hash;
-    const valid = hash === undefined ? await this.hasher.verifyDummy(proof.password) : await this.hasher.verify(hash, proof.password);
+    const valid = await this.limiter.givenBackIfUnavailable(attempt, () =>
+      hash === undefined ? this.hasher.verifyDummy(proof.password) : this.hasher.verify(hash, proof.password),
+    );
     if (!valid) {
       this.metrics.authFailures.inc({ reason: 'invalid_credentials' });
       await this.limiter.recordFailure(attempt, user.id);

@@ -33,6 +33,9 @@ parentPort.on('message', (job) => {
 });
 `;
 
+/** A hashing thread failed (crashed or exited) under a job: the job was never decided. */
+export class HashThreadFailure extends Error {}
+
 type Job = { op: 'hash'; password: string; options: Options } | { op: 'verify'; phc: string; password: string };
 
 interface Pending {
@@ -113,10 +116,10 @@ export class HashWorkers {
       for (const pending of hashWorker.pending.values()) pending.reject(error);
       hashWorker.pending.clear();
     };
-    worker.on('error', fail);
+    worker.on('error', (error) => fail(new HashThreadFailure(`hash worker failed: ${error.message}`)));
     worker.on('exit', () => {
       hashWorker.dead = true;
-      fail(new Error('hash worker exited'));
+      fail(new HashThreadFailure('hash worker exited'));
       const index = this.idle.indexOf(hashWorker);
       if (index !== -1) this.idle.splice(index, 1);
       this.started--;

@@ -4,7 +4,7 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { AppError } from '../common/app-error';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { parseOptions, type Algorithm } from '@node-rs/argon2';
-import { HashWorkers } from './hash-workers';
+import { HashThreadFailure, HashWorkers } from './hash-workers';
 import { normalizePassword } from './password-policy';
 
 /** argon2id, OWASP minimum (m=19 MiB, t=2, p=1). Raising these re-hashes on the next sign-in. */
@@ -116,12 +116,19 @@ export class PasswordHasher {
     return this.gate.run(() => this.threads.hash(normalizePassword(password), ARGON2_PARAMS));
   }
 
-  /** Throws 503 `unavailable` (Retry-After) when the hasher is overloaded; false for a wrong password. */
+  /**
+   * Throws 503 `unavailable` (Retry-After) when the hasher is overloaded or its thread failed
+   * (nothing was decided, so it must not count as a wrong password); false for a wrong password
+   * or a stored hash argon2 cannot read.
+   */
   verify(phc: string, password: string): Promise<boolean> {
     return this.gate.run(async () => {
       try {
         return await this.threads.verify(phc, normalizePassword(password));
-      } catch {
+      } catch (error) {
+        if (error instanceof HashThreadFailure) {
+          throw new AppError('unavailable', { headers: { 'retry-after': '1' }, logReason: error.message });
+        }
         return false;
       }
     });
@@ -130,7 +137,8 @@ export class PasswordHasher {
   /** Same work as a real verification, always false. */
   async verifyDummy(password: string): Promise<false> {
     if (this.dummyHash === undefined) {
-      const made = this.threads.hash(randomBytes(24).toString('base64'), ARGON2_PARAMS);
+      // through the gate like every hash, so the first unknown account cannot take a thread beyond the bound
+      const made = this.gate.run(() => this.threads.hash(randomBytes(24).toString('base64'), ARGON2_PARAMS));
       this.dummyHash = made;
       // a failed hash (a hashing thread died) is not kept: every unknown account would answer 500
       // from then on, and known ones 401, which tells them apart

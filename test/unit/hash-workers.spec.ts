@@ -45,4 +45,17 @@ describe('argon2 on hashing threads of its own', () => {
     await expect(hasher.verifyDummy('a password')).rejects.toThrow('hash worker exited');
     await expect(hasher.verifyDummy('a password')).resolves.toBe(false);
   });
+
+  it('a thread that dies under a verification is 503 unavailable, not a wrong password; the next one gets a fresh thread', async () => {
+    const hasher = new PasswordHasher();
+    const phc = await hasher.hash('a password for the thread test');
+    const threads = (hasher as unknown as { threads: { idle: Array<{ worker: { terminate(): Promise<number> } }> } }).threads;
+    const worker = threads.idle[0]!.worker;
+    const pending = hasher.verify(phc, 'a password for the thread test');
+    await new Promise((resolve) => setImmediate(resolve)); // the job is on the thread
+    await worker.terminate();
+    await expect(pending).rejects.toMatchObject({ code: 'unavailable' });
+    expect(await hasher.verify(phc, 'a password for the thread test')).toBe(true);
+    expect(await hasher.verify(phc, 'another password')).toBe(false);
+  });
 });

@@ -120,15 +120,10 @@ export class PasswordAuthService {
     const attempt = await this.limiter.consumeIpAndAccount(client.ip ?? 'unknown', `signin:${input.email}`);
     const user = await this.users.findForSignin(this.prisma, input.email);
     const passwordHash = user?.passwordHash ?? undefined;
-    let valid: boolean;
-    try {
-      valid =
-        passwordHash === undefined ? await this.hasher.verifyDummy(input.password) : await this.hasher.verify(passwordHash, input.password);
-    } catch (error) {
-      // hasher overloaded (503): the attempt was never made, so it does not count against the account
-      if (error instanceof AppError && error.code === 'unavailable') await this.limiter.releaseAttempt(attempt);
-      throw error;
-    }
+    // hasher overloaded (503): the attempt was never made, so it does not count against the account
+    const valid = await this.limiter.givenBackIfUnavailable(attempt, () =>
+      passwordHash === undefined ? this.hasher.verifyDummy(input.password) : this.hasher.verify(passwordHash, input.password),
+    );
     if (user === null || passwordHash === undefined || !valid) {
       // A refused attempt is per request: counted in gatehouse_auth_failures_total and logged with
       // its reason, not audited (anyone can send them, and the trail is append-only). Only the

@@ -44,7 +44,7 @@ export class PasswordProof {
       });
     }
     const attempt = await this.limiter.reserveAttempt(`signin:${user.email}`);
-    if (!(await this.hasher.verify(stored, password))) {
+    if (!(await this.limiter.givenBackIfUnavailable(attempt, () => this.hasher.verify(stored, password)))) {
       this.metrics.authFailures.inc({ reason: 'invalid_credentials' });
       // per request: counted and logged, not audited; only entering a locked state is
       await this.limiter.recordFailure(attempt, user.id);
