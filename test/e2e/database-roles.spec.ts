@@ -2,6 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { bootApp, type TestApp } from '../support/app';
+import { signinAdmin } from '../support/auth-flows';
 import { http } from '../support/http';
 import { servicesAvailable } from '../support/services';
 
@@ -54,9 +55,7 @@ describe.skipIf(!available)('database roles: migrations as the owner, serving as
   });
 
   it('serves sign-in and an audited admin mutation as gatehouse_app', async () => {
-    const signin = await http(app.url, 'POST', '/v1/auth/signin', { json: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
-    expect(signin.status, signin.text).toBe(200);
-    const token: string = signin.json.access_token;
+    const token: string = await signinAdmin(app.url, ADMIN_EMAIL, ADMIN_PASSWORD);
     const created = await http(app.url, 'POST', '/admin/tenants', { token, json: { id: 'roles-acme', name: 'Roles Acme' } });
     expect(created.status, created.text).toBe(201);
     const audited = await db.query(`SELECT action FROM audit_records WHERE target_id = 'roles-acme'`);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SigningKeyService } from '../../src/session/signing-key.service';
 import { bootApp, type TestApp } from '../support/app';
 import { createTenant } from '../support/admin-fixtures';
-import { signupUser, type SignedUp } from '../support/auth-flows';
+import { signinAdmin, signupUser, type SignedUp } from '../support/auth-flows';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { WebSocket, fakeAggregate, fakeHttp, type FakeAggregate, type FakeHttp } from '../support/fake-upstreams';
 import { http, STRONG_PASSWORD } from '../support/http';
@@ -85,9 +85,7 @@ describe.skipIf(!available)('security hardening (issue 11)', () => {
       ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL),
     });
     base = app.url;
-    const signin = await http(base, 'POST', '/v1/auth/signin', { json: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
-    expect(signin.status, signin.text).toBe(200);
-    adminToken = signin.json.access_token;
+    adminToken = await signinAdmin(base, ADMIN_EMAIL, ADMIN_PASSWORD);
     await createTenant(base, adminToken, 'acme');
     // a user granted only the `order*` resources, the glob the traversal tried to escape
     const role = await http(base, 'POST', '/admin/roles', {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootApp, type TestApp } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { startFakeGoogle, type FakeGoogle, type GoogleAccount } from '../support/fake-google';
-import { mailsTo, waitForMail } from '../support/auth-flows';
+import { mailsTo, signinAdmin, waitForMail } from '../support/auth-flows';
 import { decodeJwtPart, http, STRONG_PASSWORD, uniqueEmail, type HttpResult } from '../support/http';
 import { freePort } from '../support/process';
 import { NATS_URL, servicesAvailable } from '../support/services';
@@ -88,9 +88,7 @@ describe.skipIf(!available)('Google sign-in (OIDC) against a real OpenID provide
       BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
       BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
     });
-    const admin = await http(app.url, 'POST', '/v1/auth/signin', { json: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
-    expect(admin.status, admin.text).toBe(200);
-    adminToken = admin.json.access_token;
+    adminToken = await signinAdmin(app.url, ADMIN_EMAIL, ADMIN_PASSWORD);
   });
   afterAll(async () => {
     await app?.close();

@@ -1,6 +1,6 @@
 import type { JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_EMAIL, ADMIN_PASSWORD } from '../support/admin-fixtures';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, signinAdmin } from '../support/admin-fixtures';
 import { bootApp, type TestApp } from '../support/app';
 import { signupUser } from '../support/auth-flows';
 import { createTestDatabase, type TestDatabase } from '../support/database';
@@ -15,11 +15,7 @@ describe.skipIf(!available)('signing keys: publication before signing, and emerg
   let strict: TestApp;
   let quick: TestApp;
 
-  const adminToken = async (app: TestApp) => {
-    const signin = await http(app.url, 'POST', '/v1/auth/signin', { json: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
-    expect(signin.status, signin.text).toBe(200);
-    return signin.json.access_token as string;
-  };
+  const adminToken = (app: TestApp) => signinAdmin(app.url);
   const kids = async (app: TestApp) => ((await http(app.url, 'GET', '/.well-known/jwks.json')).json.keys as JWK[]).map((key) => key.kid);
 
   beforeAll(async () => {
