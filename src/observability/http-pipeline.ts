@@ -12,8 +12,13 @@ import { formatTraceparent } from './trace-context';
 declare module 'fastify' {
   interface FastifyRequest {
     ctx: RequestContext;
+    /** performance.now() when the request arrived, for the line of a request whose client hung up */
+    arrivedAt: number;
   }
 }
+
+/** The status a request whose client hung up is logged and counted with (nginx's convention). */
+export const CLIENT_CLOSED_REQUEST = 499;
 
 /** Body limit for /v1/auth/* (CONTRACT §1): refused before any parsing or hashing. */
 export const AUTH_BODY_LIMIT = 16 * 1024;
@@ -43,6 +48,7 @@ export function installHttpPipeline(
   options: { clientCertSubject?: (request: IncomingMessage) => string | undefined } = {},
 ): void {
   fastify.decorateRequest('ctx', null as unknown as RequestContext);
+  fastify.decorateRequest('arrivedAt', 0);
 
   // JSON in and out (CONTRACT §1): no text/plain bodies; form bodies only where declared.
   fastify.removeContentTypeParser('text/plain');
@@ -52,6 +58,7 @@ export function installHttpPipeline(
   });
 
   fastify.addHook('onRequest', (request, reply, done) => {
+    request.arrivedAt = performance.now();
     const context = openRequestContext({
       requestId: request.id,
       traceparent: request.headers.traceparent,
@@ -87,23 +94,32 @@ export function installHttpPipeline(
   // prom-client hashes the label values on every call; the series children are kept instead
   // (routes are templates and methods a fixed set, so the map stays small)
   const series = new Map<string, { requests: { inc(): void }; duration: { observe(value: number): void } }>();
-  fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done) => {
+  const record = (request: FastifyRequest, status: number, durationMs: number): void => {
     const context = request.ctx;
     const route = request.routeOptions.url ?? 'unmatched';
-    const key = `${request.method} ${route} ${reply.statusCode}`;
+    const key = `${request.method} ${route} ${status}`;
     let child = series.get(key);
     if (child === undefined) {
       child = {
-        requests: metrics.httpRequests.labels({ method: request.method, route, status: String(reply.statusCode) }),
+        requests: metrics.httpRequests.labels({ method: request.method, route, status: String(status) }),
         duration: metrics.httpDuration.labels({ method: request.method, route }),
       };
       series.set(key, child);
     }
     child.requests.inc();
-    child.duration.observe(reply.elapsedTime / 1000);
-    if (context !== null) {
-      logRequest(logger, context, { method: request.method, route, status: reply.statusCode, durationMs: reply.elapsedTime });
-    }
+    child.duration.observe(durationMs / 1000);
+    if (context !== null) logRequest(logger, context, { method: request.method, route, status, durationMs });
+  };
+  // A client that hangs up before the answer gets no response, so onResponse never runs: its
+  // request still gets its one line, with nginx's 499 (client closed request) as the status.
+  const hungUp = new WeakSet<FastifyRequest>();
+  fastify.addHook('onRequestAbort', (request, done) => {
+    hungUp.add(request);
+    record(request, CLIENT_CLOSED_REQUEST, performance.now() - request.arrivedAt);
+    done();
+  });
+  fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done) => {
+    if (!hungUp.has(request)) record(request, reply.statusCode, reply.elapsedTime);
     done();
   });
 }

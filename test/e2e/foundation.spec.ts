@@ -175,6 +175,30 @@ describe.skipIf(!available)('on PostgreSQL and NATS', () => {
     expect(line?.trace_id).toMatch(/^[0-9a-f]{32}$/);
     expect(typeof line?.duration_ms).toBe('number');
   });
+
+  it('writes the request line (status 499) for a request whose client hung up before the answer', async () => {
+    const port = Number(new URL(app.url).port);
+    const correlationId = `hung-up-${Date.now()}`;
+    const socket = net.connect(port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    // headers and part of a declared body, then gone
+    socket.write(
+      `POST /v1/auth/signin HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\nx-correlation-id: ${correlationId}\r\n\r\n{"email":`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    socket.destroy();
+    await waitFor(() => app.logs().includes(correlationId), 3000);
+    const lines = app
+      .logs()
+      .split('\n')
+      .filter((entry) => entry.startsWith('{'))
+      .map((entry) => JSON.parse(entry) as Record<string, unknown>)
+      .filter((entry) => entry.correlation_id === correlationId && entry.msg === 'request');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ method: 'POST', route: '/v1/auth/signin', status: 499 });
+    // the client's failure, not the database's
+    expect(app.logs()).not.toMatch(new RegExp(`"correlation_id":"${correlationId}"[^\\n]*dependency unavailable`));
+  });
 });
 
 describe.skipIf(!available)('readiness', () => {
