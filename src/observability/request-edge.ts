@@ -87,7 +87,8 @@ export function logRequest(logger: Logger, context: RequestContext, outcome: Req
   if (context.forwarded !== undefined) line += `,"forwarded":${json(context.forwarded)}`;
   if (context.authz !== undefined) line += `,"authz":{"decision":${json(context.authz.decision)},"reason":${json(context.authz.reason)}}`;
   if (context.rateLimited !== undefined) line += `,"rate_limited":${json(context.rateLimited)}`;
-  line += `,"ip":${json(context.clientIp)}`;
+  // null, not a bare undefined, when the socket was gone before its address was read
+  line += `,"ip":${json(context.clientIp ?? null)}`;
   if (context.clientCertSubject !== undefined) line += `,"client_cert_subject":${json(context.clientCertSubject)}`;
   writer.write(`${line},"msg":"request"}\n`);
 }
