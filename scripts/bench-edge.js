@@ -22,7 +22,7 @@
 const { spawn, spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const { freePort, waitForPort, waitForReady } = require('./bench-support');
+const { freePort, waitForPort, waitForReady, stopChildren } = require('./bench-support');
 const { setTimeout: sleep } = require('node:timers/promises');
 const os = require('node:os');
 const path = require('node:path');
@@ -449,20 +449,7 @@ async function main() {
         .join(' ')} (median ${median.toFixed(2)}; goal ≥ 0.7); decision cache hit ratio ${cachedRow.hitRatio.toFixed(3)}`,
     );
   } finally {
-    await Promise.all(
-      children.map(
-        (child) =>
-          new Promise((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            const timer = setTimeout(resolve, 10_000);
-            child.once('exit', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-            child.kill('SIGTERM');
-          }),
-      ),
-    );
+    await stopChildren(children);
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   }
 }

@@ -12,7 +12,7 @@
 const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const { freePort, waitForReady } = require('./bench-support');
+const { freePort, waitForReady, stopChildren } = require('./bench-support');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -136,8 +136,7 @@ async function main() {
       `  GET /v1/auth/me during  p50 ${percentile(meDuring, 50).toFixed(1)} ms   p99 ${percentile(meDuring, 99).toFixed(1)} ms (${meDuring.length} calls)`,
     );
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)));
+    await stopChildren([child]);
     await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => undefined);
     await admin.end();
   }

@@ -28,7 +28,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
-const { sleep, freePort, waitForPort } = require('./bench-support');
+const { sleep, freePort, waitForPort, stopChildren, admissionBench } = require('./bench-support');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -493,36 +493,7 @@ async function helperProcess(args) {
 
 /** CPU µs of one admission through the tenant, principal and in-flight scopes (limits high), measured in this process. */
 async function admissionCpuMicros() {
-  require('reflect-metadata');
-  const dist = (name) => require(path.join(ROOT, 'dist', 'limits', name));
-  const { TrafficLimitGuard } = dist('traffic-limit.guard.js');
-  const { TokenBucketStorage } = dist('token-bucket.storage.js');
-  const { InFlightCounter } = dist('in-flight.counter.js');
-  const { LimitPolicies } = dist('limit-policies.service.js');
-  const { loadConfig } = require(path.join(ROOT, 'dist', 'config', 'config.js'));
-  const config = loadConfig({
-    DATA_DIR: os.tmpdir(),
-    TENANT_RATE_LIMIT: '100000000/60s',
-    PRINCIPAL_RATE_LIMIT: '100000000/60s',
-    IP_IN_FLIGHT_LIMIT: '100000',
-  });
-  const guard = new TrafficLimitGuard(
-    { throttlers: [] },
-    new TokenBucketStorage(),
-    { get() {} },
-    new LimitPolicies(config),
-    new InFlightCounter(),
-    {
-      rateLimited: { inc() {} },
-    },
-  );
-  const input = {
-    routeClass: 'query',
-    principalId: '0b7c1f9e-5d7a-4c55-9a51-3f6d2b1c9e11',
-    tenantId: 'acme',
-    clientIp: '127.0.0.1',
-    holdsSlot: true,
-  };
+  const { guard, input } = admissionBench();
   const calls = 200_000;
   let best = Infinity;
   for (let round = 0; round < 3; round += 1) {
@@ -913,20 +884,7 @@ async function main() {
     printSummary();
   } finally {
     // wait for the children to exit (a --cpu-prof profile is written on the way out)
-    await Promise.all(
-      children.reverse().map(
-        (child) =>
-          new Promise((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            const timer = setTimeout(resolve, 10_000);
-            child.once('exit', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-            child.kill('SIGTERM');
-          }),
-      ),
-    );
+    await stopChildren(children.reverse());
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   }
 }

@@ -48,4 +48,62 @@ async function waitForReady(base, child) {
   }
 }
 
-module.exports = { sleep, freePort, waitForPort, waitForReady };
+/** SIGTERM to each child still running, then waits until each has exited (at most 10 s each; a --cpu-prof profile is written on the way out). */
+function stopChildren(children) {
+  return Promise.all(
+    children.map(
+      (child) =>
+        new Promise((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          const timer = setTimeout(resolve, 10_000);
+          child.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          child.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
+/**
+ * The §9 admission of one proxied call (tenant, principal and in-flight scopes on, limits high)
+ * from the built dist/, in this process: the guard and the input it admits, for
+ * scripts/bench-admission.js (instruction counts) and scripts/bench-proxy.js (CPU per admission).
+ */
+function admissionBench() {
+  const path = require('node:path');
+  const os = require('node:os');
+  require('reflect-metadata');
+  const root = path.join(__dirname, '..');
+  const dist = (name) => require(path.join(root, 'dist', 'limits', name));
+  const { TrafficLimitGuard } = dist('traffic-limit.guard.js');
+  const { TokenBucketStorage } = dist('token-bucket.storage.js');
+  const { InFlightCounter } = dist('in-flight.counter.js');
+  const { LimitPolicies } = dist('limit-policies.service.js');
+  const { loadConfig } = require(path.join(root, 'dist', 'config', 'config.js'));
+  const config = loadConfig({
+    DATA_DIR: os.tmpdir(),
+    TENANT_RATE_LIMIT: '100000000/60s',
+    PRINCIPAL_RATE_LIMIT: '100000000/60s',
+    IP_IN_FLIGHT_LIMIT: '100000',
+  });
+  const guard = new TrafficLimitGuard(
+    { throttlers: [] },
+    new TokenBucketStorage(),
+    { get() {} },
+    new LimitPolicies(config),
+    new InFlightCounter(),
+    { rateLimited: { inc() {} } },
+  );
+  const input = {
+    routeClass: 'query',
+    principalId: '0b7c1f9e-5d7a-4c55-9a51-3f6d2b1c9e11',
+    tenantId: 'acme',
+    clientIp: '127.0.0.1',
+    holdsSlot: true,
+  };
+  return { guard, input };
+}
+
+module.exports = { sleep, freePort, waitForPort, waitForReady, stopChildren, admissionBench };

@@ -24,7 +24,7 @@
 const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
 const net = require('node:net');
-const { freePort } = require('./bench-support');
+const { freePort, stopChildren } = require('./bench-support');
 const os = require('node:os');
 const path = require('node:path');
 const fs = require('node:fs');
@@ -199,14 +199,8 @@ async function waitReady(base) {
   }
 }
 
-async function stopReplicas(replicas) {
-  await Promise.all(
-    replicas.map(async ({ child }) => {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
-    }),
-  );
+function stopReplicas(replicas) {
+  return stopChildren(replicas.map(({ child }) => child));
 }
 
 async function rotationChains(base, email, workers, pid, beforeRun) {

@@ -124,7 +124,12 @@ function checkNatsSecurity(raw: Pick<RawConfig, 'NATS_CREDS_FILE' | 'NATS_USER' 
   if (raw.NATS_CREDS_FILE !== undefined && raw.NATS_USER !== undefined) {
     throw new ConfigError('config: NATS_CREDS_FILE: give either NATS_CREDS_FILE or NATS_USER + NATS_PASSWORD, not both');
   }
-  for (const name of ['NATS_CREDS_FILE', 'NATS_TLS_CA_FILE'] as const) {
+  requireReadable(raw, ['NATS_CREDS_FILE', 'NATS_TLS_CA_FILE']);
+}
+
+/** Each of these file variables that is set names a file this process can read; else one line naming it. */
+function requireReadable<Name extends string>(raw: Partial<Record<Name, string>>, names: readonly Name[]): void {
+  for (const name of names) {
     const file = raw[name];
     if (file === undefined) continue;
     try {
@@ -142,13 +147,7 @@ function checkUpstreamTls(raw: Pick<RawConfig, 'UPSTREAM_TLS_CA_FILE' | 'UPSTREA
   if (given.length === 0) return;
   const missing = names.find((name) => raw[name] === undefined);
   if (missing !== undefined) throw new ConfigError(`config: ${missing}: upstream mTLS needs ${names.join(', ')} together`);
-  for (const name of names) {
-    try {
-      fs.accessSync(raw[name]!, fs.constants.R_OK);
-    } catch {
-      throw new ConfigError(`config: ${name}: cannot read ${raw[name]}`);
-    }
-  }
+  requireReadable(raw, names);
 }
 
 /** §13: our own TLS listener needs certificate and key together; client certificates need it. */
@@ -162,15 +161,7 @@ function checkServerTls(raw: Pick<RawConfig, 'TLS_CERT_FILE' | 'TLS_KEY_FILE' | 
   if (raw.TLS_CLIENT_CERT_REQUIRED && raw.TLS_CLIENT_CA_FILE === undefined) {
     throw new ConfigError('config: TLS_CLIENT_CERT_REQUIRED: needs TLS_CLIENT_CA_FILE');
   }
-  for (const name of ['TLS_CERT_FILE', 'TLS_KEY_FILE', 'TLS_CLIENT_CA_FILE'] as const) {
-    const file = raw[name];
-    if (file === undefined) continue;
-    try {
-      fs.accessSync(file, fs.constants.R_OK);
-    } catch {
-      throw new ConfigError(`config: ${name}: cannot read ${file}`);
-    }
-  }
+  requireReadable(raw, ['TLS_CERT_FILE', 'TLS_KEY_FILE', 'TLS_CLIENT_CA_FILE']);
 }
 
 /**

@@ -36,6 +36,14 @@ export interface SubmitInput {
   deadline?: number;
 }
 
+/** Starts one unary call on a client with the metadata and deadline; the callback gets its outcome. */
+type StartCall<T> = (
+  client: CommandServiceClient,
+  metadata: grpc.Metadata,
+  deadline: number,
+  callback: (error: grpc.ServiceError | null, response: T) => void,
+) => void;
+
 /**
  * Persistent gRPC channels to aggregate endpoints, one per endpoint, reused by every call.
  * UNAVAILABLE is retried with the same request (so the same command_id, which makes it safe)
@@ -101,15 +109,7 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
     );
   }
 
-  private async withRetries<T>(
-    input: Omit<SubmitInput, 'request'>,
-    start: (
-      client: CommandServiceClient,
-      metadata: grpc.Metadata,
-      deadline: number,
-      callback: (error: grpc.ServiceError | null, response: T) => void,
-    ) => void,
-  ): Promise<T> {
+  private async withRetries<T>(input: Omit<SubmitInput, 'request'>, start: StartCall<T>): Promise<T> {
     const shard = this.routing.resolve('aggregate', input.tenantId);
     const internalToken = await this.tokens.mint('aggregate', input.principal, input.tenantId);
     const metadata = new grpc.Metadata();
@@ -143,17 +143,7 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
     }
   }
 
-  private call<T>(
-    endpoint: string,
-    metadata: grpc.Metadata,
-    deadline: number,
-    start: (
-      client: CommandServiceClient,
-      metadata: grpc.Metadata,
-      deadline: number,
-      callback: (error: grpc.ServiceError | null, response: T) => void,
-    ) => void,
-  ): Promise<T> {
+  private call<T>(endpoint: string, metadata: grpc.Metadata, deadline: number, start: StartCall<T>): Promise<T> {
     const client = this.channel(endpoint);
     return new Promise((resolve, reject) => {
       start(client, metadata, deadline, (error, response) => {
