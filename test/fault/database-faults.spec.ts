@@ -12,8 +12,7 @@ import {
   type Outcome,
   type Session,
 } from './support/fault-cluster';
-import { privateNatsAvailable } from './support/private-nats';
-import { privatePostgresAvailable } from './support/private-postgres';
+import { privateServersAvailable } from './support/private-servers';
 
 /*
  * Database faults under steady load on two replicas behind the /ready-aware balancer, on a
@@ -23,8 +22,7 @@ import { privatePostgresAvailable } from './support/private-postgres';
  * recover by themselves.
  */
 
-const available = privatePostgresAvailable() && privateNatsAvailable();
-if (!available) console.warn('skipping database faults: needs root, /usr/lib/postgresql/15/bin and /usr/sbin/nats-server');
+const available = privateServersAvailable('database faults', { postgres: true, nats: true });
 
 /** What a request may take beyond DB_TIMEOUT_MS: the in-flight statement finishing, the rollback, the hop. */
 const MARGIN_MS = 1500;

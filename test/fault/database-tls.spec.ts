@@ -7,13 +7,10 @@ import { loadConfig } from '../../src/config/config';
 import { http, STRONG_PASSWORD, uniqueEmail } from '../support/http';
 import { spawnGatehouse, waitFor, type GatehouseProcess } from '../support/process';
 import { makeTestCertificates, type TestCertificates } from '../support/test-certificates';
-import { privatePostgresAvailable, startPrivatePostgres, type PrivatePostgres } from './support/private-postgres';
+import { startPrivatePostgres, type PrivatePostgres } from './support/private-postgres';
+import { privateServersAvailable } from './support/private-servers';
 
-const available = privatePostgresAvailable() && fs.existsSync('/usr/bin/openssl');
-if (!available && process.env.REQUIRE_SERVICES === '1') {
-  throw new Error('database-tls: needs PostgreSQL 15 server binaries, root and openssl');
-}
-if (!available) console.warn('database-tls: skipped: needs PostgreSQL 15 server binaries (initdb), root and openssl');
+const available = privateServersAvailable('database-tls', { postgres: true, openssl: true });
 
 /** A CA and a server certificate for 127.0.0.1; the key is the postgres user's, mode 0600, as PostgreSQL demands. */
 function makeCertificates(): TestCertificates & { dir: string } {

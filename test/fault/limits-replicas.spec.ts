@@ -9,9 +9,10 @@ import { fakeHttp, type FakeHttp } from '../support/fake-upstreams';
 import { http } from '../support/http';
 import { waitFor } from '../support/process';
 import { servicesAvailable } from '../support/services';
-import { privateNatsAvailable, startPrivateNats, type PrivateNats } from './support/private-nats';
+import { startPrivateNats, type PrivateNats } from './support/private-nats';
+import { privateServersAvailable } from './support/private-servers';
 
-const available = servicesAvailable({ postgres: true }) && privateNatsAvailable();
+const available = servicesAvailable({ postgres: true }) && privateServersAvailable('limits on two replicas', { nats: true });
 const ADMIN_EMAIL = 'limits-pair@example.com';
 const ADMIN_PASSWORD = 'bootstrap admin password 123';
 const RATE = 30; // per second, service-wide, per (tenant, route class)

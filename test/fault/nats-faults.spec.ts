@@ -18,8 +18,7 @@ import {
   type Outcome,
   type Session,
 } from './support/fault-cluster';
-import { privateNatsAvailable } from './support/private-nats';
-import { privatePostgresAvailable } from './support/private-postgres';
+import { privateServersAvailable } from './support/private-servers';
 
 /*
  * NATS faults on two replicas behind the /ready-aware balancer, with a private nats-server
@@ -30,8 +29,7 @@ import { privatePostgresAvailable } from './support/private-postgres';
  * records written meanwhile reach the stream once NATS is back.
  */
 
-const available = privatePostgresAvailable() && privateNatsAvailable();
-if (!available) console.warn('skipping NATS faults: needs root, /usr/lib/postgresql/15/bin and /usr/sbin/nats-server');
+const available = privateServersAvailable('NATS faults', { postgres: true, nats: true });
 
 const CLIENTS = 4;
 const OUTAGE_MS = 10_000;
