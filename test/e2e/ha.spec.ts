@@ -1,13 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, createTenant, inTenant, signinAdmin, userWithRole } from '../support/admin-fixtures';
 import { startBalancer, type Balancer } from '../support/balancer';
+import { request } from '../support/closing-request';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { STRONG_PASSWORD, uniqueEmail } from '../support/http';
 import { spawnGatehouse, waitFor, type GatehouseProcess } from '../support/process';
@@ -30,59 +30,6 @@ const available = servicesAvailable({ postgres: true, nats: true });
 const ROOT = path.resolve(__dirname, '..', '..');
 const LOAD_WORKERS = 3;
 const LOAD_INTERVAL_MS = 20;
-
-interface Reply {
-  status: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  json: any;
-}
-
-/** One request on its own connection; rejects on any network error. */
-function request(
-  base: string,
-  method: string,
-  route: string,
-  options: { json?: unknown; token?: string; headers?: Record<string, string> } = {},
-): Promise<Reply> {
-  const body = options.json === undefined ? undefined : JSON.stringify(options.json);
-  const url = new URL(route, base);
-  return new Promise((resolve, reject) => {
-    const outgoing = http.request(
-      {
-        host: url.hostname,
-        port: url.port,
-        method,
-        path: url.pathname + url.search,
-        agent: false,
-        timeout: 15_000,
-        headers: {
-          connection: 'close',
-          ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}),
-          ...(options.token !== undefined ? { authorization: `Bearer ${options.token}` } : {}),
-          ...options.headers,
-        },
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('error', reject);
-        response.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: response.statusCode ?? 0, json });
-        });
-      },
-    );
-    outgoing.on('timeout', () => outgoing.destroy(new Error('request timeout')));
-    outgoing.on('error', reject);
-    outgoing.end(body);
-  });
-}
 
 interface Session {
   userId: string;

@@ -4,7 +4,6 @@ import { waitFor } from '../support/process';
 import {
   checkIntegrity,
   DB_TIMEOUT_MS,
-  request,
   startFaultCluster,
   startLoad,
   summarize,
@@ -12,6 +11,7 @@ import {
   type Outcome,
   type Session,
 } from './support/fault-cluster';
+import { request } from '../support/closing-request';
 import { privateServersAvailable } from './support/private-servers';
 
 /*

@@ -10,7 +10,6 @@ import { STRONG_PASSWORD } from '../support/http';
 import { waitFor } from '../support/process';
 import {
   checkIntegrity,
-  request,
   startFaultCluster,
   startLoad,
   summarize,
@@ -18,6 +17,7 @@ import {
   type Outcome,
   type Session,
 } from './support/fault-cluster';
+import { request } from '../support/closing-request';
 import { privateServersAvailable } from './support/private-servers';
 
 /*
