@@ -11,8 +11,8 @@
  *    straight to the upstream: requests/s, p50/p99, and CPU µs per request of the proxy process
  *    (from /proc/<pid>/stat, which depends far less on what else runs than rates do); then p99 at
  *    half of Gatehouse's saturation rate, via Gatehouse and direct;
- *  - gRPC SubmitCommand through Gatehouse vs a bare grpc-js pass-through (the floor) vs straight to
- *    the fake aggregate (32 callers);
+ *  - gRPC SubmitCommand through Gatehouse vs a bare grpc-js pass-through and a bare node:http2
+ *    pass-through (the floors) vs straight to the fake aggregate (32 callers);
  *  - WebSocket echo round trips through Gatehouse vs a bare `ws` relay (the floor) vs straight to the
  *    fake projection (8 sockets); gRPC and WebSocket targets interleaved in BENCH_ROUNDS rounds too;
  *  - RSS per idle relayed WebSocket (1,000 sockets held open through Gatehouse);
@@ -205,6 +205,58 @@ async function serveGrpcFloor(upstream) {
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
   );
   process.stdout.write(JSON.stringify({ port }) + '\n');
+}
+
+/**
+ * The floor of a gRPC proxy on node:http2 instead of grpc-js: an http2 server whose streams are
+ * forwarded over one http2 client session to the upstream (the request's headers minus
+ * pseudo-headers, plus the same seven stamped entries as the grpc-js floor; the request body
+ * piped; the response headers, body and trailers copied back, trailers-only answers included).
+ * No gRPC library on either leg, no authentication, no limits, no logging.
+ */
+async function serveGrpcH2Floor(upstream) {
+  const http2 = require('node:http2');
+  const internalToken = `Bearer ${crypto.randomBytes(390).toString('base64url')}`;
+  const principalId = crypto.randomUUID();
+  const session = http2.connect(`http://${upstream}`);
+  const server = http2.createServer();
+  server.on('stream', (stream, headers) => {
+    const out = {
+      ':method': 'POST',
+      ':path': headers[':path'],
+      ':authority': upstream,
+      ':scheme': 'http',
+      'content-type': headers['content-type'],
+      te: 'trailers',
+      authorization: internalToken,
+      'x-auth-principal-id': principalId,
+      'x-auth-principal-type': 'user',
+      'x-request-id': crypto.randomUUID(),
+      'x-correlation-id': crypto.randomUUID(),
+      traceparent: `00-${crypto.randomBytes(16).toString('hex')}-${crypto.randomBytes(8).toString('hex')}-01`,
+      'x-tenant-id': 'acme',
+    };
+    if (headers['grpc-timeout'] !== undefined) out['grpc-timeout'] = headers['grpc-timeout'];
+    const up = session.request(out);
+    stream.pipe(up);
+    up.on('response', (response) => {
+      const answer = {};
+      for (const name in response) if (name[0] !== ':' || name === ':status') answer[name] = response[name];
+      if (up.endAfterHeaders) {
+        stream.respond(answer, { endStream: true });
+        return;
+      }
+      let trailers = {};
+      up.on('trailers', (received) => (trailers = received));
+      stream.respond(answer, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers(trailers));
+      up.pipe(stream);
+    });
+    up.on('error', () => stream.destroyed || stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
+    stream.on('error', () => up.destroyed || up.close(http2.constants.NGHTTP2_CANCEL));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
 }
 
 /* ---------- measurement helpers ---------- */
@@ -759,32 +811,41 @@ async function main() {
         });
       const grpcFloor = await helperProcess(['--serve-grpc-floor', aggregate]);
       children.push(grpcFloor.child);
+      const h2Floor = await helperProcess(['--serve-grpc-h2-floor', aggregate]);
+      children.push(h2Floor.child);
       const gatehouseClient = new Service(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
       const directClient = new Service(aggregate, grpc.credentials.createInsecure());
       const floorClient = new Service(`127.0.0.1:${grpcFloor.info.port}`, grpc.credentials.createInsecure());
+      const h2FloorClient = new Service(`127.0.0.1:${h2Floor.info.port}`, grpc.credentials.createInsecure());
       const metadata = new grpc.Metadata();
       metadata.set('authorization', `Bearer ${token}`);
       metadata.set('x-tenant-id', 'acme');
       await submit(gatehouseClient, metadata)(0);
       await submit(directClient, new grpc.Metadata())(0);
       await submit(floorClient, metadata)(0);
-      const [grpcVia, grpcDirect, grpcViaFloor] = await interleavedLoops(
+      await submit(h2FloorClient, metadata)(0);
+      const [grpcVia, grpcDirect, grpcViaFloor, grpcViaH2Floor] = await interleavedLoops(
         [
           { once: submit(gatehouseClient, metadata), pid: gatehouse.pid },
           { once: submit(directClient, new grpc.Metadata()), pid: upstreams.child.pid },
           { once: submit(floorClient, metadata), pid: grpcFloor.child.pid },
+          { once: submit(h2FloorClient, metadata), pid: h2Floor.child.pid },
         ],
         GRPC_CALLERS,
       );
       row('via Gatehouse', grpcVia);
       row('via bare grpc-js pass-through (floor)', grpcViaFloor);
+      row('via bare node:http2 pass-through (floor)', grpcViaH2Floor);
       row('direct (CPU = the upstream)', grpcDirect);
       ratio('calls/s Gatehouse / direct', grpcVia.rate / grpcDirect.rate, '≥ 0.5');
       ratio('calls/s bare grpc-js pass-through / direct', grpcViaFloor.rate / grpcDirect.rate);
+      ratio('calls/s bare node:http2 pass-through / direct', grpcViaH2Floor.rate / grpcDirect.rate);
       ratio('CPU/call Gatehouse / bare grpc-js pass-through', grpcVia.cpuPerOp / grpcViaFloor.cpuPerOp);
+      ratio('CPU/call Gatehouse / bare node:http2 pass-through', grpcVia.cpuPerOp / grpcViaH2Floor.cpuPerOp);
       gatehouseClient.close();
       directClient.close();
       floorClient.close();
+      h2FloorClient.close();
     }
 
     const openSockets = async (count, url, headers) => {
@@ -896,6 +957,11 @@ if (process.argv.includes('--serve-upstreams')) {
   });
 } else if (process.argv.includes('--serve-grpc-floor')) {
   serveGrpcFloor(process.argv[process.argv.indexOf('--serve-grpc-floor') + 1]).catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+} else if (process.argv.includes('--serve-grpc-h2-floor')) {
+  serveGrpcH2Floor(process.argv[process.argv.indexOf('--serve-grpc-h2-floor') + 1]).catch((error) => {
     console.error(error);
     process.exit(1);
   });
