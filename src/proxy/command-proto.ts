@@ -1,5 +1,4 @@
 import path from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
 /** proto/ at the project root, from src/proxy (tests) and dist/proxy (build) alike. */
@@ -32,34 +31,4 @@ export interface SubmitCommandResponse {
   aggregate_id?: string;
   version?: string | number;
   events?: CommandEvent[];
-}
-
-type UnaryCallback<T> = (error: grpc.ServiceError | null, response?: T) => void;
-
-export interface CommandServiceClient extends grpc.Client {
-  SubmitCommand(
-    request: SubmitCommandRequest,
-    metadata: grpc.Metadata,
-    options: grpc.CallOptions,
-    callback: UnaryCallback<SubmitCommandResponse>,
-  ): grpc.ClientUnaryCall;
-}
-
-type CommandServiceConstructor = new (
-  address: string,
-  credentials: grpc.ChannelCredentials,
-  options?: grpc.ChannelOptions,
-) => CommandServiceClient;
-
-let constructorCache: CommandServiceConstructor | undefined;
-
-export function commandServiceClientConstructor(): CommandServiceConstructor {
-  if (constructorCache === undefined) {
-    const definition = protoLoader.loadSync(COMMAND_PROTO_PATH, COMMAND_LOADER_OPTIONS);
-    const loaded = grpc.loadPackageDefinition(definition) as unknown as {
-      aggregate: { gateway: { v1: { CommandService: CommandServiceConstructor } } };
-    };
-    constructorCache = loaded.aggregate.gateway.v1.CommandService;
-  }
-  return constructorCache;
 }
