@@ -158,6 +158,67 @@ async function serveWsFloor(upstream) {
 }
 
 /**
+ * The floor of a raw WebSocket relay in Node (as nginx relays): it completes the client's
+ * handshake itself and opens the upstream's with plain `http` (no extension on either leg, so a
+ * frame is valid on both as it is), then copies the two TCP streams, each through Gatehouse's
+ * frame-header scanner (boundaries, size limit, message count) instead of a WebSocket parser.
+ * No authentication, no limits beyond the scanner's, no logging.
+ */
+async function serveRawWsFloor(upstream) {
+  const { FrameScanner, acceptKey } = require(path.join(ROOT, 'dist', 'proxy', 'subscription-frames.js'));
+  const target = new URL(upstream);
+  const pipe = (source, sink, scanner) => {
+    source.on('data', (chunk) => {
+      const out = scanner.scan(chunk);
+      if (out.length > 0 && !sink.write(out)) {
+        source.pause();
+        sink.once('drain', () => source.resume());
+      }
+      if (scanner.stopped !== undefined) {
+        source.destroy();
+        sink.destroy();
+      }
+    });
+  };
+  const server = http.createServer((_request, response) => response.writeHead(404).end());
+  server.on('upgrade', (request, socket, head) => {
+    const key = crypto.randomBytes(16).toString('base64');
+    const outbound = http.request({
+      host: target.hostname,
+      port: target.port,
+      path: request.url,
+      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': key },
+    });
+    outbound.on('upgrade', (response, upstreamSocket, upstreamHead) => {
+      if (response.headers['sec-websocket-accept'] !== acceptKey(key)) return socket.destroy();
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(request.headers['sec-websocket-key'])}\r\n\r\n`,
+      );
+      socket.setNoDelay(true);
+      upstreamSocket.setNoDelay(true);
+      const up = new FrameScanner({ masked: true, maxMessageBytes: 1024 * 1024, admitMessage: () => undefined });
+      const down = new FrameScanner({ masked: false, maxMessageBytes: 1024 * 1024 });
+      if (head.length > 0) upstreamSocket.write(up.scan(head));
+      if (upstreamHead.length > 0) socket.write(down.scan(upstreamHead));
+      pipe(socket, upstreamSocket, up);
+      pipe(upstreamSocket, socket, down);
+      const end = () => {
+        socket.destroy();
+        upstreamSocket.destroy();
+      };
+      for (const side of [socket, upstreamSocket]) {
+        side.on('close', end);
+        side.on('error', end);
+      }
+    });
+    outbound.on('error', () => socket.destroy());
+    outbound.end();
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
+}
+
+/**
  * The floor of a gRPC proxy in Node: a bare grpc-js server whose SubmitCommand forwards the
  * request bytes to the upstream over one channel and answers its response bytes (identity
  * serializers, as Gatehouse's pass-through). It is called with the client metadata Gatehouse gets
@@ -875,6 +936,8 @@ async function main() {
       section(`WebSocket echo (${WS_SOCKETS} sockets; one round trip = 2 messages relayed; ${ROUNDS} interleaved rounds)`);
       const wsFloor = await helperProcess(['--serve-ws-floor', `ws://${projection}`]);
       children.push(wsFloor.child);
+      const rawFloor = await helperProcess(['--serve-raw-ws-floor', `ws://${projection}`]);
+      children.push(rawFloor.child);
       const echo = (sockets) => (worker) =>
         new Promise((resolve) => {
           const socket = sockets[worker];
@@ -884,22 +947,27 @@ async function main() {
       const gatehouseSockets = await openSockets(WS_SOCKETS, `ws://127.0.0.1:${port}/v1/subscribe/orders`, gatehouseSocketHeaders);
       const directSockets = await openSockets(WS_SOCKETS, `ws://${projection}/v1/subscribe/orders`, {});
       const floorSockets = await openSockets(WS_SOCKETS, `ws://127.0.0.1:${wsFloor.info.port}/v1/subscribe/orders`, {});
-      const [wsVia, wsDirect, wsViaFloor] = await interleavedLoops(
+      const rawSockets = await openSockets(WS_SOCKETS, `ws://127.0.0.1:${rawFloor.info.port}/v1/subscribe/orders`, {});
+      const [wsVia, wsDirect, wsViaFloor, wsViaRaw] = await interleavedLoops(
         [
           { once: echo(gatehouseSockets), pid: gatehouse.pid, opsPerLoop: 2 },
           { once: echo(directSockets), pid: upstreams.child.pid, opsPerLoop: 2 },
           { once: echo(floorSockets), pid: wsFloor.child.pid, opsPerLoop: 2 },
+          { once: echo(rawSockets), pid: rawFloor.child.pid, opsPerLoop: 2 },
         ],
         WS_SOCKETS,
       );
-      for (const socket of [...gatehouseSockets, ...directSockets, ...floorSockets]) socket.terminate();
+      for (const socket of [...gatehouseSockets, ...directSockets, ...floorSockets, ...rawSockets]) socket.terminate();
       const messages = (result) => ({ ...result, rate: result.rate * 2 });
       row('messages via Gatehouse (CPU per message)', messages(wsVia), 'msg/s');
       row('messages via bare ws relay (floor)', messages(wsViaFloor), 'msg/s');
+      row('messages via raw TCP relay with frame scanner (floor)', messages(wsViaRaw), 'msg/s');
       row('messages direct (CPU = the upstream)', messages(wsDirect), 'msg/s');
       ratio('messages/s Gatehouse / direct', wsVia.rate / wsDirect.rate, '≥ 0.6');
       ratio('messages/s bare ws relay / direct', wsViaFloor.rate / wsDirect.rate);
+      ratio('messages/s raw TCP relay with frame scanner / direct', wsViaRaw.rate / wsDirect.rate);
       ratio('CPU/message Gatehouse / bare ws relay', wsVia.cpuPerOp / wsViaFloor.cpuPerOp);
+      ratio('CPU/message Gatehouse / raw TCP relay with frame scanner', wsVia.cpuPerOp / wsViaRaw.cpuPerOp);
     }
 
     // ---- memory per idle relayed WebSocket ----
@@ -962,6 +1030,11 @@ if (process.argv.includes('--serve-upstreams')) {
   });
 } else if (process.argv.includes('--serve-grpc-h2-floor')) {
   serveGrpcH2Floor(process.argv[process.argv.indexOf('--serve-grpc-h2-floor') + 1]).catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+} else if (process.argv.includes('--serve-raw-ws-floor')) {
+  serveRawWsFloor(process.argv[process.argv.indexOf('--serve-raw-ws-floor') + 1]).catch((error) => {
     console.error(error);
     process.exit(1);
   });

@@ -69,7 +69,7 @@ export async function startGatehouse(config: AppConfig, logger: Logger, options:
     { logger: false, abortOnError: false, bodyParser: true },
   );
   // WebSocket gateways (/v1/subscribe) share the HTTP port; the adapter admits before any 101
-  app.useWebSocketAdapter(new SubscriptionWsAdapter(app, app.get(SubscriptionAdmission), { maxPayload: config.WS_MAX_MESSAGE_BYTES }));
+  app.useWebSocketAdapter(new SubscriptionWsAdapter(app, app.get(SubscriptionAdmission)));
   if (config.CORS_ORIGINS.length > 0) {
     app.enableCors({
       origin: config.CORS_ORIGINS,

@@ -2,7 +2,6 @@ import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
-import type WebSocket from 'ws';
 import { RequestAuthorizer } from '../authz/request-authorizer.service';
 import { AppError } from '../common/app-error';
 import { duplicateAuthorizationError, headerCount } from '../common/authorization-header';
@@ -28,12 +27,12 @@ import {
 } from './subscription-handshake';
 import { SUBSCRIPTION_HANDSHAKE_CHECKS, type HandshakeRelease, type SubscriptionHandshakeCheck } from './subscription-handshake-checks';
 import type { UpgradeGate } from './subscription-ws.adapter';
-import { UpstreamSocketConnector } from './upstream-socket.connector';
+import { UpstreamSocketConnector, type UpstreamSocket } from './upstream-socket.connector';
 import { clientCertificateReader } from '../observability/client-certificate';
 
 /** A handshake that passed every check and has its upstream open, waiting for its 101. */
 export interface AdmittedSubscription {
-  upstream: WebSocket;
+  upstream: UpstreamSocket;
   /** the projection shard the upstream went to (a rebalancing of the tenant closes it with 1012) */
   shardId: string;
   principal: Principal;
@@ -101,7 +100,7 @@ export class SubscriptionAdmission implements UpgradeGate {
   abandon(request: http.IncomingMessage): void {
     const subscription = this.claim(request);
     if (subscription === undefined) return;
-    subscription.upstream.terminate();
+    subscription.upstream.socket.destroy();
     subscription.release();
   }
 
@@ -172,7 +171,7 @@ export class SubscriptionAdmission implements UpgradeGate {
         return false;
       }
       if (socket.destroyed) {
-        connected.socket.terminate();
+        connected.socket.socket.destroy();
         status = 499;
         return false;
       }

@@ -1,6 +1,5 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
-import type WebSocket from 'ws';
 import { RequestAuthorizer } from '../authz/request-authorizer.service';
 import { AppError } from '../common/app-error';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
@@ -21,8 +20,6 @@ export const CLOSE_SERVICE_RESTART = 1012;
 const SWEEP_INTERVAL_MS = 5_000;
 
 export interface LiveSubscription {
-  client: WebSocket;
-  upstream: WebSocket;
   principalId: string;
   sessionId: string | undefined;
   /** kept to re-run the decision when authorization changes */
@@ -33,6 +30,10 @@ export interface LiveSubscription {
   viewType: string;
   /** closes both sides; the reason goes to the client */
   close(code: number, reason: string): void;
+  /** `listener` runs once both sockets are closed (at once if they are) */
+  onGone(listener: () => void): void;
+  /** drops both sockets without a close handshake */
+  destroy(): void;
 }
 
 /**
@@ -92,18 +93,12 @@ export class SubscriptionRegistry implements OnApplicationBootstrap, OnApplicati
   /** Shutdown: 1001 to every client, then wait (bounded) for the sockets to go. */
   async closeAll(timeoutMs: number): Promise<void> {
     const entries = [...this.live];
-    const closed = entries.map(
-      (entry) =>
-        new Promise<void>((resolve) => {
-          if (entry.client.readyState === entry.client.CLOSED) return resolve();
-          entry.client.once('close', () => resolve());
-        }),
-    );
+    const closed = entries.map((entry) => new Promise<void>((resolve) => entry.onGone(resolve)));
     for (const entry of entries) entry.close(CLOSE_GOING_AWAY, 'server shutting down');
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(closed), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
     clearTimeout(timer);
-    for (const entry of entries) entry.client.terminate();
+    for (const entry of entries) entry.destroy();
   }
 
   private closeWhere(predicate: (entry: LiveSubscription) => boolean, reason: string): void {

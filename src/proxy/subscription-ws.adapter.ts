@@ -5,6 +5,7 @@ import { WsAdapter } from '@nestjs/platform-ws';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import type { Observable } from 'rxjs';
 import { WebSocketServer } from 'ws';
+import { acceptKey } from './subscription-frames';
 import { writeRawResponse } from './subscription-handshake';
 
 /** Decides an upgrade before any 101; it writes its own refusals (HTTP answers). */
@@ -23,8 +24,10 @@ interface GatewayServer extends WebSocketServer {
  * The stock WsAdapter matches a gateway's path exactly and completes every upgrade at once,
  * leaving authorization to per-message guards. Subscriptions need `/v1/subscribe/{view_type}`
  * (a prefix) and every refusal as an HTTP answer before any 101, so this adapter owns the
- * upgrade listener: prefix match, then the gate, then `handleUpgrade`. Frames are relayed raw
- * by the gateway, so no per-message handler machinery (JSON parsing of each frame) is bound.
+ * upgrade listener: prefix match, then the gate, then the 101, written here without extensions
+ * (no `permessage-deflate`), so the gateway can copy frames raw between the client and the
+ * upstream (see SocketRelay). The gateway gets the client's stream, not a `ws` WebSocket: no
+ * per-message handler machinery (JSON parsing of each frame) is bound, and no message is parsed.
  */
 export class SubscriptionWsAdapter extends WsAdapter {
   private readonly servers: GatewayServer[] = [];
@@ -33,7 +36,6 @@ export class SubscriptionWsAdapter extends WsAdapter {
   constructor(
     app: INestApplicationContext,
     private readonly gate: UpgradeGate,
-    private readonly serverOptions: { maxPayload: number },
   ) {
     super(app);
   }
@@ -42,13 +44,8 @@ export class SubscriptionWsAdapter extends WsAdapter {
     if (port !== 0 || options.path === undefined) throw new Error('SubscriptionWsAdapter serves path gateways on the HTTP port only');
     const { path, ...rest } = options;
     this.attach(this.httpServer as http.Server);
-    // frames are relayed raw: the endpoints validate UTF-8, the relay does not do it twice
-    const server = new WebSocketServer({
-      noServer: true,
-      ...rest,
-      maxPayload: this.serverOptions.maxPayload,
-      skipUTF8Validation: true,
-    }) as GatewayServer;
+    // only the gateway's connection events: the 101 is written by `upgrade`, frames are relayed raw
+    const server = new WebSocketServer({ noServer: true, ...rest }) as GatewayServer;
     server.path = path.replace(/\/+$/, '');
     this.servers.push(server);
     return server;
@@ -62,6 +59,9 @@ export class SubscriptionWsAdapter extends WsAdapter {
   ): void {
     if (handlers.length > 0) super.bindMessageHandlers(client, handlers, transform);
   }
+
+  /** The relay reports its own end (the gateway has no handleDisconnect): no listener per socket. */
+  override bindClientDisconnect(): void {}
 
   override async dispose(): Promise<void> {
     this.server?.off('upgrade', this.onUpgrade);
@@ -91,14 +91,40 @@ export class SubscriptionWsAdapter extends WsAdapter {
         this.gate.abandon(request);
         return;
       }
-      let upgraded = false;
-      socket.once('close', () => {
-        if (!upgraded) this.gate.abandon(request);
-      });
-      server.handleUpgrade(request, socket, head, (client) => {
-        upgraded = true;
-        server.emit('connection', client, request);
-      });
+      const accept = upgradeProblem(request);
+      if (typeof accept !== 'string') {
+        const headers = { 'content-type': 'text/plain', 'content-length': String(accept.message.length), connection: 'close' };
+        writeRawResponse(socket, accept.status, { ...headers, ...accept.headers }, accept.message);
+        this.gate.abandon(request);
+        return;
+      }
+      const offered = (first(request.headers['sec-websocket-protocol']) ?? '').split(',').map((item) => item.trim());
+      // `bearer, <token>` offered by a browser: accept `bearer`, never echo the token
+      const protocol = offered.includes('bearer') ? 'Sec-WebSocket-Protocol: bearer\r\n' : '';
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${protocol}\r\n`,
+        'latin1',
+      );
+      server.emit('connection', socket, request, head);
     });
   };
+}
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The Sec-WebSocket-Accept of a valid client handshake (RFC 6455 §4.2.1), or its refusal, as `ws` answers it. */
+function upgradeProblem(request: http.IncomingMessage): string | { status: number; message: string; headers?: Record<string, string> } {
+  if (request.method !== 'GET') return { status: 405, message: 'Invalid HTTP method' };
+  if (first(request.headers.upgrade)?.toLowerCase() !== 'websocket') return { status: 400, message: 'Invalid Upgrade header' };
+  const key = first(request.headers['sec-websocket-key']);
+  if (key === undefined || !/^[+/0-9A-Za-z]{22}==$/.test(key)) {
+    return { status: 400, message: 'Missing or invalid Sec-WebSocket-Key header' };
+  }
+  const version = first(request.headers['sec-websocket-version']);
+  if (version !== '13' && version !== '8') {
+    return { status: 400, message: 'Missing or invalid Sec-WebSocket-Version header', headers: { 'sec-websocket-version': '13, 8' } };
+  }
+  return acceptKey(key);
 }

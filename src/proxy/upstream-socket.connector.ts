@@ -1,5 +1,9 @@
+import crypto from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
 import { Inject, Injectable } from '@nestjs/common';
-import WebSocket from 'ws';
 import { AppError } from '../common/app-error';
 import type { RequestContext } from '../common/request-context';
 import { APP_CONFIG, type AppConfig } from '../config/config';
@@ -8,6 +12,7 @@ import { RoutingService } from '../routing/routing.service';
 import type { Principal } from '../session/principal';
 import { EndpointBreakers } from './endpoint-breakers.service';
 import { InternalTokenService } from './internal-token.service';
+import { acceptKey } from './subscription-frames';
 import { HopFailure, classifyHopError } from './upstream-failure';
 import { forwardableRequestHeaders, identityHeaders, type HeaderMap } from './upstream-headers';
 import { UpstreamTls } from './upstream-tls';
@@ -28,9 +33,15 @@ export interface UpstreamRefusal {
   body: Buffer;
 }
 
+/** The upstream's TCP (or TLS) stream after its 101, and the bytes it sent along with the 101. */
+export interface UpstreamSocket {
+  socket: Duplex;
+  head: Buffer;
+}
+
 /** `shardId`: the shard the socket went to, so a rebalancing of the tenant can close it (1012). */
 export type UpstreamSocketResult =
-  { socket: WebSocket; upstream: string; shardId: string } | { refusal: UpstreamRefusal; upstream: string; shardId: string };
+  { socket: UpstreamSocket; upstream: string; shardId: string } | { refusal: UpstreamRefusal; upstream: string; shardId: string };
 
 const MAX_REFUSAL_BODY = 64 * 1024;
 
@@ -51,7 +62,7 @@ export class UpstreamSocketConnector {
     const internalToken = await this.tokens.mint('projection', request.principal, request.tenantId);
     const headers: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(forwardableRequestHeaders(request.inboundHeaders))) {
-      // the client's subprotocols may carry its token; ws sets its own handshake headers
+      // the client's subprotocols may carry its token; `open` sets the handshake's own headers
       if (!name.startsWith('sec-websocket-')) headers[name] = value;
     }
     Object.assign(
@@ -85,40 +96,60 @@ export class UpstreamSocketConnector {
     throw lastError;
   }
 
-  private open(url: string, headers: Record<string, string | string[]>): Promise<{ socket: WebSocket } | { refusal: UpstreamRefusal }> {
+  /**
+   * The upstream's opening handshake, done with plain `http`/`https` (no WebSocket library): no
+   * extension and no subprotocol is offered, so the frames the client sends (masked) and the
+   * upstream sends (unmasked) are valid on the other leg byte for byte, and the relay copies the
+   * streams without parsing messages.
+   */
+  private open(
+    url: string,
+    headers: Record<string, string | string[]>,
+  ): Promise<{ socket: UpstreamSocket } | { refusal: UpstreamRefusal }> {
     return new Promise((resolve, reject) => {
       const material = this.tls.material();
-      const socket = new WebSocket(url, {
-        ...(material === undefined ? {} : { secureContext: material.secureContext, rejectUnauthorized: true }),
-        headers: headers as Record<string, string>,
-        handshakeTimeout: this.config.UPSTREAM_TIMEOUT_MS,
-        maxPayload: this.config.WS_MAX_MESSAGE_BYTES,
-        perMessageDeflate: false,
-        skipUTF8Validation: true,
-        // RFC 6455 masking protects caching intermediaries from client-chosen bytes; on this
-        // internal hop the sender is Gatehouse itself, so an all-zero key lets ws skip the XOR pass
-        generateMask: () => undefined,
-      });
+      const key = crypto.randomBytes(16).toString('base64');
+      const target = new URL(url);
+      const options: https.RequestOptions = {
+        host: target.hostname,
+        port: target.port,
+        path: `${target.pathname}${target.search}`,
+        headers: { ...headers, connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': key },
+        // an upgraded connection leaves any pool: one connection per subscription
+        agent: false,
+      };
+      const request =
+        material === undefined
+          ? http.request(options)
+          : https.request({ ...options, secureContext: material.secureContext, rejectUnauthorized: true } as https.RequestOptions &
+              ConnectionOptions);
       let settled = false;
       const fail = (error: unknown) => {
         if (settled) return;
         settled = true;
-        socket.terminate();
-        const message = error instanceof Error ? error.message : String(error);
-        reject(
-          /timed out/i.test(message) ? new HopFailure('timeout', 'connect', `websocket handshake: ${message}`) : classifyHopError(error),
-        );
+        clearTimeout(timer);
+        request.destroy();
+        reject(error instanceof HopFailure ? error : classifyHopError(error));
       };
-      socket.once('open', () => {
-        if (settled) return;
+      const timer = setTimeout(
+        () => fail(new HopFailure('timeout', 'connect', 'websocket handshake: timed out')),
+        this.config.UPSTREAM_TIMEOUT_MS,
+      );
+      request.once('error', fail);
+      request.once('upgrade', (response: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+        if (settled) return socket.destroy();
+        const problem = handshakeProblem(response, key);
+        if (problem !== undefined) {
+          socket.destroy();
+          return fail(new HopFailure('unavailable', 'sent', `websocket handshake: ${problem}`));
+        }
         settled = true;
-        socket.removeListener('error', fail);
+        clearTimeout(timer);
         // the relay attaches its own handlers; until then an error must not go unheard
         socket.on('error', () => undefined);
-        resolve({ socket });
+        resolve({ socket: { socket, head } });
       });
-      socket.once('error', fail);
-      socket.once('unexpected-response', (_request, response) => {
+      request.once('response', (response: http.IncomingMessage) => {
         const chunks: Buffer[] = [];
         let size = 0;
         response.on('data', (chunk: Buffer) => {
@@ -128,16 +159,28 @@ export class UpstreamSocketConnector {
         response.on('end', () => {
           if (settled) return;
           settled = true;
+          clearTimeout(timer);
           const relayed: Record<string, string> = {};
           const contentType = response.headers['content-type'];
           if (contentType !== undefined) relayed['content-type'] = contentType;
           const body = Buffer.concat(chunks);
           relayed['content-length'] = String(body.length);
-          socket.terminate();
+          request.destroy();
           resolve({ refusal: { status: response.statusCode ?? 502, headers: relayed, body } });
         });
         response.on('error', fail);
       });
+      request.end();
     });
   }
+}
+
+/** What is wrong with an upstream's 101 for a relay that copies frames as they are, if anything. */
+function handshakeProblem(response: http.IncomingMessage, key: string): string | undefined {
+  if (response.headers.upgrade?.toLowerCase() !== 'websocket') return 'not a websocket upgrade';
+  if (response.headers['sec-websocket-accept'] !== acceptKey(key)) return 'wrong Sec-WebSocket-Accept';
+  // nothing was offered: an extension (compression) or subprotocol would change what frames mean
+  if (response.headers['sec-websocket-extensions'] !== undefined) return 'an extension that was not offered';
+  if (response.headers['sec-websocket-protocol'] !== undefined) return 'a subprotocol that was not offered';
+  return undefined;
 }

@@ -666,6 +666,65 @@ describe.skipIf(!available)('proxies to aggregate, projection and runner upstrea
       expect(await code).toBe(1009);
     });
 
+    /** A new subscription and the projection's side of it. */
+    async function openRelayed(): Promise<{ socket: WebSocket; upstream: WebSocket }> {
+      const before = new Set(projection.sockets);
+      const { socket } = await open({ authorization: `Bearer ${adminToken}`, 'x-tenant-id': 'acme' });
+      expect(socket).toBeDefined();
+      await waitFor(() => [...projection.sockets].some((upstream) => !before.has(upstream)));
+      return { socket: socket!, upstream: [...projection.sockets].find((candidate) => !before.has(candidate))! };
+    }
+
+    it('closes with 1009 a message whose fragments together exceed the size limit (each fragment under it)', async () => {
+      const { socket, upstream } = await openRelayed();
+      const upstreamClosed = new Promise<number>((resolve) => upstream.once('close', (code) => resolve(code)));
+      const received: Buffer[] = [];
+      upstream.on('message', (data) => received.push(data as Buffer));
+      const code = closed(socket);
+      socket.send(Buffer.alloc(600 * 1024), { fin: false });
+      socket.send(Buffer.alloc(600 * 1024), { fin: true });
+      expect(await code).toBe(1009);
+      // the upstream got the first fragment, then a close at the frame boundary: never a message
+      expect(await upstreamClosed).toBe(1000);
+      expect(received).toEqual([]);
+    });
+
+    it('relays pings and pongs end to end, both ways', async () => {
+      const { socket, upstream } = await openRelayed();
+      const upstreamPinged = new Promise<string>((resolve) => upstream.once('ping', (data) => resolve(data.toString())));
+      const ponged = new Promise<string>((resolve) => socket.once('pong', (data) => resolve(data.toString())));
+      socket.ping('from-client');
+      expect(await upstreamPinged).toBe('from-client');
+      expect(await ponged).toBe('from-client');
+      const clientPinged = new Promise<string>((resolve) => socket.once('ping', (data) => resolve(data.toString())));
+      const upstreamPonged = new Promise<string>((resolve) => upstream.once('pong', (data) => resolve(data.toString())));
+      upstream.ping('from-upstream');
+      expect(await clientPinged).toBe('from-upstream');
+      expect(await upstreamPonged).toBe('from-upstream');
+      socket.close();
+    });
+
+    it("relays the client's close (code and reason) to the upstream and the upstream's answer back", async () => {
+      const { socket, upstream } = await openRelayed();
+      const upstreamClosed = new Promise<[number, string]>((resolve) =>
+        upstream.once('close', (code, reason) => resolve([code, reason.toString()])),
+      );
+      const clientClosed = new Promise<[number, string]>((resolve) =>
+        socket.once('close', (code, reason) => resolve([code, reason.toString()])),
+      );
+      socket.close(4001, 'done here');
+      expect(await upstreamClosed).toEqual([4001, 'done here']);
+      // ws answers a close with the same code
+      expect((await clientClosed)[0]).toBe(4001);
+    });
+
+    it('closes the client with 1011 when the upstream sends a close first', async () => {
+      const { socket, upstream } = await openRelayed();
+      const code = closed(socket);
+      upstream.close(1001, 'restarting');
+      expect(await code).toBe(1011);
+    });
+
     it('refuses a handshake from an Origin outside CORS_ORIGINS and PUBLIC_URL with 403, before any upstream contact', async () => {
       const before = projection.calls.length;
       const auth = { authorization: `Bearer ${adminToken}`, 'x-tenant-id': 'acme' };
