@@ -1,16 +1,12 @@
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { Kvm, type KV } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, createTenant, inTenant, signinAdmin, userWithRole } from '../support/admin-fixtures';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { WebSocket, fakeAggregate, fakeHttp, type FakeAggregate, type FakeHttp } from '../support/fake-upstreams';
 import { decodeJwtPart, http } from '../support/http';
 import { freePort, spawnGatehouse, waitFor, type GatehouseProcess } from '../support/process';
-import { NATS_URL, servicesAvailable } from '../support/services';
+import { spawnRoutedReplicaPair, writeRoutingFile, type RoutedReplicaPair } from '../support/replicas';
+import { servicesAvailable } from '../support/services';
 
 const available = servicesAvailable({ postgres: true, nats: true });
 const MASTER_KEY = Buffer.alloc(32, 35).toString('base64');
@@ -28,12 +24,6 @@ const PLAN_KEYS = [
   'target_shard',
   'tenant_id',
 ];
-
-function routingFile(document: object): string {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'gh-rebalancing-')), 'routing.json');
-  fs.writeFileSync(file, JSON.stringify(document));
-  return file;
-}
 
 async function openSubscription(base: string, token: string, tenant: string): Promise<WebSocket> {
   const socket = new WebSocket(`${base.replace('http', 'ws')}/v1/subscribe/orders`, {
@@ -56,7 +46,7 @@ describe.skipIf(!available)('rebalancing a tenant between shards across two repl
   let db: TestDatabase;
   let a: GatehouseProcess;
   let b: GatehouseProcess;
-  let nc: NatsConnection;
+  let pair: RoutedReplicaPair;
   let kv: KV;
   let one: FakeHttp;
   let twoA: FakeHttp;
@@ -65,7 +55,6 @@ describe.skipIf(!available)('rebalancing a tenant between shards across two repl
   let aggTwo: FakeAggregate;
   let deadPort: number;
   let token: string;
-  const bucket = `gh_rebalancing_${randomBytes(4).toString('hex')}`;
 
   const servedBy = async (base: string, tenant = 'acme') => {
     const result = await http(base, 'POST', '/v1/query/orders', { token, json: {}, headers: inTenant(tenant) });
@@ -85,46 +74,31 @@ describe.skipIf(!available)('rebalancing a tenant between shards across two repl
 
   beforeAll(async () => {
     deadPort = await freePort();
-    [db, one, twoA, twoB, aggOne, aggTwo] = await Promise.all([
-      createTestDatabase(),
+    [one, twoA, twoB, aggOne, aggTwo] = await Promise.all([
       fakeHttp('shard-one'),
       fakeHttp('shard-two-a'),
       fakeHttp('shard-two-b'),
       fakeAggregate('agg-one'),
       fakeAggregate('agg-two'),
     ]);
-    const env = {
-      DATABASE_URL: db.url,
-      NATS_URL,
-      MASTER_KEY,
-      PUBLIC_URL: 'http://gatehouse.test',
-      ROUTING_FILE: routingFile({
+    pair = await spawnRoutedReplicaPair(
+      'rebalancing',
+      {
         projection: {
           placement: { '*': 'one', pinned: 'one' },
           shards: { one: [one.endpoint], two: [twoA.endpoint, twoB.endpoint], dead: [`127.0.0.1:${deadPort}`] },
         },
         aggregate: { placement: { '*': 'one' }, shards: { one: [aggOne.endpoint], two: [aggTwo.endpoint] } },
-      }),
-      ROUTING_KV_BUCKET: bucket,
-      BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
-      BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
-      AUTH_IP_LIMIT: '100000',
-      GRPC_PORT: '0',
-      LOG_LEVEL: 'warn',
-    };
-    a = await spawnGatehouse(env, 'rebalancing-a');
-    b = await spawnGatehouse(env, 'rebalancing-b');
-    nc = await connect({ servers: NATS_URL });
-    kv = await new Kvm(nc).open(bucket);
+      },
+      { MASTER_KEY, BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL, BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD },
+    );
+    ({ db, a, b, kv } = pair);
     token = await signinAdmin(a.url);
     for (const tenant of ['acme', 'globex', 'initech', 'pinned']) await createTenant(a.url, token, tenant);
   });
   afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await kv?.destroy().catch(() => undefined);
-    await nc?.close();
+    await pair?.stop();
     await Promise.all([one?.stop(), twoA?.stop(), twoB?.stop(), aggOne?.stop(), aggTwo?.stop()]);
-    await db?.drop();
   });
 
   it('plan → apply refused while not ready → ready → apply (both replicas, 1012, in-flight kept) → rollback, every step audited', async () => {
@@ -360,7 +334,9 @@ describe.skipIf(!available)('rebalancing in single-node mode (no NATS): memory o
       {
         DATABASE_URL: db.url,
         MASTER_KEY,
-        ROUTING_FILE: routingFile({ projection: { placement: { '*': 'one' }, shards: { one: [one.endpoint], two: [two.endpoint] } } }),
+        ROUTING_FILE: writeRoutingFile('rebalancing-single', {
+          projection: { placement: { '*': 'one' }, shards: { one: [one.endpoint], two: [two.endpoint] } },
+        }),
         BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
         BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
         GRPC_PORT: '0',

@@ -1,15 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { Kvm, type KV } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../support/database';
 import { WebSocket, fakeHttp, type FakeHttp } from '../support/fake-upstreams';
 import { http } from '../support/http';
-import { spawnGatehouse, waitFor, type GatehouseProcess } from '../support/process';
-import { NATS_URL, servicesAvailable } from '../support/services';
+import { waitFor, type GatehouseProcess } from '../support/process';
+import { spawnRoutedReplicaPair, type RoutedReplicaPair } from '../support/replicas';
+import { servicesAvailable } from '../support/services';
 
 const available = servicesAvailable({ postgres: true, nats: true });
 const MASTER_KEY = Buffer.alloc(32, 33).toString('base64');
@@ -17,14 +12,13 @@ const ADMIN_EMAIL = 'routing-root@example.com';
 const ADMIN_PASSWORD = 'bootstrap admin password 123';
 
 describe.skipIf(!available)('routing from the JetStream KV bucket across two replicas', () => {
-  let db: TestDatabase;
   let a: GatehouseProcess;
   let b: GatehouseProcess;
-  let nc: NatsConnection;
+  let pair: RoutedReplicaPair;
+  let bucket: string;
   let kv: KV;
   let first: FakeHttp;
   let second: FakeHttp;
-  const bucket = `gh_routing_test_${randomBytes(4).toString('hex')}`;
 
   const signin = async (base: string) => {
     const result = await http(base, 'POST', '/v1/auth/signin', { json: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
@@ -37,34 +31,17 @@ describe.skipIf(!available)('routing from the JetStream KV bucket across two rep
   };
 
   beforeAll(async () => {
-    [db, first, second] = await Promise.all([createTestDatabase(), fakeHttp('shard-one'), fakeHttp('shard-two')]);
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'gh-routing-')), 'routing.json');
-    fs.writeFileSync(file, JSON.stringify({ projection: { placement: { acme: 'one', '*': 'one' }, shards: { one: [first.endpoint] } } }));
-    const env = {
-      DATABASE_URL: db.url,
-      NATS_URL,
-      MASTER_KEY,
-      // one issuer for both replicas, so a token from one works on the other
-      PUBLIC_URL: 'http://gatehouse.test',
-      ROUTING_FILE: file,
-      ROUTING_KV_BUCKET: bucket,
-      BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
-      BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
-      AUTH_IP_LIMIT: '100000',
-      GRPC_PORT: '0',
-      LOG_LEVEL: 'warn',
-    };
-    a = await spawnGatehouse(env, 'routing-a');
-    b = await spawnGatehouse(env, 'routing-b');
-    nc = await connect({ servers: NATS_URL });
-    kv = await new Kvm(nc).open(bucket);
+    [first, second] = await Promise.all([fakeHttp('shard-one'), fakeHttp('shard-two')]);
+    pair = await spawnRoutedReplicaPair(
+      'routing',
+      { projection: { placement: { acme: 'one', '*': 'one' }, shards: { one: [first.endpoint] } } },
+      { MASTER_KEY, BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL, BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD },
+    );
+    ({ a, b, kv, bucket } = pair);
   });
   afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await kv?.destroy().catch(() => undefined);
-    await nc?.close();
+    await pair?.stop();
     await Promise.all([first?.stop(), second?.stop()]);
-    await db?.drop();
   });
 
   it('seeds the empty bucket from ROUTING_FILE once and routes on both replicas', async () => {

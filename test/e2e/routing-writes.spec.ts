@@ -1,36 +1,26 @@
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { Kvm, type KV } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, createTenant, inTenant, signinAdmin, userWithRole } from '../support/admin-fixtures';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import type { TestDatabase } from '../support/database';
 import { fakeHttp, type FakeHttp } from '../support/fake-upstreams';
 import { http } from '../support/http';
-import { spawnGatehouse, waitFor, type GatehouseProcess } from '../support/process';
-import { NATS_URL, servicesAvailable } from '../support/services';
+import { waitFor, type GatehouseProcess } from '../support/process';
+import { spawnRoutedReplicaPair, type RoutedReplicaPair } from '../support/replicas';
+import { servicesAvailable } from '../support/services';
 
 const available = servicesAvailable({ postgres: true, nats: true });
 const MASTER_KEY = Buffer.alloc(32, 34).toString('base64');
-
-function routingFile(document: object): string {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'gh-routing-writes-')), 'routing.json');
-  fs.writeFileSync(file, JSON.stringify(document));
-  return file;
-}
 
 describe.skipIf(!available)('routing writes through the API (PUT placement / shards with If-Match)', () => {
   let db: TestDatabase;
   let a: GatehouseProcess;
   let b: GatehouseProcess;
-  let nc: NatsConnection;
+  let pair: RoutedReplicaPair;
+  let bucket: string;
   let kv: KV;
   let one: FakeHttp;
   let two: FakeHttp;
   let token: string;
-  const bucket = `gh_routing_writes_${randomBytes(4).toString('hex')}`;
 
   const servedBy = async (base: string, tenant = 'acme') => {
     const result = await http(base, 'POST', '/v1/query/orders', { token, json: {}, headers: inTenant(tenant) });
@@ -41,33 +31,19 @@ describe.skipIf(!available)('routing writes through the API (PUT placement / sha
     (await db.query(`SELECT action, target_id, changes FROM audit_records WHERE action = $1 ORDER BY seq`, [action])).rows;
 
   beforeAll(async () => {
-    [db, one, two] = await Promise.all([createTestDatabase(), fakeHttp('shard-one'), fakeHttp('shard-two')]);
-    const env = {
-      DATABASE_URL: db.url,
-      NATS_URL,
-      MASTER_KEY,
-      PUBLIC_URL: 'http://gatehouse.test',
-      ROUTING_FILE: routingFile({ projection: { placement: { '*': 'one' }, shards: { one: [one.endpoint] } } }),
-      ROUTING_KV_BUCKET: bucket,
-      BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL,
-      BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
-      AUTH_IP_LIMIT: '100000',
-      GRPC_PORT: '0',
-      LOG_LEVEL: 'warn',
-    };
-    a = await spawnGatehouse(env, 'routing-writes-a');
-    b = await spawnGatehouse(env, 'routing-writes-b');
-    nc = await connect({ servers: NATS_URL });
-    kv = await new Kvm(nc).open(bucket);
+    [one, two] = await Promise.all([fakeHttp('shard-one'), fakeHttp('shard-two')]);
+    pair = await spawnRoutedReplicaPair(
+      'routing-writes',
+      { projection: { placement: { '*': 'one' }, shards: { one: [one.endpoint] } } },
+      { MASTER_KEY, BOOTSTRAP_ADMIN_EMAIL: ADMIN_EMAIL, BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD },
+    );
+    ({ db, a, b, kv, bucket } = pair);
     token = await signinAdmin(a.url);
     await createTenant(a.url, token, 'acme');
   });
   afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await kv?.destroy().catch(() => undefined);
-    await nc?.close();
+    await pair?.stop();
     await Promise.all([one?.stop(), two?.stop()]);
-    await db?.drop();
   });
 
   it('writes shards then placement with If-Match (bare and quoted), answers the routing view with an ETag, both replicas route within 1 s', async () => {
