@@ -12,7 +12,9 @@
  *    against a bare `pg` loop running the rotation's single compare-and-set statement with
  *    the same concurrency on the same database (the ratio is what Gatehouse keeps of it);
  *  - audited mutations/s (POST /admin/tenants) from 32 writers across two replicas, chained
- *    audit append vs BENCH_AUDIT_PLAIN_INSERT=true (a plain insert), and their ratio.
+ *    audit append vs BENCH_AUDIT_PLAIN_INSERT=true (a plain insert, published to JetStream all
+ *    the same), and their ratio; for each, PostgreSQL's CPU per mutation (the bench database's
+ *    backends and the WAL writer) and what its backends wait on (pg_stat_activity samples).
  *
  * BENCH_SECONDS (default 8) per run; BENCH_PROFILE=<dir> starts Gatehouse with --cpu-prof into
  * that directory and counts the SQL statements each measured request sends (scripts/bench-count.js);
@@ -307,6 +309,56 @@ async function bareRotationLoop(dbUrl, email, workers) {
   }
 }
 
+/**
+ * While `work` runs: PostgreSQL's side of the audit runs. CPU ms of the backends serving
+ * `database` (plus the WAL writer), and what those backends wait on, sampled every 5 ms from
+ * pg_stat_activity (a busy backend shows no wait event: "cpu").
+ */
+async function databaseSide(database, work) {
+  const client = new pg.Client({ connectionString: PG_ADMIN });
+  await client.connect();
+  const backends = async () =>
+    (
+      await client.query(
+        `SELECT pid FROM pg_stat_activity WHERE (datname = $1 AND pid <> pg_backend_pid()) OR backend_type = 'walwriter'`,
+        [database],
+      )
+    ).rows.map((row) => row.pid);
+  const start = new Map((await backends()).map((pid) => [pid, cpuMs(pid)]));
+  const waits = new Map();
+  let samples = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const { rows } = await client.query(
+        `SELECT coalesce(wait_event_type || ':' || wait_event, 'cpu') AS wait, count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = $1 AND pid <> pg_backend_pid() AND state = 'active' GROUP BY 1`,
+        [database],
+      );
+      samples += 1;
+      for (const row of rows) waits.set(row.wait, (waits.get(row.wait) ?? 0) + row.n);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  })();
+  try {
+    const result = await work();
+    sampling = false;
+    await sampler;
+    let cpu = 0;
+    for (const pid of await backends()) cpu += cpuMs(pid) - (start.get(pid) ?? 0);
+    const top = [...waits.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 6)
+      .map(([wait, n]) => `${wait} ${(n / samples).toFixed(1)}`)
+      .join(', ');
+    return { ...result, pgCpuPerRequest: result.count > 0 ? cpu / result.count : NaN, waits: top };
+  } finally {
+    sampling = false;
+    await sampler.catch(() => undefined);
+    await client.end();
+  }
+}
+
 /** POST /admin/tenants from `writers` loops spread over the replicas; each creates a new tenant. */
 async function auditedMutations(replicas, writers, label) {
   const tokens = [];
@@ -433,9 +485,17 @@ async function main() {
     const results = {};
     for (const plain of ONLY.has('audit') ? [false, true] : []) {
       const label = plain ? 'plain' : 'chained';
+      // plain records get positive seqs past the chain's, so the publisher sends them to JetStream
+      // as it sends chained ones (AuditRepository.appendPlain): both runs pay for publishing
+      if (plain) {
+        const benchDb = new pg.Client({ connectionString: dbUrl.toString() });
+        await benchDb.connect();
+        await benchDb.query('CREATE SEQUENCE IF NOT EXISTS audit_bench_plain_seq START 1000000000000');
+        await benchDb.end();
+      }
       ({ replicas } = await startReplicas(2, dbUrl.toString(), plain ? { BENCH_AUDIT_PLAIN_INSERT: 'true' } : {}));
       await statements(replicas[0]);
-      results[label] = await auditedMutations(replicas, writers, label);
+      results[label] = await databaseSide(database, () => auditedMutations(replicas, writers, label));
       const auditStatements = await statements(replicas[0], results[label].count / replicas.length);
       await stopReplicas(replicas);
       const result = results[label];
@@ -444,6 +504,8 @@ async function main() {
         rate(result),
         `failures ${result.failures}${result.failures ? ` (${result.lastFailure})` : ''}, ${cpu(result)}`,
       );
+      line('  PostgreSQL CPU (backends + WAL writer)', `${result.pgCpuPerRequest.toFixed(2)} ms/req`);
+      line('  backends active, mean per sample', result.waits || 'none');
       if (auditStatements) console.log(`  statements per mutation (replica 1): ${auditStatements}`);
     }
     if (ONLY.has('audit')) line('  chained / plain ratio', (results.chained.rate / results.plain.rate).toFixed(2), '(goal >= 0.8)');

@@ -61,29 +61,35 @@ export class AuditRepository {
   }
 
   /**
-   * Appends one record with audit_append() (its current form: migration *_audit_trace_id), which takes
-   * the chain lock and assigns seq, `at`, prev_hash and the hash; returns the seq. Only
-   * AuditService.record calls this, as the last statement of the change's transaction.
+   * Queues one record for the chain: a plain insert into audit_pending, whose deferred trigger
+   * (migration *_audit_chain_at_commit) appends it with audit_append() while the transaction
+   * commits. audit_append() takes the chain lock there and assigns seq, `at`, prev_hash and the
+   * hash, so the lock is held for the commit only, never for a round trip to this process.
    */
-  async appendChained(db: Db, record: AuditContent, parts: readonly string[]): Promise<bigint> {
-    const rows = await db.$queryRaw<Array<{ seq: bigint }>>`
-      SELECT audit_append(${record.id}, ${record.actor.principal_id}, ${record.actor.principal_type}, ${record.actor.ip},
+  async appendPending(db: Db, record: AuditContent, parts: readonly string[]): Promise<void> {
+    await db.$executeRaw`
+      INSERT INTO audit_pending (id, actor_id, actor_type, actor_ip, actor_user_agent, action, target_type, target_id,
+        tenant_id, request_id, correlation_id, trace_id, changes, parts)
+      VALUES (${record.id}, ${record.actor.principal_id}, ${record.actor.principal_type}, ${record.actor.ip},
         ${record.actor.user_agent}, ${record.action}, ${record.target.type}, ${record.target.id}, ${record.tenant_id},
         ${record.request_id}, ${record.correlation_id}, ${record.trace_id ?? null},
-        ${record.changes === null ? null : JSON.stringify(record.changes)}::jsonb, ${parts}::text[]) AS seq`;
-    return BigInt(rows[0]!.seq);
+        ${record.changes === null ? null : JSON.stringify(record.changes)}::jsonb, ${parts}::text[])`;
   }
 
-  /** Benchmark only (BENCH_AUDIT_PLAIN_INSERT): the same row as a plain insert, outside the chain (negative random seq, no hash). */
-  async appendPlain(db: Db, record: AuditContent): Promise<bigint> {
-    const seq = -BigInt(randomInt(1, 2 ** 47)) * 65536n - BigInt(randomInt(0, 65536));
+  /**
+   * Benchmark only (BENCH_AUDIT_PLAIN_INSERT): the same row as a plain insert, outside the chain
+   * (no hash). Its seq comes from the sequence `audit_bench_plain_seq` when the benchmark created
+   * one (started past any chained seq, so the JetStream publisher sends these records as it sends
+   * chained ones and the comparison includes publishing); without it, a negative random seq.
+   */
+  async appendPlain(db: Db, record: AuditContent): Promise<void> {
+    const fallback = -BigInt(randomInt(1, 2 ** 47)) * 65536n - BigInt(randomInt(0, 65536));
     await db.$executeRaw`
       INSERT INTO audit_records (seq, id, at, actor_id, actor_type, actor_ip, actor_user_agent, action, target_type,
         target_id, tenant_id, request_id, correlation_id, trace_id, changes, prev_hash, hash)
-      VALUES (${seq}, ${record.id}, now(), ${record.actor.principal_id}, ${record.actor.principal_type}, ${record.actor.ip},
+      VALUES (COALESCE(nextval(to_regclass('audit_bench_plain_seq')), ${fallback}), ${record.id}, now(), ${record.actor.principal_id}, ${record.actor.principal_type}, ${record.actor.ip},
         ${record.actor.user_agent}, ${record.action}, ${record.target.type}, ${record.target.id}, ${record.tenant_id},
         ${record.request_id}, ${record.correlation_id}, ${record.trace_id ?? null}, ${record.changes === null ? null : JSON.stringify(record.changes)}::jsonb, '', '')`;
-    return seq;
   }
 
   /** Newest first: records with seq below `beforeSeq` (all when undefined). */
@@ -99,7 +105,7 @@ export class AuditRepository {
 
   /**
    * What changed after `afterSeq` (or, before the first record is known, at or after `since`),
-   * in chain order. seq is assigned under the chain lock held until commit, so it is also
+   * in chain order. seq is assigned at commit under the chain lock held through it, so it is also
    * commit order: a record committed later always has a higher seq.
    */
   changesAfter(

@@ -33,7 +33,7 @@ export interface AuditEvent {
  */
 @Injectable()
 export class AuditService {
-  private readonly appendListeners: Array<(seq: bigint) => void> = [];
+  private readonly appendListeners: Array<() => void> = [];
 
   constructor(
     private readonly records: AuditRepository,
@@ -44,25 +44,23 @@ export class AuditService {
    * `listener` hears of each append. It runs inside the caller's transaction, which may still
    * roll back, so it must only schedule work (the JetStream publisher reads committed records).
    */
-  onAppend(listener: (seq: bigint) => void): void {
+  onAppend(listener: () => void): void {
     this.appendListeners.push(listener);
   }
 
   /**
-   * Records `event` in the caller's transaction. Inside PrismaService.$transaction the append
-   * itself waits for the end of the callback (beforeCommit) and is one statement, audit_append(),
-   * which takes the chain lock and assigns seq, `at` and the hash: the lock is held from there to
-   * the commit, not for the whole transaction. Outside one, it is appended at once.
+   * Records `event` in the caller's transaction. The record is queued in audit_pending (inside
+   * PrismaService.$transaction as its last statement, via beforeCommit; outside one at once) and
+   * chained while that transaction commits: a deferred trigger calls audit_append(), which takes
+   * the chain lock and assigns seq, `at` and the hash, so the lock is held for the commit only.
    */
   async record(tx: Prisma.TransactionClient, event: AuditEvent): Promise<{ id: string }> {
     const prepared = this.prepare(event);
     const { content } = prepared;
     const append = async (): Promise<void> => {
-      this.appended(
-        this.config?.BENCH_AUDIT_PLAIN_INSERT === true
-          ? await this.records.appendPlain(tx, content)
-          : await this.records.appendChained(tx, content, prepared.parts),
-      );
+      if (this.config?.BENCH_AUDIT_PLAIN_INSERT === true) await this.records.appendPlain(tx, content);
+      else await this.records.appendPending(tx, content, prepared.parts);
+      this.appended();
     };
     if (!beforeCommit(tx, append)) await append();
     return { id: content.id };
@@ -100,8 +98,11 @@ export class AuditService {
     return { content, parts: chainParts(content) };
   }
 
-  /** A prepared record was appended with this seq (listeners schedule work; it may still roll back). */
-  appended(seq: bigint): void {
-    for (const listener of this.appendListeners) listener(seq);
+  /**
+   * A prepared record was appended (session_start() hands over its seq; listeners only schedule
+   * work, and the transaction may still roll back).
+   */
+  appended(_seq?: bigint): void {
+    for (const listener of this.appendListeners) listener();
   }
 }

@@ -10,15 +10,16 @@ import { canonicalJson } from '../../src/audit/canonical-json';
 import type { AuditRecord, Prisma } from '../../src/generated/prisma/client';
 
 /**
- * An AuditRepository whose appendChained does in memory what audit_append() does in SQL
- * (head, seq + 1, `at` in milliseconds, the hash over the pieces), as AuditService calls it.
+ * An AuditRepository whose appendPending does in memory what audit_pending's commit trigger does
+ * with audit_append() in SQL (head, seq + 1, `at` in milliseconds, the hash over the pieces), as
+ * AuditService calls it (no transaction here: the "commit" is at once).
  */
 class MemoryAuditRepository extends AuditRepository {
   constructor(private readonly rows: AuditRecord[]) {
     super();
   }
 
-  override appendChained(_db: unknown, record: AuditContent, parts: readonly string[]): Promise<bigint> {
+  override appendPending(_db: unknown, record: AuditContent, parts: readonly string[]): Promise<void> {
     const last = this.rows.at(-1);
     const seq = (last?.seq ?? 0n) + 1n;
     const prevHash = last?.hash ?? GENESIS_HASH;
@@ -44,7 +45,7 @@ class MemoryAuditRepository extends AuditRepository {
       hash: hashOfParts(parts, at.toISOString(), prevHash, seq.toString()),
     };
     this.rows.push(row);
-    return Promise.resolve(seq);
+    return Promise.resolve();
   }
 }
 
