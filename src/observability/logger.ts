@@ -68,24 +68,77 @@ export function requestLineWriter(logger: Logger): RequestLineWriter | undefined
   return requestLineWriters.get(logger);
 }
 
-/** pino's isoTime, formatted once per millisecond rather than once per line. */
-let lastMs = 0;
+/**
+ * pino's isoTime (`,"time":"2026-01-01T00:00:00.000Z"`), the date part formatted once per second:
+ * at a few thousand lines a second nearly every line has a millisecond of its own, and
+ * `toISOString` cost more than the rest of the line's fields.
+ */
+let lastSecond = -1;
+let secondPrefix = '';
+let lastMs = -1;
 let lastTime = '';
 function isoTime(): string {
   const now = Date.now();
-  if (now !== lastMs) {
-    lastMs = now;
-    lastTime = `,"time":"${new Date(now).toISOString()}"`;
+  if (now === lastMs) return lastTime;
+  lastMs = now;
+  const ms = now % 1000;
+  const second = now - ms;
+  if (second !== lastSecond) {
+    lastSecond = second;
+    // `2026-01-01T00:00:00.` (the ISO string without its milliseconds and the Z)
+    secondPrefix = `,"time":"${new Date(second).toISOString().slice(0, 20)}`;
   }
+  lastTime = `${secondPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
   return lastTime;
 }
 
+/** Request lines are handed to the destination in batches of at least this many bytes… */
+const LINE_BATCH_BYTES = 3584;
+/** …and at most this many (PIPE_BUF on Linux: one write of it is never interleaved with another process's). */
+const LINE_BATCH_MAX_BYTES = 4096;
+/** A batch waits at most this long. */
+const LINE_BATCH_MS = 100;
+
+/**
+ * Request lines gathered into one write of 3.5–4 KiB (at least every 100 ms, and at exit): the
+ * destination is synchronous, so a line costs a string append and a batch one `write(2)`. An
+ * asynchronous write hands each batch to libuv's thread pool, whose wake-up cost more on the
+ * proxied path than the write; pino's own per-line bookkeeping measured the whole pending batch
+ * again on every line. A batch holds whole lines and stays within PIPE_BUF, so the `WORKERS`
+ * processes sharing one stdout pipe never interleave inside a line.
+ */
+class LineBatch {
+  private pending = '';
+  private bytes = 0;
+
+  constructor(private readonly stream: pino.DestinationStream) {
+    setInterval(() => this.drain(), LINE_BATCH_MS).unref();
+    process.once('exit', () => this.drain());
+  }
+
+  write(line: string): void {
+    const bytes = Buffer.byteLength(line);
+    if (this.bytes + bytes > LINE_BATCH_MAX_BYTES) this.drain();
+    this.pending += line;
+    this.bytes += bytes;
+    if (this.bytes >= LINE_BATCH_BYTES) this.drain();
+  }
+
+  drain(): void {
+    if (this.bytes === 0) return;
+    const batch = this.pending;
+    this.pending = '';
+    this.bytes = 0;
+    this.stream.write(batch);
+  }
+}
+
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  // Lines are written in batches of 3.5-4 KiB, at least every 100 ms: under load one asynchronous
-  // write per line cost as much as the line itself. A batch holds whole lines and stays within
-  // PIPE_BUF (4096 on Linux), so the WORKERS processes sharing one stdout pipe never interleave
-  // inside a line. Shutdown and exit flush.
-  const stream = destination ?? pino.destination({ sync: false, minLength: 3584, maxWrite: 4096, periodicFlush: 100 });
+  // Synchronous, as pino's own default: the request lines, nearly all of the volume, arrive here
+  // in batches (LineBatch); other lines are rare and written as they come. A test's destination
+  // gets every line at once.
+  const stream = destination ?? pino.destination({ sync: true, maxWrite: LINE_BATCH_MAX_BYTES });
+  const batch = destination === undefined ? new LineBatch(stream) : undefined;
   const shared = {
     level,
     // with WORKERS > 1, every line says which process of the replica wrote it
@@ -118,7 +171,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
   requestLineWriters.set(logger, {
     enabled: () => sibling.isLevelEnabled('info'),
     head: () => `{"level":"info"${isoTime()}${base}`,
-    write: (line) => stream.write(line),
+    write: batch === undefined ? (line) => stream.write(line) : (line) => batch.write(line),
   });
   return logger;
 }

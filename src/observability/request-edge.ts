@@ -76,21 +76,35 @@ export function logRequest(logger: Logger, context: RequestContext, outcome: Req
   }
   if (!writer.enabled()) return;
   const json = JSON.stringify;
-  let line = `${writer.head()},"request_id":${json(context.requestId)},"correlation_id":${json(context.correlationId)},"trace_id":${json(
-    context.traceId,
-  )},"span_id":${json(context.spanId)},"principal_id":${context.principalId === undefined ? 'null' : json(context.principalId)},"tenant_id":${
+  // ids, trace ids and the method are quoted as they are: they cannot hold a character JSON escapes
+  // (generated UUIDs and hex, an inbound correlation id or traceparent only after its pattern
+  // matched, an HTTP method token); everything else goes through JSON.stringify
+  let line = `${writer.head()},"request_id":"${context.requestId}","correlation_id":"${context.correlationId}","trace_id":"${
+    context.traceId
+  }","span_id":"${context.spanId}","principal_id":${context.principalId === undefined ? 'null' : json(context.principalId)},"tenant_id":${
     context.tenantId === undefined ? 'null' : json(context.tenantId)
-  },"method":${json(outcome.method)},"route":${json(outcome.route)},"status":${json(outcome.status)},"duration_ms":${json(
-    Math.round(outcome.durationMs * 100) / 100,
-  )}`;
+  },"method":"${outcome.method}","route":${routeJson(outcome.route)},"status":${
+    typeof outcome.status === 'number' ? outcome.status : json(outcome.status)
+  },"duration_ms":${Math.round(outcome.durationMs * 100) / 100}`;
   if (context.upstream !== undefined) line += `,"upstream":${json(context.upstream)}`;
   if (context.forwarded !== undefined) line += `,"forwarded":${json(context.forwarded)}`;
-  if (context.authz !== undefined) line += `,"authz":{"decision":${json(context.authz.decision)},"reason":${json(context.authz.reason)}}`;
+  if (context.authz !== undefined) line += `,"authz":{"decision":"${context.authz.decision}","reason":${json(context.authz.reason)}}`;
   if (context.rateLimited !== undefined) line += `,"rate_limited":${json(context.rateLimited)}`;
   // null, not a bare undefined, when the socket was gone before its address was read
   line += `,"ip":${json(context.clientIp ?? null)}`;
   if (context.clientCertSubject !== undefined) line += `,"client_cert_subject":${json(context.clientCertSubject)}`;
   writer.write(`${line},"msg":"request"}\n`);
+}
+
+/** Route templates are few (and `unmatched`): each is serialised once. */
+const routeJsons = new Map<string, string>();
+function routeJson(route: string): string {
+  let value = routeJsons.get(route);
+  if (value === undefined) {
+    value = JSON.stringify(route);
+    if (routeJsons.size < 1000) routeJsons.set(route, value);
+  }
+  return value;
 }
 
 /** The line's fields, for a logger without a request-line writer (the same names and values). */
