@@ -9,10 +9,7 @@ export function queryStringOf(url: string): string {
   return index === -1 ? '' : url.slice(index);
 }
 
-/** Sends the upstream's status, end-to-end headers and streamed body to the client. */
-/** Bodies announced at most this long are read whole and sent in one write; longer or unknown ones stream. */
-const BUFFERED_BODY_LIMIT = 64 * 1024;
-
+/** Sends the upstream's status, end-to-end headers and body (read whole when short, else streamed) to the client. */
 export async function relayUpstreamResponse(
   request: FastifyRequest,
   reply: FastifyReply,
@@ -23,30 +20,30 @@ export async function relayUpstreamResponse(
     response.attempts > 1 ? ` after ${response.attempts} attempts` : ''
   }`;
   void reply.status(response.statusCode).headers(relayableResponseHeaders(response.headers));
-  if (request.method === 'HEAD') {
-    response.body.resume();
-    void reply.send();
-    return;
-  }
-  const length = Number(response.headers['content-length'] ?? Number.NaN);
-  if (length <= BUFFERED_BODY_LIMIT) {
-    let body: Buffer;
+  const { body } = response;
+  if (body.kind === 'buffered') {
+    let whole: Buffer;
     try {
-      const bytes = await response.body.bytes();
-      body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      whole = await body.whole;
     } catch (error) {
       throw classifyHopError(error).toAppError();
     }
-    void reply.send(body);
+    void (request.method === 'HEAD' ? reply.send() : reply.send(whole));
+    return;
+  }
+  const upstream = body.stream;
+  if (request.method === 'HEAD') {
+    upstream.resume();
+    void reply.send();
     return;
   }
   // Long bodies stream through a PassThrough, so the upstream body is released whichever side
   // ends first; a body failing mid-stream breaks the response (headers are already out).
   const relay = new PassThrough();
-  response.body.on('error', (error) => relay.destroy(error));
+  upstream.on('error', (error) => relay.destroy(error));
   relay.on('close', () => {
-    if (!response.body.destroyed) response.body.destroy();
+    if (!upstream.destroyed) upstream.destroy();
   });
-  response.body.pipe(relay);
+  upstream.pipe(relay);
   void reply.send(relay);
 }

@@ -9,15 +9,21 @@ import type { Principal } from '../session/principal';
 import type { RequestContext } from '../common/request-context';
 import { EndpointBreakers } from './endpoint-breakers.service';
 import { InternalTokenService } from './internal-token.service';
-import { forwardableRequestHeaders, identityHeaders, type HeaderMap } from './upstream-headers';
+import { upstreamRequestHeaders, type HeaderMap } from './upstream-headers';
+import { UpstreamExchange, type UpstreamBody, type UpstreamHead } from './upstream-exchange';
 import { HopFailure, classifyHopError } from './upstream-failure';
-import { AppError } from '../common/app-error';
 import { StreamedBody } from './streamed-body';
 import { UpstreamTls } from './upstream-tls';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 /** Upper bound of pooled keep-alive connections per upstream endpoint. */
 const CONNECTIONS_PER_ENDPOINT = 256;
+
+interface UpstreamCounts {
+  ok: { inc(): void };
+  errorReply: { inc(): void };
+  circuitOpen: { inc(): void };
+}
 
 export interface UpstreamHttpRequest {
   kind: ServiceKind;
@@ -36,7 +42,7 @@ export interface UpstreamHttpRequest {
 export interface UpstreamHttpResponse {
   statusCode: number;
   headers: HeaderMap;
-  body: Dispatcher.ResponseData['body'];
+  body: UpstreamBody;
   /** for the request log line: `kind shard endpoint` */
   upstream: string;
   attempts: number;
@@ -51,6 +57,8 @@ export interface UpstreamHttpResponse {
 @Injectable()
 export class HttpUpstreamClient implements OnApplicationShutdown {
   private agent: Agent;
+  private readonly counts = new Map<ServiceKind, UpstreamCounts>();
+  private readonly origins = new Map<string, string>();
 
   constructor(
     private readonly routing: RoutingService,
@@ -63,6 +71,7 @@ export class HttpUpstreamClient implements OnApplicationShutdown {
     this.agent = this.newAgent();
     // a rotated certificate: new connections use it; the old pool finishes what it has in flight
     tls.onChange(() => {
+      this.origins.clear();
       const old = this.agent;
       this.agent = this.newAgent();
       void old.close().catch(() => undefined);
@@ -89,13 +98,10 @@ export class HttpUpstreamClient implements OnApplicationShutdown {
   }
 
   async send(request: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
-    const shard = this.routing.resolve(request.kind, request.tenantId);
-    const internalToken = await this.tokens.mint(request.kind, request.principal, request.tenantId);
-    const headers = forwardableRequestHeaders(request.inboundHeaders);
-    Object.assign(
-      headers,
-      identityHeaders({ principal: request.principal, tenantId: request.tenantId, internalToken, context: request.context }),
-    );
+    const { kind, tenantId, principal, context } = request;
+    const shard = this.routing.resolve(kind, tenantId);
+    const internalToken = this.tokens.mintNow(kind, principal, tenantId) ?? (await this.tokens.mint(kind, principal, tenantId));
+    const headers = upstreamRequestHeaders(request.inboundHeaders, { principal, tenantId, internalToken, context });
     let { body } = request;
     if (body instanceof StreamedBody) {
       // a streamed body keeps its declared length (undici then checks the bytes against it); else it goes chunked
@@ -106,37 +112,58 @@ export class HttpUpstreamClient implements OnApplicationShutdown {
     }
     const method = request.method.toUpperCase();
     const endpoints = this.breakers.plan(shard);
+    const counts = this.upstreamCounts(kind);
     let lastError: unknown;
     let attempts = 0;
     for (const endpoint of endpoints) {
       attempts += 1;
+      let breaker;
       try {
-        const response = await this.breakers.run(request.kind, endpoint, () => this.attempt(endpoint, method, request.path, headers, body));
-        this.metrics.upstreamRequests.inc({ service_kind: request.kind, outcome: response.statusCode >= 500 ? 'error_reply' : 'ok' });
-        return {
-          statusCode: response.statusCode,
-          headers: response.headers,
-          body: response.body,
-          upstream: `${request.kind} ${shard.shardId} ${endpoint}`,
-          attempts,
-        };
+        breaker = this.breakers.enter(kind, endpoint);
       } catch (error) {
+        // its breaker opened since the plan was made
         lastError = error;
-        if (error instanceof AppError && error.code === 'circuit_open') {
-          this.metrics.upstreamRequests.inc({ service_kind: request.kind, outcome: 'circuit_open' });
-          continue;
-        }
+        counts.circuitOpen.inc();
+        continue;
+      }
+      let head: UpstreamHead;
+      try {
+        head = await this.attempt(endpoint, method, request.path, headers, body);
+      } catch (error) {
+        this.breakers.settle(breaker, error);
+        lastError = error;
         if (!(error instanceof HopFailure)) throw error;
-        this.metrics.upstreamRequests.inc({ service_kind: request.kind, outcome: error.kind });
-        request.context.upstream = `${request.kind} ${shard.shardId} ${endpoint} failed: ${error.reason}`;
+        this.metrics.upstreamRequests.inc({ service_kind: kind, outcome: error.kind });
+        context.upstream = `${kind} ${shard.shardId} ${endpoint} failed: ${error.reason}`;
         // a streamed body that has begun to flow cannot be sent again
         const resendable = !(body instanceof StreamedBody && body.touched);
         const retryable = error.kind === 'unavailable' && resendable && (error.phase === 'connect' || IDEMPOTENT.has(method));
         if (!retryable) break;
+        continue;
       }
+      this.breakers.settle(breaker, undefined);
+      (head.statusCode >= 500 ? counts.errorReply : counts.ok).inc();
+      return {
+        statusCode: head.statusCode,
+        headers: head.headers,
+        body: head.body,
+        upstream: `${kind} ${shard.shardId} ${endpoint}`,
+        attempts,
+      };
     }
     if (lastError instanceof HopFailure) throw lastError.toAppError();
     throw lastError;
+  }
+
+  /** The attempt counter's series of a service kind, labelled once (prom-client hashes labels on every call). */
+  private upstreamCounts(kind: ServiceKind): UpstreamCounts {
+    let counts = this.counts.get(kind);
+    if (counts === undefined) {
+      const series = (outcome: string) => this.metrics.upstreamRequests.labels({ service_kind: kind, outcome });
+      counts = { ok: series('ok'), errorReply: series('error_reply'), circuitOpen: series('circuit_open') };
+      this.counts.set(kind, counts);
+    }
+    return counts;
   }
 
   /**
@@ -150,36 +177,34 @@ export class HttpUpstreamClient implements OnApplicationShutdown {
     path: string,
     headers: Record<string, string | string[]>,
     body: StreamedBody | Buffer | undefined,
-  ): Promise<Dispatcher.ResponseData> {
-    const controller = new AbortController();
-    const timeoutMs = this.config.UPSTREAM_TIMEOUT_MS;
-    let timer: NodeJS.Timeout | undefined;
-    const arm = () => {
-      timer = setTimeout(() => controller.abort(new HopFailure('timeout', 'sent', `no response within ${timeoutMs} ms`)), timeoutMs);
-    };
+  ): Promise<UpstreamHead> {
+    const exchange = new UpstreamExchange(method, this.config.UPSTREAM_TIMEOUT_MS);
     let sent: Buffer | Readable | undefined;
     if (body instanceof StreamedBody) {
       sent = body.forUpstream();
-      sent.once('end', arm);
+      sent.once('end', () => exchange.startDeadline());
     } else {
       sent = body !== undefined && body.length > 0 ? body : undefined;
-      arm();
+      exchange.startDeadline();
     }
     try {
-      return await this.agent.request({
-        origin: `${this.tls.scheme('http')}://${endpoint}`,
-        path,
-        method: method as Dispatcher.HttpMethod,
-        headers,
-        body: sent,
-        signal: controller.signal,
-      });
+      this.agent.dispatch({ origin: this.origin(endpoint), path, method: method as Dispatcher.HttpMethod, headers, body: sent }, exchange);
+      return await exchange.head;
     } catch (error) {
       // the client's side failed (limit crossed, client gone): not the upstream's fault
       if (body instanceof StreamedBody && body.failure !== undefined) throw body.failure;
-      throw classifyHopError(controller.signal.aborted ? controller.signal.reason : error);
-    } finally {
-      clearTimeout(timer);
+      throw classifyHopError(error);
     }
+  }
+
+  /** `http://host:port` (or https with upstream TLS), built once per endpoint. */
+  private origin(endpoint: string): string {
+    let origin = this.origins.get(endpoint);
+    if (origin === undefined) {
+      origin = `${this.tls.scheme('http')}://${endpoint}`;
+      if (this.origins.size >= 10_000) this.origins.clear();
+      this.origins.set(endpoint, origin);
+    }
+    return origin;
   }
 }

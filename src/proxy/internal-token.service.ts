@@ -32,6 +32,13 @@ export class InternalTokenService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
+  /** The token `mint` would answer when it has one to reuse, without waiting; undefined when one must be signed. */
+  mintNow(kind: ServiceKind | 'forward', principal: Principal, tenantId: string | undefined): string | undefined {
+    const { kid } = this.keys.signingKey();
+    const cached = this.cache.get(`${kid}|${kind}|${principal.type}|${principal.id}|${tenantId ?? ''}`);
+    return cached !== undefined && cached.exp - Math.floor(Date.now() / 1000) >= REUSE_WHILE_REMAINING_S ? cached.token : undefined;
+  }
+
   /** `kind` is the token's audience: a service kind, or `forward` for the decision API (CONTRACT §10). */
   async mint(kind: ServiceKind | 'forward', principal: Principal, tenantId: string | undefined): Promise<string> {
     const { kid, privateKey } = this.keys.signingKey();

@@ -63,7 +63,8 @@ function connectionListed(headers: HeaderMap): ReadonlySet<string> {
 export function forwardableRequestHeaders(inbound: HeaderMap): Record<string, string | string[]> {
   const listed = connectionListed(inbound);
   const out: Record<string, string | string[]> = {};
-  for (const [rawName, value] of Object.entries(inbound)) {
+  for (const rawName in inbound) {
+    const value = inbound[rawName];
     if (value === undefined) continue;
     const name = rawName.toLowerCase();
     if (HOP_BY_HOP.has(name) || listed.has(name) || NOT_FORWARDED.has(name) || name.startsWith('x-auth-')) continue;
@@ -72,11 +73,19 @@ export function forwardableRequestHeaders(inbound: HeaderMap): Record<string, st
   return out;
 }
 
+/** Everything an upstream call carries: the client's forwardable headers, then Gatehouse's own (CONTRACT §7), in one object. */
+export function upstreamRequestHeaders(inbound: HeaderMap, identity: UpstreamIdentity): Record<string, string | string[]> {
+  const headers = forwardableRequestHeaders(inbound);
+  stampIdentity(headers, identity);
+  return headers;
+}
+
 /** The upstream's response headers the client may see: no hop-by-hop, not Gatehouse's own ids. */
 export function relayableResponseHeaders(upstream: HeaderMap): Record<string, string | string[]> {
   const listed = connectionListed(upstream);
   const out: Record<string, string | string[]> = {};
-  for (const [rawName, value] of Object.entries(upstream)) {
+  for (const rawName in upstream) {
+    const value = upstream[rawName];
     if (value === undefined) continue;
     const name = rawName.toLowerCase();
     if (HOP_BY_HOP.has(name) || listed.has(name) || NOT_RELAYED.has(name)) continue;
@@ -95,16 +104,19 @@ export interface UpstreamIdentity {
 
 /** What every upstream call carries (CONTRACT §7): who, for which tenant, and the request's ids. */
 export function identityHeaders(identity: UpstreamIdentity): Record<string, string> {
+  const headers: Record<string, string> = {};
+  stampIdentity(headers, identity);
+  return headers;
+}
+
+function stampIdentity(headers: Record<string, string | string[]>, identity: UpstreamIdentity): void {
   const { principal, tenantId, internalToken, context } = identity;
-  const headers: Record<string, string> = {
-    authorization: `Bearer ${internalToken}`,
-    'x-auth-principal-id': principal.id,
-    'x-auth-principal-type': principal.type,
-    'x-request-id': context.requestId,
-    'x-correlation-id': context.correlationId,
-    traceparent: formatTraceparent(context),
-  };
+  headers.authorization = `Bearer ${internalToken}`;
+  headers['x-auth-principal-id'] = principal.id;
+  headers['x-auth-principal-type'] = principal.type;
+  headers['x-request-id'] = context.requestId;
+  headers['x-correlation-id'] = context.correlationId;
+  headers.traceparent = formatTraceparent(context);
   if (context.tracestate !== undefined) headers.tracestate = context.tracestate;
   if (tenantId !== undefined) headers['x-tenant-id'] = tenantId;
-  return headers;
 }
