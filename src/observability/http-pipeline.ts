@@ -14,6 +14,12 @@ declare module 'fastify' {
     ctx: RequestContext;
     /** performance.now() when the request arrived, for the line of a request whose client hung up */
     arrivedAt: number;
+    /**
+     * The matched route's template (undefined: no route matched) and body limit, read once per
+     * request: Fastify's `routeOptions` getter builds a new object of a dozen fields on every read.
+     */
+    routeUrl: string | undefined;
+    routeBodyLimit: number;
   }
 }
 
@@ -27,6 +33,11 @@ const FORM_ROUTES = OAUTH_ROUTES;
 
 /** Routes whose body is ignored, unread (the forward-auth decision API, CONTRACT §10). */
 const BODY_IGNORED_ROUTES = new Set(['/v1/authz/forward']);
+
+interface Series {
+  requests: { inc(): void };
+  duration: { observe(value: number): void };
+}
 
 /** Body limit everywhere else, including proxied routes. */
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -49,6 +60,8 @@ export function installHttpPipeline(
 ): void {
   fastify.decorateRequest('ctx', null as unknown as RequestContext);
   fastify.decorateRequest('arrivedAt', 0);
+  fastify.decorateRequest('routeUrl', undefined);
+  fastify.decorateRequest('routeBodyLimit', 0);
 
   // JSON in and out (CONTRACT §1): no text/plain bodies; form bodies only where declared.
   fastify.removeContentTypeParser('text/plain');
@@ -59,6 +72,9 @@ export function installHttpPipeline(
 
   fastify.addHook('onRequest', (request, reply, done) => {
     request.arrivedAt = performance.now();
+    const { url: routeUrl, bodyLimit } = request.routeOptions;
+    request.routeUrl = routeUrl;
+    request.routeBodyLimit = bodyLimit;
     const context = openRequestContext({
       requestId: request.id,
       traceparent: request.headers.traceparent,
@@ -72,7 +88,7 @@ export function installHttpPipeline(
     reply.header('x-request-id', context.requestId);
     reply.header('x-correlation-id', context.correlationId);
     reply.header('traceparent', formatTraceparent(context));
-    if (BODY_IGNORED_ROUTES.has(request.routeOptions.url ?? '')) {
+    if (routeUrl !== undefined && BODY_IGNORED_ROUTES.has(routeUrl)) {
       // A proxy may pass the original request's body headers along; without them Fastify
       // parses nothing, and Node discards the unread body when the response ends.
       delete request.headers['content-type'];
@@ -84,28 +100,43 @@ export function installHttpPipeline(
       return;
     }
     const contentType = header(request, 'content-type')?.toLowerCase() ?? '';
-    if (contentType.startsWith('application/x-www-form-urlencoded') && !FORM_ROUTES.has(request.routeOptions.url ?? '')) {
+    if (contentType.startsWith('application/x-www-form-urlencoded') && !FORM_ROUTES.has(routeUrl ?? '')) {
       requestContext.run(context, () => done(new AppError('unsupported_media_type')));
       return;
     }
     requestContext.run(context, done);
   });
 
-  // prom-client hashes the label values on every call; the series children are kept instead
-  // (routes are templates and methods a fixed set, so the map stays small)
-  const series = new Map<string, { requests: { inc(): void }; duration: { observe(value: number): void } }>();
-  const record = (request: FastifyRequest, status: number, durationMs: number): void => {
-    const context = request.ctx;
-    const route = request.routeOptions.url ?? 'unmatched';
-    const key = `${request.method} ${route} ${status}`;
-    let child = series.get(key);
+  // prom-client hashes the label values on every call; the series children are kept instead, by
+  // route template, method and status (the route and method strings are the same objects on
+  // every request, so these lookups hash nothing new; routes are templates and methods a fixed
+  // set, so the maps stay small)
+  const series = new Map<string, Map<string, Map<number, Series>>>();
+  const seriesOf = (method: string, route: string, status: number): Series => {
+    let ofRoute = series.get(route);
+    if (ofRoute === undefined) {
+      ofRoute = new Map();
+      series.set(route, ofRoute);
+    }
+    let ofMethod = ofRoute.get(method);
+    if (ofMethod === undefined) {
+      ofMethod = new Map();
+      ofRoute.set(method, ofMethod);
+    }
+    let child = ofMethod.get(status);
     if (child === undefined) {
       child = {
-        requests: metrics.httpRequests.labels({ method: request.method, route, status: String(status) }),
-        duration: metrics.httpDuration.labels({ method: request.method, route }),
+        requests: metrics.httpRequests.labels({ method, route, status: String(status) }),
+        duration: metrics.httpDuration.labels({ method, route }),
       };
-      series.set(key, child);
+      ofMethod.set(status, child);
     }
+    return child;
+  };
+  const record = (request: FastifyRequest, status: number, durationMs: number): void => {
+    const context = request.ctx;
+    const route = request.routeUrl ?? 'unmatched';
+    const child = seriesOf(request.method, route, status);
     child.requests.inc();
     child.duration.observe(durationMs / 1000);
     if (context !== null) logRequest(logger, context, { method: request.method, route, status, durationMs });

@@ -36,17 +36,18 @@ export interface RequestOutcome {
 export function openRequestContext(input: RequestEdgeInput): RequestContext {
   const trace = continueTrace(input.traceparent);
   const tracestate = acceptTracestate(input.tracestate, input.traceparent);
-  return {
+  const context: RequestContext = {
     requestId: input.requestId ?? randomUUID(),
     correlationId: acceptCorrelationId(input.correlationId) ?? randomUUID(),
     traceId: trace.traceId,
     spanId: trace.spanId,
     traceFlags: trace.traceFlags,
     clientIp: input.clientIp,
-    userAgent: input.userAgent?.slice(0, 512),
-    ...(input.clientCertSubject === undefined ? {} : { clientCertSubject: input.clientCertSubject }),
-    ...(tracestate === undefined ? {} : { tracestate }),
+    userAgent: input.userAgent === undefined || input.userAgent.length <= 512 ? input.userAgent : input.userAgent.slice(0, 512),
   };
+  if (input.clientCertSubject !== undefined) context.clientCertSubject = input.clientCertSubject;
+  if (tracestate !== undefined) context.tracestate = tracestate;
+  return context;
 }
 
 /** Records what the authorizer decided for the log line (allow, or the reason of a deny). */

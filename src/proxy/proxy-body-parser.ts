@@ -27,13 +27,13 @@ export function installProxyBodyParser(app: NestFastifyApplication, bodyLimit: n
   app.useBodyParser('application/json', { bodyLimit }, (_request: FastifyRequest, body: Buffer, done: Done) => done(null, body));
   fastify.removeContentTypeParser('application/json');
   fastify.addContentTypeParser('application/json', (request: FastifyRequest, payload: IncomingMessage, done: Done) => {
-    const limit = request.routeOptions.bodyLimit ?? bodyLimit;
+    const limit = request.routeBodyLimit || bodyLimit;
     const declared = request.headers['content-length'] === undefined ? undefined : Number(request.headers['content-length']);
     if (declared !== undefined && declared > limit) {
       done(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
       return;
     }
-    const route = request.routeOptions.url ?? '';
+    const route = request.routeUrl ?? '';
     if (PASSTHROUGH_ROUTES.some((prefix) => route.startsWith(prefix))) {
       done(null, new StreamedBody(payload, declared, limit));
       return;

@@ -50,7 +50,8 @@ const NONE_LISTED: ReadonlySet<string> = new Set();
 
 function connectionListed(headers: HeaderMap): ReadonlySet<string> {
   const value = headers.connection;
-  if (value === undefined) return NONE_LISTED;
+  // nearly every message says one of these, which name no header beyond the hop-by-hop ones
+  if (value === undefined || value === 'keep-alive' || value === 'close') return NONE_LISTED;
   const listed = new Set<string>();
   for (const item of (Array.isArray(value) ? value.join(',') : value).split(',')) {
     const name = item.trim().toLowerCase();
