@@ -14,7 +14,7 @@ import { MetricsService } from './observability/metrics.service';
 import { ReadinessService } from './observability/readiness.service';
 import { requestTimeoutOptions } from './observability/request-timeout';
 import { CommandGrpcController } from './proxy/command-grpc.controller';
-import { commandGrpcServerOptions } from './proxy/grpc-server';
+import { CommandGrpcServer } from './proxy/grpc-server';
 import { installProxyBodyParser } from './proxy/proxy-body-parser';
 import { installFastRoutes } from './common/fast-routes';
 import { PROXY_FAST_ROUTES, ProxyFastPath } from './proxy/proxy-fast-path';
@@ -83,14 +83,13 @@ export async function startGatehouse(config: AppConfig, logger: Logger, options:
   fastRoutes.bind(new Map([...ProxyFastPath.of(app).handlers(), ...forwardFastHandlers(app)]));
   setupOpenApi(app);
   installProxyBodyParser(app, DEFAULT_BODY_LIMIT);
+  let grpcServer: CommandGrpcServer | undefined;
   if (config.GRPC_PORT !== 0) {
-    // gRPC shares the global guard and the app's providers (CONTRACT §7: CommandService on
-    // GRPC_PORT); it starts once every module is initialised, before HTTP answers /health.
-    app.connectMicroservice(commandGrpcServerOptions(config.GRPC_PORT, config, app.get(CommandGrpcController)), {
-      inheritAppConfig: true,
-    });
+    // CONTRACT §7: CommandService on GRPC_PORT, served by the app's CommandGrpcController; it
+    // starts once every module is initialised, before HTTP answers /health.
     await app.init();
-    await app.startAllMicroservices();
+    grpcServer = new CommandGrpcServer(app.get(CommandGrpcController), config, logger);
+    await grpcServer.listen(config.GRPC_PORT);
   }
   await app.listen({ port: options.listener?.port ?? config.PORT, host: '0.0.0.0' });
   const address = fastify.server.address();
@@ -118,6 +117,8 @@ export async function startGatehouse(config: AppConfig, logger: Logger, options:
       closing ??= (async () => {
         readiness.beginShutdown();
         if (config.SHUTDOWN_DRAIN_MS > 0) await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DRAIN_MS));
+        // gRPC calls in flight are answered before the providers they use shut down
+        await grpcServer?.close();
         await app.close();
       })();
       return closing;

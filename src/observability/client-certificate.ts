@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type http from 'node:http';
 import type https from 'node:https';
 import { X509Certificate } from 'node:crypto';
-import type { TLSSocket } from 'node:tls';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import proxyAddr from '@fastify/proxy-addr';
 import type { AppConfig } from '../config/config';
 
@@ -73,16 +73,10 @@ export function httpsServerOptions(config: AppConfig): https.ServerOptions | und
  * when none is required, so such a connection is closed here, before any request is read
  * (CONTRACT §13: a presented certificate that does not verify fails the handshake).
  */
-export function refuseUnverifiedClientCertificates(server: https.Server): void {
+export function refuseUnverifiedClientCertificates(server: TlsServer): void {
   server.on('secureConnection', (socket: TLSSocket) => {
     if (socket.authorized) return;
     const presented = socket.getPeerCertificate();
     if (presented !== undefined && Object.keys(presented).length > 0) socket.destroy();
   });
-}
-
-/** The verified client certificate of a gRPC call over TLS (grpc-js only passes verified ones). */
-export function grpcClientCertSubject(call: { getAuthContext?: () => { sslPeerCertificate?: { raw?: Buffer } } }): string | undefined {
-  const raw = call.getAuthContext?.().sslPeerCertificate?.raw;
-  return raw === undefined || raw.length === 0 ? undefined : subjectLine(new X509Certificate(raw));
 }

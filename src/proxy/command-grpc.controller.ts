@@ -1,6 +1,5 @@
 import { Controller, Inject } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
-import type { Metadata, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { AUTH_DECLARATION, Requires, type AuthDeclaration } from '../common/auth-declaration';
 import { LimitedAs } from '../limits/limited-as.decorator';
@@ -13,32 +12,24 @@ import { requestContext, type RequestContext } from '../common/request-context';
 import { TrafficLimitGuard, type Admission } from '../limits/traffic-limit.guard';
 import { LOGGER } from '../observability/logger';
 import { MetricsService } from '../observability/metrics.service';
-import { grpcClientCertSubject } from '../observability/client-certificate';
 import { logRequest, openRequestContext, recordAuthorization, recordDenial } from '../observability/request-edge';
 import { AGGREGATE_TYPE } from './command-json';
 import { MalformedCommand, readCommandFields } from './command-wire';
+import type { CallStatus, CommandCall, CommandCallHandler } from './grpc-server';
 import { GrpcUpstreamClient, SUBMIT_COMMAND_PATH } from './grpc-upstream.client';
-
-function metadataValue(metadata: Metadata, key: string): string | undefined {
-  const value = metadata.get(key)[0];
-  return value === undefined ? undefined : value.toString();
-}
 
 /**
  * Gatehouse's own `aggregate.gateway.v1.CommandService`, forwarded to the tenant's aggregate shard.
  *
- * The server is @nestjs/microservices' gRPC transport (bootstrap, credentials, graceful shutdown),
- * but SubmitCommand is registered on it as a raw grpc-js handler with identity serializers
- * (`grpc-server.ts`): the request bytes go upstream unchanged and the response bytes come back
- * unchanged, without protobuf decoding, re-encoding or Nest's per-call guard, interceptor and
- * rxjs pipeline, which together were most of the call's CPU (profiled under `npm run bench:proxy`).
- * What that pipeline did is done here, in the same order: the declaration below (which the
- * route-declaration snapshot reads, and this handler enforces through RequestAuthorizer), the
- * §9 limits (TrafficLimitGuard.admit), validation, the upstream call, the gRPC error mapping and
- * one log line per call.
+ * The server is Gatehouse's node:http2 gRPC server (`grpc-server.ts`): the request bytes go
+ * upstream unchanged and the response bytes come back unchanged, without protobuf decoding,
+ * re-encoding or a per-call guard, interceptor and rxjs pipeline. What Nest's pipeline did is done
+ * here, in the same order: the declaration below (which the route-declaration snapshot reads,
+ * and this handler enforces through RequestAuthorizer), the §9 limits (TrafficLimitGuard.admit),
+ * validation, the upstream call, the gRPC error mapping and one log line per call.
  */
 @Controller()
-export class CommandGrpcController {
+export class CommandGrpcController implements CommandCallHandler {
   private readonly declaration: AuthDeclaration;
 
   constructor(
@@ -51,42 +42,40 @@ export class CommandGrpcController {
     this.declaration = Reflect.getMetadata(AUTH_DECLARATION, CommandGrpcController.prototype.submitCommand) as AuthDeclaration;
   }
 
-  /** The grpc-js unary handler: `call.request` is the encoded SubmitCommandRequest. */
+  /** The unary handler: `call.request` is the encoded SubmitCommandRequest. */
   @GrpcMethod('CommandService', 'SubmitCommand')
   @Requires('commands.submit', { tenant: 'required', resource: 'aggregate_type', policy: true })
   @LimitedAs('commands', { rpc: true })
-  submitCommand(call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>): void {
-    const metadata = call.metadata;
-    const clientIp = grpcPeerAddress(call.getPeer());
+  submitCommand(call: CommandCall, answer: (error: CallStatus | null, response?: Buffer) => void): void {
     const context = openRequestContext({
-      traceparent: metadataValue(metadata, 'traceparent'),
-      tracestate: metadataValue(metadata, 'tracestate'),
-      correlationId: metadataValue(metadata, 'x-correlation-id'),
-      userAgent: metadataValue(metadata, 'user-agent'),
-      clientIp: call.getPeer(),
-      clientCertSubject: grpcClientCertSubject(call),
+      traceparent: call.metadata('traceparent'),
+      tracestate: call.metadata('tracestate'),
+      correlationId: call.metadata('x-correlation-id'),
+      userAgent: call.metadata('user-agent'),
+      clientIp: call.peer,
+      clientCertSubject: call.clientCertSubject,
     });
     const started = performance.now();
     requestContext.run(context, () => {
-      this.handle(call, context, clientIp).then(
+      this.handle(call, context).then(
         (response) => {
           this.finish(context, 'OK', started);
-          callback(null, response);
+          answer(null, response);
         },
         (error: unknown) => {
           recordDenial(context, error);
           const outcome = error instanceof AppError ? error.code : ((error as Error | undefined)?.name ?? 'error');
-          const answer = grpcStatusError(error, this.logger, this.metrics);
+          const status = grpcStatusError(error, this.logger, this.metrics);
           this.finish(context, outcome, started);
-          callback(answer);
+          answer(status);
         },
       );
     });
   }
 
-  private async handle(call: ServerUnaryCall<Buffer, Buffer>, context: RequestContext, clientIp: string): Promise<Buffer> {
-    const metadata = call.metadata;
-    if (metadata.get('authorization').length > 1) throw duplicateAuthorizationError();
+  private async handle(call: CommandCall, context: RequestContext): Promise<Buffer> {
+    if (call.authorizationCount > 1) throw duplicateAuthorizationError();
+    const clientIp = grpcPeerAddress(call.peer);
     let fields;
     try {
       fields = readCommandFields(call.request);
@@ -99,8 +88,8 @@ export class CommandGrpcController {
     }
     const authorization = await this.authorizer.authorize({
       declaration: this.declaration,
-      authorization: metadataValue(metadata, 'authorization'),
-      tenantHeader: metadataValue(metadata, 'x-tenant-id'),
+      authorization: call.metadata('authorization'),
+      tenantHeader: call.metadata('x-tenant-id'),
       resource: fields.aggregate_type,
       policy: { method: 'POST', path: SUBMIT_COMMAND_PATH, clientIp },
     });
@@ -125,15 +114,7 @@ export class CommandGrpcController {
       if (errors.length > 0) {
         throw new AppError('validation_failed', { detail: `invalid fields: ${errors.map((e) => e.path).join(', ')}`, errors });
       }
-      const rawDeadline = call.getDeadline();
-      const deadlineMs = rawDeadline instanceof Date ? rawDeadline.getTime() : rawDeadline;
-      return await this.aggregates.forward({
-        request: call.request,
-        principal,
-        tenantId,
-        context,
-        deadline: Number.isFinite(deadlineMs) ? deadlineMs : undefined,
-      });
+      return await this.aggregates.forward({ request: call.request, principal, tenantId, context, deadline: call.deadline });
     } finally {
       admission.release();
     }

@@ -1,71 +1,214 @@
-import fs from 'node:fs';
-import { ServerCredentials, type Server, type ServiceDefinition, type handleUnaryCall } from '@grpc/grpc-js';
-import { Transport, type GrpcOptions } from '@nestjs/microservices';
+import http2 from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import zlib from 'node:zlib';
+import { X509Certificate } from 'node:crypto';
+import { status, type Metadata } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
 import type { AppConfig } from '../config/config';
-import { COMMAND_LOADER_OPTIONS, COMMAND_PACKAGE, COMMAND_PROTO_PATH } from './command-proto';
+import { httpsServerOptions, refuseUnverifiedClientCertificates, subjectLine } from '../observability/client-certificate';
+import { GRPC_CONTENT_TYPE, GrpcFramingError, encodeGrpcMessage, grpcFrame, parseGrpcTimeout, readUnaryMessage } from './grpc-wire';
 import { SUBMIT_COMMAND_PATH } from './grpc-upstream.client';
 
-const COMMAND_SERVICE = `${COMMAND_PACKAGE}.CommandService`;
-const passBytes = (bytes: Buffer): Buffer => bytes;
+/** the largest request message accepted (grpc-js's default receive limit, as before) */
+export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+const ACCEPTED_ENCODINGS = 'identity,deflate,gzip';
+/** HTTP/2 memory a session may hold before nghttp2 refuses new streams (MB); Node's 10 is tight for many concurrent callers */
+const MAX_SESSION_MEMORY_MB = 64;
 
-/** CommandService with identity serializers: handlers see and answer the encoded messages. */
-const RAW_COMMAND_SERVICE: ServiceDefinition = {
-  SubmitCommand: {
-    path: SUBMIT_COMMAND_PATH,
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: passBytes,
-    requestDeserialize: passBytes,
-    responseSerialize: passBytes,
-    responseDeserialize: passBytes,
-    originalName: 'submitCommand',
-  },
-};
+/** A gRPC status answer: the code, its message and metadata for the trailers. */
+export interface CallStatus {
+  code: status;
+  details: string;
+  metadata?: Metadata;
+}
 
-/** What serves SubmitCommand as raw bytes (CommandGrpcController). */
-export interface RawCommandHandler {
-  submitCommand: handleUnaryCall<Buffer, Buffer>;
+/** One unary SubmitCommand call as the handler sees it, whatever the transport under it. */
+export interface CommandCall {
+  /** the encoded SubmitCommandRequest */
+  request: Buffer;
+  /** the first value of a request metadata entry */
+  metadata(name: string): string | undefined;
+  /** how many `authorization` entries the client sent */
+  authorizationCount: number;
+  /** `address:port` of the client, as grpc-js's getPeer() wrote it */
+  peer: string;
+  clientCertSubject?: string;
+  /** the client's deadline (epoch ms), when it gave one */
+  deadline?: number;
+}
+
+/** What serves SubmitCommand (CommandGrpcController): answers once, with the response message or a status. */
+export interface CommandCallHandler {
+  submitCommand(call: CommandCall, answer: (error: CallStatus | null, response?: Buffer) => void): void;
 }
 
 /**
- * The gRPC server Gatehouse runs on GRPC_PORT: `aggregate.gateway.v1.CommandService`. Nest's
- * gRPC transport creates, binds and shuts down the server; with a `raw` handler, CommandService
- * is registered on it as a pass-through (identity serializers) instead of through Nest's
- * per-call pipeline: the service is taken out of the package definition Nest binds, and added
- * to the same grpc-js server directly.
+ * The gRPC server Gatehouse runs on GRPC_PORT, on node:http2: `aggregate.gateway.v1.CommandService`
+ * (its one method, SubmitCommand, the only service the port ever hosted). grpc-js's server, under
+ * Nest's microservice transport, cost more CPU per call than Gatehouse's own work and the whole
+ * upstream leg; this is the gRPC protocol for unary calls and nothing more: the 5-byte framed
+ * message in (identity, gzip or deflate, at most 4 MiB), `grpc-timeout` as the call's deadline,
+ * the response message with `grpc-status` in the trailers, or a trailers-only status with its
+ * metadata. Any other method is UNIMPLEMENTED, a non-gRPC request 415, as grpc-js answered them.
+ * TLS and client certificates as on HTTP (CONTRACT §13); in-flight calls finish at shutdown.
  */
-export function commandGrpcServerOptions(port: number, config?: AppConfig, raw?: RawCommandHandler): GrpcOptions {
-  return {
-    transport: Transport.GRPC,
-    options: {
-      package: COMMAND_PACKAGE,
-      protoPath: COMMAND_PROTO_PATH,
-      url: `0.0.0.0:${port}`,
-      loader: COMMAND_LOADER_OPTIONS as NonNullable<GrpcOptions['options']['loader']>,
-      // in-flight calls finish at shutdown, like HTTP requests
-      gracefulShutdown: true,
-      maxReceiveMessageLength: 4 * 1024 * 1024,
-      // channelz (grpc-js's introspection service, which Gatehouse does not expose) counts every call
-      channelOptions: { 'grpc.enable_channelz': 0 },
-      ...(raw === undefined
-        ? {}
-        : {
-            onLoadPackageDefinition: (definition: Record<string, unknown>, server: Server) => {
-              delete definition[COMMAND_SERVICE];
-              server.addService(RAW_COMMAND_SERVICE, { SubmitCommand: raw.submitCommand.bind(raw) });
-            },
-          }),
-      ...(config === undefined ? {} : { credentials: grpcServerCredentials(config) }),
-    },
-  };
+export class CommandGrpcServer {
+  private readonly server: http2.Http2Server | http2.Http2SecureServer;
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+
+  constructor(
+    private readonly handler: CommandCallHandler,
+    config: AppConfig,
+    private readonly logger: Logger,
+  ) {
+    const tls = httpsServerOptions(config);
+    const settings = { maxSessionMemory: MAX_SESSION_MEMORY_MB };
+    if (tls === undefined) this.server = http2.createServer(settings);
+    else {
+      const secure = http2.createSecureServer({ ...settings, ...tls, allowHTTP1: false });
+      if (tls.requestCert === true && tls.rejectUnauthorized === false) refuseUnverifiedClientCertificates(secure);
+      this.server = secure;
+    }
+    this.server.on('session', (session: http2.ServerHttp2Session) => {
+      this.sessions.add(session);
+      session.on('close', () => this.sessions.delete(session));
+      session.on('error', () => undefined);
+    });
+    this.server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) =>
+      this.onStream(stream, headers, rawHeaders),
+    );
+  }
+
+  listen(port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, '0.0.0.0', () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** Stops accepting; every connection gets GOAWAY and closes once its calls in flight are answered. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      for (const session of this.sessions) session.close();
+    });
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[]): void {
+    // a client's reset or a broken connection: the call's answer is dropped (answered() below)
+    stream.on('error', () => undefined);
+    const contentType = headers['content-type'];
+    if (headers[':method'] !== 'POST' || contentType === undefined || !contentType.startsWith(GRPC_CONTENT_TYPE)) {
+      stream.respond({ ':status': 415 }, { endStream: true });
+      return;
+    }
+    if (headers[':path'] !== SUBMIT_COMMAND_PATH) {
+      answerStatus(stream, { code: status.UNIMPLEMENTED, details: `The server does not implement the method ${headers[':path']}` });
+      return;
+    }
+    const timeout = parseGrpcTimeout(headers['grpc-timeout'] as string | undefined);
+    const deadline = timeout === undefined ? undefined : Date.now() + timeout;
+    let timer: NodeJS.Timeout | undefined;
+    let answered = false;
+    const answer = (error: CallStatus | null, response?: Buffer): void => {
+      if (answered) return;
+      answered = true;
+      if (timer !== undefined) clearTimeout(timer);
+      if (stream.closed || stream.destroyed) return;
+      if (error === null) answerMessage(stream, response!);
+      else answerStatus(stream, error);
+    };
+    if (deadline !== undefined) timer = setTimeout(() => answer({ code: status.DEADLINE_EXCEEDED, details: 'Deadline exceeded' }), timeout);
+    stream.once('close', () => {
+      if (timer !== undefined) clearTimeout(timer);
+      answered = true;
+    });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    stream.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_REQUEST_BYTES + 5) chunks.push(chunk);
+      else if (!answered) {
+        answer({ code: status.RESOURCE_EXHAUSTED, details: `Received message larger than max (${size - 5} vs. ${MAX_REQUEST_BYTES})` });
+      }
+    });
+    stream.on('end', () => {
+      if (answered) return;
+      let request: Buffer;
+      try {
+        request = this.requestMessage(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), headers['grpc-encoding']);
+      } catch (error) {
+        const framing = error instanceof GrpcFramingError ? error : new GrpcFramingError(status.INTERNAL, (error as Error).message);
+        answer({ code: framing.code, details: framing.message });
+        return;
+      }
+      const socket = stream.session?.socket;
+      const call: CommandCall = {
+        request,
+        metadata: (name) => firstValue(headers[name]),
+        authorizationCount: countEntries(rawHeaders, 'authorization'),
+        peer: socket?.remoteAddress === undefined ? 'unknown' : `${socket.remoteAddress}:${socket.remotePort}`,
+        clientCertSubject: verifiedCertSubject(socket),
+        deadline,
+      };
+      try {
+        this.handler.submitCommand(call, answer);
+      } catch (error) {
+        this.logger.error({ err: error }, 'unhandled error in a gRPC call');
+        answer({ code: status.INTERNAL, details: 'Internal error' });
+      }
+    });
+  }
+
+  /** The request message, decompressed when the client compressed it with an encoding it declared. */
+  private requestMessage(body: Buffer, encoding: string | string[] | undefined): Buffer {
+    const { message, compressed } = readUnaryMessage(body, MAX_REQUEST_BYTES);
+    if (!compressed) return message;
+    if (encoding === 'gzip') return zlib.gunzipSync(message, { maxOutputLength: MAX_REQUEST_BYTES });
+    if (encoding === 'deflate') return zlib.inflateSync(message, { maxOutputLength: MAX_REQUEST_BYTES });
+    throw new GrpcFramingError(status.UNIMPLEMENTED, `Received message compressed with unsupported encoding "${String(encoding)}"`);
+  }
 }
 
-/** CONTRACT §13: gRPC over TLS with TLS_CERT_FILE/TLS_KEY_FILE; client certificates as on HTTP. */
-export function grpcServerCredentials(config: AppConfig): ServerCredentials {
-  if (config.TLS_CERT_FILE === undefined || config.TLS_KEY_FILE === undefined) return ServerCredentials.createInsecure();
-  return ServerCredentials.createSsl(
-    config.TLS_CLIENT_CA_FILE === undefined ? null : fs.readFileSync(config.TLS_CLIENT_CA_FILE),
-    [{ cert_chain: fs.readFileSync(config.TLS_CERT_FILE), private_key: fs.readFileSync(config.TLS_KEY_FILE) }],
-    config.TLS_CLIENT_CERT_REQUIRED,
+function answerMessage(stream: http2.ServerHttp2Stream, response: Buffer): void {
+  stream.respond(
+    { ':status': 200, 'content-type': GRPC_CONTENT_TYPE, 'grpc-accept-encoding': ACCEPTED_ENCODINGS, 'grpc-encoding': 'identity' },
+    { waitForTrailers: true },
   );
+  stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': 'OK' }));
+  stream.end(grpcFrame(response));
+}
+
+/** A trailers-only answer: the status and its metadata in the one header block. */
+function answerStatus(stream: http2.ServerHttp2Stream, answer: CallStatus): void {
+  const headers: http2.OutgoingHttpHeaders = {
+    ...(answer.metadata?.toHttp2Headers() ?? {}),
+    ':status': 200,
+    'content-type': GRPC_CONTENT_TYPE,
+    'grpc-accept-encoding': ACCEPTED_ENCODINGS,
+    'grpc-status': String(answer.code),
+    'grpc-message': encodeGrpcMessage(answer.details),
+  };
+  stream.respond(headers, { endStream: true });
+}
+
+function firstValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function countEntries(rawHeaders: string[], name: string): number {
+  let count = 0;
+  for (let index = 0; index < rawHeaders.length; index += 2) if (rawHeaders[index] === name) count += 1;
+  return count;
+}
+
+/** The subject of the client certificate that verified against TLS_CLIENT_CA_FILE, if any. */
+function verifiedCertSubject(socket: unknown): string | undefined {
+  const tls = socket as Partial<TLSSocket> | undefined;
+  if (tls?.authorized !== true || tls.getPeerCertificate === undefined) return undefined;
+  const raw = tls.getPeerCertificate().raw;
+  return raw === undefined || raw.length === 0 ? undefined : subjectLine(new X509Certificate(raw));
 }
