@@ -509,7 +509,7 @@ describe.skipIf(!available)('proxies to aggregate, projection and runner upstrea
             bytes,
             metadata,
             { deadline: Date.now() + 5000 },
-            (error) => resolve(error),
+            (error: grpc.ServiceError | null) => resolve(error),
           );
         });
       try {
@@ -542,6 +542,43 @@ describe.skipIf(!available)('proxies to aggregate, projection and runner upstrea
         expect(Date.now() - started).toBeLessThan(1500);
       } finally {
         aggregate.state.delayMs = 0;
+        client.close();
+      }
+    });
+
+    it('speaks gRPC as grpc-js did: gzip requests, UNIMPLEMENTED for other methods, RESOURCE_EXHAUSTED above 4 MiB', async () => {
+      const metadata = { authorization: `Bearer ${adminToken}`, 'x-tenant-id': 'acme' };
+      const Service = commandClient(grpcPort).constructor as new (
+        address: string,
+        credentials: grpc.ChannelCredentials,
+        options: grpc.ChannelOptions,
+      ) => ReturnType<typeof commandClient>;
+      const gzip = new Service(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure(), { 'grpc.default_compression_algorithm': 2 });
+      const client = commandClient(grpcPort);
+      try {
+        const before = aggregate.calls.length;
+        const compressed = await submitCommand(gzip, request('c-gzip'), metadata);
+        expect(compressed.error).toBeNull();
+        expect(aggregate.calls.at(-1)!.request).toMatchObject({ command_id: 'c-gzip', aggregate_type: 'order' });
+
+        const other = await new Promise<grpc.ServiceError | null>((resolve) =>
+          client.makeUnaryRequest(
+            '/aggregate.gateway.v1.CommandService/Other',
+            (bytes: Buffer) => bytes,
+            (bytes: Buffer) => bytes,
+            Buffer.alloc(0),
+            new grpc.Metadata(),
+            (error: grpc.ServiceError | null) => resolve(error),
+          ),
+        );
+        expect(other?.code).toBe(grpc.status.UNIMPLEMENTED);
+
+        const large = { ...request('c-large'), payload: Buffer.alloc(4 * 1024 * 1024 + 1) };
+        const refused = await submitCommand(client, large, metadata);
+        expect(refused.error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+        expect(aggregate.calls.length).toBe(before + 1);
+      } finally {
+        gzip.close();
         client.close();
       }
     });
