@@ -19,6 +19,14 @@
  * BENCH_SECONDS (default 8) per run; BENCH_PROFILE=<dir> starts Gatehouse with --cpu-prof into
  * that directory and counts the SQL statements each measured request sends (scripts/bench-count.js);
  * BENCH_DIST=<dir> runs another build's main.js (e.g. a before/after pair); BENCH_LOG=<file> appends Gatehouse's log lines there; BENCH_ONLY=signin,me,refresh,audit runs only those sections (a profile then covers just them).
+ * BENCH_PERF=<file> runs `perf record -g` (BENCH_PERF_HZ, default 999) on Gatehouse's processes and their
+ * PostgreSQL backends for the measured sign-in run; BENCH_GATEHOUSE_NODE_ARGS adds node flags to
+ * Gatehouse (e.g. --perf-basic-prof-only-functions for JavaScript names in perf); BENCH_SIGNIN_CONNECTIONS
+ * (default 16) sets the sign-in run's connections (4 = as many as hashes in flight: no queueing, no 503).
+ * The sign-in row also splits each sign-in's CPU by where it ran: Gatehouse's main threads, its
+ * argon2 threads, V8's helper threads, the PostgreSQL backends and the load generator, in ms and in
+ * bare verifications, and shows what an idle replica spends per second (charged to the run too).
+ * Runs start once every worker of the replica has started and gone quiet, after a 2 s warm-up.
  * Only 2xx answers count as sign-ins; Gatehouse runs as in production (WORKERS = cores), with
  * room for 4 hashes in flight like the bare loop and a queue no run fills, and without the
  * admin second-factor requirement (the bench admin has no TOTP).
@@ -77,6 +85,74 @@ function cpuMs(pid) {
     /* no children file */
   }
   return (Number(fields[11]) + Number(fields[12])) * TICK_MS + children.reduce((sum, child) => sum + cpuMs(child), 0);
+}
+
+/** Where a process tree's CPU went so far: ms per thread kind (by the thread's name in /proc), over `pid` and its children. */
+function threadCpuMs(pid, into = new Map()) {
+  let tasks = [];
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return into;
+  }
+  for (const task of tasks) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const kind =
+        name === 'MainThread' || task === String(pid)
+          ? 'main thread'
+          : name === 'WorkerThread'
+            ? 'worker threads (argon2)'
+            : name === 'libuv-worker'
+              ? 'libuv pool'
+              : name.startsWith('V8') || name === 'DelayedTaskSche'
+                ? 'V8 helpers (GC, compiler)'
+                : 'other threads';
+      into.set(kind, (into.get(kind) ?? 0) + (Number(fields[11]) + Number(fields[12])) * TICK_MS);
+    } catch {
+      /* the thread ended */
+    }
+  }
+  let children = [];
+  try {
+    children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    /* no children file */
+  }
+  for (const child of children) threadCpuMs(child, into);
+  return into;
+}
+
+/** The pids of a process tree (a replica's primary and its workers). */
+function treePids(pid) {
+  let children = [];
+  try {
+    children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    /* no children file */
+  }
+  return [pid, ...children.flatMap(treePids)];
+}
+
+/** With BENCH_PERF=<file>: `perf record` on these processes (every thread) until the returned stop is called. */
+function perfRecord(pids) {
+  if (!process.env.BENCH_PERF) return async () => {};
+  const perf = spawn(
+    'perf',
+    ['record', '-F', process.env.BENCH_PERF_HZ ?? '999', '-g', '-o', path.resolve(process.env.BENCH_PERF), '-p', pids.join(',')],
+    {
+      stdio: 'ignore',
+    },
+  );
+  return () => new Promise((resolve) => (perf.once('exit', resolve), perf.kill('SIGINT')));
+}
+
+/** The PostgreSQL backends serving `database` (pids read from pg_stat_activity; same machine). */
+async function backendPids(admin, database) {
+  const { rows } = await admin.query(`SELECT pid FROM pg_stat_activity WHERE datname = $1`, [database]);
+  return rows.map((row) => row.pid);
 }
 
 /** Runs `work` (resolving to a request count) and reports CPU ms per request across `pids`. */
@@ -151,9 +227,10 @@ async function startReplicas(count, dbUrl, extraEnv = {}) {
     const countDir = process.env.BENCH_PROFILE ? fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-count-')) : undefined;
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-'));
     const profile = process.env.BENCH_PROFILE;
-    const nodeArgs = profile
-      ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profile)}`, '--require', path.join(__dirname, 'bench-count.js')]
-      : [];
+    const nodeArgs = [
+      ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profile)}`, '--require', path.join(__dirname, 'bench-count.js')] : []),
+      ...(process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
+    ];
     const child = spawn(
       process.execPath,
       [...nodeArgs, path.join(process.env.BENCH_DIST ?? path.join(__dirname, '..', 'dist'), 'main.js')],
@@ -185,6 +262,7 @@ async function startReplicas(count, dbUrl, extraEnv = {}) {
     replicas.push({ child, pid: child.pid, base: `http://127.0.0.1:${port}`, countDir });
     // one at a time: both would otherwise race to apply the migrations (they are locked, but slower)
     await waitReady(replicas[index].base);
+    await waitSettled(child.pid, natsUp);
   }
   return { replicas, natsUp };
 }
@@ -199,6 +277,48 @@ async function waitReady(base) {
     if (i > 600) throw new Error('gatehouse did not become ready');
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/**
+ * /ready answers once the first worker serves; the others (WORKERS = cores with NATS) start after
+ * it. Waits until the replica has its workers and has gone quiet, so no worker's start-up is
+ * charged to a measured run.
+ */
+async function waitSettled(pid, natsUp) {
+  const workers = natsUp && os.availableParallelism() > 1 ? os.availableParallelism() : 0;
+  const childCount = () => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).length;
+    } catch {
+      return 0;
+    }
+  };
+  // time on a CPU plus time waiting for one (schedstat), over every thread of the tree: on a busy
+  // machine a starting worker gets little CPU but keeps waiting for it, an idle one does neither
+  const wantedMs = () =>
+    treePids(pid).reduce((sum, process) => {
+      let tasks = [];
+      try {
+        tasks = fs.readdirSync(`/proc/${process}/task`);
+      } catch {
+        return sum;
+      }
+      for (const task of tasks) {
+        try {
+          const [run, wait] = fs.readFileSync(`/proc/${process}/task/${task}/schedstat`, 'utf8').split(' ').map(Number);
+          sum += (run + wait) / 1e6;
+        } catch {
+          /* the thread ended */
+        }
+      }
+      return sum;
+    }, 0);
+  for (let i = 0; i < 240; i += 1) {
+    const before = wantedMs();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    if (childCount() >= workers && wantedMs() - before < 50) return;
+  }
+  console.log('  (the replica did not go quiet within 120 s; measuring anyway)');
 }
 
 function stopReplicas(replicas) {
@@ -433,17 +553,33 @@ async function main() {
       const ceiling = await argonCeiling();
       line('argon2id verify (bare, 4 in flight)', rate(ceiling), `m=19456 t=2 p=1, ${cpu(ceiling)} (bench process)`);
 
+      const signinRequest = {
+        connections: Number(process.env.BENCH_SIGNIN_CONNECTIONS ?? 16),
+        url: `${base}/v1/auth/signin`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email, password: PASSWORD }),
+      };
+      // unmeasured warm-up: every worker's hashing threads started, the code paths compiled
+      await cannon({ ...signinRequest, duration: 2 });
+      // what the replica spends with no traffic at all (timers, publishers, pollers): a sign-in run
+      // is charged its share of it
+      const idle0 = threadCpuMs(pid);
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      const idle = [...threadCpuMs(pid).entries()].map(([kind, ms]) => `${kind} ${((ms - (idle0.get(kind) ?? 0)) / 3).toFixed(1)}`);
+      line('  Gatehouse idle, CPU ms per second', idle.filter((part) => !part.endsWith(' 0.0')).join(', ') || '0');
       await statements(first);
+      const backends = await backendPids(admin, database);
+      const threads0 = threadCpuMs(pid);
+      const backends0 = backends.reduce((sum, backend) => sum + cpuMs(backend), 0);
+      const client0 = process.cpuUsage();
+      const stopPerf = perfRecord([...treePids(pid), ...backends]);
       let signin;
       const signinRun = await measured([pid], async () => {
-        signin = await cannon({
-          url: `${base}/v1/auth/signin`,
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ email, password: PASSWORD }),
-        });
+        signin = await cannon(signinRequest);
         return signin['2xx'];
       });
+      await stopPerf();
       line(
         'POST /v1/auth/signin',
         rate(signinRun),
@@ -451,6 +587,18 @@ async function main() {
       );
       line('  signin / bare argon2 ratio', (signinRun.rate / ceiling.rate).toFixed(2), `(goal >= 0.9)`);
       line('  signin CPU / bare verify CPU', (signinRun.cpuPerRequest / ceiling.cpuPerRequest).toFixed(2), 'hashes per sign-in');
+      // where each sign-in's CPU went, in ms and in bare verifications: Gatehouse by thread kind,
+      // the database's backends (pool connections open before the run), the load generator
+      const client = process.cpuUsage(client0);
+      const per = (ms) =>
+        `${(ms / Math.max(signinRun.count, 1)).toFixed(2)} ms = ${(ms / Math.max(signinRun.count, 1) / ceiling.cpuPerRequest).toFixed(2)}`;
+      const threads = threadCpuMs(pid);
+      const parts = [...threads.entries()].map(([kind, ms]) => [kind, ms - (threads0.get(kind) ?? 0)]);
+      parts.push(['PostgreSQL backends', backends.reduce((sum, backend) => sum + cpuMs(backend), 0) - backends0]);
+      parts.push(['bench client (autocannon)', (client.user + client.system) / 1000]);
+      console.log(
+        `  CPU per sign-in (ms = bare verifications):${parts.map(([kind, ms]) => `\n      ${kind.padEnd(28)} ${per(ms)}`).join('')}`,
+      );
       const signinStatements = await statements(first, signinRun.count);
       if (signinStatements) console.log(`  statements per sign-in: ${signinStatements}`);
     }
