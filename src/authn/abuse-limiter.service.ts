@@ -5,6 +5,7 @@ import { requestContext } from '../common/request-context';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { PrismaService } from '../database/prisma.service';
 import type { Db } from '../database/transaction';
+import type { SigninAccount } from '../identity/user.repository';
 import { MetricsService } from '../observability/metrics.service';
 import { TotpCredentialRepository } from './mfa/totp-credential.repository';
 import { RateLimitCounterRepository, type ChainLink, type CounterHit } from './rate-limit-counter.repository';
@@ -75,16 +76,24 @@ export class AbuseLimiter {
     return this.decide(account, ip, fromIp!, fromAll ?? null);
   }
 
-  /** The client IP, then reserveAttempt, in one statement (the account is counted only if the IP was within its limit). */
-  async consumeIpAndAccount(ip: string, account: string): Promise<AccountAttempt> {
+  /**
+   * A password sign-in's first statement: the client IP, then reserveAttempt (the account is
+   * counted only if the IP was within its limit), then the account `email` is read — one round
+   * trip. Throws 429 when a budget is used up.
+   */
+  async consumeSigninAttempt(ip: string, account: string, email: string): Promise<{ attempt: AccountAttempt; user: SigninAccount | null }> {
     const ipKey = `ip:${ip}`;
-    const [first, fromIp, fromAll] = await this.counters.hitChain(
+    const {
+      hits: [first, fromIp, fromAll],
+      account: user,
+    } = await this.counters.hitChainAndFindSigninAccount(
       this.prisma,
       [{ key: ipKey, limit: this.config.AUTH_IP_LIMIT }, ...this.accountLinks(account, ip)],
       this.config.AUTH_WINDOW,
+      email,
     );
     this.refuseOver(ipKey, first!, this.config.AUTH_IP_LIMIT);
-    return this.decide(account, ip, fromIp!, fromAll ?? null);
+    return { attempt: this.decide(account, ip, fromIp!, fromAll ?? null), user };
   }
 
   /**

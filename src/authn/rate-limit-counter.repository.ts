@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { Prisma } from '../generated/prisma/client';
+import { queryPrepared, type PreparedStatement } from '../database/prisma.service';
 import type { Db } from '../database/transaction';
+import { SIGNIN_ACCOUNT_SQL, signinAccount, type SigninAccount, type SigninAccountRow } from '../identity/user.repository';
 
 export interface CounterHit {
   count: number;
@@ -14,20 +15,42 @@ export interface ChainLink {
   account?: string;
 }
 
-/** Counts one hit on a counter whose window may have ended (a new window then starts with this hit). */
-function upsert(key: string, account: string | null, windowSeconds: number, from?: { stage: string; limit: number }): Prisma.Sql {
-  const expired = Prisma.sql`rate_limit_counters.window_start <= now() - make_interval(secs => ${windowSeconds})`;
-  const values =
-    from === undefined
-      ? Prisma.sql`VALUES (${key}, ${account}::text, now(), 1)`
-      : Prisma.sql`SELECT ${key}, ${account}::text, now(), 1 FROM ${Prisma.raw(from.stage)} WHERE ${Prisma.raw(from.stage)}.count <= ${from.limit}::int`;
-  return Prisma.sql`
-    INSERT INTO rate_limit_counters (key, account, window_start, count) ${values}
-    ON CONFLICT (key) DO UPDATE SET
-      count = CASE WHEN ${expired} THEN 1 ELSE rate_limit_counters.count + 1 END,
-      window_start = CASE WHEN ${expired} THEN now() ELSE rate_limit_counters.window_start END,
-      account = COALESCE(rate_limit_counters.account, EXCLUDED.account)
-    RETURNING count, GREATEST(1, CEIL(EXTRACT(EPOCH FROM (window_start + make_interval(secs => ${windowSeconds}) - now()))))::int AS retry_after`;
+/** rate_limit_chain() (migration 20261130165121_rate_limit_chain): every count of the limiter, one statement. */
+const HIT_CHAIN: PreparedStatement = {
+  name: 'rate_limit_chain',
+  text: `SELECT counts, retry_after FROM rate_limit_chain($1::text[], $2::text[], $3::int[], $4::int)`,
+};
+
+/**
+ * A password sign-in's first round trip: the attempt's counters, then the account (read after
+ * the counts, in the same statement; the CTE runs the function exactly once).
+ */
+const HIT_CHAIN_AND_FIND_ACCOUNT: PreparedStatement = {
+  name: 'rate_limit_chain_signin_account',
+  text: `WITH hit AS MATERIALIZED (SELECT counts, retry_after FROM rate_limit_chain($1::text[], $2::text[], $3::int[], $4::int))
+    SELECT hit.counts, hit.retry_after, account.* FROM hit LEFT JOIN LATERAL (${SIGNIN_ACCOUNT_SQL('$5')}) account ON true`,
+};
+
+const RELEASE: PreparedStatement = {
+  name: 'rate_limit_release',
+  text: `UPDATE rate_limit_counters SET count = GREATEST(count - 1, 0) WHERE key = ANY ($1::text[])`,
+};
+
+interface ChainRow {
+  counts: number[];
+  retry_after: number[];
+}
+
+function chainValues(links: ChainLink[], windowSeconds: number): unknown[] {
+  return [links.map((link) => link.key), links.map((link) => link.account ?? null), links.map((link) => link.limit), windowSeconds];
+}
+
+/** The hits in link order; null for a counter the chain stopped before. */
+function hits(links: ChainLink[], row: ChainRow): Array<CounterHit | null> {
+  return links.map((_, index) => {
+    const count = row.counts[index];
+    return count === undefined ? null : { count, retryAfterSeconds: row.retry_after[index] ?? 1 };
+  });
 }
 
 /**
@@ -38,14 +61,14 @@ function upsert(key: string, account: string | null, windowSeconds: number, from
 export class RateLimitCounterRepository {
   /** Counts one hit on `key` in the current window (a new window starts once the old one is over). */
   async hit(db: Db, key: string, windowSeconds: number): Promise<CounterHit> {
-    const rows = await db.$queryRaw<Array<{ count: number; retry_after: number }>>`${upsert(key, null, windowSeconds)}`;
-    const row = rows[0]!;
-    return { count: row.count, retryAfterSeconds: row.retry_after };
+    // the limit only matters between links of a chain
+    const [hit] = await this.hitChain(db, [{ key, limit: 0 }], windowSeconds);
+    return hit!;
   }
 
   /** Gives back one hit on each of `keys` (an attempt that was reserved but never made). */
   async release(db: Db, keys: string[]): Promise<void> {
-    await db.$executeRaw`UPDATE rate_limit_counters SET count = GREATEST(count - 1, 0) WHERE key = ANY (${keys}::text[])`;
+    await queryPrepared(db, RELEASE, [keys]);
   }
 
   /**
@@ -54,20 +77,22 @@ export class RateLimitCounterRepository {
    * account from that IP, then the account from everywhere). An entry is null when not counted.
    */
   async hitChain(db: Db, links: ChainLink[], windowSeconds: number): Promise<Array<CounterHit | null>> {
-    const stages = links.map((link, index) => {
-      const previous = index === 0 ? undefined : { stage: `s${index - 1}`, limit: links[index - 1]!.limit };
-      return Prisma.sql`${Prisma.raw(`s${index}`)} AS (${upsert(link.key, link.account ?? null, windowSeconds, previous)})`;
-    });
-    const columns = links.map((_, index) => Prisma.raw(`s${index}.count AS c${index}, s${index}.retry_after AS r${index}`));
-    const joins = links.slice(1).map((_, index) => Prisma.raw(`LEFT JOIN s${index + 1} ON true`));
-    const rows = await db.$queryRaw<Array<Record<string, number | null>>>`
-      WITH ${Prisma.join(stages, ', ')}
-      SELECT ${Prisma.join(columns, ', ')} FROM s0 ${joins.length === 0 ? Prisma.empty : Prisma.join(joins, ' ')}`;
-    const row = rows[0]!;
-    return links.map((_, index) => {
-      const count = row[`c${index}`];
-      return count === null || count === undefined ? null : { count, retryAfterSeconds: row[`r${index}`] ?? 1 };
-    });
+    const [row] = await queryPrepared<ChainRow>(db, HIT_CHAIN, chainValues(links, windowSeconds));
+    return hits(links, row!);
+  }
+
+  /** `hitChain`, then the account a password sign-in checks (UserRepository.findForSignin's read), in one round trip. */
+  async hitChainAndFindSigninAccount(
+    db: Db,
+    links: ChainLink[],
+    windowSeconds: number,
+    email: string,
+  ): Promise<{ hits: Array<CounterHit | null>; account: SigninAccount | null }> {
+    const [row] = await queryPrepared<ChainRow & SigninAccountRow>(db, HIT_CHAIN_AND_FIND_ACCOUNT, [
+      ...chainValues(links, windowSeconds),
+      email,
+    ]);
+    return { hits: hits(links, row!), account: signinAccount(row!) };
   }
 
   /** Removes the counters with these keys and every counter of these accounts; returns how many there were. */

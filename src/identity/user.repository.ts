@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { queryPrepared, type PreparedStatement } from '../database/prisma.service';
 import type { Db } from '../database/transaction';
 import type { Prisma, User } from '../generated/prisma/client';
 
@@ -12,40 +11,42 @@ export type SigninAccount = Pick<User, 'id' | 'email' | 'emailVerifiedAt' | 'dis
   totpConfirmed: boolean;
 };
 
-const FIND_FOR_SIGNIN: PreparedStatement = {
-  name: 'user_find_for_signin',
-  text: `SELECT u.id, u.email, u.email_verified_at, u.display_name, u.status, p.hash AS password_hash,
+/**
+ * What a password sign-in reads about the account, with the email as `emailParameter`: sent in
+ * the same statement as the attempt's counters (RateLimitCounterRepository.hitChainAndFindSigninAccount).
+ */
+export const SIGNIN_ACCOUNT_SQL = (emailParameter: string) =>
+  `SELECT u.id, u.email, u.email_verified_at, u.display_name, u.status, p.hash AS password_hash,
       EXISTS (SELECT 1 FROM totp_credentials t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) AS totp_confirmed
     FROM users u LEFT JOIN password_credentials p ON p.user_id = u.id
-    WHERE u.email = $1`,
-};
+    WHERE u.email = ${emailParameter}`;
+
+/** A row of SIGNIN_ACCOUNT_SQL; every column null when it was left-joined and there is no such account. */
+export interface SigninAccountRow {
+  id: string | null;
+  email: string;
+  email_verified_at: Date | null;
+  display_name: string | null;
+  status: string;
+  password_hash: string | null;
+  totp_confirmed: boolean;
+}
+
+export function signinAccount(row: SigninAccountRow | undefined): SigninAccount | null {
+  if (row === undefined || row.id === null) return null;
+  return {
+    id: row.id,
+    email: row.email,
+    emailVerifiedAt: row.email_verified_at === null ? null : new Date(row.email_verified_at),
+    displayName: row.display_name,
+    status: row.status,
+    passwordHash: row.password_hash,
+    totpConfirmed: row.totp_confirmed,
+  };
+}
 
 @Injectable()
 export class UserRepository {
-  /** The account, its password hash and whether it has a confirmed TOTP: one round trip. */
-  async findForSignin(db: Db, email: string): Promise<SigninAccount | null> {
-    const rows = await queryPrepared<{
-      id: string;
-      email: string;
-      email_verified_at: Date | null;
-      display_name: string | null;
-      status: string;
-      password_hash: string | null;
-      totp_confirmed: boolean;
-    }>(db, FIND_FOR_SIGNIN, [email]);
-    const row = rows[0];
-    if (row === undefined) return null;
-    return {
-      id: row.id,
-      email: row.email,
-      emailVerifiedAt: row.email_verified_at === null ? null : new Date(row.email_verified_at),
-      displayName: row.display_name,
-      status: row.status,
-      passwordHash: row.password_hash,
-      totpConfirmed: row.totp_confirmed,
-    };
-  }
-
   findById(db: Db, id: string): Promise<User | null> {
     return db.user.findUnique({ where: { id } });
   }

@@ -243,6 +243,33 @@ describe.skipIf(!available)('repositories on PostgreSQL', () => {
     expect(await counts()).toEqual([6, 1, 1]);
   });
 
+  it('a sign-in counts its attempt and reads the account in one statement, on the pool and inside a transaction', async () => {
+    const user = await newUser('chain-reader@example.com', '$argon2id$v=19$m=19456,t=2,p=1$stored');
+    const links = [
+      { key: 'reader:ip', limit: 1 },
+      { key: 'reader:acct', limit: 100, account: 'reader' },
+    ];
+    const onPool = vi.spyOn(prisma, 'prepared');
+    const first = await counters.hitChainAndFindSigninAccount(prisma, links, 60, 'chain-reader@example.com');
+    expect(onPool).toHaveBeenCalledTimes(1);
+    onPool.mockRestore();
+    expect(first.hits.map((hit) => hit?.count ?? null)).toEqual([1, 1]);
+    expect(first.account).toEqual({
+      id: user.id,
+      email: 'chain-reader@example.com',
+      emailVerifiedAt: null,
+      displayName: null,
+      status: 'active',
+      passwordHash: '$argon2id$v=19$m=19456,t=2,p=1$stored',
+      totpConfirmed: false,
+    });
+    // the IP is now over its limit: the account is not counted, and an unknown address reads as null
+    const second = await prisma.$transaction((tx) => counters.hitChainAndFindSigninAccount(tx, links, 60, 'nobody@example.com'));
+    expect(second.hits.map((hit) => hit?.count ?? null)).toEqual([2, null]);
+    expect(second.account).toBeNull();
+    expect((await prisma.rateLimitCounter.findUnique({ where: { key: 'reader:acct' } }))?.count).toBe(1);
+  });
+
   it('audit records: the head moves with each append made through AuditService', async () => {
     const records = new AuditRepository();
     const audit = new AuditService(records);

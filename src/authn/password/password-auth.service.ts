@@ -117,8 +117,7 @@ export class PasswordAuthService {
     input: { email: string; password: string },
     client: ClientInfo,
   ): Promise<TokenResponse | MfaPendingResponse> {
-    const attempt = await this.limiter.consumeIpAndAccount(client.ip ?? 'unknown', `signin:${input.email}`);
-    const user = await this.users.findForSignin(this.prisma, input.email);
+    const { attempt, user } = await this.limiter.consumeSigninAttempt(client.ip ?? 'unknown', `signin:${input.email}`, input.email);
     const passwordHash = user?.passwordHash ?? undefined;
     // hasher overloaded (503): the attempt was never made, so it does not count against the account
     const valid = await this.limiter.givenBackIfUnavailable(attempt, () =>
