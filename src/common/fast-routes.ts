@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
 
-export type FastRouteHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+/** A promise when the answer waits for something; undefined when the handler has already sent it. */
+export type FastRouteHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown> | undefined;
 
 /** `METHOD /route/template`, as Fastify names a route; `ALL /route/template` for a route of every method (`@All`). */
 export type FastRouteKey = `${string} /${string}`;

@@ -1,14 +1,18 @@
 import { Injectable } from '@nestjs/common';
 import { Counter } from 'prom-client';
 import { AppError } from '../common/app-error';
-import { RequestAuthorizer } from '../authz/request-authorizer.service';
+import { RequestAuthorizer, type AuthorizationInput, type AuthorizationResult } from '../authz/request-authorizer.service';
+import type { AuthDeclaration } from '../common/auth-declaration';
+import type { RequestContext } from '../common/request-context';
 import { MetricsService } from '../observability/metrics.service';
 import { InternalTokenService } from '../proxy/internal-token.service';
 import { RoutingService } from '../routing/routing.service';
 import type { Principal } from '../session/principal';
 import { ForwardLimits, type ForwardAdmission } from './forward-limits';
-import { matchRule } from './forward-rule-matcher';
+import { matchRule, type RuleMatch } from './forward-rule-matcher';
 import type { ForwardedRequest } from './forwarded-request';
+
+type RequiresDeclaration = Extract<AuthDeclaration, { kind: 'requires' }>;
 
 export interface ForwardCredentials {
   /** the original request's Authorization header; cookies are never read */
@@ -63,47 +67,89 @@ export class ForwardDecisionService {
     this.decisions.inc({ outcome });
   }
 
-  async decide(request: ForwardedRequest, credentials: ForwardCredentials): Promise<ForwardDecision> {
+  /**
+   * The decision without waiting, when everything it needs is in memory: a token that verified
+   * before, the principal's grants, no policy hook to ask, a reusable internal token. Undefined
+   * when something must be loaded first (then `decide`, which takes nothing twice: the limits are
+   * taken only once the rest is known). Refusals throw the same errors in the same order.
+   */
+  decideNow(request: ForwardedRequest, credentials: ForwardCredentials, context: RequestContext | undefined): ForwardDecision | undefined {
+    const match = this.ruleFor(request);
+    if (match.rule.public) return this.publicDecision(match.index, credentials, context);
+    const result = this.authorizer.authorizeNow(this.authorizationInput(match, request, credentials));
+    if (result === undefined) return undefined;
+    const principal = result.principal!;
+    const internalToken = this.tokens.mintNow('forward', principal, result.tenantId);
+    if (internalToken === undefined) return undefined;
+    const admission = this.limits.admit({ principal, tenantId: result.tenantId, clientIp: credentials.clientIp }, context);
+    return allowed(match.index, principal, result, internalToken, admission);
+  }
+
+  async decide(request: ForwardedRequest, credentials: ForwardCredentials, context: RequestContext | undefined): Promise<ForwardDecision> {
+    const match = this.ruleFor(request);
+    if (match.rule.public) return this.publicDecision(match.index, credentials, context);
+    const result = await this.authorizer.authorize(this.authorizationInput(match, request, credentials));
+    const principal = result.principal!;
+    const admission = this.limits.admit({ principal, tenantId: result.tenantId, clientIp: credentials.clientIp }, context);
+    try {
+      const internalToken = await this.tokens.mint('forward', principal, result.tenantId);
+      return allowed(match.index, principal, result, internalToken, admission);
+    } catch (error) {
+      admission.release();
+      throw error;
+    }
+  }
+
+  /** The first matching rule; none is a deny. */
+  private ruleFor(request: ForwardedRequest): RuleMatch {
     const match = matchRule(this.routing.forwardRules().rules, request);
     if (match === undefined) {
       throw new AppError('forbidden', {
         logReason: `deny: no forward rule matches ${request.method} ${request.host ?? '-'} ${request.path}`,
       });
     }
-    const { rule, index } = match;
-    if (rule.public) {
-      const admission = await this.limits.admit({ clientIp: credentials.clientIp });
-      return { kind: 'public', rule: index, admission };
-    }
-    const result = await this.authorizer.authorize({
+    return match;
+  }
+
+  private publicDecision(rule: number, credentials: ForwardCredentials, context: RequestContext | undefined): ForwardDecision {
+    return { kind: 'public', rule, admission: this.limits.admit({ clientIp: credentials.clientIp }, context) };
+  }
+
+  private authorizationInput(
+    { rule, resource }: RuleMatch,
+    request: ForwardedRequest,
+    credentials: ForwardCredentials,
+  ): AuthorizationInput & { declaration: RequiresDeclaration } {
+    return {
       // the policy hook (§13) sees the original request, its path as normalised here
       declaration: { kind: 'requires', right: rule.right!, tenant: rule.tenant === 'none' ? 'none' : 'required', policy: true },
       authorization: credentials.authorization,
       tenantHeader: credentials.tenantHeader,
-      resource: match.resource,
+      resource,
       policy: {
         method: request.method,
         path: `/${request.segments.map((segment) => encodeURIComponent(segment)).join('/')}`,
         clientIp: credentials.clientIp,
         clientCertSubject: credentials.clientCertSubject,
       },
-    });
-    const principal = result.principal!;
-    const admission = await this.limits.admit({ principal, tenantId: result.tenantId, clientIp: credentials.clientIp });
-    try {
-      const internalToken = await this.tokens.mint('forward', principal, result.tenantId);
-      return {
-        kind: 'allowed',
-        rule: index,
-        principal,
-        tenantId: result.tenantId,
-        internalToken,
-        reason: `rule ${index}: ${result.decision?.reason ?? 'allow'}`,
-        admission,
-      };
-    } catch (error) {
-      admission.release();
-      throw error;
-    }
+    };
   }
+}
+
+function allowed(
+  rule: number,
+  principal: Principal,
+  result: AuthorizationResult,
+  internalToken: string,
+  admission: ForwardAdmission,
+): ForwardDecision {
+  return {
+    kind: 'allowed',
+    rule,
+    principal,
+    tenantId: result.tenantId,
+    internalToken,
+    reason: `rule ${rule}: ${result.decision?.reason ?? 'allow'}`,
+    admission,
+  };
 }

@@ -10,16 +10,17 @@ export const FORWARD_FAST_ROUTES = ['ALL /v1/authz/forward'] as const satisfies 
  * the route is `@DelegatedTo` (AuthGuard lets it through; the controller runs RequestAuthorizer
  * with the matched rule), AdminWriteLimitGuard skips non-admin paths, there are no pipes or
  * interceptors, and the method takes the raw request and reply (`@Req`, `@Res`). Errors reach
- * Fastify's error handler, which is Nest's: the same ProblemFilter answers them.
+ * Fastify's error handler, which is Nest's: the same ProblemFilter answers them. A decision made
+ * from memory is answered before the handler returns (undefined: no promise for Fastify to wait on).
  */
 export function forwardFastHandlers(app: INestApplicationContext): ReadonlyMap<FastRouteKey, FastRouteHandler> {
   const controller = app.get(ForwardController);
   return new Map<FastRouteKey, FastRouteHandler>([
     [
       FORWARD_FAST_ROUTES[0],
-      async (request, reply) => {
-        await controller.decide(request, reply);
-        return reply;
+      (request, reply) => {
+        const pending = controller.decide(request, reply);
+        return pending === undefined ? undefined : pending.then(() => reply);
       },
     ],
   ]);

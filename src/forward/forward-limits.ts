@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import type { RequestContext } from '../common/request-context';
 import { TrafficLimitGuard } from '../limits/traffic-limit.guard';
 import type { Principal } from '../session/principal';
 
@@ -26,13 +27,11 @@ export interface ForwardAdmission {
 export class ForwardLimits {
   constructor(private readonly limits: TrafficLimitGuard) {}
 
-  admit(input: ForwardAdmissionInput): Promise<ForwardAdmission> {
-    return this.limits.admit({
-      routeClass: 'forward',
-      principalId: input.principal?.id,
-      tenantId: input.tenantId,
-      clientIp: input.clientIp,
-      holdsSlot: true,
-    });
+  /** Every check is in this process's memory, so no promise: a refusal throws. */
+  admit(input: ForwardAdmissionInput, context: RequestContext | undefined): ForwardAdmission {
+    return this.limits.admitNow(
+      { routeClass: 'forward', principalId: input.principal?.id, tenantId: input.tenantId, clientIp: input.clientIp, holdsSlot: true },
+      context,
+    );
   }
 }

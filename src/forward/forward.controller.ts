@@ -3,8 +3,9 @@ import { All, Controller, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DelegatedTo } from '../common/auth-declaration';
 import { AppError } from '../common/app-error';
-import { ForwardDecisionService, type ForwardOutcome } from './forward-decision.service';
-import { readForwardedRequest } from './forwarded-request';
+import { releaseOnClose } from '../limits/traffic-limit.guard';
+import { ForwardDecisionService, type ForwardCredentials, type ForwardDecision, type ForwardOutcome } from './forward-decision.service';
+import { readForwardedRequest, type ForwardedRequest } from './forwarded-request';
 
 /** How long an edge may reuse a decision (CONTRACT §10). */
 const DECISION_CACHE_CONTROL = 'private, max-age=1';
@@ -48,48 +49,73 @@ export class ForwardController {
       'allowed: empty body; identity in `x-auth-principal-id`, `x-auth-principal-type`, `x-tenant-id` and an internal `authorization`',
     headers: { 'x-auth-principal-id': { schema: { type: 'string' } }, 'x-auth-principal-type': { schema: { type: 'string' } } },
   })
-  async decide(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+  /**
+   * Answers at once when the decision needs nothing loaded (ForwardDecisionService.decideNow:
+   * no promise on the way); otherwise the returned promise settles once it has answered.
+   */
+  decide(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> | undefined {
     const context = request.ctx;
+    let original: ForwardedRequest;
+    let credentials: ForwardCredentials;
+    let decision: ForwardDecision | undefined;
     try {
-      const original = readForwardedRequest(request.headers);
+      original = readForwardedRequest(request.headers);
       // the path as received, never the query (it may carry secrets)
       context.forwarded = `${original.method} ${original.rawPath.slice(0, MAX_LOGGED_PATH)}`;
-      const decision = await this.decisions.decide(original, {
+      credentials = {
         authorization: first(request.headers.authorization),
         tenantHeader: first(request.headers['x-tenant-id']),
         clientIp: context.clientIp,
         clientCertSubject: context.clientCertSubject,
-      });
-      void reply.header('cache-control', DECISION_CACHE_CONTROL);
-      for (const [name, value] of Object.entries(decision.admission.headers)) void reply.header(name, value);
-      if (decision.kind === 'public') {
-        context.authz = { decision: 'allow', reason: `rule ${decision.rule}: public` };
-        this.decisions.count('public');
-      } else {
-        context.principalId = decision.principal.id;
-        context.principalType = decision.principal.type;
-        context.tenantId = decision.tenantId;
-        context.authz = { decision: 'allow', reason: decision.reason };
-        void reply.header('x-auth-principal-id', decision.principal.id);
-        void reply.header('x-auth-principal-type', decision.principal.type);
-        if (decision.tenantId !== undefined) void reply.header('x-tenant-id', decision.tenantId);
-        void reply.header('authorization', `Bearer ${decision.internalToken}`);
-        this.decisions.count('allowed');
-      }
-      try {
-        await reply.status(200).send();
-      } finally {
-        decision.admission.release();
-      }
+      };
+      decision = this.decisions.decideNow(original, credentials, context);
     } catch (error) {
-      const outcome = outcomeOf(error);
-      this.decisions.count(error instanceof AppError && error.options.logReason?.startsWith('deny: no forward rule') ? 'no_rule' : outcome);
-      // auth_request drops the body: the code travels in a header the edge copies (swarm/edge/nginx.conf)
-      if (error instanceof AppError) void reply.header('x-gatehouse-error', error.code);
-      if (outcome === 'denied' && error instanceof AppError) {
-        context.authz = { decision: 'deny', reason: error.options.logReason ?? 'deny' };
-      }
-      throw error;
+      throw this.refused(reply, error);
     }
+    if (decision !== undefined) {
+      this.answer(reply, decision);
+      return undefined;
+    }
+    return this.decisions.decide(original, credentials, context).then(
+      (loaded) => this.answer(reply, loaded),
+      (error: unknown) => {
+        throw this.refused(reply, error);
+      },
+    );
+  }
+
+  /** 200, empty body, the identity headers; the in-flight slot is held until the answer is out. */
+  private answer(reply: FastifyReply, decision: ForwardDecision): void {
+    const context = reply.request.ctx;
+    void reply.header('cache-control', DECISION_CACHE_CONTROL);
+    if (decision.admission.headers.ratelimit !== undefined) void reply.header('ratelimit', decision.admission.headers.ratelimit);
+    if (decision.kind === 'public') {
+      context.authz = { decision: 'allow', reason: `rule ${decision.rule}: public` };
+      this.decisions.count('public');
+    } else {
+      context.principalId = decision.principal.id;
+      context.principalType = decision.principal.type;
+      context.tenantId = decision.tenantId;
+      context.authz = { decision: 'allow', reason: decision.reason };
+      void reply.header('x-auth-principal-id', decision.principal.id);
+      void reply.header('x-auth-principal-type', decision.principal.type);
+      if (decision.tenantId !== undefined) void reply.header('x-tenant-id', decision.tenantId);
+      void reply.header('authorization', `Bearer ${decision.internalToken}`);
+      this.decisions.count('allowed');
+    }
+    releaseOnClose(reply.raw, decision.admission.release);
+    void reply.status(200).send();
+  }
+
+  /** Counts and logs a refusal; the error goes on to the ProblemFilter. */
+  private refused(reply: FastifyReply, error: unknown): unknown {
+    const outcome = outcomeOf(error);
+    this.decisions.count(error instanceof AppError && error.options.logReason?.startsWith('deny: no forward rule') ? 'no_rule' : outcome);
+    // auth_request drops the body: the code travels in a header the edge copies (swarm/edge/nginx.conf)
+    if (error instanceof AppError) void reply.header('x-gatehouse-error', error.code);
+    if (outcome === 'denied' && error instanceof AppError) {
+      reply.request.ctx.authz = { decision: 'deny', reason: error.options.logReason ?? 'deny' };
+    }
+    return error;
   }
 }

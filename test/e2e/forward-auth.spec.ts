@@ -200,6 +200,30 @@ describe.skipIf(!available)('forward-auth decision API (CONTRACT §10), single n
     expect(noUri.json.code).toBe('validation_failed');
   });
 
+  it('the first decision (token and grants loaded) and the ones answered from memory after it are the same answer, and each frees its in-flight slot', async () => {
+    const member = await userWithRole(base, adminToken, 'acme', 'tenant_member', 'fwd-memory');
+    const answers: Awaited<ReturnType<typeof decide>>[] = [];
+    // more than IP_IN_FLIGHT_LIMIT (40) one after the other: a slot kept by any of them would refuse the last ones with 429
+    for (let i = 0; i < 45; i += 1) answers.push(await decide('GET', '/orders/9', { 'x-tenant-id': 'acme' }, member.accessToken));
+    const [loaded, ...fromMemory] = answers;
+    expect(loaded!.status, loaded!.text).toBe(200);
+    const identity = (answer: Awaited<ReturnType<typeof decide>>) =>
+      ['x-auth-principal-id', 'x-auth-principal-type', 'x-tenant-id', 'authorization', 'cache-control'].map((name) =>
+        answer.headers.get(name),
+      );
+    expect(identity(loaded!)[0]).toBe(member.userId);
+    for (const answer of fromMemory) {
+      expect(answer.status, answer.text).toBe(200);
+      expect(answer.text).toBe('');
+      expect(identity(answer)).toEqual(identity(loaded!));
+      expect(answer.headers.has('ratelimit')).toBe(loaded!.headers.has('ratelimit'));
+    }
+    // a refusal from memory as from a load
+    const other = await decide('GET', '/orders/9', { 'x-tenant-id': 'beta' }, member.accessToken);
+    expect(other.status).toBe(403);
+    expect(other.headers.get('x-gatehouse-error')).toBe('tenant_forbidden');
+  });
+
   it('a signed-out session is refused within 1 s', async () => {
     const member = await userWithRole(base, adminToken, 'acme', 'tenant_member', 'fwd-signout');
     expect((await decide('GET', '/orders/1', { 'x-tenant-id': 'acme' }, member.accessToken)).status).toBe(200);
