@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { AppConfig } from '../config/config';
 import { httpsServerOptions, refuseUnverifiedClientCertificates, subjectLine } from '../observability/client-certificate';
 import { GRPC_CONTENT_TYPE, GrpcFramingError, encodeGrpcMessage, grpcFrame, parseGrpcTimeout, readUnaryMessage } from './grpc-wire';
+import { inServerSpan, type EndSpan } from './grpc-tracing';
 import { SUBMIT_COMMAND_PATH } from './grpc-upstream.client';
 
 /** the largest request message accepted (grpc-js's default receive limit, as before) */
@@ -113,10 +114,12 @@ export class CommandGrpcServer {
     const deadline = timeout === undefined ? undefined : Date.now() + timeout;
     let timer: NodeJS.Timeout | undefined;
     let answered = false;
+    let endSpan: EndSpan | undefined;
     const answer = (error: CallStatus | null, response?: Buffer): void => {
       if (answered) return;
       answered = true;
       if (timer !== undefined) clearTimeout(timer);
+      endSpan?.(error === null ? status.OK : error.code, error?.details);
       if (stream.closed || stream.destroyed) return;
       if (error === null) answerMessage(stream, response!);
       else answerStatus(stream, error);
@@ -124,6 +127,7 @@ export class CommandGrpcServer {
     if (deadline !== undefined) timer = setTimeout(() => answer({ code: status.DEADLINE_EXCEEDED, details: 'Deadline exceeded' }), timeout);
     stream.once('close', () => {
       if (timer !== undefined) clearTimeout(timer);
+      if (!answered) endSpan?.(status.CANCELLED, 'cancelled by the client');
       answered = true;
     });
     const chunks: Buffer[] = [];
@@ -154,12 +158,15 @@ export class CommandGrpcServer {
         clientCertSubject: verifiedCertSubject(socket),
         deadline,
       };
-      try {
-        this.handler.submitCommand(call, answer);
-      } catch (error) {
-        this.logger.error({ err: error }, 'unhandled error in a gRPC call');
-        answer({ code: status.INTERNAL, details: 'Internal error' });
-      }
+      inServerSpan(headers, (end) => {
+        endSpan = end;
+        try {
+          this.handler.submitCommand(call, answer);
+        } catch (error) {
+          this.logger.error({ err: error }, 'unhandled error in a gRPC call');
+          answer({ code: status.INTERNAL, details: 'Internal error' });
+        }
+      });
     });
   }
 

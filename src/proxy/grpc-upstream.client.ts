@@ -27,6 +27,7 @@ import {
   readUnaryMessage,
   statusOfHttp,
 } from './grpc-wire';
+import { startClientSpan } from './grpc-tracing';
 import { HopFailure, UpstreamGrpcError, classifyHopError } from './upstream-failure';
 import { identityHeaders } from './upstream-headers';
 import { UpstreamTls } from './upstream-tls';
@@ -168,11 +169,17 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
         reject(new HopFailure('timeout', 'sent', 'grpc DEADLINE_EXCEEDED before the call started'));
         return;
       }
+      const attemptHeaders = { ...headers, 'grpc-timeout': grpcTimeout(remaining) };
+      const endSpan = startClientSpan(endpoint, attemptHeaders);
+      const fail = (error: Error): void => {
+        endSpan(statusOfFailure(error), error.message);
+        reject(error);
+      };
       let stream: http2.ClientHttp2Stream;
       try {
-        stream = this.session(endpoint).request({ ...headers, 'grpc-timeout': grpcTimeout(remaining) });
+        stream = this.session(endpoint).request(attemptHeaders);
       } catch (error) {
-        reject(classifyHopError(error));
+        fail(classifyHopError(error));
         return;
       }
       let settled = false;
@@ -184,7 +191,7 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
       const timer = setTimeout(() => {
         settled = true;
         stream.close(http2.constants.NGHTTP2_CANCEL);
-        reject(new HopFailure('timeout', 'sent', `grpc DEADLINE_EXCEEDED after ${remaining} ms`));
+        fail(new HopFailure('timeout', 'sent', `grpc DEADLINE_EXCEEDED after ${remaining} ms`));
       }, remaining);
       stream.on('response', (received) => (responseHeaders = received));
       stream.on('trailers', (received) => (trailers = received));
@@ -201,11 +208,15 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
         clearTimeout(timer);
         if (settled) return;
         settled = true;
+        let response: Buffer;
         try {
-          resolve(this.outcome(stream, responseHeaders, trailers, failure, chunks));
+          response = this.outcome(stream, responseHeaders, trailers, failure, chunks);
         } catch (error) {
-          reject(error as Error);
+          fail(error as Error);
+          return;
         }
+        endSpan(status.OK);
+        resolve(response);
       });
       stream.end(frame);
     });
@@ -297,4 +308,11 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
     this.sessions.delete(endpoint);
     if (!session.closed) session.close();
   }
+}
+
+/** The gRPC status a failed attempt stands for (its span's status code). */
+function statusOfFailure(error: Error): number {
+  if (error instanceof UpstreamGrpcError) return error.grpcCode;
+  if (error instanceof HopFailure) return error.kind === 'timeout' ? status.DEADLINE_EXCEEDED : status.UNAVAILABLE;
+  return status.UNKNOWN;
 }

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { fakeHttp, type FakeHttp } from '../support/fake-upstreams';
+import { commandClient, fakeAggregate, fakeHttp, submitCommand, type FakeAggregate, type FakeHttp } from '../support/fake-upstreams';
 import { http as request } from '../support/http';
 import { spawnGatehouse, waitFor, type GatehouseProcess } from '../support/process';
 import { servicesAvailable } from '../support/services';
@@ -62,13 +62,25 @@ const attribute = (span: ExportedSpan, key: string) => span.attributes.find((ent
 describe.skipIf(!available)('OpenTelemetry tracing over OTLP', () => {
   let db: TestDatabase;
   let projection: FakeHttp;
+  let aggregate: FakeAggregate;
   let receiver: Awaited<ReturnType<typeof otlpReceiver>>;
   let gatehouse: GatehouseProcess;
 
   beforeAll(async () => {
-    [db, projection, receiver] = await Promise.all([createTestDatabase(), fakeHttp('proj-trace'), otlpReceiver()]);
+    [db, projection, aggregate, receiver] = await Promise.all([
+      createTestDatabase(),
+      fakeHttp('proj-trace'),
+      fakeAggregate('agg-trace'),
+      otlpReceiver(),
+    ]);
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'gh-routing-')), 'routing.json');
-    fs.writeFileSync(file, JSON.stringify({ projection: { placement: { acme: 'p1' }, shards: { p1: [projection.endpoint] } } }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        projection: { placement: { acme: 'p1' }, shards: { p1: [projection.endpoint] } },
+        aggregate: { placement: { acme: 'a1' }, shards: { a1: [aggregate.endpoint] } },
+      }),
+    );
     gatehouse = await spawnGatehouse(
       {
         DATABASE_URL: db.url,
@@ -84,7 +96,7 @@ describe.skipIf(!available)('OpenTelemetry tracing over OTLP', () => {
   });
   afterAll(async () => {
     await gatehouse?.stop();
-    await Promise.all([projection?.stop(), receiver?.close(), db?.drop()]);
+    await Promise.all([projection?.stop(), aggregate?.stop(), receiver?.close(), db?.drop()]);
   });
 
   it('exports a proxied request as one trace: server span, client spans for the upstream call and the database, continuing the inbound traceparent', async () => {
@@ -122,6 +134,35 @@ describe.skipIf(!available)('OpenTelemetry tracing over OTLP', () => {
     );
     expect(database.length).toBeGreaterThan(0);
     expect(receiver.contentTypes.every((type) => type.startsWith('application/json'))).toBe(true);
+  });
+
+  it('exports a gRPC SubmitCommand as a server span and a client span for the aggregate call, continuing the inbound traceparent', async () => {
+    const signin = await request(gatehouse.url, 'POST', '/v1/auth/signin', { json: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
+    const traceId = 'a3ce929d0e0e47364bf92f3577b34da6';
+    const client = commandClient(gatehouse.grpcPort);
+    try {
+      const { error } = await submitCommand(
+        client,
+        { aggregate_type: 'order', aggregate_id: 'o-1', command_id: 'c-trace', command_type: 'order.touch' },
+        { authorization: `Bearer ${signin.json.access_token}`, 'x-tenant-id': 'acme', traceparent: `00-${traceId}-${INBOUND_SPAN}-01` },
+      );
+      expect(error).toBeNull();
+    } finally {
+      client.close();
+    }
+    const upstream = String(aggregate.calls.at(-1)!.metadata.traceparent);
+    const [, upstreamTrace, upstreamParent] = upstream.split('-');
+    expect(upstreamTrace).toBe(traceId);
+    await waitFor(() => receiver.spans.some((span) => span.spanId === upstreamParent), 15_000, 50);
+    const inTrace = receiver.spans.filter((span) => span.traceId === traceId);
+    const server = inTrace.find((span) => span.kind === SPAN_KIND_SERVER && span.parentSpanId === INBOUND_SPAN);
+    expect(server, JSON.stringify(inTrace.map((span) => span.name))).toBeDefined();
+    expect(server!.name).toBe('aggregate.gateway.v1.CommandService/SubmitCommand');
+    expect(attribute(server!, 'rpc.grpc.status_code')).toEqual({ intValue: 0 });
+    const upstreamClient = inTrace.find((span) => span.spanId === upstreamParent)!;
+    expect(upstreamClient.kind).toBe(SPAN_KIND_CLIENT);
+    expect(upstreamClient.parentSpanId).toBe(server!.spanId);
+    expect(attribute(upstreamClient, 'server.port')).toEqual({ intValue: aggregate.port });
   });
 
   it('keeps secrets and probes out of the spans', async () => {
