@@ -167,6 +167,29 @@ describe.skipIf(!available)('audit trail across two Gatehouse processes on one d
     for (const url of [a.url, b.url]) expect(await verify(url)).toEqual({ ok: true, checked: chain.length, first_bad_seq: null });
   });
 
+  it('links admin mutations at commit from both replicas: 48 parallel tenant creations, a third of them refused duplicates, one record per created tenant and none for a refusal', async () => {
+    const before = await rows();
+    const ids = Array.from({ length: 32 }, (_, index) => `commit-link-${index}`);
+    // each id twice more on the other replica: exactly one of its three creations wins
+    const attempts = [...ids.map((id, index) => ({ id, index })), ...ids.slice(0, 16).map((id, index) => ({ id, index: index + 1 }))];
+    const results = await Promise.all(
+      attempts.map(({ id, index }) =>
+        http(replica(index), 'POST', '/admin/tenants', { token: adminToken, json: { id, name: `Tenant ${id}` } }),
+      ),
+    );
+    expect(results.filter((result) => result.status === 201)).toHaveLength(32);
+    expect(results.filter((result) => result.status === 409)).toHaveLength(16);
+
+    const chain = await rows();
+    expect(chain.map((row) => Number(row.seq))).toEqual(Array.from({ length: chain.length }, (_, index) => index + 1));
+    const created = chain.slice(before.length).filter((row) => row.action === 'platform.tenant.create');
+    expect(created.map((row) => row.target_id).sort()).toEqual([...ids].sort());
+    expect(chain.length - before.length).toBe(32);
+    // no record waits in audit_pending once its transaction is over, committed or rolled back
+    expect((await db.query<{ n: string }>('SELECT count(*) AS n FROM audit_pending')).rows[0]!.n).toBe('0');
+    for (const url of [a.url, b.url]) expect(await verify(url)).toEqual({ ok: true, checked: chain.length, first_bad_seq: null });
+  });
+
   it('writes the trace id of a request’s traceparent into the audit record of its mutation, and the chain still verifies', async () => {
     const traceId = '0af7651916cd43dd8448eb211c80319c';
     const traceparent = `00-${traceId}-b7ad6b7169203331-01`;
