@@ -10,7 +10,7 @@ import type { RequestContext } from '../common/request-context';
 import { EndpointBreakers } from './endpoint-breakers.service';
 import { InternalTokenService } from './internal-token.service';
 import { upstreamRequestHeaders, type HeaderMap } from './upstream-headers';
-import { UpstreamExchange, type UpstreamBody, type UpstreamHead } from './upstream-exchange';
+import { UpstreamExchange, type UpstreamAnswer, type UpstreamBody } from './upstream-exchange';
 import { HopFailure, classifyHopError } from './upstream-failure';
 import { StreamedBody } from './streamed-body';
 import { UpstreamTls } from './upstream-tls';
@@ -126,7 +126,7 @@ export class HttpUpstreamClient implements OnApplicationShutdown {
         counts.circuitOpen.inc();
         continue;
       }
-      let head: UpstreamHead;
+      let head: UpstreamAnswer;
       try {
         head = await this.attempt(endpoint, method, request.path, headers, body);
       } catch (error) {
@@ -169,32 +169,32 @@ export class HttpUpstreamClient implements OnApplicationShutdown {
   /**
    * One attempt, with UPSTREAM_TIMEOUT_MS from the moment the request is written (for a streamed
    * body: once its last byte went out, so a slow client upload is not an upstream timeout)
-   * until the response head.
+   * until the response head. Rejects with a HopFailure, or with the client's own failure when
+   * the request body failed on the client's side (limit crossed, client gone: not the
+   * upstream's fault).
    */
-  private async attempt(
+  private attempt(
     endpoint: string,
     method: string,
     path: string,
     headers: Record<string, string | string[]>,
     body: StreamedBody | Buffer | undefined,
-  ): Promise<UpstreamHead> {
-    const exchange = new UpstreamExchange(method, this.config.UPSTREAM_TIMEOUT_MS);
+  ): Promise<UpstreamAnswer> {
+    const streamed = body instanceof StreamedBody ? body : undefined;
+    const exchange = new UpstreamExchange(method, this.config.UPSTREAM_TIMEOUT_MS, (error) =>
+      streamed?.failure !== undefined ? streamed.failure : classifyHopError(error),
+    );
     let sent: Buffer | Readable | undefined;
-    if (body instanceof StreamedBody) {
-      sent = body.forUpstream();
+    if (streamed !== undefined) {
+      sent = streamed.forUpstream();
       sent.once('end', () => exchange.startDeadline());
     } else {
-      sent = body !== undefined && body.length > 0 ? body : undefined;
+      const whole = body as Buffer | undefined;
+      sent = whole !== undefined && whole.length > 0 ? whole : undefined;
       exchange.startDeadline();
     }
-    try {
-      this.agent.dispatch({ origin: this.origin(endpoint), path, method: method as Dispatcher.HttpMethod, headers, body: sent }, exchange);
-      return await exchange.head;
-    } catch (error) {
-      // the client's side failed (limit crossed, client gone): not the upstream's fault
-      if (body instanceof StreamedBody && body.failure !== undefined) throw body.failure;
-      throw classifyHopError(error);
-    }
+    this.agent.dispatch({ origin: this.origin(endpoint), path, method: method as Dispatcher.HttpMethod, headers, body: sent }, exchange);
+    return exchange.answer;
   }
 
   /** `http://host:port` (or https with upstream TLS), built once per endpoint. */

@@ -32,6 +32,6 @@ export class QueryController {
       inboundHeaders: request.headers,
       body: request.body instanceof StreamedBody ? request.body : undefined,
     });
-    await relayUpstreamResponse(request, reply, response, started);
+    relayUpstreamResponse(request, reply, response, started);
   }
 }

@@ -39,6 +39,6 @@ export class RunnerController {
       inboundHeaders: request.headers,
       body: request.body instanceof StreamedBody ? request.body : undefined,
     });
-    await relayUpstreamResponse(request, reply, response, started);
+    relayUpstreamResponse(request, reply, response, started);
   }
 }

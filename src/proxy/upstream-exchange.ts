@@ -7,9 +7,9 @@ import type { HeaderMap } from './upstream-headers';
 export const BUFFERED_BODY_LIMIT = 64 * 1024;
 
 /** An upstream answer's body: read whole (announced ≤ BUFFERED_BODY_LIMIT), or a stream. */
-export type UpstreamBody = { kind: 'buffered'; whole: Promise<Buffer> } | { kind: 'stream'; stream: Readable };
+export type UpstreamBody = Buffer | Readable;
 
-export interface UpstreamHead {
+export interface UpstreamAnswer {
   statusCode: number;
   headers: HeaderMap;
   body: UpstreamBody;
@@ -54,39 +54,42 @@ class HeadDeadlines {
 const deadlines = new HeadDeadlines();
 
 /**
- * One upstream attempt as an undici dispatch handler: the promise of the response head, the
- * body read whole when it is announced small (no stream, no per-chunk events), and the
- * UPSTREAM_TIMEOUT_MS deadline until the head. What `Dispatcher.request` does, without its
- * per-request AsyncResource, abort-signal listener and body stream.
+ * One upstream attempt as an undici dispatch handler: the promise of the answer, settled once
+ * the body is in when it is announced short (no stream, no per-chunk events, one promise for the
+ * whole exchange), at the head otherwise; and the UPSTREAM_TIMEOUT_MS deadline until the head.
+ * What `Dispatcher.request` does, without its per-request AsyncResource, abort-signal listener
+ * and body stream. A short body that fails after its head fails the attempt as a hop failure.
+ * Failures are classified here (`classify`), so the caller needs no async wrapper of its own.
  */
 export class UpstreamExchange implements Dispatcher.DispatchHandler {
-  readonly head: Promise<UpstreamHead>;
+  readonly answer: Promise<UpstreamAnswer>;
   deadline = Number.POSITIVE_INFINITY;
-  private resolveHead!: (head: UpstreamHead) => void;
-  private rejectHead!: (error: unknown) => void;
+  private resolveAnswer!: (answer: UpstreamAnswer) => void;
+  private rejectAnswer!: (error: unknown) => void;
   private abort: ((reason: Error) => void) | undefined;
   /** why the attempt was cut short (its timeout), before undici's own error for it */
   private reason: Error | undefined;
-  private answered = false;
+  private settled = false;
+  private statusCode = 0;
+  private headers: HeaderMap | undefined;
   private chunks: Buffer[] | undefined;
   private received = 0;
-  private resolveBody: ((body: Buffer) => void) | undefined;
-  private rejectBody: ((error: unknown) => void) | undefined;
   private stream: UpstreamBodyStream | undefined;
 
   constructor(
     private readonly method: string,
     private readonly timeoutMs: number,
+    private readonly classify: (error: unknown) => unknown,
   ) {
-    this.head = new Promise<UpstreamHead>((resolve, reject) => {
-      this.resolveHead = resolve;
-      this.rejectHead = reject;
+    this.answer = new Promise<UpstreamAnswer>((resolve, reject) => {
+      this.resolveAnswer = resolve;
+      this.rejectAnswer = reject;
     });
   }
 
   /** Starts the deadline (now, or once a streamed request body has been sent). */
   startDeadline(): void {
-    if (this.answered || this.reason !== undefined) return;
+    if (this.headers !== undefined || this.settled || this.reason !== undefined) return;
     this.deadline = performance.now() + this.timeoutMs;
     deadlines.add(this);
   }
@@ -103,25 +106,18 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) return true;
-    this.answered = true;
     deadlines.delete(this);
     const headers = util.parseHeaders(rawHeaders) as HeaderMap;
     const length = Number(headers['content-length'] ?? Number.NaN);
-    let body: UpstreamBody;
     if (this.method === 'HEAD' || length <= BUFFERED_BODY_LIMIT) {
+      this.statusCode = statusCode;
+      this.headers = headers;
       this.chunks = [];
-      body = {
-        kind: 'buffered',
-        whole: new Promise<Buffer>((resolve, reject) => {
-          this.resolveBody = resolve;
-          this.rejectBody = reject;
-        }),
-      };
-    } else {
-      this.stream = new UpstreamBodyStream(resume, this.abort);
-      body = { kind: 'stream', stream: this.stream };
+      return true;
     }
-    this.resolveHead({ statusCode, headers, body });
+    this.stream = new UpstreamBodyStream(resume, this.abort);
+    this.settled = true;
+    this.resolveAnswer({ statusCode, headers, body: this.stream });
     return true;
   }
 
@@ -138,19 +134,23 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
       return;
     }
     const chunks = this.chunks!;
-    this.resolveBody!(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.received));
+    this.settled = true;
+    this.resolveAnswer({
+      statusCode: this.statusCode,
+      headers: this.headers!,
+      body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.received),
+    });
   }
 
   onError(error: Error): void {
     deadlines.delete(this);
     const failure = this.reason ?? error;
-    if (!this.answered) {
-      this.answered = true;
-      this.rejectHead(failure);
+    if (!this.settled) {
+      this.settled = true;
+      this.rejectAnswer(this.classify(failure));
       return;
     }
-    if (this.stream !== undefined) this.stream.destroy(failure);
-    else this.rejectBody?.(failure);
+    this.stream?.destroy(failure);
   }
 }
 
