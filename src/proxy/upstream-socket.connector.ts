@@ -111,7 +111,8 @@ export class UpstreamSocketConnector {
       const key = crypto.randomBytes(16).toString('base64');
       const target = new URL(url);
       const options: https.RequestOptions = {
-        host: target.hostname,
+        // an IPv6 endpoint is bracketed in the URL, not in a host name
+        host: target.hostname.replace(/^\[(.*)\]$/, '$1'),
         port: target.port,
         path: `${target.pathname}${target.search}`,
         headers: { ...headers, connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': key },
