@@ -11,10 +11,14 @@
  *  (c) the same blocks without proxy_cache (every request asks Gatehouse);
  *  (d) Gatehouse's own proxy (POST /v1/query to the same fake service), the same 100 tokens.
  * Rows: requests/s, ratio to (a), p50/p99, CPU µs per request of nginx and of Gatehouse (/proc/<pid>/stat).
- * nginx runs as one process (master_process off, one worker), Gatehouse with WORKERS=1, the targets
- * interleaved in BENCH_ROUNDS rounds (default 4) of BENCH_SECONDS / rounds each (default 8 s in all).
- * CPU µs per request is also printed for the fake service and for the load generator (this process),
- * so the whole machine's cost of a request is visible; (b)/(a) is printed over the run, per round
+ * One nginx (one master, `worker_processes` and `worker_connections` as shipped, BENCH_NGINX_WORKERS
+ * to override) serves every nginx row; its upstreams keep as many idle connections as the shipped
+ * ones. Gatehouse runs with WORKERS=1. The targets are interleaved in BENCH_ROUNDS rounds (default 4)
+ * of BENCH_SECONDS / rounds each (default 8 s in all). The load generator is wrk (one thread,
+ * BENCH_WRK_THREADS) when installed, else autocannon in this process (BENCH_EDGE_CLIENT=autocannon
+ * forces it); the same client, connections and request order for every row. CPU µs per request is
+ * also printed for the fake service and for the load generator, so the whole machine's cost of a
+ * request is visible; (b)/(a) is printed over the run, per round
  * and as the ratio of that CPU (what req/s follows when the processes are short of CPU). BENCH_ONLY=b,c runs only those targets
  * (with (a), the baseline); BENCH_GATEHOUSE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"
  * profiles Gatehouse under load.
@@ -58,26 +62,130 @@ function shuffled(items) {
 }
 
 /**
- * autocannon walks `requests` from the first one on every connection: with one shared order all
- * connections ask for the same token and URI at the same moment, so each decision that expires
- * is missed by up to CONNECTIONS requests at once (that was the low hit ratio of the first
- * measurements). Each connection gets its own order here, as independent clients would.
+ * The load generator, the same for every row. wrk (C, one thread, `BENCH_WRK_THREADS`) when it is
+ * installed, else autocannon (`BENCH_EDGE_CLIENT=autocannon` forces it): autocannon runs in this
+ * Node process and spends about as much CPU per request as nginx and the service together, so on
+ * a 2-core machine it caps (a) before nginx does and pulls every row towards the same rate.
+ *
+ * Either walks the requests in random order: autocannon walks its `requests` from the first one on
+ * every connection, and with one shared order all connections ask for the same token and URI at
+ * the same moment, so each decision that expires is missed by up to CONNECTIONS requests at once
+ * (the low hit ratio of the first measurements). With autocannon each connection gets its own
+ * order, as independent clients would; wrk's connections of one thread take turns on that
+ * thread's own shuffled list, so no two ask for the same pair at once either.
  */
-function cannon({ requests, ...options }) {
+const WRK = process.env.BENCH_EDGE_CLIENT === 'autocannon' ? undefined : binary('wrk');
+const WRK_THREADS = Number(process.env.BENCH_WRK_THREADS ?? 1);
+const WRK_SCRIPT = `
+local list = {}
+local position = 0
+function setup(thread)
+  thread:set("seed", math.random(1, 2147483646))
+end
+function init(args)
+  for line in io.lines(args[1]) do
+    local fields = {}
+    for field in (line .. "\\t"):gmatch("([^\\t]*)\\t") do fields[#fields + 1] = field end
+    local headers = {}
+    for i = 4, #fields - 1, 2 do headers[fields[i]] = fields[i + 1] end
+    list[#list + 1] = wrk.format(fields[1], fields[2], headers, fields[3] ~= "" and fields[3] or nil)
+  end
+  math.randomseed(seed)
+  for i = #list, 2, -1 do
+    local j = math.random(i)
+    list[i], list[j] = list[j], list[i]
+  end
+end
+function request()
+  position = position % #list + 1
+  return list[position]
+end
+function done(summary, latency)
+  local stat = io.open("/proc/self/stat"):read("*l"):match("%) (.*)")
+  local fields = {}
+  for field in stat:gmatch("%S+") do fields[#fields + 1] = field end
+  local e = summary.errors
+  io.write(string.format('{"requests":%d,"duration_us":%d,"non2xx":%d,"errors":%d,"p50_us":%d,"p99_us":%d,"cpu_ticks":%d}\\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99), tonumber(fields[12]) + tonumber(fields[13])))
+end
+`;
+
+/** The requests of one target as the wrk script reads them: method, path, body, then header name and value, tab-separated. */
+function writeRequestList(file, requests) {
+  const lines = requests.map(({ method, path: requestPath, body, headers }) =>
+    [method, requestPath, body ?? '', ...Object.entries(headers).flat()].join('\t'),
+  );
+  fs.writeFileSync(file, `${lines.join('\n')}\n`);
+}
+
+/**
+ * One run of `seconds` against `target`: requests, seconds, p50/p99 in ms, non-2xx, errors and
+ * the load generator's CPU seconds.
+ */
+async function load(target, seconds) {
+  if (WRK !== undefined) {
+    const args = ['-t', String(WRK_THREADS), '-c', String(CONNECTIONS), '-d', `${seconds}s`, '--timeout', '10s'];
+    const child = spawn(WRK, [...args, '-s', target.wrkScript, target.url, target.wrkList], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    const line = output.split('\n').find((text) => text.startsWith('{'));
+    if (code !== 0 || line === undefined) throw new Error(`wrk failed (${code}): ${output}`);
+    const result = JSON.parse(line);
+    return {
+      count: result.requests,
+      seconds: result.duration_us / 1e6,
+      p50: result.p50_us / 1000,
+      p99: result.p99_us / 1000,
+      non2xx: result.non2xx,
+      errors: result.errors,
+      loadCpu: result.cpu_ticks / CLOCK_TICKS,
+    };
+  }
   const autocannon = require('autocannon');
-  return new Promise((resolve, reject) => {
+  const before = process.cpuUsage();
+  const result = await new Promise((resolve, reject) => {
     autocannon(
       {
-        duration: DURATION,
+        url: target.url,
+        duration: seconds,
         connections: CONNECTIONS,
-        requests,
-        setupClient: (client) => client.setRequests(shuffled(requests)),
-        ...options,
+        requests: target.requests,
+        setupClient: (client) => client.setRequests(shuffled(target.requests)),
       },
-      (error, result) => (error ? reject(error) : resolve(result)),
+      (error, done) => (error ? reject(error) : resolve(done)),
     );
   });
+  const cpu = process.cpuUsage(before);
+  return {
+    count: result.requests.total,
+    seconds: result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    loadCpu: (cpu.user + cpu.system) / 1e6,
+  };
 }
+
+/** The value of a top-level `name value;` setting of the shipped nginx.conf (worker_processes, worker_connections). */
+function shippedSetting(name) {
+  const match = new RegExp(`^\\s*${name}\\s+([^;]+);`, 'm').exec(fs.readFileSync(SHIPPED_NGINX_CONF, 'utf8'));
+  if (match === null) throw new Error(`swarm/edge/nginx.conf does not set ${name}`);
+  return match[1];
+}
+
+/** The idle keep-alive connections per worker of one of the shipped upstreams (their servers are Swarm names, so the bench names its own). */
+function shippedKeepalive(upstream) {
+  const block = new RegExp(`upstream ${upstream} \\{([^}]*)\\}`).exec(fs.readFileSync(SHIPPED_NGINX_CONF, 'utf8'));
+  const keepalive = block === null ? null : /keepalive (\d+);/.exec(block[1]);
+  if (keepalive === null) throw new Error(`swarm/edge/nginx.conf has no keepalive in upstream ${upstream}`);
+  return keepalive[1];
+}
+
+/** nginx's worker processes: as shipped (`auto`, one per core) unless BENCH_NGINX_WORKERS says otherwise; the same for every row. */
+const NGINX_WORKERS = process.env.BENCH_NGINX_WORKERS ?? shippedSetting('worker_processes');
 
 /** Text between `# BEGIN forward-auth <part>` and `# END forward-auth <part>` of the shipped nginx.conf. */
 function shippedBlock(part) {
@@ -87,10 +195,11 @@ function shippedBlock(part) {
   return match[1];
 }
 
-function nginxBinary() {
-  const which = spawnSync('sh', ['-c', 'command -v nginx || ls /usr/sbin/nginx'], { encoding: 'utf8' });
-  const binary = which.stdout.trim().split('\n')[0];
-  return which.status === 0 && binary ? binary : undefined;
+/** The path of an installed program (also in /usr/sbin), or undefined. */
+function binary(name) {
+  const which = spawnSync('sh', ['-c', `command -v ${name} || ls /usr/sbin/${name}`], { encoding: 'utf8' });
+  const found = which.stdout.trim().split('\n')[0];
+  return which.status === 0 && found ? found : undefined;
 }
 
 /**
@@ -119,13 +228,12 @@ async function startNginx(binary, gatehousePort, servicePort) {
   const cacheLog = path.join(logDir, 'cache-status.log');
   const noCache = server.replace(/^\s*proxy_cache(?:_key|_valid)? .*$/gm, '');
   const conf = `
-master_process off;
-worker_processes 1;
 daemon off;
+worker_processes ${NGINX_WORKERS};
 ${process.getuid?.() === 0 ? 'user root;' : ''}
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections ${shippedSetting('worker_connections')}; }
 http {
   access_log off;
   client_body_temp_path ${dir}/body;
@@ -134,8 +242,8 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
 ${http}
-  upstream gatehouse_http { server 127.0.0.1:${gatehousePort}; keepalive 64; }
-  upstream orders_service { server 127.0.0.1:${servicePort}; keepalive 64; }
+  upstream gatehouse_http { server 127.0.0.1:${gatehousePort}; keepalive ${shippedKeepalive('gatehouse_http')}; }
+  upstream orders_service { server 127.0.0.1:${servicePort}; keepalive ${shippedKeepalive('orders_service')}; }
   server {
     listen 127.0.0.1:${plain};
     location /orders/ {
@@ -165,7 +273,20 @@ ${noCache}
     child.kill('SIGKILL');
     throw new Error(`nginx did not start: ${fs.readFileSync(path.join(dir, 'error.log'), 'utf8').slice(-2000)}`);
   }
-  return { child, plain, cached, uncached, cacheDir, logDir, cacheLog };
+  // the master, its workers and the cache manager and loader (nothing reloads nginx, so no new
+  // ones start; the loader exits after its first pass, and its last reading stays counted)
+  const processes = spawnSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter(Boolean)
+    .map(Number);
+  const workers = processes.filter((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('nginx: worker')).length;
+  const lastCpu = new Map();
+  const cpu = () =>
+    [child.pid, ...processes].reduce((sum, pid) => {
+      lastCpu.set(pid, Math.max(lastCpu.get(pid) ?? 0, cpuSeconds(pid)));
+      return sum + lastCpu.get(pid);
+    }, 0);
+  return { child, cpu, workers, plain, cached, uncached, cacheDir, logDir, cacheLog };
 }
 
 /** the fake service (scripts/bench-proxy.js's upstream process: one JSON answer for any path) */
@@ -201,7 +322,7 @@ function countStatuses(file, windows) {
 }
 
 async function main() {
-  const nginxPath = nginxBinary();
+  const nginxPath = binary('nginx');
   if (nginxPath === undefined) {
     console.log('\nEdge mode bench skipped: nginx is not installed (apt-get install -y nginx)');
     return;
@@ -281,7 +402,7 @@ async function main() {
       fs.rmSync(nginx.logDir, { recursive: true, force: true });
     });
 
-    // 100 tokens × 10 URIs (each connection walks them in its own random order, see cannon())
+    // 100 tokens × 10 URIs (in random order, see load())
     const pairs = [];
     for (const token of tokens) for (let uri = 0; uri < URIS; uri += 1) pairs.push({ token, uri });
     const edgeRequests = pairs.map(({ token, uri }) => ({
@@ -327,6 +448,15 @@ async function main() {
         })),
       },
     ].filter((target) => target.key === 'a' || only.includes(target.key));
+    if (WRK !== undefined) {
+      const scriptFile = path.join(dataDir, 'bench-edge.lua');
+      fs.writeFileSync(scriptFile, WRK_SCRIPT);
+      for (const target of targets) {
+        target.wrkScript = scriptFile;
+        target.wrkList = path.join(dataDir, `requests-${target.key}.tsv`);
+        writeRequestList(target.wrkList, target.requests);
+      }
+    }
     // every target answers 200 before anything is measured
     for (const target of targets) {
       const first = target.requests[0];
@@ -340,7 +470,7 @@ async function main() {
         .map((n) => n.toFixed(1))
         .join(
           ' ',
-        )}, ${CONNECTIONS} connections, ${TOKENS} tokens × ${URIS} URIs, ${ROUNDS} interleaved rounds, ${DURATION}s per target in all`,
+        )}, ${CONNECTIONS} connections, ${TOKENS} tokens × ${URIS} URIs, ${ROUNDS} interleaved rounds, ${DURATION}s per target in all; load generator ${WRK === undefined ? 'autocannon' : `wrk (${WRK_THREADS} thread${WRK_THREADS === 1 ? '' : 's'})`}, nginx ${nginx.workers} worker${nginx.workers === 1 ? '' : 's'}`,
     );
     const rounds = Math.max(1, ROUNDS);
     const duration = Math.max(2, Math.round(DURATION / rounds));
@@ -363,27 +493,25 @@ async function main() {
       for (const [index, target] of targets.entries()) {
         // unmeasured second first: connections open and, for (b), decisions cached as in steady
         // traffic (the other targets ran in between, so every decision has expired)
-        await cannon({ url: target.url, requests: target.requests, duration: 1 });
-        const nginxBefore = cpuSeconds(nginx.child.pid);
+        await load(target, 1);
+        const nginxBefore = nginx.cpu();
         const gatehouseBefore = cpuSeconds(gatehouse.pid);
         const serviceBefore = cpuSeconds(upstream.child.pid);
-        const loadBefore = process.cpuUsage();
         const decisionsBefore = target.decisions ? await forwardDecisions(base) : 0;
         const started = Date.now() / 1000;
-        const result = await cannon({ url: target.url, requests: target.requests, duration });
+        const result = await load(target, duration);
         if (target.key === 'b') cachedWindows.push([started, Date.now() / 1000]);
         const total = totals[index];
-        total.nginxCpu += cpuSeconds(nginx.child.pid) - nginxBefore;
+        total.nginxCpu += nginx.cpu() - nginxBefore;
         total.gatehouseCpu += cpuSeconds(gatehouse.pid) - gatehouseBefore;
         total.serviceCpu += cpuSeconds(upstream.child.pid) - serviceBefore;
-        const load = process.cpuUsage(loadBefore);
-        total.loadCpu += (load.user + load.system) / 1e6;
+        total.loadCpu += result.loadCpu;
         if (target.decisions) total.decisions += (await forwardDecisions(base)) - decisionsBefore;
-        total.count += result.requests.total;
-        total.rounds.push(result.requests.total / result.duration);
-        total.seconds += result.duration;
-        total.p50s.push(result.latency.p50);
-        total.p99 = Math.max(total.p99, result.latency.p99);
+        total.count += result.count;
+        total.rounds.push(result.count / result.seconds);
+        total.seconds += result.seconds;
+        total.p50s.push(result.p50);
+        total.p99 = Math.max(total.p99, result.p99);
         total.non2xx += result.non2xx;
         total.errors += result.errors;
       }
