@@ -30,7 +30,7 @@ import { GrpcUpstreamClient, SUBMIT_COMMAND_PATH } from './grpc-upstream.client'
  */
 @Controller()
 export class CommandGrpcController implements CommandCallHandler {
-  private readonly declaration: AuthDeclaration;
+  private readonly declaration: Extract<AuthDeclaration, { kind: 'requires' }>;
 
   constructor(
     private readonly aggregates: GrpcUpstreamClient,
@@ -39,7 +39,10 @@ export class CommandGrpcController implements CommandCallHandler {
     private readonly metrics: MetricsService,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {
-    this.declaration = Reflect.getMetadata(AUTH_DECLARATION, CommandGrpcController.prototype.submitCommand) as AuthDeclaration;
+    this.declaration = Reflect.getMetadata(AUTH_DECLARATION, CommandGrpcController.prototype.submitCommand) as Extract<
+      AuthDeclaration,
+      { kind: 'requires' }
+    >;
   }
 
   /** The unary handler: `call.request` is the encoded SubmitCommandRequest. */
@@ -86,13 +89,15 @@ export class CommandGrpcController implements CommandCallHandler {
         logReason: error.message,
       });
     }
-    const authorization = await this.authorizer.authorize({
+    const input = {
       declaration: this.declaration,
       authorization: call.metadata('authorization'),
       tenantHeader: call.metadata('x-tenant-id'),
       resource: fields.aggregate_type,
       policy: { method: 'POST', path: SUBMIT_COMMAND_PATH, clientIp },
-    });
+    };
+    // without waiting when the token, the grants and the decision are in memory (as on HTTP)
+    const authorization = this.authorizer.authorizeNow(input) ?? (await this.authorizer.authorize(input));
     recordAuthorization(context, authorization);
     const principal = authorization.principal;
     const tenantId = authorization.tenantId;

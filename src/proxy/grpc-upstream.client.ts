@@ -123,7 +123,9 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
    */
   async forward(input: Omit<SubmitInput, 'request'> & { request: Buffer }): Promise<Buffer> {
     const shard = this.routing.resolve('aggregate', input.tenantId);
-    const internalToken = await this.tokens.mint('aggregate', input.principal, input.tenantId);
+    const internalToken =
+      this.tokens.mintNow('aggregate', input.principal, input.tenantId) ??
+      (await this.tokens.mint('aggregate', input.principal, input.tenantId));
     const headers: http2.OutgoingHttpHeaders = {
       ':method': 'POST',
       ':path': SUBMIT_COMMAND_PATH,
@@ -244,7 +246,7 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
     const code = Number(statusHeader);
     if (code !== status.OK) throw this.failureOf(code, decodeGrpcMessage((trailers ?? responseHeaders)?.['grpc-message']));
     try {
-      const { message, compressed } = readUnaryMessage(Buffer.concat(chunks), MAX_RESPONSE_BYTES);
+      const { message, compressed } = readUnaryMessage(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), MAX_RESPONSE_BYTES);
       if (!compressed) return message;
       const encoding = responseHeaders?.['grpc-encoding'];
       if (encoding === 'gzip') return zlib.gunzipSync(message);
