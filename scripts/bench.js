@@ -262,7 +262,7 @@ async function startReplicas(count, dbUrl, extraEnv = {}) {
     replicas.push({ child, pid: child.pid, base: `http://127.0.0.1:${port}`, countDir });
     // one at a time: both would otherwise race to apply the migrations (they are locked, but slower)
     await waitReady(replicas[index].base);
-    await waitSettled(child.pid, natsUp);
+    await waitSettled(replicas[index].base, child.pid, natsUp);
   }
   return { replicas, natsUp };
 }
@@ -281,44 +281,35 @@ async function waitReady(base) {
 
 /**
  * /ready answers once the first worker serves; the others (WORKERS = cores with NATS) start after
- * it. Waits until the replica has its workers and has gone quiet, so no worker's start-up is
+ * it. Waits until the replica has all its workers (/metrics answers only when every worker does:
+ * the primary collects each one's registry) and has gone quiet, so no worker's start-up is
  * charged to a measured run.
  */
-async function waitSettled(pid, natsUp) {
+async function waitSettled(base, pid, natsUp) {
   const workers = natsUp && os.availableParallelism() > 1 ? os.availableParallelism() : 0;
-  const childCount = () => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).length;
-    } catch {
-      return 0;
-    }
-  };
-  // time on a CPU plus time waiting for one (schedstat), over every thread of the tree: on a busy
-  // machine a starting worker gets little CPU but keeps waiting for it, an idle one does neither
+  const childCount = () => treePids(pid).length - 1;
+  for (let i = 0; workers > 0; i += 1) {
+    if (childCount() >= workers && (await fetch(`${base}/metrics`).catch(() => undefined))?.status === 200) break;
+    if (i > 120) throw new Error('the replica did not start all its workers');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  // time on a CPU plus time waiting for one (schedstat) of each process's main thread: on a busy
+  // machine a starting process gets little CPU but keeps waiting for it, an idle one does neither
   const wantedMs = () =>
     treePids(pid).reduce((sum, process) => {
-      let tasks = [];
       try {
-        tasks = fs.readdirSync(`/proc/${process}/task`);
+        const [run, wait] = fs.readFileSync(`/proc/${process}/task/${process}/schedstat`, 'utf8').split(' ').map(Number);
+        return sum + (run + wait) / 1e6;
       } catch {
         return sum;
       }
-      for (const task of tasks) {
-        try {
-          const [run, wait] = fs.readFileSync(`/proc/${process}/task/${task}/schedstat`, 'utf8').split(' ').map(Number);
-          sum += (run + wait) / 1e6;
-        } catch {
-          /* the thread ended */
-        }
-      }
-      return sum;
     }, 0);
-  for (let i = 0; i < 240; i += 1) {
+  // at most 10 s: with BENCH_PROFILE the profiler wakes every thread, which a busy machine keeps waiting
+  for (let i = 0; i < 20; i += 1) {
     const before = wantedMs();
     await new Promise((resolve) => setTimeout(resolve, 500));
-    if (childCount() >= workers && wantedMs() - before < 50) return;
+    if (wantedMs() - before < 50) return;
   }
-  console.log('  (the replica did not go quiet within 120 s; measuring anyway)');
 }
 
 function stopReplicas(replicas) {
@@ -562,12 +553,17 @@ async function main() {
       };
       // unmeasured warm-up: every worker's hashing threads started, the code paths compiled
       await cannon({ ...signinRequest, duration: 2 });
-      // what the replica spends with no traffic at all (timers, publishers, pollers): a sign-in run
-      // is charged its share of it
-      const idle0 = threadCpuMs(pid);
+      // what the replica's main threads spend with no traffic (timers, publishers, pollers): a
+      // sign-in run is charged its share of it. First the warm-up's queued sign-ins finish.
+      for (let i = 0, last = -1; i < 50; i += 1) {
+        const hashing = threadCpuMs(pid).get('worker threads (argon2)') ?? 0;
+        if (hashing === last) break;
+        last = hashing;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      const idle0 = threadCpuMs(pid).get('main thread') ?? 0;
       await new Promise((resolve) => setTimeout(resolve, 3000));
-      const idle = [...threadCpuMs(pid).entries()].map(([kind, ms]) => `${kind} ${((ms - (idle0.get(kind) ?? 0)) / 3).toFixed(1)}`);
-      line('  Gatehouse idle, CPU ms per second', idle.filter((part) => !part.endsWith(' 0.0')).join(', ') || '0');
+      line('  Gatehouse idle, main threads', `${(((threadCpuMs(pid).get('main thread') ?? 0) - idle0) / 3).toFixed(1)} ms CPU per second`);
       await statements(first);
       const backends = await backendPids(admin, database);
       const threads0 = threadCpuMs(pid);
