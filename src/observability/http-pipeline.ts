@@ -5,7 +5,7 @@ import { AppError } from '../common/app-error';
 import { OAUTH_ROUTES } from '../common/oauth-errors';
 import { duplicateAuthorizationError, headerCount } from '../common/authorization-header';
 import { requestContext, type RequestContext } from '../common/request-context';
-import type { MetricsService } from './metrics.service';
+import { counterSeries, histogramSeries, type MetricsService } from './metrics.service';
 import { logRequest, openRequestContext } from './request-edge';
 import { formatTraceparent } from './trace-context';
 
@@ -107,8 +107,9 @@ export function installHttpPipeline(
     requestContext.run(context, done);
   });
 
-  // prom-client hashes the label values on every call; the series children are kept instead, by
-  // route template, method and status (the route and method strings are the same objects on
+  // prom-client validates and hashes the label values on every call, even through a labelled
+  // child; the series are found once (metrics.service.ts) and kept here by route template, method
+  // and status (the route and method strings are the same objects on
   // every request, so these lookups hash nothing new; routes are templates and methods a fixed
   // set, so the maps stay small)
   const series = new Map<string, Map<string, Map<number, Series>>>();
@@ -126,8 +127,8 @@ export function installHttpPipeline(
     let child = ofMethod.get(status);
     if (child === undefined) {
       child = {
-        requests: metrics.httpRequests.labels({ method, route, status: String(status) }),
-        duration: metrics.httpDuration.labels({ method, route }),
+        requests: counterSeries(metrics.httpRequests, { method, route, status: String(status) }),
+        duration: histogramSeries(metrics.httpDuration, { method, route }),
       };
       ofMethod.set(status, child);
     }

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import { readBuildInfo } from './build-info';
 import { ReplicaMetrics } from './replica-metrics';
 
@@ -120,4 +120,84 @@ export class MetricsService {
     const build = readBuildInfo();
     this.buildInfo.set({ version: build.version, commit: build.commit, node: process.version }, 1);
   }
+}
+
+/** prom-client 15's storage of a labelled series (what `get()` exports): read through these two shapes only. */
+interface StoredCounter {
+  labels: LabelValues<string>;
+  value: number;
+}
+interface StoredHistogram {
+  labels: LabelValues<string>;
+  bucketValues: Record<number, number>;
+  sum: number;
+  count: number;
+}
+interface SeriesStore<T> {
+  hashMap: Record<string, T>;
+}
+
+function sameLabels(a: LabelValues<string>, b: LabelValues<string>): boolean {
+  const keys = Object.keys(b);
+  return Object.keys(a).length === keys.length && keys.every((key) => String(a[key]) === String(b[key]));
+}
+
+/**
+ * The stored series of `labels`, made by one call through prom-client's API and then found
+ * again only when the metric was reset (its store replaced).
+ */
+function storedSeries<T extends { labels: LabelValues<string> }>(
+  metric: object,
+  labels: LabelValues<string>,
+  create: () => void,
+): () => T | undefined {
+  const store = metric as SeriesStore<T>;
+  let map: Record<string, T> | undefined;
+  let entry: T | undefined;
+  return () => {
+    if (store.hashMap !== map || entry === undefined) {
+      create();
+      map = store.hashMap;
+      entry = Object.values(map).find((candidate) => sameLabels(candidate.labels, labels));
+      return undefined;
+    }
+    return entry;
+  };
+}
+
+/**
+ * A counter series for the hot path: prom-client's labelled child validates and hashes its
+ * labels on every `inc`; this one adds to the stored series directly once it exists (the
+ * exported value is the same: prom-client reads it from its store at scrape time).
+ */
+export function counterSeries(counter: Counter<string>, labels: LabelValues<string>): { inc(): void } {
+  const stored = storedSeries<StoredCounter>(counter, labels, () => counter.inc(labels));
+  return {
+    inc() {
+      const entry = stored();
+      if (entry !== undefined) entry.value += 1;
+    },
+  };
+}
+
+/** The same for a histogram series: the value's bucket, sum and count, as prom-client's `observe` adds them. */
+export function histogramSeries(histogram: Histogram<string>, labels: LabelValues<string>): { observe(value: number): void } {
+  const bounds = (histogram as unknown as { upperBounds: number[] }).upperBounds;
+  let pending = 0;
+  const stored = storedSeries<StoredHistogram>(histogram, labels, () => histogram.observe(labels, pending));
+  return {
+    observe(value: number) {
+      pending = value;
+      const entry = stored();
+      if (entry === undefined) return;
+      entry.sum += value;
+      entry.count += 1;
+      for (const bound of bounds) {
+        if (value <= bound) {
+          entry.bucketValues[bound]! += 1;
+          return;
+        }
+      }
+    },
+  };
 }

@@ -82,30 +82,36 @@ export function logRequest(logger: Logger, context: RequestContext, outcome: Req
   // matched, an HTTP method token); everything else goes through JSON.stringify
   let line = `${writer.head()},"request_id":"${context.requestId}","correlation_id":"${context.correlationId}","trace_id":"${
     context.traceId
-  }","span_id":"${context.spanId}","principal_id":${context.principalId === undefined ? 'null' : json(context.principalId)},"tenant_id":${
-    context.tenantId === undefined ? 'null' : json(context.tenantId)
-  },"method":"${outcome.method}","route":${routeJson(outcome.route)},"status":${
+  }","span_id":"${context.spanId}","principal_id":${context.principalId === undefined ? 'null' : repeatedJson(context.principalId)},"tenant_id":${
+    context.tenantId === undefined ? 'null' : repeatedJson(context.tenantId)
+  },"method":"${outcome.method}","route":${repeatedJson(outcome.route)},"status":${
     typeof outcome.status === 'number' ? outcome.status : json(outcome.status)
   },"duration_ms":${Math.round(outcome.durationMs * 100) / 100}`;
   if (context.upstream !== undefined) line += `,"upstream":${json(context.upstream)}`;
   if (context.forwarded !== undefined) line += `,"forwarded":${json(context.forwarded)}`;
-  if (context.authz !== undefined) line += `,"authz":{"decision":"${context.authz.decision}","reason":${json(context.authz.reason)}}`;
+  if (context.authz !== undefined) {
+    line += `,"authz":{"decision":"${context.authz.decision}","reason":${repeatedJson(context.authz.reason)}}`;
+  }
   if (context.rateLimited !== undefined) line += `,"rate_limited":${json(context.rateLimited)}`;
   // null, not a bare undefined, when the socket was gone before its address was read
-  line += `,"ip":${json(context.clientIp ?? null)}`;
+  line += `,"ip":${context.clientIp === undefined ? 'null' : repeatedJson(context.clientIp)}`;
   if (context.clientCertSubject !== undefined) line += `,"client_cert_subject":${json(context.clientCertSubject)}`;
   writer.write(`${line},"msg":"request"}\n`);
 }
 
-/** Route templates are few (and `unmatched`): each is serialised once. */
-const routeJsons = new Map<string, string>();
-function routeJson(route: string): string {
-  let value = routeJsons.get(route);
-  if (value === undefined) {
-    value = JSON.stringify(route);
-    if (routeJsons.size < 1000) routeJsons.set(route, value);
+/**
+ * Values that repeat from line to line (route templates, principals, tenants, addresses, decision
+ * reasons) serialised once each: a lookup of a string seen before costs less than serialising it.
+ */
+const jsonOfRepeated = new Map<string, string>();
+function repeatedJson(value: string): string {
+  let encoded = jsonOfRepeated.get(value);
+  if (encoded === undefined) {
+    encoded = JSON.stringify(value);
+    if (jsonOfRepeated.size >= 4096) jsonOfRepeated.clear();
+    jsonOfRepeated.set(value, encoded);
   }
-  return value;
+  return encoded;
 }
 
 /** The line's fields, for a logger without a request-line writer (the same names and values). */

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { Agent, type Dispatcher } from 'undici';
 import { APP_CONFIG, type AppConfig } from '../config/config';
-import { MetricsService } from '../observability/metrics.service';
+import { MetricsService, counterSeries } from '../observability/metrics.service';
 import type { ServiceKind } from '../routing/routing-document';
 import { RoutingService } from '../routing/routing.service';
 import type { Principal } from '../session/principal';
@@ -155,11 +155,11 @@ export class HttpUpstreamClient implements OnApplicationShutdown {
     throw lastError;
   }
 
-  /** The attempt counter's series of a service kind, labelled once (prom-client hashes labels on every call). */
+  /** The attempt counter's series of a service kind, found once (prom-client hashes labels on every call). */
   private upstreamCounts(kind: ServiceKind): UpstreamCounts {
     let counts = this.counts.get(kind);
     if (counts === undefined) {
-      const series = (outcome: string) => this.metrics.upstreamRequests.labels({ service_kind: kind, outcome });
+      const series = (outcome: string) => counterSeries(this.metrics.upstreamRequests, { service_kind: kind, outcome });
       counts = { ok: series('ok'), errorReply: series('error_reply'), circuitOpen: series('circuit_open') };
       this.counts.set(kind, counts);
     }
