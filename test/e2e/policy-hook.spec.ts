@@ -121,6 +121,7 @@ describe.skipIf(!available)('policy hook (POLICY_URL) after an RBAC allow', () =
       aggregate: { placement: { '*': 'a1' }, shards: { a1: [aggregate.endpoint] } },
       projection: { placement: { '*': 'p1' }, shards: { p1: [projection.endpoint] } },
       runner: { placement: { '*': 'r1' }, shards: { r1: [runner.endpoint] } },
+      forward: { rules: [{ path_prefix: '/orders', right: 'queries.run', resource: '{1}' }] },
     };
     routingFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'gh-policy-')), 'routing.json');
     fs.writeFileSync(routingFile, JSON.stringify(routing));
@@ -350,6 +351,29 @@ describe.skipIf(!available)('policy hook (POLICY_URL) after an RBAC allow', () =
     });
     expect(status).toBe(403);
     expect(pdp.asked.at(-1)!.input).toMatchObject({ method: 'GET', right: 'streams.subscribe', resource: 'orders' });
+  });
+
+  it('is asked for forward-auth decisions too, also once the token and grants are in memory (CONTRACT §10)', async () => {
+    const decide = (resource: string) =>
+      call(app.url, 'GET', '/v1/authz/forward', {
+        token: member.accessToken,
+        headers: { ...inTenant('acme'), 'x-original-method': 'GET', 'x-original-uri': `/orders/${resource}/lines?x=1` },
+      });
+    // the member's token and grants are known from the tests before: only the policy hook makes this wait
+    const allowed = await decide('fwd-allowed');
+    expect(allowed.status, allowed.text).toBe(200);
+    expect(allowed.headers.get('x-auth-principal-id')).toBe(member.userId);
+    expect(pdp.asked.at(-1)!.input).toMatchObject({
+      method: 'GET',
+      path: ['orders', 'fwd-allowed', 'lines'],
+      right: 'queries.run',
+      resource: 'fwd-allowed',
+    });
+    pdp.behaviour.mode = 'deny';
+    const denied = await decide('fwd-denied');
+    expect(denied.status).toBe(403);
+    expect(denied.headers.get('x-gatehouse-error')).toBe('forbidden');
+    expect(pdp.asked.at(-1)!.input).toMatchObject({ resource: 'fwd-denied' });
   });
 
   it('reuses a decision for at most one second', async () => {
