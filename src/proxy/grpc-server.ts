@@ -1,12 +1,19 @@
 import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import zlib from 'node:zlib';
 import { X509Certificate } from 'node:crypto';
 import { status, type Metadata } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { AppConfig } from '../config/config';
 import { httpsServerOptions, refuseUnverifiedClientCertificates, subjectLine } from '../observability/client-certificate';
-import { GRPC_CONTENT_TYPE, GrpcFramingError, encodeGrpcMessage, grpcFrame, parseGrpcTimeout, readUnaryMessage } from './grpc-wire';
+import {
+  GRPC_CONTENT_TYPE,
+  GrpcFramingError,
+  encodeGrpcMessage,
+  inflateMessage,
+  grpcFrame,
+  parseGrpcTimeout,
+  readUnaryMessage,
+} from './grpc-wire';
 import { inServerSpan, type EndSpan } from './grpc-tracing';
 import { SUBMIT_COMMAND_PATH } from './grpc-upstream.client';
 
@@ -173,10 +180,7 @@ export class CommandGrpcServer {
   /** The request message, decompressed when the client compressed it with an encoding it declared. */
   private requestMessage(body: Buffer, encoding: string | string[] | undefined): Buffer {
     const { message, compressed } = readUnaryMessage(body, MAX_REQUEST_BYTES);
-    if (!compressed) return message;
-    if (encoding === 'gzip') return zlib.gunzipSync(message, { maxOutputLength: MAX_REQUEST_BYTES });
-    if (encoding === 'deflate') return zlib.inflateSync(message, { maxOutputLength: MAX_REQUEST_BYTES });
-    throw new GrpcFramingError(status.UNIMPLEMENTED, `Received message compressed with unsupported encoding "${String(encoding)}"`);
+    return compressed ? inflateMessage(message, encoding, MAX_REQUEST_BYTES) : message;
   }
 }
 

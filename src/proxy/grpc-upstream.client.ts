@@ -1,5 +1,4 @@
 import http2 from 'node:http2';
-import zlib from 'node:zlib';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -24,6 +23,7 @@ import {
   decodeGrpcMessage,
   grpcFrame,
   grpcTimeout,
+  inflateMessage,
   readUnaryMessage,
   statusOfHttp,
 } from './grpc-wire';
@@ -247,13 +247,11 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
     if (code !== status.OK) throw this.failureOf(code, decodeGrpcMessage((trailers ?? responseHeaders)?.['grpc-message']));
     try {
       const { message, compressed } = readUnaryMessage(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), MAX_RESPONSE_BYTES);
-      if (!compressed) return message;
-      const encoding = responseHeaders?.['grpc-encoding'];
-      if (encoding === 'gzip') return zlib.gunzipSync(message);
-      if (encoding === 'deflate') return zlib.inflateSync(message);
-      throw new GrpcFramingError(status.INTERNAL, `compressed response with encoding ${String(encoding)}`);
+      return compressed ? inflateMessage(message, responseHeaders?.['grpc-encoding'], MAX_RESPONSE_BYTES) : message;
     } catch (error) {
-      if (error instanceof GrpcFramingError) throw new UpstreamGrpcError(error.code, error.message);
+      if (error instanceof GrpcFramingError) {
+        throw new UpstreamGrpcError(error.code === status.RESOURCE_EXHAUSTED ? error.code : status.INTERNAL, error.message);
+      }
       throw new UpstreamGrpcError(status.INTERNAL, `undecodable response: ${(error as Error).message}`);
     }
   }

@@ -1,3 +1,4 @@
+import zlib from 'node:zlib';
 import { status } from '@grpc/grpc-js';
 
 /**
@@ -44,6 +45,16 @@ export function readUnaryMessage(body: Buffer, maxBytes: number): { message: Buf
     throw new GrpcFramingError(status.INTERNAL, 'the body is not exactly one gRPC message (unary call)');
   }
   return { message: body.subarray(PREFIX_BYTES), compressed: body[0] === 1 };
+}
+
+/**
+ * A compressed message's bytes, for the encodings Gatehouse advertises (`grpc-accept-encoding:
+ * identity,deflate,gzip`); at most `maxBytes` once inflated.
+ */
+export function inflateMessage(message: Buffer, encoding: string | string[] | undefined, maxBytes: number): Buffer {
+  if (encoding === 'gzip') return zlib.gunzipSync(message, { maxOutputLength: maxBytes });
+  if (encoding === 'deflate') return zlib.inflateSync(message, { maxOutputLength: maxBytes });
+  throw new GrpcFramingError(status.UNIMPLEMENTED, `Received message compressed with unsupported encoding "${String(encoding)}"`);
 }
 
 /** `grpc-timeout` for a deadline this many ms away (at most 8 digits: ms, then seconds, minutes). */
