@@ -25,6 +25,12 @@ const BATCH_SIZE = 200;
 const POLL_INTERVAL_MS = 1000;
 /** After an append, wait this long for the caller's transaction to commit before reading. */
 const NUDGE_DELAY_MS = 30;
+/**
+ * A pass costs about seven statements whatever it publishes, so under steady appends passes
+ * start at most this often and each takes what came meanwhile (at 100 sign-ins/s a pass per
+ * append cost more main-thread CPU than the sign-in's own statements; docs/decisions.md).
+ */
+const MIN_PASS_GAP_MS = 200;
 const ACK_TIMEOUT_MS = 5000;
 /** After a failed pass with NATS connected (e.g. JetStream still recovering its streams after a restart). */
 const RETRY_MS = 250;
@@ -51,6 +57,7 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
   private nudgeTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
+  private lastPassAt = 0;
   private stopped = false;
   private streamReadyOn: NatsConnection | undefined;
   private state: PublisherState = 'publishing';
@@ -119,7 +126,7 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
   drain(): Promise<void> {
     if (this.stopped) return Promise.resolve();
     if (this.running !== undefined) {
-      // a pass is under way: run one more after it, so records committed meanwhile go out too
+      // a pass is under way: another follows it (after the gap), so records committed meanwhile go out too
       this.again = true;
       return this.running;
     }
@@ -135,18 +142,19 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
     const logger = this.logger.child({ task_id: randomUUID() });
     let published = 0;
     let reachedNats = false;
+    this.lastPassAt = Date.now();
+    this.again = false;
     try {
-      do {
-        this.again = false;
-        for (;;) {
-          const count = await this.publishBatch();
-          if (count === undefined) break;
-          reachedNats = true;
-          published += count;
-          if (count < BATCH_SIZE || this.stopped) break;
-        }
-      } while (this.again && !this.stopped);
+      for (;;) {
+        const count = await this.publishBatch();
+        if (count === undefined) break;
+        reachedNats = true;
+        published += count;
+        if (count < BATCH_SIZE || this.stopped) break;
+      }
       if (reachedNats) this.enter('publishing', logger, { published });
+      // records committed during this pass: the next pass, after the gap
+      if (this.again) this.nudge();
     } catch (error) {
       // check the stream again next time: it may have been deleted or the server replaced
       this.streamReadyOn = undefined;
@@ -180,11 +188,12 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
 
   private nudge(): void {
     if (this.stopped || this.nudgeTimer !== undefined) return;
+    const delay = Math.max(NUDGE_DELAY_MS, this.lastPassAt + MIN_PASS_GAP_MS - Date.now());
     this.nudgeTimer = requestContext.outside(() =>
       setTimeout(() => {
         this.nudgeTimer = undefined;
         void this.drain();
-      }, NUDGE_DELAY_MS),
+      }, delay),
     );
     this.nudgeTimer.unref();
   }
