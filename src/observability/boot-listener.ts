@@ -8,6 +8,9 @@ import { readBuildInfo } from './build-info';
 import { serverTimeouts } from './request-timeout';
 import { startup } from './startup';
 
+/** How long an idle keep-alive connection is kept open (Fastify's default). */
+const KEEP_ALIVE_TIMEOUT_MS = 72_000;
+
 type Handler = (request: http.IncomingMessage, response: http.ServerResponse) => void;
 
 export interface BootListener {
@@ -80,6 +83,10 @@ export async function startBootListener(options: BootListenerOptions): Promise<B
     tls === undefined ? http.createServer(timeouts, startingHandler) : https.createServer({ ...tls, ...timeouts }, startingHandler)
   ) as http.Server;
   if (tls?.requestCert === true && tls.rejectUnauthorized === false) refuseUnverifiedClientCertificates(server as unknown as https.Server);
+  // Fastify's own default (72 s), which its serverFactory option bypasses: Node's 5 s would close
+  // an idle keep-alive connection while an edge (nginx keeps upstream connections 60 s, most load
+  // balancers 60 s) still counts on it, and its next request would hit the closing socket
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port: options.port, host: options.host }, () => {

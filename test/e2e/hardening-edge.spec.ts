@@ -144,7 +144,7 @@ describe.skipIf(!available)('security hardening of the request edge (issue 11)',
     expect((await http(base, 'GET', '/health')).status).toBe(200);
   });
 
-  it('the built server (main.ts, whose early listener Fastify adopts) answers stalled headers 408 within REQUEST_TIMEOUT_MS', async () => {
+  it('the built server (main.ts, whose early listener Fastify adopts) answers stalled headers 408 within REQUEST_TIMEOUT_MS and keeps idle keep-alive connections past 5 s', async () => {
     const processDb = await createTestDatabase();
     const gatehouse = await spawnGatehouse(
       { DATABASE_URL: processDb.url, MASTER_KEY, REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) },
@@ -155,6 +155,25 @@ describe.skipIf(!available)('security hardening of the request edge (issue 11)',
       expect(result.text).toMatch(/^HTTP\/1\.1 408 /);
       expect(result.text).toContain('"code":"request_timeout"');
       expect(result.closedAfterMs).toBeLessThan(REQUEST_TIMEOUT_MS + 3000);
+
+      // an idle keep-alive connection outlives Node's 5 s default (edges keep theirs 60 s): the
+      // second request 6 s later goes over the same socket and is answered
+      const agent = new nodeHttp.Agent({ keepAlive: true, maxSockets: 1 });
+      const get = () =>
+        new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
+          const request = nodeHttp.get(`${gatehouse.url}/health`, { agent }, (response) => {
+            response.resume();
+            response.on('end', () => resolve({ status: response.statusCode ?? 0, reused: request.reusedSocket }));
+          });
+          request.on('error', reject);
+        });
+      try {
+        expect(await get()).toEqual({ status: 200, reused: false });
+        await new Promise((resolve) => setTimeout(resolve, 6000));
+        expect(await get()).toEqual({ status: 200, reused: true });
+      } finally {
+        agent.destroy();
+      }
     } finally {
       await gatehouse.stop();
       await processDb.drop();
