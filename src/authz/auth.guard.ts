@@ -3,16 +3,8 @@ import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../common/app-error';
 import { AUTH_DECLARATION, STEP_UP_DECLARATION, type AuthDeclaration } from '../common/auth-declaration';
-import { duplicateAuthorizationError } from '../common/authorization-header';
 import { RequestAuthorizer, type AuthorizationResult } from './request-authorizer.service';
 import { isAdminMutation, StepUpService, type StepUpLevel } from './step-up.service';
-
-const RPC_AUTHORIZATION = Symbol('gatehouse.authorization');
-
-/** What the guard decided for a gRPC call, read by the handler from the call's metadata. */
-export function rpcAuthorization(metadata: object): AuthorizationResult | undefined {
-  return (metadata as Record<symbol, AuthorizationResult | undefined>)[RPC_AUTHORIZATION];
-}
 
 function first(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
@@ -55,14 +47,11 @@ export class AuthGuard implements CanActivate {
     }
     // delegated: the handler runs RequestAuthorizer itself with what its rules ask for
     if (declaration.kind === 'public' || declaration.kind === 'delegated') return true;
-    switch (context.getType<'http' | 'rpc' | 'ws'>()) {
-      case 'http':
-        return this.http(context, declaration);
-      case 'rpc':
-        return this.rpc(context, declaration);
-      default:
-        throw new AppError('forbidden', { logReason: `deny: transport ${context.getType()} has no authorization path` });
+    // gRPC calls (CommandGrpcServer) and WebSocket handshakes authorize outside Nest's pipeline
+    if (context.getType() !== 'http') {
+      throw new AppError('forbidden', { logReason: `deny: transport ${context.getType()} has no authorization path` });
     }
+    return this.http(context, declaration);
   }
 
   private async http(context: ExecutionContext, declaration: AuthDeclaration): Promise<boolean> {
@@ -98,33 +87,6 @@ export class AuthGuard implements CanActivate {
       }
       throw error;
     }
-  }
-
-  /** gRPC: credentials and tenant travel in metadata; the resource is a field of the request message. */
-  private async rpc(context: ExecutionContext, declaration: AuthDeclaration): Promise<boolean> {
-    const metadata = context.switchToRpc().getContext<{ get(key: string): Array<string | Buffer> }>();
-    const message = context.switchToRpc().getData<Record<string, unknown>>();
-    const read = (key: string) => {
-      const value = metadata.get(key)[0];
-      return value === undefined ? undefined : value.toString();
-    };
-    if (metadata.get('authorization').length > 1) throw duplicateAuthorizationError();
-    const resource =
-      declaration.kind === 'requires' && declaration.resource !== undefined ? String(message?.[declaration.resource] ?? '') : undefined;
-    const call = context.getArgByIndex<{ getPath?(): string; getPeer?(): string } | undefined>(2);
-    const result = await this.authorizer.authorize({
-      declaration,
-      authorization: read('authorization'),
-      tenantHeader: read('x-tenant-id'),
-      resource,
-      policy: {
-        method: 'POST',
-        path: call?.getPath?.() ?? '/aggregate.gateway.v1.CommandService/SubmitCommand',
-        clientIp: grpcPeerAddress(call?.getPeer?.()),
-      },
-    });
-    Object.defineProperty(metadata, RPC_AUTHORIZATION, { value: result, configurable: true, enumerable: false });
-    return true;
   }
 
   private remember(request: FastifyRequest, result: AuthorizationResult): void {

@@ -1,8 +1,5 @@
-import { Catch, Inject, type ArgumentsHost, type RpcExceptionFilter } from '@nestjs/common';
 import { Metadata, status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { throwError, type Observable } from 'rxjs';
-import { LOGGER } from '../observability/logger';
 import { MetricsService } from '../observability/metrics.service';
 import { AppError } from './app-error';
 import { dependencyFailureAsAppError } from './dependency-failure';
@@ -32,8 +29,8 @@ function relayedStatus(exception: unknown): { grpcCode: number; details: string 
 /**
  * The gRPC edge of the error mapping: AppErrors become the status of `grpcStatusOf` with the
  * contract code in the `gatehouse-error-code` trailer (and `retry-after` when set); upstream
- * replies keep their own status; anything else is INTERNAL without internals. Shared by the
- * filter below and the raw SubmitCommand pass-through, which answers grpc-js directly.
+ * replies keep their own status; anything else is INTERNAL without internals. Used by the
+ * gRPC server (CommandGrpcServer) for every status it answers.
  */
 export function grpcStatusError(raised: unknown, logger: Logger, metrics: MetricsService): GrpcStatusError {
   const dependencyFailure = dependencyFailureAsAppError(raised);
@@ -63,18 +60,4 @@ export function grpcStatusError(raised: unknown, logger: Logger, metrics: Metric
   }
   logger.error({ err: exception }, 'unhandled error in a gRPC call');
   return { code: status.INTERNAL, details: titleOf('internal_error'), metadata };
-}
-
-@Catch()
-export class GrpcExceptionFilter implements RpcExceptionFilter {
-  constructor(
-    @Inject(LOGGER) private readonly logger: Logger,
-    private readonly metrics: MetricsService,
-  ) {}
-
-  catch(raised: unknown, host: ArgumentsHost): Observable<never> {
-    if (host.getType() !== 'rpc') throw raised;
-    const error = grpcStatusError(raised, this.logger, this.metrics);
-    return throwError(() => error);
-  }
 }

@@ -6,7 +6,6 @@ import { DatabaseModule } from '../database/database.module';
 import { MessagingModule } from '../messaging/messaging.module';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { LimitPolicies } from './limit-policies.service';
-import { RpcAdmissionRelease } from './limited-as.decorator';
 import { LimitsStorageModule } from './limits-storage.module';
 import { SharedBudget } from './shared-budget.service';
 import { TenantLimitsController } from './tenant-limits.controller';
@@ -43,15 +42,7 @@ import { WsMessageLimits } from './ws-message-limits';
     }),
   ],
   controllers: [TenantLimitsController],
-  providers: [
-    LimitPolicies,
-    TrafficLimitGuard,
-    RpcAdmissionRelease,
-    WsMessageLimits,
-    SharedBudget,
-    TenantLimitsRepository,
-    TenantLimitsService,
-  ],
-  exports: [LimitsStorageModule, LimitPolicies, TrafficLimitGuard, RpcAdmissionRelease, WsMessageLimits],
+  providers: [LimitPolicies, TrafficLimitGuard, WsMessageLimits, SharedBudget, TenantLimitsRepository, TenantLimitsService],
+  exports: [LimitsStorageModule, LimitPolicies, TrafficLimitGuard, WsMessageLimits],
 })
 export class LimitsModule {}

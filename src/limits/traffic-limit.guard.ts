@@ -3,7 +3,6 @@ import { Injectable, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { InjectThrottlerOptions, InjectThrottlerStorage, ThrottlerGuard, type ThrottlerModuleOptions } from '@nestjs/throttler';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { grpcPeerAddress, rpcAuthorization } from '../authz/auth.guard';
 import { AppError } from '../common/app-error';
 import { requestContext, type RequestContext } from '../common/request-context';
 import { MetricsService } from '../observability/metrics.service';
@@ -31,9 +30,6 @@ export interface Admission {
   release(): void;
 }
 
-/** Where the release of an admitted gRPC call waits for the interceptor (the guard returns first). */
-export const RPC_ADMISSION = Symbol('gatehouse.admission');
-
 export const NOTHING_TO_RELEASE = (): void => undefined;
 
 /**
@@ -58,9 +54,9 @@ const IN_FLIGHT_RETRY_SECONDS = 1;
  * CONTRACT §9 admission for every proxied call, as a subclass of @nestjs/throttler's guard:
  * its two named throttlers (`tenant`, `principal`) take from TokenBucketStorage, the
  * throttler storage of ours; the in-flight count per client IP sits beside them (the library
- * has no notion of it). `canActivate` covers HTTP and gRPC (`@LimitedAs(routeClass)` puts it
- * on a handler, after the global AuthGuard); the WebSocket handshake check and the forward-auth
- * decision call `admit` directly. The library's own `X-RateLimit-*` headers are off; refusals
+ * has no notion of it). `canActivate` covers the HTTP routes Nest still serves
+ * (`@LimitedAs(routeClass)` puts it on a handler, after the global AuthGuard); the fast routes,
+ * the gRPC server, the WebSocket handshake check and the forward-auth decision admit directly. The library's own `X-RateLimit-*` headers are off; refusals
  * are 429 `rate_limited` with Retry-After and the IETF RateLimit headers.
  */
 @Injectable()
@@ -92,23 +88,6 @@ export class TrafficLimitGuard extends ThrottlerGuard {
   /** canActivate's work, synchronous: a refusal throws. */
   private admitCall(context: ExecutionContext): void {
     const routeClass = this.routeClassOf(context);
-    if (context.getType() === 'rpc') {
-      const metadata = context.switchToRpc().getContext<object>();
-      const authorization = rpcAuthorization(metadata);
-      const call = context.getArgByIndex<{ getPeer?(): string } | undefined>(2);
-      const admission = this.admitNow(
-        {
-          routeClass,
-          principalId: authorization?.principal?.id,
-          tenantId: authorization?.tenantId,
-          clientIp: grpcPeerAddress(call?.getPeer?.()),
-          holdsSlot: true,
-        },
-        requestContext.get(),
-      );
-      Object.defineProperty(metadata, RPC_ADMISSION, { value: admission, configurable: true, enumerable: false });
-      return;
-    }
     const request = context.switchToHttp().getRequest<FastifyRequest>();
     const reply = context.switchToHttp().getResponse<FastifyReply>();
     const admission = this.admitNow(

@@ -48,7 +48,7 @@ export class CommandGrpcController implements CommandCallHandler {
   /** The unary handler: `call.request` is the encoded SubmitCommandRequest. */
   @GrpcMethod('CommandService', 'SubmitCommand')
   @Requires('commands.submit', { tenant: 'required', resource: 'aggregate_type', policy: true })
-  @LimitedAs('commands', { rpc: true })
+  @LimitedAs('commands')
   submitCommand(call: CommandCall, answer: (error: CallStatus | null, response?: Buffer) => void): void {
     const context = openRequestContext({
       traceparent: call.metadata('traceparent'),
