@@ -774,9 +774,17 @@ async function main() {
       const paced = { connections: CONNECTIONS, overallRate: halfRate };
       const viaHalf = await measuredCannon(gatehouse.pid, { ...gatehouseQuery(gatehouse), ...paced });
       const directHalf = await measuredCannon(undefined, { ...queryOptions, url: `http://${projection}/v1/query/orders`, ...paced });
+      // the floor proxy at the same rate: what any Node proxy adds on these shared cores
+      const floorHalf = await measuredCannon(floor.child.pid, {
+        ...queryOptions,
+        url: `http://127.0.0.1:${floor.info.port}/v1/query/orders`,
+        ...paced,
+      });
       row(`via Gatehouse at ${halfRate}/s (half saturation)`, viaHalf);
+      row(`via floor proxy at ${halfRate}/s`, floorHalf);
       row(`direct at ${halfRate}/s`, directHalf);
       ratio('p99 added by Gatehouse at half saturation (ms)', viaHalf.p99 - directHalf.p99, '≤ 2');
+      ratio('p99 added by the floor proxy at the same rate (ms)', floorHalf.p99 - directHalf.p99);
     }
 
     // ---- cost of the §9 limits: limits high (never refusing) vs limits disabled, same run ----
