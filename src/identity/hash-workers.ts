@@ -56,9 +56,11 @@ interface HashWorker {
  */
 export class HashWorkers {
   private readonly idle: HashWorker[] = [];
-  private readonly waiting: Array<(worker: HashWorker) => void> = [];
+  private readonly waiting: Array<{ resolve(worker: HashWorker): void; reject(error: Error): void }> = [];
+  private readonly all = new Set<HashWorker>();
   private started = 0;
   private nextId = 0;
+  private stopped = false;
 
   constructor(private readonly size: number) {}
 
@@ -83,17 +85,29 @@ export class HashWorkers {
     }
   }
 
+  /**
+   * Ends every thread (at application shutdown): jobs under way and callers waiting for a
+   * thread fail with HashThreadFailure (503 to a caller), and no thread starts again.
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    const stopped = new HashThreadFailure('hash threads stopped');
+    for (const waiter of this.waiting.splice(0)) waiter.reject(stopped);
+    await Promise.all([...this.all].map((hashWorker) => hashWorker.worker.terminate()));
+  }
+
   private take(): Promise<HashWorker> {
+    if (this.stopped) return Promise.reject(new HashThreadFailure('hash threads stopped'));
     const ready = this.idle.pop();
     if (ready !== undefined) return Promise.resolve(ready);
     if (this.started < this.size) return Promise.resolve(this.start());
-    return new Promise((resolve) => this.waiting.push(resolve));
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
   }
 
   private give(hashWorker: HashWorker): void {
     if (hashWorker.dead) return; // it died; a new one starts when needed
     const next = this.waiting.shift();
-    if (next !== undefined) next(hashWorker);
+    if (next !== undefined) next.resolve(hashWorker);
     else this.idle.push(hashWorker);
   }
 
@@ -105,6 +119,7 @@ export class HashWorkers {
     });
     worker.unref();
     const hashWorker: HashWorker = { worker, pending: new Map(), dead: false };
+    this.all.add(hashWorker);
     worker.on('message', (reply: { id: number; value?: string | boolean; error?: string }) => {
       const pending = hashWorker.pending.get(reply.id);
       if (pending === undefined) return;
@@ -119,13 +134,14 @@ export class HashWorkers {
     worker.on('error', (error) => fail(new HashThreadFailure(`hash worker failed: ${error.message}`)));
     worker.on('exit', () => {
       hashWorker.dead = true;
+      this.all.delete(hashWorker);
       fail(new HashThreadFailure('hash worker exited'));
       const index = this.idle.indexOf(hashWorker);
       if (index !== -1) this.idle.splice(index, 1);
       this.started--;
       // a caller waiting for a thread gets a fresh one
-      const next = this.waiting.shift();
-      if (next !== undefined) next(this.start());
+      const next = this.stopped ? undefined : this.waiting.shift();
+      if (next !== undefined) next.resolve(this.start());
     });
     return hashWorker;
   }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import { Inject, Injectable, Optional } from '@nestjs/common';
+import { Inject, Injectable, Optional, type OnApplicationShutdown } from '@nestjs/common';
 import { AppError } from '../common/app-error';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { parseOptions, type Algorithm } from '@node-rs/argon2';
@@ -85,7 +85,7 @@ class HashGate {
 }
 
 @Injectable()
-export class PasswordHasher {
+export class PasswordHasher implements OnApplicationShutdown {
   /** Unknown accounts are checked against this, so timing does not reveal which emails exist. */
   private dummyHash: Promise<string> | undefined;
   private readonly gate: HashGate;
@@ -132,6 +132,11 @@ export class PasswordHasher {
         return false;
       }
     });
+  }
+
+  /** The hashing threads end with the application (a test process boots many). */
+  async onApplicationShutdown(): Promise<void> {
+    await this.threads.stop();
   }
 
   /** Same work as a real verification, always false. */

@@ -58,4 +58,19 @@ describe('argon2 on hashing threads of its own', () => {
     expect(await hasher.verify(phc, 'a password for the thread test')).toBe(true);
     expect(await hasher.verify(phc, 'another password')).toBe(false);
   });
+  it('ends its threads when the application shuts down: the job under way and the caller waiting fail (503), none starts again', async () => {
+    const hasher = new PasswordHasher();
+    const phc = await hasher.hash('a password for the shutdown test');
+    const threads = (hasher as unknown as { threads: { all: Set<unknown> } }).threads;
+    expect(threads.all.size).toBeGreaterThan(0);
+    const underWay = Array.from({ length: 4 }, () =>
+      hasher.verify(phc, 'a password for the shutdown test').catch((error: unknown) => error),
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    await hasher.onApplicationShutdown();
+    expect(threads.all.size).toBe(0);
+    for (const outcome of await Promise.all(underWay)) expect(outcome).toMatchObject({ code: 'unavailable' });
+    await expect(hasher.verify(phc, 'a password for the shutdown test')).rejects.toMatchObject({ code: 'unavailable' });
+    expect(threads.all.size).toBe(0);
+  });
 });
