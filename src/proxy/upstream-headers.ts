@@ -110,7 +110,8 @@ export function identityHeaders(identity: UpstreamIdentity): Record<string, stri
   return headers;
 }
 
-function stampIdentity(headers: Record<string, string | string[]>, identity: UpstreamIdentity): void {
+/** The §7 identity headers written into `headers` (an object the caller builds anyway). */
+export function stampIdentity(headers: Record<string, string | string[]>, identity: UpstreamIdentity): void {
   const { principal, tenantId, internalToken, context } = identity;
   headers.authorization = `Bearer ${internalToken}`;
   headers['x-auth-principal-id'] = principal.id;
