@@ -119,7 +119,14 @@ export class CommandGrpcController implements CommandCallHandler {
       if (errors.length > 0) {
         throw new AppError('validation_failed', { detail: `invalid fields: ${errors.map((e) => e.path).join(', ')}`, errors });
       }
-      return await this.aggregates.forward({ request: call.request, principal, tenantId, context, deadline: call.deadline });
+      return await this.aggregates.forward({
+        request: call.request,
+        frame: call.frame,
+        principal,
+        tenantId,
+        context,
+        deadline: call.deadline,
+      });
     } finally {
       admission.release();
     }

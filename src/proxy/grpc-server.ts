@@ -34,6 +34,8 @@ export interface CallStatus {
 export interface CommandCall {
   /** the encoded SubmitCommandRequest */
   request: Buffer;
+  /** the request as the client framed it (prefix and message), when it can go upstream unchanged */
+  frame?: Buffer;
   /** the first value of a request metadata entry */
   metadata(name: string): string | undefined;
   /** how many `authorization` entries the client sent */
@@ -149,8 +151,9 @@ export class CommandGrpcServer {
     stream.on('end', () => {
       if (answered) return;
       let request: Buffer;
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       try {
-        request = this.requestMessage(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), headers['grpc-encoding']);
+        request = this.requestMessage(body, headers['grpc-encoding']);
       } catch (error) {
         const framing = error instanceof GrpcFramingError ? error : new GrpcFramingError(status.INTERNAL, (error as Error).message);
         answer({ code: framing.code, details: framing.message });
@@ -159,6 +162,8 @@ export class CommandGrpcServer {
       const socket = stream.session?.socket;
       const call: CommandCall = {
         request,
+        // an uncompressed message is the body after its prefix: the body goes upstream as it is
+        frame: request.buffer === body.buffer && request.byteOffset === body.byteOffset + 5 ? body : undefined,
         metadata: (name) => firstValue(headers[name]),
         authorizationCount: countEntries(rawHeaders, 'authorization'),
         peer: socket?.remoteAddress === undefined ? 'unknown' : `${socket.remoteAddress}:${socket.remotePort}`,

@@ -5,7 +5,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { AppError } from '../common/app-error';
 import type { RequestContext } from '../common/request-context';
 import { APP_CONFIG, type AppConfig } from '../config/config';
-import { MetricsService } from '../observability/metrics.service';
+import { MetricsService, counterSeries } from '../observability/metrics.service';
 import { RoutingService } from '../routing/routing.service';
 import type { Principal } from '../session/principal';
 import {
@@ -87,6 +87,8 @@ function commandCodec(): CommandCodec {
 @Injectable()
 export class GrpcUpstreamClient implements OnApplicationShutdown {
   private readonly sessions = new Map<string, http2.ClientHttp2Session>();
+  /** the attempt counter's `ok` series, found once (prom-client hashes the labels on every inc) */
+  private readonly answered: { inc(): void };
 
   constructor(
     private readonly routing: RoutingService,
@@ -96,6 +98,7 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
     private readonly tls: UpstreamTls,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
+    this.answered = counterSeries(metrics.upstreamRequests, { service_kind: 'aggregate', outcome: 'ok' });
     // a rotated certificate: new calls open new connections with it, calls in flight finish
     tls.onChange(() => {
       for (const endpoint of [...this.sessions.keys()]) this.drop(endpoint);
@@ -119,9 +122,10 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
 
   /**
    * The gRPC pass-through: the client's encoded request goes upstream as the same bytes and the
-   * aggregate's encoded response comes back as its bytes (no protobuf decode or re-encode).
+   * aggregate's encoded response comes back as its bytes (no protobuf decode or re-encode);
+   * `frame`, when given, is the request already framed (the client's body) and is sent as it is.
    */
-  async forward(input: Omit<SubmitInput, 'request'> & { request: Buffer }): Promise<Buffer> {
+  async forward(input: Omit<SubmitInput, 'request'> & { request: Buffer; frame?: Buffer }): Promise<Buffer> {
     const shard = this.routing.resolve('aggregate', input.tenantId);
     const internalToken =
       this.tokens.mintNow('aggregate', input.principal, input.tenantId) ??
@@ -135,7 +139,7 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
       'user-agent': USER_AGENT,
     };
     stampIdentity(headers, { principal: input.principal, tenantId: input.tenantId, internalToken, context: input.context });
-    const frame = grpcFrame(input.request);
+    const frame = input.frame ?? grpcFrame(input.request);
     const deadline = input.deadline ?? Date.now() + this.config.UPSTREAM_TIMEOUT_MS;
     for (let attempt = 1; ; attempt += 1) {
       const endpoint = this.breakers.plan(shard)[0]!;
@@ -152,7 +156,7 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
           throw error;
         }
         this.breakers.settle(breaker, undefined);
-        this.metrics.upstreamRequests.inc({ service_kind: 'aggregate', outcome: 'ok' });
+        this.answered.inc();
         return response;
       } catch (error) {
         if (error instanceof UpstreamGrpcError) {
