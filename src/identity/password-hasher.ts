@@ -84,6 +84,19 @@ class HashGate {
   }
 }
 
+/**
+ * A job on a hashing thread: a thread that failed or was stopped decided nothing, so the caller
+ * gets 503 `unavailable` (Retry-After), never a 500 or a wrong password.
+ */
+function onThread<T>(job: Promise<T>): Promise<T> {
+  return job.catch((error: unknown) => {
+    if (error instanceof HashThreadFailure) {
+      throw new AppError('unavailable', { headers: { 'retry-after': '1' }, logReason: error.message });
+    }
+    throw error;
+  });
+}
+
 @Injectable()
 export class PasswordHasher implements OnApplicationShutdown {
   /** Unknown accounts are checked against this, so timing does not reveal which emails exist. */
@@ -111,9 +124,9 @@ export class PasswordHasher implements OnApplicationShutdown {
     return this.gate.ticket();
   }
 
-  /** Throws 503 `unavailable` (Retry-After) when the hasher is overloaded. */
+  /** Throws 503 `unavailable` (Retry-After) when the hasher is overloaded or its thread failed. */
   hash(password: string): Promise<string> {
-    return this.gate.run(() => this.threads.hash(normalizePassword(password), ARGON2_PARAMS));
+    return this.gate.run(() => onThread(this.threads.hash(normalizePassword(password), ARGON2_PARAMS)));
   }
 
   /**
@@ -122,16 +135,12 @@ export class PasswordHasher implements OnApplicationShutdown {
    * or a stored hash argon2 cannot read.
    */
   verify(phc: string, password: string): Promise<boolean> {
-    return this.gate.run(async () => {
-      try {
-        return await this.threads.verify(phc, normalizePassword(password));
-      } catch (error) {
-        if (error instanceof HashThreadFailure) {
-          throw new AppError('unavailable', { headers: { 'retry-after': '1' }, logReason: error.message });
-        }
+    return this.gate.run(() =>
+      onThread(this.threads.verify(phc, normalizePassword(password))).catch((error: unknown) => {
+        if (error instanceof AppError) throw error;
         return false;
-      }
-    });
+      }),
+    );
   }
 
   /** The hashing threads end with the application (a test process boots many). */
@@ -143,7 +152,7 @@ export class PasswordHasher implements OnApplicationShutdown {
   async verifyDummy(password: string): Promise<false> {
     if (this.dummyHash === undefined) {
       // through the gate like every hash, so the first unknown account cannot take a thread beyond the bound
-      const made = this.gate.run(() => this.threads.hash(randomBytes(24).toString('base64'), ARGON2_PARAMS));
+      const made = this.gate.run(() => onThread(this.threads.hash(randomBytes(24).toString('base64'), ARGON2_PARAMS)));
       this.dummyHash = made;
       // a failed hash (a hashing thread died) is not kept: every unknown account would answer 500
       // from then on, and known ones 401, which tells them apart

@@ -18,10 +18,14 @@ import { inServerSpan, type EndSpan } from './grpc-tracing';
 import { SUBMIT_COMMAND_PATH } from './grpc-upstream.client';
 
 /** the largest request message accepted (grpc-js's default receive limit, as before) */
-export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 const ACCEPTED_ENCODINGS = 'identity,deflate,gzip';
 /** HTTP/2 memory a session may hold before nghttp2 refuses new streams (MB); Node's 10 is tight for many concurrent callers */
 const MAX_SESSION_MEMORY_MB = 64;
+/** At shutdown, connections whose calls are still unanswered this long after GOAWAY are cut (a call without grpc-timeout could hold them for ever). */
+const CLOSE_GRACE_MS = 10_000;
+/** The verified client certificate's subject, read once per connection. */
+const certSubjects = new WeakMap<object, string | undefined>();
 
 /** A gRPC status answer: the code, its message and metadata for the trailers. */
 export interface CallStatus {
@@ -99,10 +103,17 @@ export class CommandGrpcServer {
     });
   }
 
-  /** Stops accepting; every connection gets GOAWAY and closes once its calls in flight are answered. */
+  /** Stops accepting; every connection gets GOAWAY and closes once its calls in flight are answered (at most CLOSE_GRACE_MS). */
   close(): Promise<void> {
     return new Promise((resolve) => {
-      this.server.close(() => resolve());
+      const cut = setTimeout(() => {
+        for (const session of this.sessions) session.destroy();
+      }, CLOSE_GRACE_MS);
+      cut.unref();
+      this.server.close(() => {
+        clearTimeout(cut);
+        resolve();
+      });
       for (const session of this.sessions) session.close();
     });
   }
@@ -225,6 +236,9 @@ function countEntries(rawHeaders: string[], name: string): number {
 function verifiedCertSubject(socket: unknown): string | undefined {
   const tls = socket as Partial<TLSSocket> | undefined;
   if (tls?.authorized !== true || tls.getPeerCertificate === undefined) return undefined;
+  if (certSubjects.has(tls)) return certSubjects.get(tls);
   const raw = tls.getPeerCertificate().raw;
-  return raw === undefined || raw.length === 0 ? undefined : subjectLine(new X509Certificate(raw));
+  const subject = raw === undefined || raw.length === 0 ? undefined : subjectLine(new X509Certificate(raw));
+  certSubjects.set(tls, subject);
+  return subject;
 }

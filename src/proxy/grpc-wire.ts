@@ -52,9 +52,19 @@ export function readUnaryMessage(body: Buffer, maxBytes: number): { message: Buf
  * identity,deflate,gzip`); at most `maxBytes` once inflated.
  */
 export function inflateMessage(message: Buffer, encoding: string | string[] | undefined, maxBytes: number): Buffer {
-  if (encoding === 'gzip') return zlib.gunzipSync(message, { maxOutputLength: maxBytes });
-  if (encoding === 'deflate') return zlib.inflateSync(message, { maxOutputLength: maxBytes });
-  throw new GrpcFramingError(status.UNIMPLEMENTED, `Received message compressed with unsupported encoding "${String(encoding)}"`);
+  const inflate = encoding === 'gzip' ? zlib.gunzipSync : encoding === 'deflate' ? zlib.inflateSync : undefined;
+  if (inflate === undefined) {
+    throw new GrpcFramingError(status.UNIMPLEMENTED, `Received message compressed with unsupported encoding "${String(encoding)}"`);
+  }
+  try {
+    return inflate(message, { maxOutputLength: maxBytes });
+  } catch (error) {
+    // too big once inflated is the same refusal as too big on the wire (as grpc-js answered it)
+    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new GrpcFramingError(status.RESOURCE_EXHAUSTED, `Received message larger than max (over ${maxBytes} once inflated)`);
+    }
+    throw error;
+  }
 }
 
 /** `grpc-timeout` for a deadline this many ms away (at most 8 digits: ms, then seconds, minutes). */

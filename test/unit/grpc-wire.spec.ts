@@ -1,4 +1,5 @@
 import { status } from '@grpc/grpc-js';
+import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import {
   GrpcFramingError,
@@ -6,6 +7,7 @@ import {
   encodeGrpcMessage,
   grpcFrame,
   grpcTimeout,
+  inflateMessage,
   parseGrpcTimeout,
   readUnaryMessage,
   statusOfHttp,
@@ -62,5 +64,22 @@ describe('gRPC wire helpers', () => {
     expect(statusOfHttp(503)).toBe(status.UNAVAILABLE);
     expect(statusOfHttp(401)).toBe(status.UNAUTHENTICATED);
     expect(statusOfHttp(500)).toBe(status.UNKNOWN);
+  });
+  it('a compressed message too big once inflated is RESOURCE_EXHAUSTED, as one too big on the wire', () => {
+    const big = Buffer.alloc(4096 + 1, 'a');
+    for (const [encoding, deflate] of [
+      ['gzip', zlib.gzipSync],
+      ['deflate', zlib.deflateSync],
+    ] as const) {
+      expect(inflateMessage(deflate(Buffer.from('small')), encoding, 4096).toString()).toBe('small');
+      let refused: unknown;
+      try {
+        inflateMessage(deflate(big), encoding, 4096);
+      } catch (error) {
+        refused = error;
+      }
+      expect(refused, encoding).toBeInstanceOf(GrpcFramingError);
+      expect((refused as GrpcFramingError).code, encoding).toBe(status.RESOURCE_EXHAUSTED);
+    }
   });
 });

@@ -71,6 +71,9 @@ describe('argon2 on hashing threads of its own', () => {
     expect(threads.all.size).toBe(0);
     for (const outcome of await Promise.all(underWay)) expect(outcome).toMatchObject({ code: 'unavailable' });
     await expect(hasher.verify(phc, 'a password for the shutdown test')).rejects.toMatchObject({ code: 'unavailable' });
+    // hashing (sign-up, reset) and the unknown-account dummy hash too: 503, never a 500
+    await expect(hasher.hash('a new password')).rejects.toMatchObject({ code: 'unavailable' });
+    await expect(hasher.verifyDummy('a password')).rejects.toMatchObject({ code: 'unavailable' });
     expect(threads.all.size).toBe(0);
   });
 });
