@@ -58,7 +58,6 @@ export class HashWorkers {
   private readonly idle: HashWorker[] = [];
   private readonly waiting: Array<{ resolve(worker: HashWorker): void; reject(error: Error): void }> = [];
   private readonly all = new Set<HashWorker>();
-  private started = 0;
   private nextId = 0;
   private stopped = false;
 
@@ -100,7 +99,7 @@ export class HashWorkers {
     if (this.stopped) return Promise.reject(new HashThreadFailure('hash threads stopped'));
     const ready = this.idle.pop();
     if (ready !== undefined) return Promise.resolve(ready);
-    if (this.started < this.size) return Promise.resolve(this.start());
+    if (this.all.size < this.size) return Promise.resolve(this.start());
     return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
   }
 
@@ -112,7 +111,6 @@ export class HashWorkers {
   }
 
   private start(): HashWorker {
-    this.started++;
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: { argon2: require.resolve('@node-rs/argon2'), nice: HASH_THREAD_NICE },
@@ -138,7 +136,6 @@ export class HashWorkers {
       fail(new HashThreadFailure('hash worker exited'));
       const index = this.idle.indexOf(hashWorker);
       if (index !== -1) this.idle.splice(index, 1);
-      this.started--;
       // a caller waiting for a thread gets a fresh one
       const next = this.stopped ? undefined : this.waiting.shift();
       if (next !== undefined) next.resolve(this.start());

@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 export const CLOSE_NORMAL = 1000;
 export const CLOSE_PROTOCOL_ERROR = 1002;
 export const CLOSE_MESSAGE_TOO_BIG = 1009;
+export const CLOSE_INTERNAL_ERROR = 1011;
 
 /** Why a scanner stopped: the frame at the cut is not forwarded, the relay closes with `code`. */
 export interface ScanStop {

@@ -12,7 +12,6 @@ import { SUBSCRIBE_DECLARATION } from './subscription-handshake';
 /** WebSocket close codes (RFC 6455 §7.4.1). */
 export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_POLICY_VIOLATION = 1008;
-export const CLOSE_INTERNAL_ERROR = 1011;
 /** "Service restart": the tenant moved to another shard; the client reconnects and lands there. */
 export const CLOSE_SERVICE_RESTART = 1012;
 

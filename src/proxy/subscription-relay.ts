@@ -1,9 +1,6 @@
 import type { Duplex } from 'node:stream';
-import { CLOSE_NORMAL, FrameScanner, closeFrame, type ScanStop } from './subscription-frames';
+import { CLOSE_INTERNAL_ERROR, CLOSE_MESSAGE_TOO_BIG, CLOSE_NORMAL, FrameScanner, closeFrame, type ScanStop } from './subscription-frames';
 
-/** Closes the relay takes from the upstream side. */
-const CLOSE_MESSAGE_TOO_BIG = 1009;
-const CLOSE_INTERNAL_ERROR = 1011;
 /** RFC 6455 §7.4.1: the endpoint went away without a close frame (never sent, only reported). */
 const CLOSE_ABNORMAL = 1006;
 /** RFC 6455 §7.4.1: a close frame without a status code (never sent, only reported). */

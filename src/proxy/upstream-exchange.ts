@@ -4,7 +4,7 @@ import { HopFailure } from './upstream-failure';
 import type { HeaderMap } from './upstream-headers';
 
 /** Bodies announced at most this long are read whole and sent in one write; longer or unknown ones stream. */
-export const BUFFERED_BODY_LIMIT = 64 * 1024;
+const BUFFERED_BODY_LIMIT = 64 * 1024;
 
 /** An upstream answer's body: read whole (announced ≤ BUFFERED_BODY_LIMIT), or a stream. */
 export type UpstreamBody = Buffer | Readable;
