@@ -52,6 +52,11 @@ export class SocketRelay {
       maxMessageBytes: options.maxMessageBytes,
       admitMessage: options.admitClientMessage,
       onClose: (code) => {
+        if (this.clientCloseCode === undefined) {
+          // the upstream answers the client's close within CLOSE_WAIT_MS, or the relay ends both
+          // connections (else an upstream that never answers would hold the subscription's slot)
+          setTimeout(() => this.close(CLOSE_NORMAL, 'upstream did not answer the close'), CLOSE_WAIT_MS).unref();
+        }
         this.clientCloseCode = code ?? CLOSE_NO_STATUS;
         return undefined;
       },

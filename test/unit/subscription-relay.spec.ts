@@ -106,4 +106,18 @@ describe('SocketRelay (raw WebSocket relay)', () => {
     expect(got.readUInt16BE(frame.length + 2)).toBe(1011);
     expect(ends).toEqual([[1011, 'upstream closed']]);
   });
+
+  it("ends the relay (1000) and the client's connection when the upstream does not answer the client's close within 5 s", async () => {
+    const { ends, client, upstream, clientPeer } = await relayed();
+    // a masked close 1000 (zero mask key), which the upstream receives and never answers
+    const clientClose = Buffer.from([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]);
+    clientPeer.write(clientClose);
+    await until(() => upstream.bytes().length >= clientClose.length);
+    expect(upstream.bytes().subarray(0, clientClose.length).equals(clientClose)).toBe(true);
+    expect(ends).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 5200));
+    expect(ends).toEqual([[1000, 'upstream did not answer the close']]);
+    // the client already sent its close: its connection is ended, not answered with a second close
+    await client.closed;
+  }, 15_000);
 });
