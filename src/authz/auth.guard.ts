@@ -5,10 +5,7 @@ import { AppError } from '../common/app-error';
 import { AUTH_DECLARATION, STEP_UP_DECLARATION, type AuthDeclaration } from '../common/auth-declaration';
 import { RequestAuthorizer, type AuthorizationResult } from './request-authorizer.service';
 import { isAdminMutation, StepUpService, type StepUpLevel } from './step-up.service';
-
-function first(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
+import { firstHeader } from '../common/header-value';
 
 /** grpc-js peers read `ipv4:127.0.0.1:5000`, `ipv6:[::1]:5000` or `127.0.0.1:5000`. */
 export function grpcPeerAddress(peer: string | undefined): string {
@@ -63,8 +60,8 @@ export class AuthGuard implements CanActivate {
     try {
       const result = await this.authorizer.authorize({
         declaration,
-        authorization: first(request.headers.authorization),
-        tenantHeader: first(request.headers['x-tenant-id']),
+        authorization: firstHeader(request.headers.authorization),
+        tenantHeader: firstHeader(request.headers['x-tenant-id']),
         resource,
         policy: {
           method: request.method,

@@ -2,6 +2,7 @@ import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { All, Controller, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DelegatedTo } from '../common/auth-declaration';
+import { firstHeader } from '../common/header-value';
 import { AppError } from '../common/app-error';
 import { releaseOnClose } from '../limits/traffic-limit.guard';
 import { ForwardDecisionService, type ForwardCredentials, type ForwardDecision, type ForwardOutcome } from './forward-decision.service';
@@ -10,10 +11,6 @@ import { readForwardedRequest, type ForwardedRequest } from './forwarded-request
 /** How long an edge may reuse a decision (CONTRACT §10). */
 const DECISION_CACHE_CONTROL = 'private, max-age=1';
 const MAX_LOGGED_PATH = 2048;
-
-function first(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
 
 function outcomeOf(error: unknown): ForwardOutcome {
   if (!(error instanceof AppError)) return 'invalid';
@@ -63,8 +60,8 @@ export class ForwardController {
       // the path as received, never the query (it may carry secrets)
       context.forwarded = `${original.method} ${original.rawPath.slice(0, MAX_LOGGED_PATH)}`;
       credentials = {
-        authorization: first(request.headers.authorization),
-        tenantHeader: first(request.headers['x-tenant-id']),
+        authorization: firstHeader(request.headers.authorization),
+        tenantHeader: firstHeader(request.headers['x-tenant-id']),
         clientIp: context.clientIp,
         clientCertSubject: context.clientCertSubject,
       };

@@ -1,4 +1,5 @@
 import { AppError } from '../common/app-error';
+import { firstHeader } from '../common/header-value';
 
 /** The request a proxy asks about, as read from its X-Forwarded-* or X-Original-* headers. */
 export interface ForwardedRequest {
@@ -23,9 +24,10 @@ const FORBIDDEN_RAW = /[\u0000-\u001f\u007f\\]/;
 const FORBIDDEN_ENCODED = /%(?:2f|5c|00)/i;
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-function first(value: string | string[] | undefined): string | undefined {
-  const one = Array.isArray(value) ? value[0] : value;
-  return one === undefined || one.trim() === '' ? undefined : one.trim();
+/** The header's first value, trimmed; undefined when absent or blank. */
+function presentHeader(value: string | string[] | undefined): string | undefined {
+  const one = firstHeader(value)?.trim();
+  return one === '' ? undefined : one;
 }
 
 function invalid(header: string, message: string): AppError {
@@ -72,16 +74,16 @@ export function normalisePath(uri: string, header: string): { segments: string[]
  * as Traefik and Caddy send them, or nginx's `X-Original-Method` + `X-Original-URI`.
  */
 export function readForwardedRequest(headers: Headers): ForwardedRequest {
-  const forwardedUri = first(headers['x-forwarded-uri']);
+  const forwardedUri = presentHeader(headers['x-forwarded-uri']);
   const uriHeader = forwardedUri !== undefined ? 'X-Forwarded-Uri' : 'X-Original-URI';
-  const uri = forwardedUri ?? first(headers['x-original-uri']);
-  const methodHeader = first(headers['x-forwarded-method']) !== undefined ? 'X-Forwarded-Method' : 'X-Original-Method';
-  const method = first(headers['x-forwarded-method']) ?? first(headers['x-original-method']);
+  const uri = forwardedUri ?? presentHeader(headers['x-original-uri']);
+  const methodHeader = presentHeader(headers['x-forwarded-method']) !== undefined ? 'X-Forwarded-Method' : 'X-Original-Method';
+  const method = presentHeader(headers['x-forwarded-method']) ?? presentHeader(headers['x-original-method']);
   if (uri === undefined) throw invalid('X-Forwarded-Uri', 'is required (or X-Original-URI)');
   if (method === undefined) throw invalid('X-Forwarded-Method', 'is required (or X-Original-Method)');
   if (!METHOD.test(method)) throw invalid(methodHeader, 'must be an HTTP method');
   const { segments, rawPath } = normalisePath(uri, uriHeader);
   // a proxy chain may list several hosts; the first is the client's
-  const host = first(headers['x-forwarded-host'])?.split(',')[0]?.trim().toLowerCase();
+  const host = presentHeader(headers['x-forwarded-host'])?.split(',')[0]?.trim().toLowerCase();
   return { method: method.toUpperCase(), host: host === '' ? undefined : host, segments, path: `/${segments.join('/')}`, rawPath };
 }

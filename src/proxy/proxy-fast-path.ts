@@ -10,6 +10,7 @@ import { releaseOnClose, TrafficLimitGuard } from '../limits/traffic-limit.guard
 import { commandBodySchema } from './command-json';
 import { CommandsController } from './commands.controller';
 import { QueryController } from './query.controller';
+import { firstHeader } from '../common/header-value';
 
 /** The proxied HTTP routes Fastify serves through ProxyFastPath rather than Nest's router. */
 export const PROXY_FAST_ROUTES = [
@@ -32,10 +33,6 @@ function rulesOf(handler: object): RouteRules {
     throw new Error('a fast proxied route must declare @Requires and @LimitedAs');
   }
   return { declaration, routeClass };
-}
-
-function first(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
 
 const commandBody = new ZodValidationPipe(commandBodySchema);
@@ -106,8 +103,8 @@ export class ProxyFastPath {
     const { headers } = request;
     const input: AuthorizationInput & { declaration: RequiresDeclaration } = {
       declaration: rules.declaration,
-      authorization: first(headers.authorization),
-      tenantHeader: first(headers['x-tenant-id']),
+      authorization: firstHeader(headers.authorization),
+      tenantHeader: firstHeader(headers['x-tenant-id']),
       resource,
     };
     let result: AuthorizationResult | undefined;

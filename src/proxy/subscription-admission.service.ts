@@ -29,6 +29,7 @@ import { SUBSCRIPTION_HANDSHAKE_CHECKS, type HandshakeRelease, type Subscription
 import type { UpgradeGate } from './subscription-ws.adapter';
 import { UpstreamSocketConnector, type UpstreamSocket } from './upstream-socket.connector';
 import { clientCertificateReader } from '../observability/client-certificate';
+import { firstHeader } from '../common/header-value';
 
 /** A handshake that passed every check and has its upstream open, waiting for its 101. */
 export interface AdmittedSubscription {
@@ -42,10 +43,6 @@ export interface AdmittedSubscription {
   context: RequestContext;
   /** gives back what the handshake checks reserved; idempotent */
   release(): void;
-}
-
-function first(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
 
 function releaseAll(releases: HandshakeRelease[]): () => void {
@@ -109,7 +106,7 @@ export class SubscriptionAdmission implements UpgradeGate {
       traceparent: request.headers.traceparent,
       tracestate: request.headers.tracestate,
       correlationId: request.headers['x-correlation-id'],
-      userAgent: first(request.headers['user-agent']),
+      userAgent: firstHeader(request.headers['user-agent']),
       clientIp: this.clientIp(request),
       clientCertSubject: this.clientCertSubject(request),
     });
@@ -127,7 +124,7 @@ export class SubscriptionAdmission implements UpgradeGate {
       if (!originAllowed(request, this.origins)) {
         throw new AppError('forbidden', {
           detail: 'origin not allowed',
-          logReason: `deny: origin ${first(request.headers.origin)?.slice(0, 200)} not allowed`,
+          logReason: `deny: origin ${firstHeader(request.headers.origin)?.slice(0, 200)} not allowed`,
         });
       }
       if (headerCount(request.rawHeaders, 'authorization') > 1) throw duplicateAuthorizationError();

@@ -6,6 +6,7 @@ import { AppError } from '../common/app-error';
 import { httpStatusOf } from '../common/error-codes';
 import { problemOf, PROBLEM_CONTENT_TYPE } from '../common/problem-details';
 import type { RequestContext } from '../common/request-context';
+import { firstHeader } from '../common/header-value';
 
 /** The WebSocket path and what it requires; listed in the route-declarations snapshot too. */
 export const SUBSCRIBE_PATH = '/v1/subscribe/:view_type';
@@ -44,18 +45,14 @@ export function matchSubscribePath(url: string): SubscribeTarget | undefined {
   return { viewType, upstreamQuery: query === '' ? '' : `?${query}`, tenantFromQuery };
 }
 
-function first(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
 /**
  * The bearer token of a handshake: the Authorization header, or — for browsers, which cannot
  * set headers on a WebSocket — the subprotocol list `bearer, <token>`.
  */
 export function handshakeAuthorization(request: http.IncomingMessage): string | undefined {
-  const header = first(request.headers.authorization);
+  const header = firstHeader(request.headers.authorization);
   if (header !== undefined && header !== '') return header;
-  const protocols = (first(request.headers['sec-websocket-protocol']) ?? '').split(',').map((item) => item.trim());
+  const protocols = (firstHeader(request.headers['sec-websocket-protocol']) ?? '').split(',').map((item) => item.trim());
   const index = protocols.findIndex((item) => item.toLowerCase() === 'bearer');
   if (index !== -1 && protocols[index + 1] !== undefined && protocols[index + 1] !== '') return `Bearer ${protocols[index + 1]}`;
   return undefined;
@@ -63,7 +60,7 @@ export function handshakeAuthorization(request: http.IncomingMessage): string | 
 
 /** The tenant of a handshake: x-tenant-id, or the `tenant_id` query parameter (browsers). */
 export function handshakeTenant(request: http.IncomingMessage, target: SubscribeTarget): string | undefined {
-  return first(request.headers['x-tenant-id']) ?? target.tenantFromQuery;
+  return firstHeader(request.headers['x-tenant-id']) ?? target.tenantFromQuery;
 }
 
 /**
@@ -93,7 +90,7 @@ function normalizeOrigin(value: string): string | undefined {
  * outside the allowed set is refused; without Origin (non-browser clients) it is allowed.
  */
 export function originAllowed(request: http.IncomingMessage, allowed: ReadonlySet<string>): boolean {
-  const origin = first(request.headers.origin);
+  const origin = firstHeader(request.headers.origin);
   if (origin === undefined) return true;
   const normalized = normalizeOrigin(origin);
   return normalized !== undefined && allowed.has(normalized);

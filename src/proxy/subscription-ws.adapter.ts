@@ -7,6 +7,7 @@ import type { Observable } from 'rxjs';
 import { WebSocketServer } from 'ws';
 import { acceptKey } from './subscription-frames';
 import { writeRawResponse } from './subscription-handshake';
+import { firstHeader } from '../common/header-value';
 
 /** Decides an upgrade before any 101; it writes its own refusals (HTTP answers). */
 export interface UpgradeGate {
@@ -98,7 +99,7 @@ export class SubscriptionWsAdapter extends WsAdapter {
         this.gate.abandon(request);
         return;
       }
-      const offered = (first(request.headers['sec-websocket-protocol']) ?? '').split(',').map((item) => item.trim());
+      const offered = (firstHeader(request.headers['sec-websocket-protocol']) ?? '').split(',').map((item) => item.trim());
       // `bearer, <token>` offered by a browser: accept `bearer`, never echo the token
       const protocol = offered.includes('bearer') ? 'Sec-WebSocket-Protocol: bearer\r\n' : '';
       socket.write(
@@ -110,19 +111,15 @@ export class SubscriptionWsAdapter extends WsAdapter {
   };
 }
 
-function first(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
 /** The Sec-WebSocket-Accept of a valid client handshake (RFC 6455 §4.2.1), or its refusal, as `ws` answers it. */
 function upgradeProblem(request: http.IncomingMessage): string | { status: number; message: string; headers?: Record<string, string> } {
   if (request.method !== 'GET') return { status: 405, message: 'Invalid HTTP method' };
-  if (first(request.headers.upgrade)?.toLowerCase() !== 'websocket') return { status: 400, message: 'Invalid Upgrade header' };
-  const key = first(request.headers['sec-websocket-key']);
+  if (firstHeader(request.headers.upgrade)?.toLowerCase() !== 'websocket') return { status: 400, message: 'Invalid Upgrade header' };
+  const key = firstHeader(request.headers['sec-websocket-key']);
   if (key === undefined || !/^[+/0-9A-Za-z]{22}==$/.test(key)) {
     return { status: 400, message: 'Missing or invalid Sec-WebSocket-Key header' };
   }
-  const version = first(request.headers['sec-websocket-version']);
+  const version = firstHeader(request.headers['sec-websocket-version']);
   if (version !== '13' && version !== '8') {
     return { status: 400, message: 'Missing or invalid Sec-WebSocket-Version header', headers: { 'sec-websocket-version': '13, 8' } };
   }
