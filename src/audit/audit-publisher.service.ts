@@ -212,9 +212,11 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
         const cursor = await this.records.readPublishCursor(tx);
         const batch = await this.records.findInChainOrder(tx, {}, cursor, BATCH_SIZE);
         if (batch.length === 0) return 0;
+        let abort!: (reason: Error) => void;
         const aborted = new Promise<never>((_, reject) => {
-          this.abortBatch = reject;
+          abort = reject;
         });
+        this.abortBatch = abort;
         aborted.catch(() => undefined);
         // NATS went away during the queries above, before there was a batch to abort: a publish
         // now would wait in the client's buffer for ACK_TIMEOUT_MS and hold up the pass after
