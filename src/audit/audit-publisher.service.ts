@@ -221,7 +221,7 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
         // NATS went away during the queries above, before there was a batch to abort: a publish
         // now would wait in the client's buffer for ACK_TIMEOUT_MS and hold up the pass after
         // the reconnect (seen: caught up 3.5 s after NATS returned instead of ~0.2 s)
-        if (!this.nats.isConnected) this.abortBatch?.(new Error('NATS disconnected'));
+        if (!this.nats.isConnected) abort(new Error('NATS disconnected'));
         // published together (one connection keeps their order), acknowledged one by one; a
         // publish given up at a disconnect may still reach the stream, which drops the repeat (msgID)
         const outcomes = await Promise.allSettled(batch.map((row) => Promise.race([this.publish(js, row), aborted])));
