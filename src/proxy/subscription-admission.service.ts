@@ -19,6 +19,7 @@ import {
   clientIpResolver,
   handshakeAuthorization,
   handshakeTenant,
+  malformedHandshake,
   matchSubscribePath,
   originAllowed,
   refuseHandshake,
@@ -45,6 +46,9 @@ export interface AdmittedSubscription {
   release(): void;
 }
 
+/** The route label of a request no route matched, as the HTTP pipeline writes it. */
+const UNMATCHED_ROUTE = 'unmatched';
+
 function releaseAll(releases: HandshakeRelease[]): () => void {
   let released = false;
   return () => {
@@ -55,9 +59,10 @@ function releaseAll(releases: HandshakeRelease[]): () => void {
 }
 
 /**
- * Everything a `/v1/subscribe/{view_type}` handshake passes before its 101, in order: shutdown,
- * Origin, authorization (same decision as REST), the handshake checks (connection cap, limits),
- * the upstream handshake. Any refusal is an HTTP answer in the problem envelope, written here;
+ * Everything a `/v1/subscribe/{view_type}` handshake passes before its 101, in order: the path,
+ * the handshake's own shape (method, Upgrade, key, version), shutdown, Origin, authorization
+ * (same decision as REST), the handshake checks (connection cap, limits), the upstream
+ * handshake. Any refusal is an HTTP answer in the problem envelope, written here;
  * so is the request's one log line. The WebSocket adapter asks this gate, the gateway claims
  * what it admitted.
  */
@@ -102,7 +107,22 @@ export class SubscriptionAdmission implements UpgradeGate {
   }
 
   admit(request: http.IncomingMessage, socket: Duplex): Promise<boolean> {
-    const context = openRequestContext({
+    const context = this.openContext(request);
+    return requestContext.run(context, () => this.handshake(request, socket, context));
+  }
+
+  notFound(request: http.IncomingMessage, socket: Duplex): void {
+    const started = performance.now();
+    const context = this.openContext(request);
+    requestContext.run(context, () => {
+      const error = new AppError('not_found', { logReason: 'no WebSocket served at this path' });
+      const status = refuseHandshake(socket, this.appErrorOf(error), context);
+      this.record(request, context, UNMATCHED_ROUTE, status, started);
+    });
+  }
+
+  private openContext(request: http.IncomingMessage): RequestContext {
+    return openRequestContext({
       traceparent: request.headers.traceparent,
       tracestate: request.headers.tracestate,
       correlationId: request.headers['x-correlation-id'],
@@ -110,16 +130,29 @@ export class SubscriptionAdmission implements UpgradeGate {
       clientIp: this.clientIp(request),
       clientCertSubject: this.clientCertSubject(request),
     });
-    return requestContext.run(context, () => this.handshake(request, socket, context));
+  }
+
+  /** The request's one log line and metric. */
+  private record(request: http.IncomingMessage, context: RequestContext, route: string, status: number, started: number): void {
+    const method = request.method ?? 'GET';
+    this.metrics.httpRequests.inc({ method, route, status: String(status) });
+    logRequest(this.logger, context, { method, route, status, durationMs: performance.now() - started });
   }
 
   private async handshake(request: http.IncomingMessage, socket: Duplex, context: RequestContext): Promise<boolean> {
     const started = performance.now();
     let status = 101;
+    let route = SUBSCRIBE_PATH;
     let releases: HandshakeRelease[] = [];
     try {
       const target = matchSubscribePath(request.url ?? '/');
-      if (target === undefined) throw new AppError('not_found', { logReason: 'no such subscription path' });
+      if (target === undefined) {
+        route = UNMATCHED_ROUTE;
+        throw new AppError('not_found', { logReason: 'no such subscription path' });
+      }
+      // what the request alone shows wrong is refused before anything is looked up or reserved
+      const malformed = malformedHandshake(request);
+      if (malformed !== undefined) throw malformed;
       if (this.closed) throw new AppError('unavailable', { logReason: 'shutting down' });
       if (!originAllowed(request, this.origins)) {
         throw new AppError('forbidden', {
@@ -162,7 +195,12 @@ export class SubscriptionAdmission implements UpgradeGate {
         writeRawResponse(
           socket,
           status,
-          { ...connected.refusal.headers, connection: 'close', 'x-request-id': context.requestId },
+          {
+            ...connected.refusal.headers,
+            connection: 'close',
+            'x-request-id': context.requestId,
+            'x-correlation-id': context.correlationId,
+          },
           connected.refusal.body,
         );
         return false;
@@ -190,8 +228,7 @@ export class SubscriptionAdmission implements UpgradeGate {
     } finally {
       // whatever was reserved for a handshake that is not going to open is given back now
       releaseAll(releases)();
-      this.metrics.httpRequests.inc({ method: 'GET', route: SUBSCRIBE_PATH, status: String(status) });
-      logRequest(this.logger, context, { method: 'GET', route: SUBSCRIBE_PATH, status, durationMs: performance.now() - started });
+      this.record(request, context, route, status, started);
     }
   }
 

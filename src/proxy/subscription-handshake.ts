@@ -45,6 +45,42 @@ export function matchSubscribePath(url: string): SubscribeTarget | undefined {
   return { viewType, upstreamQuery: query === '' ? '' : `?${query}`, tenantFromQuery };
 }
 
+/** A client's Sec-WebSocket-Key: 16 bytes in base64 (RFC 6455 §4.1). */
+const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
+
+function invalidHeader(header: string, message: string, headers?: Record<string, string>): AppError {
+  return new AppError('validation_failed', {
+    detail: 'The request has invalid fields.',
+    errors: [{ path: header, message }],
+    headers,
+    logReason: `websocket handshake: ${header} ${message}`,
+  });
+}
+
+/**
+ * Whether the request is a WebSocket opening handshake a server may answer with 101 (RFC 6455
+ * §4.2.1, the checks `ws` makes): GET, `Upgrade: websocket`, a well-formed Sec-WebSocket-Key and
+ * version 13 (or 8). Decided from the request alone, before anything is looked up or reserved;
+ * the refusal is the problem to answer, undefined for a well-formed handshake.
+ */
+export function malformedHandshake(request: http.IncomingMessage): AppError | undefined {
+  if (request.method !== 'GET') {
+    return new AppError('method_not_allowed', {
+      headers: { allow: 'GET' },
+      logReason: `websocket handshake with method ${request.method}`,
+    });
+  }
+  if (firstHeader(request.headers.upgrade)?.toLowerCase() !== 'websocket') return invalidHeader('upgrade', 'must be websocket');
+  const key = firstHeader(request.headers['sec-websocket-key']);
+  if (key === undefined || !WEBSOCKET_KEY.test(key)) return invalidHeader('sec-websocket-key', 'must be 16 bytes in base64');
+  const version = firstHeader(request.headers['sec-websocket-version']);
+  if (version !== '13' && version !== '8') {
+    // RFC 6455 §4.2.2: the refusal names the versions this server speaks
+    return invalidHeader('sec-websocket-version', 'must be 13', { 'sec-websocket-version': '13, 8' });
+  }
+  return undefined;
+}
+
 /**
  * The bearer token of a handshake: the Authorization header, or — for browsers, which cannot
  * set headers on a WebSocket — the subprotocol list `bearer, <token>`.

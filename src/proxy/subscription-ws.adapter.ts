@@ -6,13 +6,17 @@ import type { MessageMappingProperties } from '@nestjs/websockets';
 import type { Observable } from 'rxjs';
 import { WebSocketServer } from 'ws';
 import { acceptKey } from './subscription-frames';
-import { writeRawResponse } from './subscription-handshake';
 import { firstHeader } from '../common/header-value';
 
-/** Decides an upgrade before any 101; it writes its own refusals (HTTP answers). */
+/**
+ * Decides an upgrade before any 101 and writes its own refusals: HTTP answers in the problem
+ * envelope (refuseHandshake), each with its log line. A malformed handshake is never admitted.
+ */
 export interface UpgradeGate {
   /** true: complete the upgrade; false: the gate has answered the request already */
   admit(request: http.IncomingMessage, socket: Duplex): Promise<boolean>;
+  /** answers an upgrade to a path no gateway serves (404) */
+  notFound(request: http.IncomingMessage, socket: Duplex): void;
   /** an admitted upgrade did not complete (client gone, malformed WebSocket handshake) */
   abandon(request: http.IncomingMessage): void;
 }
@@ -83,7 +87,7 @@ export class SubscriptionWsAdapter extends WsAdapter {
     const server = this.servers.find((candidate) => pathname.startsWith(`${candidate.path}/`));
     if (server === undefined) {
       // other upgrade listeners may own the path; alone, we answer 404
-      if (this.server?.listenerCount('upgrade') === 1) writeRawResponse(socket, 404, { 'content-length': '0', connection: 'close' }, '');
+      if (this.server?.listenerCount('upgrade') === 1) this.gate.notFound(request, socket);
       return;
     }
     void this.gate.admit(request, socket).then((admitted) => {
@@ -92,13 +96,8 @@ export class SubscriptionWsAdapter extends WsAdapter {
         this.gate.abandon(request);
         return;
       }
-      const accept = upgradeProblem(request);
-      if (typeof accept !== 'string') {
-        const headers = { 'content-type': 'text/plain', 'content-length': String(accept.message.length), connection: 'close' };
-        writeRawResponse(socket, accept.status, { ...headers, ...accept.headers }, accept.message);
-        this.gate.abandon(request);
-        return;
-      }
+      // the gate admits only a well-formed handshake (malformedHandshake): the key is there
+      const accept = acceptKey(firstHeader(request.headers['sec-websocket-key'])!);
       const offered = (firstHeader(request.headers['sec-websocket-protocol']) ?? '').split(',').map((item) => item.trim());
       // `bearer, <token>` offered by a browser: accept `bearer`, never echo the token
       const protocol = offered.includes('bearer') ? 'Sec-WebSocket-Protocol: bearer\r\n' : '';
@@ -109,19 +108,4 @@ export class SubscriptionWsAdapter extends WsAdapter {
       server.emit('connection', socket, request, head);
     });
   };
-}
-
-/** The Sec-WebSocket-Accept of a valid client handshake (RFC 6455 §4.2.1), or its refusal, as `ws` answers it. */
-function upgradeProblem(request: http.IncomingMessage): string | { status: number; message: string; headers?: Record<string, string> } {
-  if (request.method !== 'GET') return { status: 405, message: 'Invalid HTTP method' };
-  if (firstHeader(request.headers.upgrade)?.toLowerCase() !== 'websocket') return { status: 400, message: 'Invalid Upgrade header' };
-  const key = firstHeader(request.headers['sec-websocket-key']);
-  if (key === undefined || !/^[+/0-9A-Za-z]{22}==$/.test(key)) {
-    return { status: 400, message: 'Missing or invalid Sec-WebSocket-Key header' };
-  }
-  const version = firstHeader(request.headers['sec-websocket-version']);
-  if (version !== '13' && version !== '8') {
-    return { status: 400, message: 'Missing or invalid Sec-WebSocket-Version header', headers: { 'sec-websocket-version': '13, 8' } };
-  }
-  return acceptKey(key);
 }

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
@@ -37,6 +38,35 @@ const WS_CAP = 3;
 /** A port nothing listens on. */
 async function closedPort(): Promise<number> {
   return freePort();
+}
+
+/** What came back on a raw socket: the status line's code, headers (lower-case names), body. */
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Sends `head` as written over a plain TCP socket and reads the answer until the server closes. */
+function rawExchange(base: string, head: string): Promise<RawAnswer> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(url.port), url.hostname, () => socket.write(head));
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const split = text.indexOf('\r\n\r\n');
+      const [statusLine, ...lines] = text.slice(0, split).split('\r\n');
+      const headers: Record<string, string> = {};
+      for (const line of lines) {
+        const colon = line.indexOf(':');
+        headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+      }
+      resolve({ status: Number(statusLine!.split(' ')[1]), headers, body: text.slice(split + 4) });
+    });
+  });
 }
 
 describe.skipIf(!available)('proxies to aggregate, projection and runner upstreams', () => {
@@ -810,6 +840,82 @@ describe.skipIf(!available)('proxies to aggregate, projection and runner upstrea
         return again.socket !== undefined;
       });
       for (const socket of [...sockets.slice(1), again.socket!]) socket.close();
+    });
+
+    it('refuses a malformed handshake in the problem envelope before authorization, limits and any upstream contact', async () => {
+      // a principal at its connection cap: a malformed handshake of theirs is refused for what it is, not 429
+      await http(base, 'POST', '/admin/tenants', { token: adminToken, json: { id: 'acme', name: 'Acme' } });
+      const member = await userWithRole(base, adminToken, 'acme', 'tenant_member', 'ws-shape');
+      const held: WebSocket[] = [];
+      for (let i = 0; i < WS_CAP; i += 1) {
+        const { socket, status } = await open({ authorization: `Bearer ${member.accessToken}`, 'x-tenant-id': 'acme' });
+        expect(socket, `subscription ${i + 1}: ${status}`).toBeDefined();
+        held.push(socket!);
+      }
+      const key = Buffer.alloc(16, 9).toString('base64');
+      const handshake = (method: string, target: string, headers: Record<string, string>) =>
+        rawExchange(
+          base,
+          `${method} ${target} HTTP/1.1\r\nHost: gatehouse.test\r\nConnection: Upgrade\r\n` +
+            Object.entries({ authorization: `Bearer ${member.accessToken}`, 'x-tenant-id': 'acme', ...headers })
+              .map(([name, value]) => `${name}: ${value}\r\n`)
+              .join('') +
+            '\r\n',
+        );
+      const valid = { upgrade: 'websocket', 'sec-websocket-key': key, 'sec-websocket-version': '13' };
+      const before = projection.calls.length;
+      const cases: { name: string; answer: Promise<RawAnswer>; status: number; code: string; path?: string }[] = [
+        { name: 'POST', answer: handshake('POST', '/v1/subscribe/orders', valid), status: 405, code: 'method_not_allowed' },
+        {
+          name: 'Upgrade: h2c',
+          answer: handshake('GET', '/v1/subscribe/orders', { ...valid, upgrade: 'h2c' }),
+          status: 400,
+          code: 'validation_failed',
+          path: 'upgrade',
+        },
+        {
+          name: 'no Sec-WebSocket-Key',
+          answer: handshake('GET', '/v1/subscribe/orders', { upgrade: 'websocket', 'sec-websocket-version': '13' }),
+          status: 400,
+          code: 'validation_failed',
+          path: 'sec-websocket-key',
+        },
+        {
+          name: 'Sec-WebSocket-Version 12',
+          answer: handshake('GET', '/v1/subscribe/orders', { ...valid, 'sec-websocket-version': '12' }),
+          status: 400,
+          code: 'validation_failed',
+          path: 'sec-websocket-version',
+        },
+        { name: 'a path no gateway serves', answer: handshake('GET', '/v1/elsewhere', valid), status: 404, code: 'not_found' },
+      ];
+      for (const { name, answer, status, code, path: field } of cases) {
+        const refused = await answer;
+        expect(refused.status, name).toBe(status);
+        expect(refused.headers['content-type'], name).toMatch(/^application\/problem\+json/);
+        expect(refused.headers['x-request-id'], name).toMatch(/.+/);
+        expect(refused.headers['x-correlation-id'], name).toMatch(/.+/);
+        const body = JSON.parse(refused.body) as Record<string, unknown>;
+        expect(body, name).toMatchObject({
+          type: `urn:gatehouse:error:${code}`,
+          status,
+          code,
+          request_id: refused.headers['x-request-id'],
+        });
+        if (field !== undefined) expect(body.errors, name).toEqual([{ path: field, message: expect.any(String) }]);
+        if (status === 405) expect(refused.headers.allow, name).toBe('GET');
+        if (field === 'sec-websocket-version') expect(refused.headers['sec-websocket-version'], name).toBe('13, 8');
+        const lines = app
+          .logs()
+          .split('\n')
+          .filter((text) => text.includes('"msg":"request"') && text.includes(refused.headers['x-request-id']!));
+        expect(
+          lines.map((text) => (JSON.parse(text) as { status: number }).status),
+          name,
+        ).toEqual([status]);
+      }
+      expect(projection.calls.length).toBe(before);
+      for (const socket of held) socket.close();
     });
 
     it('serves every path under /v1/subscribe/ through the gateway: an unknown shape is a 404 problem', async () => {
