@@ -22,6 +22,11 @@
  * BENCH_ONLY=http, grpc, ws, rss or workers runs one section (comma-separated for several); BENCH_ROUNDS
  * (default 4) interleaves the HTTP targets in rounds.
  * BENCH_GATEHOUSE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles Gatehouse under load.
+ * GC: Gatehouse and the floor proxy load scripts/gc-probe.js (BENCH_GC=0: not), and the half-saturation
+ * runs print bytes allocated per request and the collections' pauses. BENCH_ONLY=gc (only when named)
+ * runs Gatehouse and the floor paced at BENCH_GC_RATE/s (1500) in BENCH_GC_ROUNDS (4) rounds of
+ * BENCH_GC_SECONDS (6), and a second Gatehouse B alternating with it when BENCH_GC_B_NODE_ARGS
+ * (e.g. "--max-semi-space-size=32") or BENCH_GC_B_DIST (another build's dist directory) is set.
  */
 const { spawn, spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
@@ -47,6 +52,13 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 const LIMITS_ROUNDS = Number(process.env.BENCH_LIMITS_ROUNDS ?? 8);
 const LIMITS_SECONDS = Number(process.env.BENCH_LIMITS_SECONDS ?? 3);
 const QUERY_BODY = JSON.stringify({ filter: { status: 'open', customer: 'c-42' }, limit: 20 });
+// GC inside the measured windows (scripts/gc-probe.js loaded into Gatehouse and the floor proxy); BENCH_GC=0 leaves it out
+const GC_PROBE = process.env.BENCH_GC !== '0';
+const GC_PROBE_SCRIPT = path.join(__dirname, 'gc-probe.js');
+// BENCH_ONLY=gc: paced runs at BENCH_GC_RATE/s, BENCH_GC_ROUNDS pairs of BENCH_GC_SECONDS each (A = this build; B = BENCH_GC_B_NODE_ARGS and/or BENCH_GC_B_DIST)
+const GC_RATE = Number(process.env.BENCH_GC_RATE ?? 1500);
+const GC_ROUNDS = Number(process.env.BENCH_GC_ROUNDS ?? 4);
+const GC_SECONDS = Number(process.env.BENCH_GC_SECONDS ?? 6);
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 
 /* ---------- upstream process: HTTP + WebSocket echo projection and gRPC aggregate ---------- */
@@ -382,13 +394,159 @@ function cannon(options) {
   });
 }
 
-/** An autocannon run with the CPU seconds `pid` (and its children) spent meanwhile. */
-async function measuredCannon(pid, options) {
+/**
+ * An open-loop load at an even `rate` per second for `seconds` (BENCH_PACED_CONNECTIONS keep-alive
+ * connections, 32 by default): request i is due at start + i/rate and sent when due, whatever
+ * the earlier ones are doing. Latency is counted from the moment a request was due (so a stall
+ * anywhere, the load generator's included, counts, as wrk2 counts it) and, separately, from the
+ * moment it was sent. Unlike autocannon's `overallRate`, which lets each connection send its
+ * per-second quota back to back at the start of every second (a half-saturation run is then
+ * saturated half of each second) and adds, for a response of L ms, L − 1 synthetic samples of
+ * L − 1 … 1 ms to its histogram (coordinated-omission correction with a 1 ms expected interval),
+ * every sample here is a real request.
+ */
+async function pacedRun(pid, options, rate, seconds, gcFile) {
+  const { Pool } = require('undici');
+  const url = new URL(options.url);
+  const pool = new Pool(url.origin, { connections: Number(process.env.BENCH_PACED_CONNECTIONS ?? 32), pipelining: 1 });
+  const request = { path: url.pathname + url.search, method: options.method ?? 'GET', headers: options.headers, body: options.body };
+  const once = () => pool.request(request).then(({ statusCode, body }) => body.dump().then(() => statusCode));
+  // warm-up: connections open, JIT
+  await Promise.all(Array.from({ length: 64 }, once));
+  const closeGc = await openGcWindow(pid, gcFile);
+  const cpuBefore = pid === undefined ? 0 : cpuSeconds(pid);
+  const total = Math.round(rate * seconds);
+  const fromDue = new Float64Array(total);
+  const fromSent = new Float64Array(total);
+  let sent = 0;
+  let done = 0;
+  let bad = 0;
+  const start = performance.now();
+  await new Promise((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      const due = Math.min(total, Math.floor(((now - start) * rate) / 1000) + 1);
+      for (; sent < due; sent += 1) {
+        const index = sent;
+        const dueAt = start + (index * 1000) / rate;
+        const sentAt = performance.now();
+        once().then(
+          (status) => {
+            const end = performance.now();
+            fromDue[index] = end - dueAt;
+            fromSent[index] = end - sentAt;
+            if (status >= 300) bad += 1;
+            if ((done += 1) === total) resolve();
+          },
+          () => {
+            bad += 1;
+            fromDue[index] = fromSent[index] = Number.NaN;
+            if ((done += 1) === total) resolve();
+          },
+        );
+      }
+      if (sent < total) setTimeout(tick, 0);
+    };
+    tick();
+  });
+  const elapsed = (performance.now() - start) / 1000;
+  const cpu = pid === undefined ? 0 : cpuSeconds(pid) - cpuBefore;
+  const gc = gcPerRequest(await closeGc(), total);
+  await pool.close();
+  const sorted = (values) =>
+    Array.from(values)
+      .filter((value) => !Number.isNaN(value))
+      .sort((a, b) => a - b);
+  const due = sorted(fromDue);
+  const wire = sorted(fromSent);
+  return {
+    rate: total / elapsed,
+    p50: percentile(due, 50),
+    p99: percentile(due, 99),
+    p999: percentile(due, 99.9),
+    sentP50: percentile(wire, 50),
+    sentP99: percentile(wire, 99),
+    sentP999: percentile(wire, 99.9),
+    count: total,
+    cpuPerOp: pid === undefined ? undefined : (cpu / total) * 1e6,
+    bad,
+    gc,
+  };
+}
+
+/**
+ * Opens a GC window in process `pid` (started with scripts/gc-probe.js writing to `file`); the
+ * function returned closes it and resolves the probe's summary (undefined without the probe).
+ */
+async function openGcWindow(pid, file) {
+  if (!GC_PROBE || pid === undefined || file === undefined) return async () => undefined;
+  fs.rmSync(file, { force: true });
+  process.kill(pid, 'SIGUSR2');
+  await sleep(20);
+  return async () => {
+    process.kill(pid, 'SIGUSR2');
+    for (let i = 0; i < 250; i += 1) {
+      await sleep(20);
+      try {
+        return JSON.parse(fs.readFileSync(file, 'utf8'));
+      } catch {
+        /* not written (whole) yet */
+      }
+    }
+    return undefined;
+  };
+}
+
+/** BENCH_HEAP_PROFILE_DIR: the GC windows also sample allocation sites, one .heapprofile per process there. */
+function heapProfileEnv(name) {
+  const dir = process.env.BENCH_HEAP_PROFILE_DIR;
+  if (dir === undefined) return {};
+  const live = process.env.GC_PROBE_HEAP_LIVE === undefined ? {} : { GC_PROBE_HEAP_LIVE: process.env.GC_PROBE_HEAP_LIVE };
+  return { GC_PROBE_HEAP_PROFILE: path.join(dir, `${name.replace(/^-+/, '')}.heapprofile`), ...live };
+}
+
+/** Allocation and collections per request of a GC window over `requests` requests. */
+function gcPerRequest(window, requests) {
+  if (window === undefined || requests === 0) return undefined;
+  const minor = window.collections.filter((c) => c.type === 'Scavenge' || c.type === 'MinorMarkSweep');
+  const major = window.collections.filter((c) => c.type === 'MarkSweepCompact');
+  const pauses = minor.map((c) => c.pauseMs).sort((a, b) => a - b);
+  const sum = (values) => values.reduce((total, value) => total + value, 0);
+  return {
+    bytesPerRequest: window.allocated / requests,
+    promotedPerRequest: sum(minor.map((c) => c.promoted)) / requests,
+    minorPer10k: (minor.length / requests) * 1e4,
+    minorP50: percentile(pauses, 50),
+    minorP99: percentile(pauses, 99),
+    minorMax: pauses.at(-1) ?? 0,
+    majors: major.length,
+    majorMax: Math.max(0, ...major.map((c) => c.pauseMs)),
+    pauseMsPerSecond: sum(window.collections.map((c) => c.pauseMs)) / window.seconds,
+    newSpaceMiB: Math.max(0, ...window.collections.map((c) => c.newSpaceBytes)) / 1048576,
+    rssMiB: window.rssBytes / 1048576,
+  };
+}
+
+function gcLine(label, gc) {
+  if (gc === undefined) return;
+  note(
+    `GC ${label}: ${(gc.bytesPerRequest / 1024).toFixed(2)} KiB allocated/request, ${gc.minorPer10k.toFixed(1)} scavenges per 10k requests ` +
+      `(pause p50 ${gc.minorP50?.toFixed(2) ?? '-'} / p99 ${gc.minorP99?.toFixed(2) ?? '-'} / max ${gc.minorMax.toFixed(2)} ms), ` +
+      `promoted ${gc.promotedPerRequest.toFixed(0)} B/request, ${gc.majors} mark-compacts (max ${gc.majorMax.toFixed(1)} ms), ` +
+      `GC pauses ${gc.pauseMsPerSecond.toFixed(1)} ms/s, new space ${gc.newSpaceMiB.toFixed(0)} MiB, RSS ${gc.rssMiB.toFixed(0)} MiB`,
+  );
+}
+
+/** An autocannon run with the CPU seconds `pid` (and its children) spent meanwhile (and its GC, with `gcFile`). */
+async function measuredCannon(pid, options, gcFile) {
   await cannon({ ...options, duration: 1 }); // warm-up: JIT, pools, caches
+  const closeGc = await openGcWindow(pid, gcFile);
   const before = pid === undefined ? 0 : cpuSeconds(pid);
   const result = await cannon(options);
   const cpu = pid === undefined ? 0 : cpuSeconds(pid) - before;
+  const gc = gcPerRequest(await closeGc(), result.requests.total);
   return {
+    gc,
     rate: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
@@ -595,13 +753,17 @@ http {
 }
 
 /** A child process of this script that prints one JSON line once it listens. */
-async function helperProcess(args) {
-  const child = spawn(process.execPath, [__filename, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function helperProcess(args, gcFile) {
+  const probe = GC_PROBE && gcFile !== undefined;
+  const child = spawn(process.execPath, [...(probe ? ['--require', GC_PROBE_SCRIPT] : []), __filename, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: probe ? { ...process.env, GC_PROBE_FILE: gcFile, ...heapProfileEnv(args[0]) } : process.env,
+  });
   const info = await new Promise((resolve, reject) => {
     child.stdout.once('data', (chunk) => resolve(JSON.parse(chunk.toString())));
     child.once('exit', () => reject(new Error(`${args[0]} process exited`)));
   });
-  return { child, info };
+  return { child, info, gcFile };
 }
 
 /** CPU µs of one admission through the tenant, principal and in-flight scopes (limits high), measured in this process. */
@@ -669,7 +831,7 @@ async function main() {
     const adminPassword = 'bench admin password 12345';
 
     /** Starts one Gatehouse (its own database) and signs the bootstrap admin in. */
-    const startGatehouse = async (extraEnv = {}) => {
+    const startGatehouse = async (extraEnv = {}, { nodeArgs: moreNodeArgs = [], dist = path.join(ROOT, 'dist') } = {}) => {
       const database = `bench_proxy_${crypto.randomBytes(4).toString('hex')}`;
       await admin.query(`CREATE DATABASE ${database}`);
       cleanups.push(() => admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`));
@@ -677,10 +839,13 @@ async function main() {
       dbUrl.pathname = `/${database}`;
       const port = await freePort();
       const grpcPort = await freePort();
-      const nodeArgs = (process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(' ').filter(Boolean);
-      const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist', 'main.js')], {
+      const nodeArgs = [...(process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(' ').filter(Boolean), ...moreNodeArgs];
+      const gcFile = path.join(dataDir, `gc-${database}.json`);
+      if (GC_PROBE) nodeArgs.push('--require', GC_PROBE_SCRIPT);
+      const child = spawn(process.execPath, [...nodeArgs, path.join(dist, 'main.js')], {
         env: {
           PATH: process.env.PATH,
+          ...(GC_PROBE ? { GC_PROBE_FILE: gcFile, ...heapProfileEnv(`gatehouse-${database}`) } : {}),
           NODE_ENV: 'production',
           MASTER_KEY: crypto.randomBytes(32).toString('base64'),
           PORT: String(port),
@@ -722,7 +887,7 @@ async function main() {
       }).then((response) => response.json());
       const token = signin.access_token;
       if (!token) throw new Error('bench sign-in failed');
-      return { child, pid: child.pid, base, port, grpcPort, token };
+      return { child, pid: child.pid, base, port, grpcPort, token, gcFile };
     };
 
     const gatehouse = await startGatehouse();
@@ -745,7 +910,7 @@ async function main() {
     // ---- HTTP query: Gatehouse vs the floor proxy vs nginx vs direct ----
     if (runs('http')) {
       section(`POST /v1/query (${CONNECTIONS} connections, ${ROUNDS} interleaved rounds)`);
-      const floor = await helperProcess(['--serve-floor', `http://${projection}`]);
+      const floor = await helperProcess(['--serve-floor', `http://${projection}`], path.join(dataDir, 'gc-floor.json'));
       children.push(floor.child);
       const nginx = await startNginx(ports.httpPort);
       if (nginx !== undefined) children.push(nginx.child);
@@ -772,19 +937,153 @@ async function main() {
       // latency added at half of Gatehouse's saturation throughput
       const halfRate = Math.max(1, Math.round(via.rate / 2));
       const paced = { connections: CONNECTIONS, overallRate: halfRate };
-      const viaHalf = await measuredCannon(gatehouse.pid, { ...gatehouseQuery(gatehouse), ...paced });
+      const viaHalf = await measuredCannon(gatehouse.pid, { ...gatehouseQuery(gatehouse), ...paced }, gatehouse.gcFile);
       const directHalf = await measuredCannon(undefined, { ...queryOptions, url: `http://${projection}/v1/query/orders`, ...paced });
       // the floor proxy at the same rate: what any Node proxy adds on these shared cores
-      const floorHalf = await measuredCannon(floor.child.pid, {
-        ...queryOptions,
-        url: `http://127.0.0.1:${floor.info.port}/v1/query/orders`,
-        ...paced,
-      });
+      const floorHalf = await measuredCannon(
+        floor.child.pid,
+        {
+          ...queryOptions,
+          url: `http://127.0.0.1:${floor.info.port}/v1/query/orders`,
+          ...paced,
+        },
+        floor.gcFile,
+      );
       row(`via Gatehouse at ${halfRate}/s (half saturation)`, viaHalf);
       row(`via floor proxy at ${halfRate}/s`, floorHalf);
       row(`direct at ${halfRate}/s`, directHalf);
       ratio('p99 added by Gatehouse at half saturation (ms)', viaHalf.p99 - directHalf.p99, '≤ 2');
       ratio('p99 added by the floor proxy at the same rate (ms)', floorHalf.p99 - directHalf.p99);
+      gcLine('via Gatehouse at half saturation', viaHalf.gc);
+      gcLine('via floor proxy at the same rate', floorHalf.gc);
+
+      // the same rate sent evenly (pacedRun): each target BENCH_ROUNDS times, interleaved; p99 of each run
+      const pacedSeconds = Number(process.env.BENCH_PACED_SECONDS ?? 5);
+      const pacedTargets = [
+        { label: 'Gatehouse', pid: gatehouse.pid, gcFile: gatehouse.gcFile, options: gatehouseQuery(gatehouse) },
+        {
+          label: 'floor',
+          pid: floor.child.pid,
+          gcFile: floor.gcFile,
+          options: { ...queryOptions, url: `http://127.0.0.1:${floor.info.port}/v1/query/orders` },
+        },
+        { label: 'direct', pid: undefined, options: { ...queryOptions, url: `http://${projection}/v1/query/orders` } },
+      ];
+      const pacedResults = new Map(pacedTargets.map((target) => [target.label, []]));
+      for (let round = 0; round < Math.max(1, ROUNDS); round += 1) {
+        for (const target of pacedTargets) {
+          pacedResults.get(target.label).push(await pacedRun(target.pid, target.options, halfRate, pacedSeconds, target.gcFile));
+        }
+      }
+      const medianOf = (values) => {
+        const sorted = [...values].sort((x, y) => x - y);
+        const middle = Math.floor(sorted.length / 2);
+        return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+      };
+      const pacedRow = (label) => {
+        const results = pacedResults.get(label);
+        return {
+          rate: medianOf(results.map((r) => r.rate)),
+          p50: medianOf(results.map((r) => r.p50)),
+          p99: medianOf(results.map((r) => r.p99)),
+          cpuPerOp: results[0].cpuPerOp === undefined ? undefined : medianOf(results.map((r) => r.cpuPerOp)),
+          bad: results.reduce((sum, r) => sum + r.bad, 0),
+          results,
+        };
+      };
+      const pacedVia = pacedRow('Gatehouse');
+      const pacedFloor = pacedRow('floor');
+      const pacedDirect = pacedRow('direct');
+      row(`via Gatehouse at ${halfRate}/s evenly paced (median of ${ROUNDS})`, pacedVia);
+      row(`via floor proxy at ${halfRate}/s evenly paced`, pacedFloor);
+      row(`direct at ${halfRate}/s evenly paced`, pacedDirect);
+      const added = (a, b) => a.results.map((r, i) => r.p99 - b.results[i].p99);
+      const gatehouseAdded = added(pacedVia, pacedDirect);
+      const floorAdded = added(pacedFloor, pacedDirect);
+      ratio('p99 added by Gatehouse at half saturation, evenly paced (ms, median of rounds)', medianOf(gatehouseAdded), '≤ 2');
+      note(`  rounds: ${gatehouseAdded.map((v) => v.toFixed(2)).join(', ')}`);
+      ratio('p99 added by the floor proxy, evenly paced (ms, median of rounds)', medianOf(floorAdded));
+      note(`  rounds: ${floorAdded.map((v) => v.toFixed(2)).join(', ')}`);
+      note(
+        `  p99.9 Gatehouse / floor / direct (ms, median): ${[pacedVia, pacedFloor, pacedDirect]
+          .map((r) => medianOf(r.results.map((x) => x.p999)).toFixed(2))
+          .join(' / ')}; p99 from send (not due) ${[pacedVia, pacedFloor, pacedDirect]
+          .map((r) => medianOf(r.results.map((x) => x.sentP99)).toFixed(2))
+          .join(' / ')}`,
+      );
+      gcLine('via Gatehouse evenly paced (last round)', pacedVia.results.at(-1).gc);
+      gcLine('via floor proxy evenly paced (last round)', pacedFloor.results.at(-1).gc);
+    }
+
+    // ---- allocation and GC per proxied request at a fixed rate; A/B pairs of builds or node flags ----
+    if (only.includes('gc') && GC_PROBE) {
+      const bArgs = (process.env.BENCH_GC_B_NODE_ARGS ?? '').split(' ').filter(Boolean);
+      const bDist = process.env.BENCH_GC_B_DIST;
+      const hasB = bArgs.length > 0 || bDist !== undefined;
+      section(
+        `POST /v1/query at ${GC_RATE}/s: allocation and GC per request (${GC_ROUNDS} rounds of ${GC_SECONDS}s${
+          hasB ? `; A = this build, B = ${[bDist, ...bArgs].filter(Boolean).join(' ')}` : ''
+        })`,
+      );
+      const gcFloor = await helperProcess(['--serve-floor', `http://${projection}`], path.join(dataDir, 'gc-floor-paced.json'));
+      children.push(gcFloor.child);
+      const other = hasB ? await startGatehouse({}, { nodeArgs: bArgs, dist: bDist ?? path.join(ROOT, 'dist') }) : undefined;
+      const targets = [
+        { label: 'A', pid: gatehouse.pid, gcFile: gatehouse.gcFile, options: gatehouseQuery(gatehouse) },
+        ...(other ? [{ label: 'B', pid: other.pid, gcFile: other.gcFile, options: gatehouseQuery(other) }] : []),
+        {
+          label: 'floor',
+          pid: gcFloor.child.pid,
+          gcFile: gcFloor.gcFile,
+          options: { ...queryOptions, url: `http://127.0.0.1:${gcFloor.info.port}/v1/query/orders` },
+        },
+        { label: 'direct', pid: undefined, gcFile: undefined, options: { ...queryOptions, url: `http://${projection}/v1/query/orders` } },
+      ];
+      for (const target of targets) await cannon({ ...target.options, duration: 2 }); // warm-up
+      const results = new Map(targets.map((target) => [target.label, []]));
+      for (let round = 0; round < GC_ROUNDS; round += 1) {
+        const order = round % 2 === 0 ? targets : [...targets].reverse();
+        for (const target of order) {
+          const run = await pacedRun(target.pid, target.options, GC_RATE, GC_SECONDS, target.gcFile);
+          const { gc } = run;
+          results.get(target.label).push(run);
+          const head = `    round ${round + 1} ${target.label.padEnd(6)} ${run.count} requests  p99 ${run.p99.toFixed(2)} (from send ${run.sentP99.toFixed(2)}) p99.9 ${run.p999.toFixed(1)} ms`;
+          if (gc === undefined) {
+            console.log(head);
+            continue;
+          }
+          console.log(
+            `${head}  CPU ${run.cpuPerOp.toFixed(0)} µs/req  ` +
+              `${(gc.bytesPerRequest / 1024).toFixed(2)} KiB/req  ${gc.minorPer10k.toFixed(1)} scavenges/10k  ` +
+              `scavenge p50 ${gc.minorP50?.toFixed(2) ?? '-'} max ${gc.minorMax.toFixed(2)} ms  promoted ${gc.promotedPerRequest.toFixed(0)} B/req  ` +
+              `majors ${gc.majors}  new space ${gc.newSpaceMiB.toFixed(0)} MiB  RSS ${gc.rssMiB.toFixed(0)} MiB`,
+          );
+        }
+      }
+      const median = (values) => {
+        const sorted = [...values].sort((x, y) => x - y);
+        const middle = Math.floor(sorted.length / 2);
+        return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+      };
+      for (const [label, runsOf] of results) {
+        if (runsOf[0].gc === undefined) {
+          note(
+            `${label}: median of ${runsOf.length}: p99 ${median(runsOf.map((r) => r.p99)).toFixed(2)} ms (worst ${Math.max(...runsOf.map((r) => r.p99)).toFixed(2)})`,
+          );
+          continue;
+        }
+        note(
+          `${label}: median of ${runsOf.length}: ${(median(runsOf.map((r) => r.gc.bytesPerRequest)) / 1024).toFixed(2)} KiB/req, ` +
+            `${median(runsOf.map((r) => r.gc.minorPer10k)).toFixed(1)} scavenges/10k, scavenge p50 ${median(runsOf.map((r) => r.gc.minorP50 ?? 0)).toFixed(2)} ms, ` +
+            `worst scavenge ${Math.max(...runsOf.map((r) => r.gc.minorMax)).toFixed(2)} ms, p99 ${median(runsOf.map((r) => r.p99)).toFixed(2)} ms ` +
+            `(worst ${Math.max(...runsOf.map((r) => r.p99)).toFixed(2)}), CPU ${median(runsOf.map((r) => r.cpuPerOp)).toFixed(0)} µs/req, ` +
+            `RSS ${Math.max(...runsOf.map((r) => r.gc.rssMiB)).toFixed(0)} MiB`,
+        );
+      }
+      if (other) {
+        other.child.kill('SIGTERM');
+        await new Promise((resolve) => other.child.once('exit', resolve));
+      }
     }
 
     // ---- cost of the §9 limits: limits high (never refusing) vs limits disabled, same run ----
