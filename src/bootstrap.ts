@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -23,6 +22,7 @@ import { SubscriptionAdmission } from './proxy/subscription-admission.service';
 import { SubscriptionWsAdapter } from './proxy/subscription-ws.adapter';
 import type { Server as HttpsServer } from 'node:https';
 import { clientCertificateReader, httpsServerOptions, refuseUnverifiedClientCertificates } from './observability/client-certificate';
+import { randomUuid } from './common/uuid';
 
 export interface Gatehouse {
   app: NestFastifyApplication;
@@ -47,7 +47,7 @@ export async function startGatehouse(config: AppConfig, logger: Logger, options:
     ...(https === undefined ? {} : { https }),
     bodyLimit: DEFAULT_BODY_LIMIT,
     trustProxy: config.TRUST_PROXY,
-    genReqId: () => randomUUID(),
+    genReqId: randomUuid,
     // idle keep-alive sockets are closed at shutdown; busy ones finish their request
     forceCloseConnections: 'idle',
     return503OnClosing: false,

@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RequestContext } from '../common/request-context';
 import { AppError } from '../common/app-error';
+import { randomUuid } from '../common/uuid';
 import { requestLineLogger, requestLineWriter } from './logger';
 import { acceptCorrelationId, acceptTracestate, continueTrace } from './trace-context';
 
@@ -37,8 +37,8 @@ export function openRequestContext(input: RequestEdgeInput): RequestContext {
   const trace = continueTrace(input.traceparent);
   const tracestate = acceptTracestate(input.tracestate, input.traceparent);
   const context: RequestContext = {
-    requestId: input.requestId ?? randomUUID(),
-    correlationId: acceptCorrelationId(input.correlationId) ?? randomUUID(),
+    requestId: input.requestId ?? randomUuid(),
+    correlationId: acceptCorrelationId(input.correlationId) ?? randomUuid(),
     traceId: trace.traceId,
     spanId: trace.spanId,
     traceFlags: trace.traceFlags,

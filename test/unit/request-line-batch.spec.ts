@@ -1,0 +1,67 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LineBatch } from '../../src/observability/logger';
+
+function tempFile(): { fd: number; file: string } {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'gh-line-batch-')), 'out.log');
+  return { fd: fs.openSync(file, 'w'), file };
+}
+
+describe('request lines in batches', () => {
+  it('writes every line whole and in order, as bytes to the descriptor, batches within PIPE_BUF', () => {
+    const { fd, file } = tempFile();
+    const writes: number[] = [];
+    const original = fs.writeSync;
+    const spy = ((...args: Parameters<typeof fs.writeSync>) => {
+      const written = (original as (...a: unknown[]) => number)(...args);
+      writes.push(written);
+      return written;
+    }) as typeof fs.writeSync;
+    fs.writeSync = spy;
+    const fallback: string[] = [];
+    try {
+      const batch = new LineBatch({ fd, write: (text: string) => fallback.push(text) });
+      const lines: string[] = [];
+      for (let i = 0; i < 500; i += 1) {
+        // ASCII, two- and three-byte characters, and lines of many lengths
+        const line = `{"n":${i},"text":${JSON.stringify(`é€ ${'x'.repeat(i % 97)}`)}}\n`;
+        lines.push(line);
+        batch.write(line);
+      }
+      batch.drain();
+      expect(fs.readFileSync(file, 'utf8')).toBe(lines.join(''));
+      expect(fallback).toEqual([]);
+      expect(Math.max(...writes)).toBeLessThanOrEqual(4096);
+      expect(writes.length).toBeGreaterThan(1);
+    } finally {
+      fs.writeSync = original;
+      fs.closeSync(fd);
+    }
+  });
+
+  it('writes a line longer than a batch alone, after the lines before it', () => {
+    const { fd, file } = tempFile();
+    const through: string[] = [];
+    const batch = new LineBatch({ fd, write: (text: string) => (fs.writeSync(fd, text), through.push(text)) });
+    const long = `{"long":"${'y'.repeat(5000)}"}\n`;
+    batch.write('{"first":1}\n');
+    batch.write(long);
+    batch.write('{"last":1}\n');
+    batch.drain();
+    fs.closeSync(fd);
+    expect(fs.readFileSync(file, 'utf8')).toBe(`{"first":1}\n${long}{"last":1}\n`);
+    expect(through).toEqual([long]);
+  });
+
+  it('hands what it could not write to the destination itself (its own retrying write)', () => {
+    const through: string[] = [];
+    // a descriptor that is not open: the direct write fails
+    const batch = new LineBatch({ fd: 987_654, write: (text: string) => through.push(text) });
+    batch.write('{"a":"é"}\n');
+    batch.write('{"b":2}\n');
+    batch.drain();
+    expect(through).toEqual(['{"a":"é"}\n{"b":2}\n']);
+  });
+});
