@@ -14,7 +14,10 @@ const requests = Number(requestsArg ?? 1);
 const depth = Number(framesArg ?? 4);
 
 const name = (frame) => {
-  const where = frame.url.replace(/^.*\/node_modules\//, '').replace(/^.*\/dist\//, 'dist/').replace(/^node:/, '');
+  const where = frame.url
+    .replace(/^.*\/node_modules\//, '')
+    .replace(/^.*\/dist\//, 'dist/')
+    .replace(/^node:/, '');
   return `${frame.functionName || '(anonymous)'} ${where}:${frame.lineNumber + 1}`;
 };
 const self = new Map();
