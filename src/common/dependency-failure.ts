@@ -15,8 +15,9 @@ export class DependencyUnavailableError extends Error {
   constructor(
     readonly dependency: Dependency,
     readonly reason: string,
+    options?: { cause?: unknown },
   ) {
-    super(`${dependency} unavailable: ${reason}`);
+    super(`${dependency} unavailable: ${reason}`, options);
     this.name = 'DependencyUnavailableError';
   }
 }
@@ -42,8 +43,20 @@ const ADAPTER_UNAVAILABLE = new Set([
   'TransactionWriteConflict',
 ]);
 
-/** Node socket errors on the way to the database. */
-const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+/**
+ * Node errors of a connection that could not be opened. Only connections Gatehouse opens raise
+ * them, and every other one (upstreams, the policy hook, NATS) maps its failures where it is
+ * opened, so one that reaches a request's edge is the database's.
+ */
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+
+/**
+ * Node errors of an open socket. They say a socket failed, not whose: a client hanging up fails
+ * its request body with ECONNRESET. They count only where the database connection is known to
+ * have raised them: inside an error the database client made (Prisma, its driver adapter), or
+ * wrapped by `fromDatabaseCall` where our own code calls `pg`.
+ */
+const SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 
 /** Messages node-postgres uses for a connection that died or could not be had in time. */
 const PG_MESSAGES = [
@@ -88,14 +101,20 @@ function isObject(value: unknown): value is ErrorLike {
   return typeof value === 'object' && value !== null;
 }
 
-function looksUnavailable(error: ErrorLike): boolean {
+/** An error the database client made: Prisma's (they carry clientVersion) or its driver adapter's. */
+function fromDatabaseClient(error: ErrorLike): boolean {
+  return error.clientVersion !== undefined || error.name === 'DriverAdapterError';
+}
+
+/** `viaDatabase`: `error` was found inside an error the database client made. */
+function looksUnavailable(error: ErrorLike, viaDatabase: boolean): boolean {
   if (error instanceof DependencyUnavailableError) return error.dependency === 'database';
   const code = typeof error.code === 'string' ? error.code : undefined;
   if (code !== undefined) {
     // Prisma codes only on Prisma errors (they carry clientVersion), SQLSTATEs on driver errors
     if (/^P\d{4}$/.test(code) && error.clientVersion !== undefined) {
       if (PRISMA_UNAVAILABLE.has(code)) return true;
-    } else if (SOCKET_CODES.has(code)) {
+    } else if (CONNECT_CODES.has(code) || (SOCKET_CODES.has(code) && viaDatabase)) {
       return true;
     } else if (/^[0-9A-Z]{5}$/.test(code) && unavailableSqlState(code)) {
       return true;
@@ -111,19 +130,44 @@ function looksUnavailable(error: ErrorLike): boolean {
   return false;
 }
 
-/** Whether `error` (or what it wraps) means the database is unavailable. */
+/**
+ * Whether `error` (or what it wraps) says the database is unavailable: an error of the database
+ * client (Prisma, its driver adapter, `pg`'s own messages, a PostgreSQL SQLSTATE) or our own
+ * DependencyUnavailableError. A bare socket error is not one: nothing in it says it was the
+ * database's socket (see SOCKET_CODES).
+ */
 export function isDatabaseUnavailable(error: unknown): boolean {
   const seen = new Set<unknown>();
-  const queue: unknown[] = [error];
+  const queue: { error: unknown; viaDatabase: boolean }[] = [{ error, viaDatabase: false }];
   while (queue.length > 0 && seen.size < 10) {
-    const current = queue.shift();
+    const { error: current, viaDatabase } = queue.shift()!;
     if (!isObject(current) || seen.has(current)) continue;
     seen.add(current);
-    if (looksUnavailable(current)) return true;
-    queue.push(current.cause, current.meta?.driverAdapterError);
-    if (current instanceof AggregateError) queue.push(...(current.errors as unknown[]));
+    if (looksUnavailable(current, viaDatabase)) return true;
+    const inner = viaDatabase || fromDatabaseClient(current);
+    queue.push({ error: current.cause, viaDatabase: inner }, { error: current.meta?.driverAdapterError, viaDatabase: inner });
+    if (current instanceof AggregateError) {
+      queue.push(...(current.errors as unknown[]).map((item) => ({ error: item, viaDatabase: inner })));
+    }
   }
   return false;
+}
+
+/**
+ * What a call of ours on a `pg` client or pool throws, made recognisable wherever it travels: a
+ * bare socket error there can only be the database connection's, so it becomes a
+ * DependencyUnavailableError (the original kept as its cause); anything else is returned as it is.
+ */
+export function fromDatabaseCall(error: unknown): unknown {
+  if (
+    isObject(error) &&
+    !(error instanceof DependencyUnavailableError) &&
+    typeof error.code === 'string' &&
+    (SOCKET_CODES.has(error.code) || CONNECT_CODES.has(error.code))
+  ) {
+    return new DependencyUnavailableError('database', 'connection failed', { cause: error });
+  }
+  return error;
 }
 
 /** A short, log-safe reason (no SQL, no values): the codes involved. */

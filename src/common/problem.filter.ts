@@ -81,9 +81,8 @@ export class ProblemFilter implements ExceptionFilter {
   catch(raised: unknown, host: ArgumentsHost): void {
     if (host.getType() !== 'http') throw raised;
     const request = host.switchToHttp().getRequest<FastifyRequest>();
-    // the database, not this request, is at fault: 503 and a warning without a stack; unless the
-    // client hung up (its body stream fails with ECONNRESET, which is not the database's)
-    const dependencyFailure = request.raw.aborted ? undefined : dependencyFailureAsAppError(raised);
+    // the database, not this request, is at fault: 503 and a warning without a stack
+    const dependencyFailure = dependencyFailureAsAppError(raised);
     if (dependencyFailure !== undefined) {
       this.metrics.dependencyErrors.inc({ dependency: 'database' });
       this.logger.warn({ dependency: 'database', reason: dependencyFailure.options.logReason }, 'dependency unavailable; answered 503');

@@ -1,7 +1,7 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import type * as runtime from '@prisma/client/runtime/client';
 import pg from 'pg';
-import { DependencyUnavailableError } from '../common/dependency-failure';
+import { DependencyUnavailableError, fromDatabaseCall } from '../common/dependency-failure';
 import { PrismaClient, type Prisma } from '../generated/prisma/client';
 import { withCommitHooks, type Db } from './transaction';
 
@@ -65,8 +65,12 @@ export class PrismaService extends PrismaClient {
    * timestamptz as Date, int8 as string, arrays as arrays. Same DB_TIMEOUT_MS bounds as Prisma's.
    */
   async prepared<Row>(statement: PreparedStatement, values: unknown[]): Promise<Row[]> {
-    const result = await this.pool.query<Row & pg.QueryResultRow>({ name: statement.name, text: statement.text, values });
-    return result.rows;
+    try {
+      const result = await this.pool.query<Row & pg.QueryResultRow>({ name: statement.name, text: statement.text, values });
+      return result.rows;
+    } catch (error) {
+      throw fromDatabaseCall(error);
+    }
   }
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Prisma's own signature

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { isDatabaseUnavailable } from '../common/dependency-failure';
+import { fromDatabaseCall, isDatabaseUnavailable } from '../common/dependency-failure';
 import { startup } from '../observability/startup';
 
 const ATTEMPT_TIMEOUT_MS = 2000;
@@ -28,7 +28,7 @@ export async function waitForDatabase(databaseUrl: string, logger: Logger): Prom
         if (waitingSince !== undefined) logger.info({ waited_ms: Date.now() - waitingSince }, 'database reachable; starting');
         return;
       } catch (error) {
-        if (!isDatabaseUnavailable(error)) throw error;
+        if (!isDatabaseUnavailable(fromDatabaseCall(error))) throw error;
         if (waitingSince === undefined) {
           waitingSince = Date.now();
           startup.waitFor('database');

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { DependencyUnavailableError, dependencyFailureAsAppError, isDatabaseUnavailable } from '../../src/common/dependency-failure';
+import {
+  DependencyUnavailableError,
+  dependencyFailureAsAppError,
+  fromDatabaseCall,
+  isDatabaseUnavailable,
+} from '../../src/common/dependency-failure';
 
 /** Shapes as they reach the edge from Prisma 7 on @prisma/adapter-pg (seen against a real PostgreSQL being stopped, cut and slowed). */
 const prismaRaw = (cause: Record<string, unknown>) =>
@@ -43,5 +48,40 @@ describe('database failure classification', () => {
   ])('%s stays a bug (500)', (_, error) => {
     expect(isDatabaseUnavailable(error)).toBe(false);
     expect(dependencyFailureAsAppError(error)).toBeUndefined();
+  });
+
+  describe('a socket error counts only when the database connection raised it', () => {
+    /** What Node gives a socket that failed, with nothing that says whose socket it was. */
+    const socketError = (code: string, syscall: string) =>
+      Object.assign(new Error(code === 'ECONNRESET' ? 'aborted' : `${syscall} ${code}`), { code, syscall, errno: -1 });
+
+    it.each([
+      ["a client's request body after it hung up (ECONNRESET)", socketError('ECONNRESET', 'read')],
+      ['an answer written to a client gone (EPIPE)', socketError('EPIPE', 'write')],
+      ['an idle client timing out (ETIMEDOUT)', socketError('ETIMEDOUT', 'read')],
+      ['the same wrapped by other code', new Error('stream failed', { cause: socketError('ECONNRESET', 'read') })],
+      ['the same under another dependency', new DependencyUnavailableError('nats', 'gone', { cause: socketError('ECONNRESET', 'read') })],
+    ])('%s is not the database (no 503)', (_, error) => {
+      expect(isDatabaseUnavailable(error)).toBe(false);
+      expect(dependencyFailureAsAppError(error)).toBeUndefined();
+    });
+
+    it.each([
+      ['ECONNRESET from pg, through Prisma', prismaRaw({ kind: 'postgres', code: 'ECONNRESET' })],
+      ['EPIPE from pg, through Prisma', prismaRaw({ kind: 'postgres', code: 'EPIPE' })],
+      ['ECONNRESET from a prepared statement on the pool', fromDatabaseCall(socketError('ECONNRESET', 'read'))],
+      ['EPIPE from a prepared statement on the pool', fromDatabaseCall(socketError('EPIPE', 'write'))],
+    ])('%s is the database (503)', (_, error) => {
+      expect(isDatabaseUnavailable(error)).toBe(true);
+      expect(dependencyFailureAsAppError(error)?.code).toBe('unavailable');
+    });
+
+    it('fromDatabaseCall keeps what the database answered as it is', () => {
+      const unique = Object.assign(new Error('duplicate key value'), { code: '23505', severity: 'ERROR' });
+      expect(fromDatabaseCall(unique)).toBe(unique);
+      expect(isDatabaseUnavailable(fromDatabaseCall(unique))).toBe(false);
+      const wrapped = fromDatabaseCall(socketError('ECONNRESET', 'read')) as DependencyUnavailableError;
+      expect(dependencyFailureAsAppError(wrapped)?.options.logReason).toBe('database: connection failed <- ECONNRESET');
+    });
   });
 });
