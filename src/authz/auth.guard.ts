@@ -7,15 +7,6 @@ import { RequestAuthorizer, type AuthorizationResult } from './request-authorize
 import { isAdminMutation, StepUpService, type StepUpLevel } from './step-up.service';
 import { firstHeader } from '../common/header-value';
 
-/** grpc-js peers read `ipv4:127.0.0.1:5000`, `ipv6:[::1]:5000` or `127.0.0.1:5000`. */
-export function grpcPeerAddress(peer: string | undefined): string {
-  if (peer === undefined) return 'unknown';
-  const bare = peer.replace(/^ipv[46]:/, '');
-  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(bare);
-  if (bracketed) return bracketed[1]!;
-  return bare.replace(/:\d+$/, '');
-}
-
 /**
  * The one global guard: deny by default. A route without a declaration is refused,
  * whatever the transport; `@Public()` opts out, `@Authenticated()` / `@Requires()` opt in.

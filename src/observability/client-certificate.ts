@@ -23,6 +23,14 @@ export function parseClientCertHeader(value: string | string[] | undefined): X50
   }
 }
 
+/** The subject of the client certificate that verified on our own TLS listener (TLS_CLIENT_CA_FILE), if any. */
+export function verifiedPeerSubject(socket: object): string | undefined {
+  const tls = socket as Partial<TLSSocket>;
+  if (tls.encrypted !== true || tls.authorized !== true) return undefined;
+  const raw = tls.getPeerCertificate?.()?.raw;
+  return raw === undefined || raw.length === 0 ? undefined : subjectLine(new X509Certificate(raw));
+}
+
 /**
  * CONTRACT §13: the client certificate's subject for the log line and the policy hook. A
  * certificate verified on our own TLS listener wins; otherwise the edge's verified certificate
@@ -39,11 +47,8 @@ export function clientCertificateReader(trustProxy: boolean | string[]): (reques
               trust(address, 0)
           )(proxyAddr.compile(trustProxy));
   return (request) => {
-    const socket = request.socket as Partial<TLSSocket>;
-    if (socket.encrypted === true && socket.authorized === true) {
-      const raw = socket.getPeerCertificate?.()?.raw;
-      if (raw !== undefined && raw.length > 0) return subjectLine(new X509Certificate(raw));
-    }
+    const verified = verifiedPeerSubject(request.socket);
+    if (verified !== undefined) return verified;
     const header = request.headers['client-cert'];
     if (header === undefined || !trusted(request.socket.remoteAddress ?? '')) return undefined;
     const certificate = parseClientCertHeader(header);

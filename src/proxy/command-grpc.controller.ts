@@ -3,7 +3,6 @@ import { GrpcMethod } from '@nestjs/microservices';
 import type { Logger } from 'pino';
 import { AUTH_DECLARATION, Requires, type AuthDeclaration } from '../common/auth-declaration';
 import { LimitedAs } from '../limits/limited-as.decorator';
-import { grpcPeerAddress } from '../authz/auth.guard';
 import { RequestAuthorizer } from '../authz/request-authorizer.service';
 import { AppError } from '../common/app-error';
 import { duplicateAuthorizationError } from '../common/authorization-header';
@@ -45,11 +44,11 @@ export class CommandGrpcController implements CommandCallHandler {
     >;
   }
 
-  /** The unary handler: `call.request` is the encoded SubmitCommandRequest. */
+  /** The unary handler: `call.request` is the encoded SubmitCommandRequest; the answer is the framed response. */
   @GrpcMethod('CommandService', 'SubmitCommand')
   @Requires('commands.submit', { tenant: 'required', resource: 'aggregate_type', policy: true })
   @LimitedAs('commands')
-  submitCommand(call: CommandCall, answer: (error: CallStatus | null, response?: Buffer) => void): void {
+  submitCommand(call: CommandCall, answer: (error: CallStatus | null, frame?: Buffer) => void): void {
     const context = openRequestContext({
       traceparent: call.metadata('traceparent'),
       tracestate: call.metadata('tracestate'),
@@ -61,9 +60,9 @@ export class CommandGrpcController implements CommandCallHandler {
     const started = performance.now();
     requestContext.run(context, () => {
       this.handle(call, context).then(
-        (response) => {
+        (frame) => {
           this.finish(context, 'OK', started);
-          answer(null, response);
+          answer(null, frame);
         },
         (error: unknown) => {
           recordDenial(context, error);
@@ -78,7 +77,7 @@ export class CommandGrpcController implements CommandCallHandler {
 
   private async handle(call: CommandCall, context: RequestContext): Promise<Buffer> {
     if (call.authorizationCount > 1) throw duplicateAuthorizationError();
-    const clientIp = grpcPeerAddress(call.peer);
+    const clientIp = call.address;
     let fields;
     try {
       fields = readCommandFields(call.request);

@@ -1,19 +1,10 @@
 import http2 from 'node:http2';
-import type { TLSSocket } from 'node:tls';
-import { X509Certificate } from 'node:crypto';
 import { status, type Metadata } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { headerCount } from '../common/authorization-header';
 import type { AppConfig } from '../config/config';
-import { httpsServerOptions, refuseUnverifiedClientCertificates, subjectLine } from '../observability/client-certificate';
-import {
-  GRPC_CONTENT_TYPE,
-  GrpcFramingError,
-  encodeGrpcMessage,
-  inflateMessage,
-  grpcFrame,
-  parseGrpcTimeout,
-  readUnaryMessage,
-} from './grpc-wire';
+import { httpsServerOptions, refuseUnverifiedClientCertificates, verifiedPeerSubject } from '../observability/client-certificate';
+import { GRPC_CONTENT_TYPE, GrpcFramingError, encodeGrpcMessage, inflateMessage, parseGrpcTimeout, readUnaryMessage } from './grpc-wire';
 import { inServerSpan, type EndSpan } from './grpc-tracing';
 import { SUBMIT_COMMAND_PATH } from './grpc-upstream.client';
 
@@ -24,8 +15,17 @@ const ACCEPTED_ENCODINGS = 'identity,deflate,gzip';
 const MAX_SESSION_MEMORY_MB = 64;
 /** At shutdown, connections whose calls are still unanswered this long after GOAWAY are cut (a call without grpc-timeout could hold them for ever). */
 const CLOSE_GRACE_MS = 10_000;
-/** The verified client certificate's subject, read once per connection. */
+/** The verified client certificate's subject, read once per connection (HTTP/2 forbids renegotiation). */
 const certSubjects = new WeakMap<object, string | undefined>();
+/** An answer's headers and its OK trailers, the same for every call (node:http2 copies them). */
+const OK_HEADERS: http2.OutgoingHttpHeaders = {
+  ':status': 200,
+  'content-type': GRPC_CONTENT_TYPE,
+  'grpc-accept-encoding': ACCEPTED_ENCODINGS,
+  'grpc-encoding': 'identity',
+};
+const OK_TRAILERS: http2.OutgoingHttpHeaders = { 'grpc-status': '0', 'grpc-message': 'OK' };
+const WAIT_FOR_TRAILERS = { waitForTrailers: true };
 
 /** A gRPC status answer: the code, its message and metadata for the trailers. */
 export interface CallStatus {
@@ -44,16 +44,18 @@ export interface CommandCall {
   metadata(name: string): string | undefined;
   /** how many `authorization` entries the client sent */
   authorizationCount: number;
-  /** `address:port` of the client, as grpc-js's getPeer() wrote it */
+  /** `address:port` of the client, as grpc-js's getPeer() wrote it (the log line's `ip`) */
   peer: string;
+  /** the client's address alone (policy input and the per-IP limit) */
+  address: string;
   clientCertSubject?: string;
   /** the client's deadline (epoch ms), when it gave one */
   deadline?: number;
 }
 
-/** What serves SubmitCommand (CommandGrpcController): answers once, with the response message or a status. */
+/** What serves SubmitCommand (CommandGrpcController): answers once, with the framed response message or a status. */
 export interface CommandCallHandler {
-  submitCommand(call: CommandCall, answer: (error: CallStatus | null, response?: Buffer) => void): void;
+  submitCommand(call: CommandCall, answer: (error: CallStatus | null, frame?: Buffer) => void): void;
 }
 
 /**
@@ -135,13 +137,13 @@ export class CommandGrpcServer {
     let timer: NodeJS.Timeout | undefined;
     let answered = false;
     let endSpan: EndSpan | undefined;
-    const answer = (error: CallStatus | null, response?: Buffer): void => {
+    const answer = (error: CallStatus | null, frame?: Buffer): void => {
       if (answered) return;
       answered = true;
       if (timer !== undefined) clearTimeout(timer);
       endSpan?.(error === null ? status.OK : error.code, error?.details);
       if (stream.closed || stream.destroyed) return;
-      if (error === null) answerMessage(stream, response!);
+      if (error === null) answerMessage(stream, frame!);
       else answerStatus(stream, error);
     };
     if (deadline !== undefined) timer = setTimeout(() => answer({ code: status.DEADLINE_EXCEEDED, details: 'Deadline exceeded' }), timeout);
@@ -171,14 +173,16 @@ export class CommandGrpcServer {
         return;
       }
       const socket = stream.session?.socket;
+      const address = socket?.remoteAddress;
       const call: CommandCall = {
         request,
         // an uncompressed message is the body after its prefix: the body goes upstream as it is
         frame: request.buffer === body.buffer && request.byteOffset === body.byteOffset + 5 ? body : undefined,
         metadata: (name) => firstValue(headers[name]),
-        authorizationCount: countEntries(rawHeaders, 'authorization'),
-        peer: socket?.remoteAddress === undefined ? 'unknown' : `${socket.remoteAddress}:${socket.remotePort}`,
-        clientCertSubject: verifiedCertSubject(socket),
+        authorizationCount: headerCount(rawHeaders, 'authorization'),
+        peer: address === undefined ? 'unknown' : `${address}:${socket!.remotePort}`,
+        address: address ?? 'unknown',
+        clientCertSubject: connectionCertSubject(socket),
         deadline,
       };
       inServerSpan(headers, (end) => {
@@ -200,13 +204,16 @@ export class CommandGrpcServer {
   }
 }
 
-function answerMessage(stream: http2.ServerHttp2Stream, response: Buffer): void {
-  stream.respond(
-    { ':status': 200, 'content-type': GRPC_CONTENT_TYPE, 'grpc-accept-encoding': ACCEPTED_ENCODINGS, 'grpc-encoding': 'identity' },
-    { waitForTrailers: true },
-  );
-  stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': 'OK' }));
-  stream.end(grpcFrame(response));
+/** The response message (framed, uncompressed), then `grpc-status: 0` in the trailers. */
+function answerMessage(stream: http2.ServerHttp2Stream, frame: Buffer): void {
+  stream.respond(OK_HEADERS, WAIT_FOR_TRAILERS);
+  // emitted once per stream: a shared listener, no closure or once() wrapper per call
+  stream.on('wantTrailers', sendOkTrailers);
+  stream.end(frame);
+}
+
+function sendOkTrailers(this: http2.ServerHttp2Stream): void {
+  this.sendTrailers(OK_TRAILERS);
 }
 
 /** A trailers-only answer: the status and its metadata in the one header block. */
@@ -226,19 +233,11 @@ function firstValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-function countEntries(rawHeaders: string[], name: string): number {
-  let count = 0;
-  for (let index = 0; index < rawHeaders.length; index += 2) if (rawHeaders[index] === name) count += 1;
-  return count;
-}
-
-/** The subject of the client certificate that verified against TLS_CLIENT_CA_FILE, if any. */
-function verifiedCertSubject(socket: unknown): string | undefined {
-  const tls = socket as Partial<TLSSocket> | undefined;
-  if (tls?.authorized !== true || tls.getPeerCertificate === undefined) return undefined;
-  if (certSubjects.has(tls)) return certSubjects.get(tls);
-  const raw = tls.getPeerCertificate().raw;
-  const subject = raw === undefined || raw.length === 0 ? undefined : subjectLine(new X509Certificate(raw));
-  certSubjects.set(tls, subject);
+/** The verified client certificate's subject of the call's connection, read once per connection. */
+function connectionCertSubject(socket: object | undefined): string | undefined {
+  if (socket === undefined) return undefined;
+  if (certSubjects.has(socket)) return certSubjects.get(socket);
+  const subject = verifiedPeerSubject(socket);
+  certSubjects.set(socket, subject);
   return subject;
 }

@@ -19,6 +19,7 @@ import { EndpointBreakers } from './endpoint-breakers.service';
 import { InternalTokenService } from './internal-token.service';
 import {
   GRPC_CONTENT_TYPE,
+  GRPC_PREFIX_BYTES,
   GrpcFramingError,
   decodeGrpcMessage,
   grpcFrame,
@@ -117,13 +118,16 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
   /** The HTTP wrapper's call: a decoded request, a decoded response. */
   async submit(input: SubmitInput): Promise<SubmitCommandResponse> {
     const codec = commandCodec();
-    return codec.decode(await this.forward({ ...input, request: codec.encode(input.request) }));
+    const frame = await this.forward({ ...input, request: codec.encode(input.request) });
+    return codec.decode(frame.subarray(GRPC_PREFIX_BYTES));
   }
 
   /**
    * The gRPC pass-through: the client's encoded request goes upstream as the same bytes and the
    * aggregate's encoded response comes back as its bytes (no protobuf decode or re-encode);
    * `frame`, when given, is the request already framed (the client's body) and is sent as it is.
+   * The answer is the response message framed (uncompressed): the aggregate's own body when it
+   * sent it uncompressed, which the gRPC server relays as it is.
    */
   async forward(input: Omit<SubmitInput, 'request'> & { request: Buffer; frame?: Buffer }): Promise<Buffer> {
     const shard = this.routing.resolve('aggregate', input.tenantId);
@@ -177,7 +181,7 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
     }
   }
 
-  /** One attempt: one stream on the endpoint's session; the response message, or the failure it ended in. */
+  /** One attempt: one stream on the endpoint's session; the framed response message, or the failure it ended in. */
   private call(endpoint: string, headers: Record<string, string>, frame: Buffer, deadline: number): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       const remaining = deadline - Date.now();
@@ -238,7 +242,7 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
     });
   }
 
-  /** What a finished stream answered: the response message, or the error to raise. */
+  /** What a finished stream answered: the framed response message, or the error to raise. */
   private outcome(
     stream: http2.ClientHttp2Stream,
     responseHeaders: http2.IncomingHttpHeaders | undefined,
@@ -260,8 +264,11 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
     const code = Number(statusHeader);
     if (code !== status.OK) throw this.failureOf(code, decodeGrpcMessage((trailers ?? responseHeaders)?.['grpc-message']));
     try {
-      const { message, compressed } = readUnaryMessage(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), MAX_RESPONSE_BYTES);
-      return compressed ? inflateMessage(message, responseHeaders?.['grpc-encoding'], MAX_RESPONSE_BYTES) : message;
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      const { message, compressed } = readUnaryMessage(body, MAX_RESPONSE_BYTES);
+      if (compressed) return grpcFrame(inflateMessage(message, responseHeaders?.['grpc-encoding'], MAX_RESPONSE_BYTES));
+      // one well-formed uncompressed message: the body is already its frame
+      return body[0] === 0 ? body : grpcFrame(message);
     } catch (error) {
       if (error instanceof GrpcFramingError) {
         throw new UpstreamGrpcError(error.code === status.RESOURCE_EXHAUSTED ? error.code : status.INTERNAL, error.message);

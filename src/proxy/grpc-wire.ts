@@ -8,7 +8,9 @@ import { status } from '@grpc/grpc-js';
  * the trailers, or in the headers of a trailers-only answer, with a percent-encoded message.
  */
 export const GRPC_CONTENT_TYPE = 'application/grpc';
-const PREFIX_BYTES = 5;
+/** a message's prefix: the compressed flag and its 32-bit big-endian length */
+export const GRPC_PREFIX_BYTES = 5;
+const PREFIX_BYTES = GRPC_PREFIX_BYTES;
 const MAX_TIMEOUT_DIGITS = 99_999_999;
 
 /** The message with its 5-byte prefix (uncompressed). */
