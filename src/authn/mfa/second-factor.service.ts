@@ -93,22 +93,22 @@ export class SecondFactorService {
     this.metrics.authFailures.inc({ reason: 'mfa_invalid' });
     const entersMfaLock = mfaFailures === this.mfaFailureLimit;
     const entersAccountLock = attempt !== undefined && this.limiter.locksWith(attempt);
-    if (!entersMfaLock && !entersAccountLock) {
+    if (!entersMfaLock) {
+      // only the account's lock is entered: its one record is one statement, no transaction
+      if (entersAccountLock) await this.limiter.recordFailure(attempt, owner.id);
       throw new AppError('mfa_invalid', { logReason: `${context}: ${method} refused` });
     }
     await this.prisma.$transaction(async (tx) => {
       if (attempt !== undefined) await this.limiter.recordFailure(attempt, owner.id, tx);
-      if (entersMfaLock) {
-        const spent = await this.challenges.spendAllOpen(tx, owner.id);
-        await this.audit.record(tx, {
-          action: 'auth.mfa_locked',
-          actor: { principalId: null, principalType: null },
-          target: { type: 'user', id: owner.id },
-          changes: { failed_attempts: mfaFailures, mfa_tokens_spent: spent, context },
-        });
-      }
+      const spent = await this.challenges.spendAllOpen(tx, owner.id);
+      await this.audit.record(tx, {
+        action: 'auth.mfa_locked',
+        actor: { principalId: null, principalType: null },
+        target: { type: 'user', id: owner.id },
+        changes: { failed_attempts: mfaFailures, mfa_tokens_spent: spent, context },
+      });
     });
-    if (entersMfaLock) this.notices.send(owner.email, 'mfa_locked');
+    this.notices.send(owner.email, 'mfa_locked');
     throw new AppError('mfa_invalid', { logReason: `${context}: ${method} refused` });
   }
 
