@@ -23,12 +23,22 @@ const HIT_CHAIN: PreparedStatement = {
 
 /**
  * A password sign-in's first round trip: the attempt's counters, then the account (read after
- * the counts, in the same statement; the CTE runs the function exactly once).
+ * the counts, in the same statement; the CTE runs the function exactly once). The account is
+ * read only when every counter of the chain is within its limit (the last one counted is, and
+ * the chain counted them all): a refused attempt never looks at it, so a refusal costs the same
+ * for a known and an unknown address. OFFSET 0 keeps the planner from pulling the subquery up,
+ * so the condition (it names only `hit`) is a one-time filter in front of the account read
+ * (EXPLAIN: "One-Time Filter", the read "never executed"), not a join filter run after it.
  */
 const HIT_CHAIN_AND_FIND_ACCOUNT: PreparedStatement = {
-  name: 'rate_limit_chain_signin_account',
+  name: 'rate_limit_chain_signin_account_within',
   text: `WITH hit AS MATERIALIZED (SELECT counts, retry_after FROM rate_limit_chain($1::text[], $2::text[], $3::int[], $4::int))
-    SELECT hit.counts, hit.retry_after, account.* FROM hit LEFT JOIN LATERAL (${SIGNIN_ACCOUNT_SQL('$5')}) account ON true`,
+    SELECT hit.counts, hit.retry_after, account.* FROM hit LEFT JOIN LATERAL (
+      SELECT * FROM (${SIGNIN_ACCOUNT_SQL('$5')}) signin_account
+      WHERE cardinality(hit.counts) = cardinality($1::text[])
+        AND hit.counts[cardinality(hit.counts)] <= ($3::int[])[cardinality($3::int[])]
+      OFFSET 0
+    ) account ON true`,
 };
 
 const RELEASE: PreparedStatement = {
