@@ -206,34 +206,42 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
     // nothing past the cursor (the usual idle poll, or another process published it): no transaction
     if (!(await this.records.hasUnpublished(this.prisma))) return 0;
     const js = jetstream(connection);
-    return this.prisma.$transaction(
-      async (tx) => {
-        if (!(await this.records.tryLockPublisher(tx))) return 0;
-        const cursor = await this.records.readPublishCursor(tx);
-        const batch = await this.records.findInChainOrder(tx, {}, cursor, BATCH_SIZE);
-        if (batch.length === 0) return 0;
-        let abort!: (reason: Error) => void;
-        const aborted = new Promise<never>((_, reject) => {
-          abort = reject;
-        });
-        this.abortBatch = abort;
-        aborted.catch(() => undefined);
-        // NATS went away during the queries above, before there was a batch to abort: a publish
-        // now would wait in the client's buffer for ACK_TIMEOUT_MS and hold up the pass after
-        // the reconnect (seen: caught up 3.5 s after NATS returned instead of ~0.2 s)
-        if (!this.nats.isConnected) abort(new Error('NATS disconnected'));
-        // published together (one connection keeps their order), acknowledged one by one; a
-        // publish given up at a disconnect may still reach the stream, which drops the repeat (msgID)
-        const outcomes = await Promise.allSettled(batch.map((row) => Promise.race([this.publish(js, row), aborted])));
-        this.abortBatch = undefined;
-        const failed = outcomes.findIndex((outcome) => outcome.status === 'rejected');
-        const acknowledged = failed === -1 ? batch : batch.slice(0, failed);
-        if (acknowledged.length > 0) await this.records.writePublishCursor(tx, acknowledged.at(-1)!.seq);
-        if (failed !== -1) throw (outcomes[failed] as PromiseRejectedResult).reason;
-        return batch.length;
-      },
-      { maxWait: 5000, timeout: ACK_TIMEOUT_MS * 3 },
-    );
+    // BEGIN and the lock, the batch, then the cursor and COMMIT: three round trips sent by `pg`
+    // (through Prisma's interactive transaction it was five statements, each through its query
+    // interpreter, the largest main-thread cost of a sign-in outside the hash; docs/decisions.md)
+    const outcome = await this.prisma.withConnection(async (client): Promise<{ count: number; failure?: unknown }> => {
+      if (!(await this.records.beginPublisherTransaction(client))) {
+        await this.records.endPublishTransaction(client, undefined);
+        return { count: 0 };
+      }
+      const batch = await this.records.nextUnpublished(client, BATCH_SIZE);
+      if (batch.length === 0) {
+        await this.records.endPublishTransaction(client, undefined);
+        return { count: 0 };
+      }
+      let abort!: (reason: Error) => void;
+      const aborted = new Promise<never>((_, reject) => {
+        abort = reject;
+      });
+      this.abortBatch = abort;
+      aborted.catch(() => undefined);
+      // NATS went away during the queries above, before there was a batch to abort: a publish
+      // now would wait in the client's buffer for ACK_TIMEOUT_MS and hold up the pass after
+      // the reconnect (seen: caught up 3.5 s after NATS returned instead of ~0.2 s)
+      if (!this.nats.isConnected) abort(new Error('NATS disconnected'));
+      // published together (one connection keeps their order), acknowledged one by one; a
+      // publish given up at a disconnect may still reach the stream, which drops the repeat (msgID)
+      const outcomes = await Promise.allSettled(batch.map((row) => Promise.race([this.publish(js, row), aborted])));
+      this.abortBatch = undefined;
+      const failed = outcomes.findIndex((outcome) => outcome.status === 'rejected');
+      const acknowledged = failed === -1 ? batch : batch.slice(0, failed);
+      // the cursor moves past what was acknowledged, also when a later publish failed (that
+      // one and those after it go out again on the next pass)
+      await this.records.endPublishTransaction(client, acknowledged.at(-1)?.seq);
+      return { count: batch.length, failure: failed === -1 ? undefined : (outcomes[failed] as PromiseRejectedResult).reason };
+    });
+    if (outcome.failure !== undefined) throw outcome.failure;
+    return outcome.count;
   }
 
   private async publish(js: JetStreamClient, row: AuditRecord): Promise<void> {

@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import type { PrismaService, PreparedStatement } from '../database/prisma.service';
+import type pg from 'pg';
+import { queryPrepared, type PrismaService, type PreparedStatement } from '../database/prisma.service';
 import type { Db } from '../database/transaction';
 import type { AuditRecord, Prisma } from '../generated/prisma/client';
 import type { ChainedContent } from './audit-chain';
@@ -27,6 +28,13 @@ export interface AuditFilter {
 
 /** system_settings key holding the seq of the last record acknowledged by JetStream. */
 const PUBLISH_CURSOR_KEY = 'audit_publish_cursor';
+/** One record into audit_pending (its deferred trigger chains it at commit). */
+const APPEND_PENDING: PreparedStatement = {
+  name: 'audit_append_pending',
+  text: `INSERT INTO audit_pending (id, actor_id, actor_type, actor_ip, actor_user_agent, action, target_type, target_id,
+      tenant_id, request_id, correlation_id, trace_id, changes, parts)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::text[])`,
+};
 const HAS_UNPUBLISHED: PreparedStatement = {
   name: 'audit_has_unpublished',
   text: `SELECT EXISTS (SELECT 1 FROM audit_records
@@ -35,6 +43,20 @@ const HAS_UNPUBLISHED: PreparedStatement = {
 
 /** pg_try_advisory_xact_lock key ("audp"): one replica at a time advances the publish cursor. */
 const PUBLISH_LOCK = 0x61756470;
+const BEGIN_AND_LOCK_PUBLISHER = `BEGIN; SELECT pg_try_advisory_xact_lock(${PUBLISH_LOCK}) AS locked`;
+/** The publisher's batch: records past the cursor (read after the lock, so in a snapshot taken under it). */
+const NEXT_UNPUBLISHED: PreparedStatement = {
+  name: 'audit_next_unpublished',
+  text: `SELECT seq::text AS seq, id, at, actor_id AS "actorId", actor_type AS "actorType", actor_ip AS "actorIp",
+      actor_user_agent AS "actorUserAgent", action, target_type AS "targetType", target_id AS "targetId",
+      tenant_id AS "tenantId", request_id AS "requestId", correlation_id AS "correlationId", trace_id AS "traceId",
+      changes, prev_hash AS "prevHash", hash
+    FROM audit_records WHERE seq > COALESCE((SELECT value::bigint FROM system_settings WHERE key = $1), 0)
+    ORDER BY seq LIMIT $2`,
+};
+
+/** A row of NEXT_UNPUBLISHED as `pg` decodes it (seq as text: int8 is a string in `pg`). */
+type AuditRecordRow = Omit<AuditRecord, 'seq'> & { seq: string };
 
 function whereOf(filter: AuditFilter, seq: Prisma.AuditRecordWhereInput['seq']): Prisma.AuditRecordWhereInput {
   const and: Prisma.AuditRecordWhereInput[] = [];
@@ -67,13 +89,22 @@ export class AuditRepository {
    * hash, so the lock is held for the commit only, never for a round trip to this process.
    */
   async appendPending(db: Db, record: AuditContent, parts: readonly string[]): Promise<void> {
-    await db.$executeRaw`
-      INSERT INTO audit_pending (id, actor_id, actor_type, actor_ip, actor_user_agent, action, target_type, target_id,
-        tenant_id, request_id, correlation_id, trace_id, changes, parts)
-      VALUES (${record.id}, ${record.actor.principal_id}, ${record.actor.principal_type}, ${record.actor.ip},
-        ${record.actor.user_agent}, ${record.action}, ${record.target.type}, ${record.target.id}, ${record.tenant_id},
-        ${record.request_id}, ${record.correlation_id}, ${record.trace_id ?? null},
-        ${record.changes === null ? null : JSON.stringify(record.changes)}::jsonb, ${parts}::text[])`;
+    await queryPrepared(db, APPEND_PENDING, [
+      record.id,
+      record.actor.principal_id,
+      record.actor.principal_type,
+      record.actor.ip,
+      record.actor.user_agent,
+      record.action,
+      record.target.type,
+      record.target.id,
+      record.tenant_id,
+      record.request_id,
+      record.correlation_id,
+      record.trace_id ?? null,
+      record.changes === null ? null : JSON.stringify(record.changes),
+      parts,
+    ]);
   }
 
   /**
@@ -122,12 +153,39 @@ export class AuditRepository {
   }
 
   /**
-   * Takes the publisher lock for the rest of `tx`, or returns false at once when another
-   * replica holds it (that replica is publishing the same records).
+   * Opens the publisher's transaction on `client` and takes the publisher lock for the rest of
+   * it, in one round trip; false at once when another process holds it (it is publishing the
+   * same records), the transaction then still open (`endPublishTransaction`).
    */
-  async tryLockPublisher(tx: Db): Promise<boolean> {
-    const rows = await tx.$queryRaw<Array<{ locked: boolean }>>`SELECT pg_try_advisory_xact_lock(${PUBLISH_LOCK}) AS locked`;
-    return rows[0]?.locked === true;
+  async beginPublisherTransaction(client: pg.ClientBase): Promise<boolean> {
+    // a simple-query message of two statements: one round trip, run in order
+    const results = (await client.query(BEGIN_AND_LOCK_PUBLISHER)) as unknown as Array<pg.QueryResult<{ locked: boolean }>>;
+    return results[1]?.rows[0]?.locked === true;
+  }
+
+  /** In the publisher's transaction, after the lock: the next `limit` records past the cursor, in chain order. */
+  async nextUnpublished(client: pg.ClientBase, limit: number): Promise<AuditRecord[]> {
+    const result = await client.query<AuditRecordRow>({
+      name: NEXT_UNPUBLISHED.name,
+      text: NEXT_UNPUBLISHED.text,
+      values: [PUBLISH_CURSOR_KEY, limit],
+    });
+    return result.rows.map((row) => ({ ...row, seq: BigInt(row.seq) }));
+  }
+
+  /**
+   * Ends the publisher's transaction: moves the cursor to `seq` (when given) and commits, in one
+   * round trip (seq is a bigint, written as a literal; the key is a constant).
+   */
+  async endPublishTransaction(client: pg.ClientBase, seq: bigint | undefined): Promise<void> {
+    if (seq === undefined) {
+      await client.query('COMMIT');
+      return;
+    }
+    await client.query(
+      `INSERT INTO system_settings (key, value, updated_at) VALUES ('${PUBLISH_CURSOR_KEY}', '${BigInt(seq).toString()}', now())
+        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at; COMMIT`,
+    );
   }
 
   /**
@@ -143,10 +201,5 @@ export class AuditRepository {
   async readPublishCursor(db: Db): Promise<bigint> {
     const row = await db.systemSetting.findUnique({ where: { key: PUBLISH_CURSOR_KEY } });
     return row === null ? 0n : BigInt(row.value);
-  }
-
-  async writePublishCursor(db: Db, seq: bigint): Promise<void> {
-    const value = seq.toString();
-    await db.systemSetting.upsert({ where: { key: PUBLISH_CURSOR_KEY }, create: { key: PUBLISH_CURSOR_KEY, value }, update: { value } });
   }
 }

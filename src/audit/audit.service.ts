@@ -3,7 +3,6 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { requestContext } from '../common/request-context';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import type { Prisma } from '../generated/prisma/client';
-import { beforeCommit } from '../database/transaction';
 import { chainParts } from './audit-chain';
 import { AuditRepository, type AuditContent } from './audit.repository';
 
@@ -49,26 +48,22 @@ export class AuditService {
   }
 
   /**
-   * Records `event` in the caller's transaction. The record is queued in audit_pending (inside
-   * PrismaService.$transaction as its last statement, via beforeCommit; outside one at once) and
-   * chained while that transaction commits: a deferred trigger calls audit_append(), which takes
-   * the chain lock and assigns seq, `at` and the hash, so the lock is held for the commit only.
+   * Records `event` in the caller's transaction (outside one, in its own statement). The record
+   * is inserted into audit_pending and chained while that transaction commits: a deferred
+   * trigger calls audit_append(), which takes the chain lock and assigns seq, `at` and the hash,
+   * so the lock is held for the commit only, wherever in the transaction the record was written.
    */
   async record(tx: Prisma.TransactionClient, event: AuditEvent): Promise<{ id: string }> {
-    const prepared = this.prepare(event);
-    const { content } = prepared;
-    const append = async (): Promise<void> => {
-      if (this.config?.BENCH_AUDIT_PLAIN_INSERT === true) await this.records.appendPlain(tx, content);
-      else await this.records.appendPending(tx, content, prepared.parts);
-      this.appended();
-    };
-    if (!beforeCommit(tx, append)) await append();
+    const { content, parts } = this.prepare(event);
+    if (this.config?.BENCH_AUDIT_PLAIN_INSERT === true) await this.records.appendPlain(tx, content);
+    else await this.records.appendPending(tx, content, parts);
+    this.appended();
     return { id: content.id };
   }
 
   /**
-   * The record `event` becomes, and its canonical JSON in pieces, for a caller that appends it
-   * inside its own SQL function (session_start() calls audit_append() itself); tell `appended` the seq.
+   * The record `event` becomes, and its canonical JSON in pieces, for a caller that queues it
+   * inside its own SQL function (session_start() inserts it into audit_pending); then call `appended`.
    */
   prepare(event: AuditEvent): PreparedAuditRecord {
     const context = requestContext.get();
@@ -99,10 +94,10 @@ export class AuditService {
   }
 
   /**
-   * A prepared record was appended (session_start() hands over its seq; listeners only schedule
-   * work, and the transaction may still roll back).
+   * A prepared record was queued (listeners only schedule work: the transaction may still roll
+   * back, and seq is assigned at its commit).
    */
-  appended(_seq?: bigint): void {
+  appended(): void {
     for (const listener of this.appendListeners) listener();
   }
 }

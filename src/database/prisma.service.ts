@@ -3,7 +3,7 @@ import type * as runtime from '@prisma/client/runtime/client';
 import pg from 'pg';
 import { DependencyUnavailableError, fromDatabaseCall } from '../common/dependency-failure';
 import { PrismaClient, type Prisma } from '../generated/prisma/client';
-import { withCommitHooks, type Db } from './transaction';
+import type { Db } from './transaction';
 
 export const DEFAULT_DB_TIMEOUT_MS = 3000;
 
@@ -73,6 +73,25 @@ export class PrismaService extends PrismaClient {
     }
   }
 
+  /**
+   * Runs `work` on one pooled connection held for its duration, for a transaction sent by `pg`
+   * itself (the audit publisher's: a few fixed statements, without Prisma's query interpreter).
+   * `work` must end any transaction it opens; a connection it failed on is closed, not reused.
+   * Same bounds as the pool's other users (connection wait, statement and idle-in-transaction timeouts).
+   */
+  async withConnection<R>(work: (client: pg.PoolClient) => Promise<R>): Promise<R> {
+    const client = await this.pool.connect();
+    let failure: Error | undefined;
+    try {
+      return await work(client);
+    } catch (error) {
+      failure = error instanceof Error ? error : new Error(String(error));
+      throw error;
+    } finally {
+      client.release(failure);
+    }
+  }
+
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Prisma's own signature
   override $transaction<P extends Prisma.PrismaPromise<any>[]>(
     arg: [...P],
@@ -95,11 +114,7 @@ export class PrismaService extends PrismaClient {
       (tx: TransactionClient) => {
         const remaining = budget - (Date.now() - started);
         if (remaining <= 0) throw new DependencyUnavailableError('database', 'transaction deadline passed while waiting for a connection');
-        return withDeadline(
-          withCommitHooks(tx, work),
-          remaining,
-          () => new DependencyUnavailableError('database', `transaction exceeded ${budget} ms`),
-        );
+        return withDeadline(work(tx), remaining, () => new DependencyUnavailableError('database', `transaction exceeded ${budget} ms`));
       },
       settings,
     );

@@ -64,9 +64,9 @@ export class SessionRepository {
   }
 
   /**
-   * A sign-in's writes in one statement, session_start() (migration 20261130121500_session_start):
-   * clears `clearCounterKeys`, inserts the session and its refresh token, appends the prepared
-   * audit record. Returns the record's seq.
+   * A sign-in's writes in one statement, session_start() (migration *_session_start_audit_pending):
+   * clears `clearCounterKeys`, inserts the session and its refresh token, and queues the prepared
+   * audit record in audit_pending (chained when the transaction commits).
    */
   async startSignedIn(
     db: Db,
@@ -76,9 +76,9 @@ export class SessionRepository {
       clearCounterKeys: string[];
       audit: PreparedAuditRecord;
     },
-  ): Promise<bigint> {
+  ): Promise<void> {
     const { session, refresh, audit } = input;
-    const rows = await queryPrepared<{ seq: bigint | string }>(db, SESSION_START, [
+    await queryPrepared(db, SESSION_START, [
       session.id,
       session.userId,
       session.amr,
@@ -92,7 +92,6 @@ export class SessionRepository {
       JSON.stringify(audit.content),
       audit.parts,
     ]);
-    return BigInt(rows[0]!.seq);
   }
 
   async insertRefreshToken(db: Db, input: { id?: string; sessionId: string; token: string; expiresAt: Date }): Promise<RefreshToken> {

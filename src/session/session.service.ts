@@ -9,7 +9,7 @@ import { uuidv7 } from '../common/uuid';
 import { SecretBox } from '../common/secret-box';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { PrismaService } from '../database/prisma.service';
-import { beforeCommit, type Db } from '../database/transaction';
+import type { Db } from '../database/transaction';
 import type { Session } from '../generated/prisma/client';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
 import { LOGGER } from '../observability/logger';
@@ -85,15 +85,10 @@ export class SessionService {
       clearCounterKeys: signIn.clearCounterKeys ?? [],
       audit: this.audit.prepare(signinEvent(session.id)),
     };
-    const write = async (db: Db): Promise<void> => this.audit.appended(await this.sessions.startSignedIn(db, start));
-    if (tx === undefined) {
-      await write(this.prisma);
-    } else if (!beforeCommit(tx, () => write(tx))) {
-      await write(tx);
-    }
-    // Inside the caller's transaction session_start() runs as its last statement (it appends the
-    // audit record, so the chain lock is then held only until the commit), after the caller's own
-    // queued records; should the transaction roll back, these tokens are never sent.
+    // Inside the caller's transaction it may run anywhere: the record is linked into the chain
+    // when that transaction commits; should it roll back, these tokens are never sent.
+    await this.sessions.startSignedIn(tx ?? this.prisma, start);
+    this.audit.appended();
     return this.tokenResponse(user, session, refreshToken);
   }
 
