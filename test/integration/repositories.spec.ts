@@ -268,6 +268,19 @@ describe.skipIf(!available)('repositories on PostgreSQL', () => {
     expect(second.hits.map((hit) => hit?.count ?? null)).toEqual([2, null]);
     expect(second.account).toBeNull();
     expect((await prisma.rateLimitCounter.findUnique({ where: { key: 'reader:acct' } }))?.count).toBe(1);
+    // a refused attempt does not read the account at all: a known address reads as null too
+    const refused = await counters.hitChainAndFindSigninAccount(prisma, links, 60, 'chain-reader@example.com');
+    expect(refused.hits.map((hit) => hit?.count ?? null)).toEqual([3, null]);
+    expect(refused.account).toBeNull();
+    // and so does one refused by the last link (the account's own budget)
+    const accountLinks = [
+      { key: 'reader2:ip', limit: 100 },
+      { key: 'reader2:acct', limit: 1, account: 'reader2' },
+    ];
+    const within = await counters.hitChainAndFindSigninAccount(prisma, accountLinks, 60, 'chain-reader@example.com');
+    expect([within.hits.map((hit) => hit?.count ?? null), within.account?.id]).toEqual([[1, 1], user.id]);
+    const overAccount = await counters.hitChainAndFindSigninAccount(prisma, accountLinks, 60, 'chain-reader@example.com');
+    expect([overAccount.hits.map((hit) => hit?.count ?? null), overAccount.account]).toEqual([[2, 2], null]);
   });
 
   it('audit records: the head moves with each append made through AuditService', async () => {
