@@ -68,32 +68,43 @@ export class ForwardDecisionService {
   }
 
   /**
-   * The decision without waiting, when everything it needs is in memory: a token that verified
-   * before, the principal's grants, no policy hook to ask, a reusable internal token. Undefined
-   * when something must be loaded first (then `decide`, which takes nothing twice: the limits are
-   * taken only once the rest is known). Refusals throw the same errors in the same order.
+   * The decision: at once when everything it needs is in memory (a token that verified before,
+   * the principal's grants, no policy hook to ask, a reusable internal token), otherwise a
+   * promise of it. Each step runs once: an authorization made from memory is kept when only the
+   * internal token still has to be signed, and the limits are taken once the rest is known.
+   * Refusals throw (at once, or through the promise) the same errors in the same order.
    */
-  decideNow(request: ForwardedRequest, credentials: ForwardCredentials, context: RequestContext | undefined): ForwardDecision | undefined {
+  decide(
+    request: ForwardedRequest,
+    credentials: ForwardCredentials,
+    context: RequestContext | undefined,
+  ): ForwardDecision | Promise<ForwardDecision> {
     const match = this.ruleFor(request);
     if (match.rule.public) return this.publicDecision(match.index, credentials, context);
-    const result = this.authorizer.authorizeNow(this.authorizationInput(match, request, credentials));
-    if (result === undefined) return undefined;
+    const input = this.authorizationInput(match, request, credentials);
+    const result = this.authorizer.authorizeNow(input);
+    if (result === undefined) {
+      return this.authorizer.authorize(input).then((loaded) => this.admitAndMint(match.index, loaded, credentials, context));
+    }
     const principal = result.principal!;
     const internalToken = this.tokens.mintNow('forward', principal, result.tenantId);
-    if (internalToken === undefined) return undefined;
+    if (internalToken === undefined) return this.admitAndMint(match.index, result, credentials, context);
     const admission = this.limits.admit({ principal, tenantId: result.tenantId, clientIp: credentials.clientIp }, context);
     return allowed(match.index, principal, result, internalToken, admission);
   }
 
-  async decide(request: ForwardedRequest, credentials: ForwardCredentials, context: RequestContext | undefined): Promise<ForwardDecision> {
-    const match = this.ruleFor(request);
-    if (match.rule.public) return this.publicDecision(match.index, credentials, context);
-    const result = await this.authorizer.authorize(this.authorizationInput(match, request, credentials));
+  /** The limits, then a freshly signed internal token (the slot is given back if signing fails). */
+  private async admitAndMint(
+    rule: number,
+    result: AuthorizationResult,
+    credentials: ForwardCredentials,
+    context: RequestContext | undefined,
+  ): Promise<ForwardDecision> {
     const principal = result.principal!;
     const admission = this.limits.admit({ principal, tenantId: result.tenantId, clientIp: credentials.clientIp }, context);
     try {
       const internalToken = await this.tokens.mint('forward', principal, result.tenantId);
-      return allowed(match.index, principal, result, internalToken, admission);
+      return allowed(rule, principal, result, internalToken, admission);
     } catch (error) {
       admission.release();
       throw error;

@@ -6,7 +6,7 @@ import { firstHeader } from '../common/header-value';
 import { AppError } from '../common/app-error';
 import { releaseOnClose } from '../limits/traffic-limit.guard';
 import { ForwardDecisionService, type ForwardCredentials, type ForwardDecision, type ForwardOutcome } from './forward-decision.service';
-import { readForwardedRequest, type ForwardedRequest } from './forwarded-request';
+import { readForwardedRequest } from './forwarded-request';
 
 /** How long an edge may reuse a decision (CONTRACT §10). */
 const DECISION_CACHE_CONTROL = 'private, max-age=1';
@@ -47,33 +47,31 @@ export class ForwardController {
     headers: { 'x-auth-principal-id': { schema: { type: 'string' } }, 'x-auth-principal-type': { schema: { type: 'string' } } },
   })
   /**
-   * Answers at once when the decision needs nothing loaded (ForwardDecisionService.decideNow:
-   * no promise on the way); otherwise the returned promise settles once it has answered.
+   * Answers at once when the decision needs nothing loaded (ForwardDecisionService.decide
+   * answers without a promise); otherwise the returned promise settles once it has answered.
    */
   decide(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> | undefined {
     const context = request.ctx;
-    let original: ForwardedRequest;
-    let credentials: ForwardCredentials;
-    let decision: ForwardDecision | undefined;
+    let decision: ForwardDecision | Promise<ForwardDecision>;
     try {
-      original = readForwardedRequest(request.headers);
+      const original = readForwardedRequest(request.headers);
       // the path as received, never the query (it may carry secrets)
       context.forwarded = `${original.method} ${original.rawPath.slice(0, MAX_LOGGED_PATH)}`;
-      credentials = {
+      const credentials: ForwardCredentials = {
         authorization: firstHeader(request.headers.authorization),
         tenantHeader: firstHeader(request.headers['x-tenant-id']),
         clientIp: context.clientIp,
         clientCertSubject: context.clientCertSubject,
       };
-      decision = this.decisions.decideNow(original, credentials, context);
+      decision = this.decisions.decide(original, credentials, context);
     } catch (error) {
       throw this.refused(reply, error);
     }
-    if (decision !== undefined) {
+    if (!(decision instanceof Promise)) {
       this.answer(reply, decision);
       return undefined;
     }
-    return this.decisions.decide(original, credentials, context).then(
+    return decision.then(
       (loaded) => this.answer(reply, loaded),
       (error: unknown) => {
         throw this.refused(reply, error);
