@@ -4,6 +4,7 @@ import { ADMIN_EMAIL, ADMIN_PASSWORD, signinAdmin } from '../support/admin-fixtu
 import { signupUser } from '../support/auth-flows';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { http, uniqueEmail, type HttpResult } from '../support/http';
+import { waitFor } from '../support/process';
 import { NATS_URL, servicesAvailable } from '../support/services';
 import { settledStep, totpCode } from '../support/totp-codes';
 
@@ -189,7 +190,14 @@ describe.skipIf(!available)('admin step-up', () => {
     });
     expect(role.status, role.text).toBe(201);
     expect((await assign(role.json.id)).status).toBe(201);
-    expect((await http(strict.url, 'POST', `/admin/users/${victim.userId}/enable`, { token: robotStrict })).status).toBe(200);
+    // the assignment was made through the other replica: it reaches this one over NATS (within
+    // 1 s by the contract; ha.spec.ts times that), so ask until it has
+    let enabled = 0;
+    await waitFor(async () => {
+      enabled = (await http(strict.url, 'POST', `/admin/users/${victim.userId}/enable`, { token: robotStrict })).status;
+      return enabled !== 403;
+    }, 5000);
+    expect(enabled).toBe(200);
     expect((await http(strict.url, 'DELETE', `/admin/users/${victim.userId}`, { token: robotStrict })).status).toBe(204);
   });
 
