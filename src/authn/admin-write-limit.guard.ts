@@ -1,10 +1,7 @@
-import { Inject, Injectable, type ExecutionContext } from '@nestjs/common';
-import { Reflector } from '@nestjs/core';
+import { Injectable, type ExecutionContext } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { APP_CONFIG, type AppConfig } from '../config/config';
-import { MetricsService } from '../observability/metrics.service';
-import { ExactCounterStorage } from './exact-counter.storage';
-import { ExactThrottlerGuard } from './exact-throttler.guard';
+import type { AppConfig } from '../config/config';
+import { ExactThrottlerGuard, type ExactScope } from './exact-throttler.guard';
 
 const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -19,28 +16,19 @@ const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
  */
 @Injectable()
 export class AdminWriteLimitGuard extends ExactThrottlerGuard {
-  protected readonly keyPrefix = 'admin';
-  private readonly enabled: boolean;
-
-  // @Inject on the storage: ThrottlerGuard's own @InjectThrottlerStorage() on parameter 1 is inherited
-  // by subclasses (Nest reads self-declared dependencies through the prototype chain) and would hand
-  // us the proxied scopes' per-replica token buckets instead of the exact shared counters
-  constructor(
-    @Inject(APP_CONFIG) config: AppConfig,
-    @Inject(ExactCounterStorage) storage: ExactCounterStorage,
-    reflector: Reflector,
-    metrics: MetricsService,
-  ) {
+  protected scopeOf(config: AppConfig): ExactScope {
     const { limit, periodMs } = config.ADMIN_WRITE_LIMIT;
-    super({ name: 'admin_write', limit, ttl: Math.max(1000, periodMs) }, storage, reflector, metrics, {
-      scope: 'principal',
-      route_class: 'admin',
-    });
-    this.enabled = limit > 0;
+    return {
+      name: 'admin_write',
+      keyPrefix: 'admin',
+      limit,
+      windowMs: Math.max(1000, periodMs),
+      labels: { scope: 'principal', route_class: 'admin' },
+    };
   }
 
   protected override shouldSkip(context: ExecutionContext): Promise<boolean> {
-    if (!this.enabled || context.getType() !== 'http') return Promise.resolve(true);
+    if (this.scope.limit <= 0 || context.getType() !== 'http') return Promise.resolve(true);
     const request = context.switchToHttp().getRequest<FastifyRequest>();
     return Promise.resolve(
       request.principal === undefined ||

@@ -1,10 +1,7 @@
-import { Inject, Injectable, UseGuards } from '@nestjs/common';
-import { Reflector } from '@nestjs/core';
+import { Injectable, UseGuards } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { APP_CONFIG, type AppConfig } from '../config/config';
-import { MetricsService } from '../observability/metrics.service';
-import { ExactCounterStorage } from './exact-counter.storage';
-import { ExactThrottlerGuard } from './exact-throttler.guard';
+import type { AppConfig } from '../config/config';
+import { ExactThrottlerGuard, type ExactScope } from './exact-throttler.guard';
 
 /**
  * AUTH_IP_LIMIT per client IP per AUTH_WINDOW (CONTRACT §4), through @nestjs/throttler on the
@@ -15,21 +12,14 @@ import { ExactThrottlerGuard } from './exact-throttler.guard';
  */
 @Injectable()
 export class AuthIpLimitGuard extends ExactThrottlerGuard {
-  protected readonly keyPrefix = 'ip';
-
-  // @Inject on the storage: ThrottlerGuard's own @InjectThrottlerStorage() on parameter 1 is inherited
-  // by subclasses (Nest reads self-declared dependencies through the prototype chain) and would hand
-  // us the proxied scopes' per-replica token buckets instead of the exact shared counters
-  constructor(
-    @Inject(APP_CONFIG) config: AppConfig,
-    @Inject(ExactCounterStorage) storage: ExactCounterStorage,
-    reflector: Reflector,
-    metrics: MetricsService,
-  ) {
-    super({ name: 'ip', limit: config.AUTH_IP_LIMIT, ttl: config.AUTH_WINDOW * 1000 }, storage, reflector, metrics, {
-      scope: 'ip',
-      route_class: 'auth',
-    });
+  protected scopeOf(config: AppConfig): ExactScope {
+    return {
+      name: 'ip',
+      keyPrefix: 'ip',
+      limit: config.AUTH_IP_LIMIT,
+      windowMs: config.AUTH_WINDOW * 1000,
+      labels: { scope: 'ip', route_class: 'auth' },
+    };
   }
 
   protected override getTracker(request: Record<string, unknown>): Promise<string> {
