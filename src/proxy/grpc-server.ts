@@ -5,6 +5,7 @@ import { headerCount } from '../common/authorization-header';
 import type { AppConfig } from '../config/config';
 import { httpsServerOptions, refuseUnverifiedClientCertificates, verifiedPeerSubject } from '../observability/client-certificate';
 import { GRPC_CONTENT_TYPE, GrpcFramingError, encodeGrpcMessage, inflateMessage, parseGrpcTimeout, readUnaryMessage } from './grpc-wire';
+import { grpcDeadlines, type Expiring } from './grpc-deadlines';
 import { inServerSpan, type EndSpan } from './grpc-tracing';
 import { SUBMIT_COMMAND_PATH } from './grpc-upstream.client';
 
@@ -122,7 +123,7 @@ export class CommandGrpcServer {
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[]): void {
     // a client's reset or a broken connection: the call's answer is dropped (answered() below)
-    stream.on('error', () => undefined);
+    stream.on('error', ignore);
     const contentType = headers['content-type'];
     if (headers[':method'] !== 'POST' || contentType === undefined || !contentType.startsWith(GRPC_CONTENT_TYPE)) {
       stream.respond({ ':status': 415 }, { endStream: true });
@@ -134,21 +135,24 @@ export class CommandGrpcServer {
     }
     const timeout = parseGrpcTimeout(headers['grpc-timeout'] as string | undefined);
     const deadline = timeout === undefined ? undefined : Date.now() + timeout;
-    let timer: NodeJS.Timeout | undefined;
+    let watched: Expiring | undefined;
     let answered = false;
     let endSpan: EndSpan | undefined;
     const answer = (error: CallStatus | null, frame?: Buffer): void => {
       if (answered) return;
       answered = true;
-      if (timer !== undefined) clearTimeout(timer);
+      if (watched !== undefined) grpcDeadlines.delete(watched);
       endSpan?.(error === null ? status.OK : error.code, error?.details);
       if (stream.closed || stream.destroyed) return;
       if (error === null) answerMessage(stream, frame!);
       else answerStatus(stream, error);
     };
-    if (deadline !== undefined) timer = setTimeout(() => answer({ code: status.DEADLINE_EXCEEDED, details: 'Deadline exceeded' }), timeout);
-    stream.once('close', () => {
-      if (timer !== undefined) clearTimeout(timer);
+    if (deadline !== undefined) {
+      watched = { deadline, expire: () => answer({ code: status.DEADLINE_EXCEEDED, details: 'Deadline exceeded' }) };
+      grpcDeadlines.add(watched);
+    }
+    stream.on('close', () => {
+      if (watched !== undefined) grpcDeadlines.delete(watched);
       if (!answered) endSpan?.(status.CANCELLED, 'cancelled by the client');
       answered = true;
     });
@@ -228,6 +232,8 @@ function answerStatus(stream: http2.ServerHttp2Stream, answer: CallStatus): void
   };
   stream.respond(headers, { endStream: true });
 }
+
+function ignore(): void {}
 
 function firstValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;

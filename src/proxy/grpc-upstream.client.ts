@@ -28,6 +28,7 @@ import {
   readUnaryMessage,
   statusOfHttp,
 } from './grpc-wire';
+import { grpcDeadlines, type Expiring } from './grpc-deadlines';
 import { startClientSpan } from './grpc-tracing';
 import { HopFailure, UpstreamGrpcError, classifyHopError } from './upstream-failure';
 import { stampIdentity } from './upstream-headers';
@@ -208,11 +209,16 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
       let failure: unknown;
       const chunks: Buffer[] = [];
       let received = 0;
-      const timer = setTimeout(() => {
-        settled = true;
-        stream.close(http2.constants.NGHTTP2_CANCEL);
-        fail(new HopFailure('timeout', 'sent', `grpc DEADLINE_EXCEEDED after ${remaining} ms`));
-      }, remaining);
+      const watched: Expiring = {
+        deadline,
+        expire: () => {
+          if (settled) return;
+          settled = true;
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+          fail(new HopFailure('timeout', 'sent', `grpc DEADLINE_EXCEEDED after ${remaining} ms`));
+        },
+      };
+      grpcDeadlines.add(watched);
       stream.on('response', (received) => (responseHeaders = received));
       stream.on('trailers', (received) => (trailers = received));
       stream.on('data', (chunk: Buffer) => {
@@ -225,7 +231,7 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
       });
       stream.on('error', (error) => (failure ??= error));
       stream.on('close', () => {
-        clearTimeout(timer);
+        grpcDeadlines.delete(watched);
         if (settled) return;
         settled = true;
         let response: Buffer;
