@@ -636,11 +636,16 @@ async function loops(workers, once, pid, opsPerLoop = 1, duration = DURATION) {
 async function interleavedLoops(targets, workers) {
   const rounds = Math.max(1, ROUNDS);
   const seconds = Math.max(2, Math.round(DURATION / rounds));
-  const totals = targets.map(() => ({ count: 0, seconds: 0, cpu: 0, p50s: [], p99: 0, bad: 0 }));
+  const totals = targets.map(() => ({ count: 0, seconds: 0, cpu: 0, allCpu: 0, p50s: [], p99: 0, bad: 0 }));
+  // CPU of every process taking part (target.allPids, plus this process: the load generator)
+  const everyone = (target) =>
+    (target.allPids ?? []).reduce((sum, pid) => sum + cpuSeconds(pid), 0) + process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6;
   for (let round = 0; round < rounds; round += 1) {
     for (const [index, target] of targets.entries()) {
+      const allBefore = target.allPids === undefined ? 0 : everyone(target);
       const result = await loops(workers, target.once, target.pid, target.opsPerLoop ?? 1, seconds);
       const total = totals[index];
+      if (target.allPids !== undefined) total.allCpu += everyone(target) - allBefore;
       total.count += result.count;
       total.seconds += result.seconds;
       total.cpu += result.cpu;
@@ -658,6 +663,12 @@ async function interleavedLoops(targets, workers) {
       targets[index].pid === undefined || total.count === 0
         ? undefined
         : (total.cpu / (total.count * (targets[index].opsPerLoop ?? 1))) * 1e6,
+    // with allPids: cores kept busy by the load generator and every process on the path
+    coresBusy: targets[index].allPids === undefined ? undefined : total.allCpu / total.seconds,
+    allCpuPerOp:
+      targets[index].allPids === undefined || total.count === 0
+        ? undefined
+        : (total.allCpu / (total.count * (targets[index].opsPerLoop ?? 1))) * 1e6,
     bad: total.bad,
   }));
 }
@@ -1257,10 +1268,10 @@ async function main() {
       const rawSockets = await openSockets(WS_SOCKETS, `ws://127.0.0.1:${rawFloor.info.port}/v1/subscribe/orders`, {});
       const [wsVia, wsDirect, wsViaFloor, wsViaRaw] = await interleavedLoops(
         [
-          { once: echo(gatehouseSockets), pid: gatehouse.pid, opsPerLoop: 2 },
-          { once: echo(directSockets), pid: upstreams.child.pid, opsPerLoop: 2 },
-          { once: echo(floorSockets), pid: wsFloor.child.pid, opsPerLoop: 2 },
-          { once: echo(rawSockets), pid: rawFloor.child.pid, opsPerLoop: 2 },
+          { once: echo(gatehouseSockets), pid: gatehouse.pid, opsPerLoop: 2, allPids: [gatehouse.pid, upstreams.child.pid] },
+          { once: echo(directSockets), pid: upstreams.child.pid, opsPerLoop: 2, allPids: [upstreams.child.pid] },
+          { once: echo(floorSockets), pid: wsFloor.child.pid, opsPerLoop: 2, allPids: [wsFloor.child.pid, upstreams.child.pid] },
+          { once: echo(rawSockets), pid: rawFloor.child.pid, opsPerLoop: 2, allPids: [rawFloor.child.pid, upstreams.child.pid] },
         ],
         WS_SOCKETS,
       );
@@ -1275,6 +1286,24 @@ async function main() {
       ratio('messages/s raw TCP relay with frame scanner / direct', wsViaRaw.rate / wsDirect.rate);
       ratio('CPU/message Gatehouse / bare ws relay', wsVia.cpuPerOp / wsViaFloor.cpuPerOp);
       ratio('CPU/message Gatehouse / raw TCP relay with frame scanner', wsVia.cpuPerOp / wsViaRaw.cpuPerOp);
+      // the bound: the load generator, the upstream and the relay share this machine's cores; a
+      // path that keeps them all busy cannot go faster, whatever the relay does
+      const cores = os.availableParallelism();
+      for (const [label, result] of [
+        ['via Gatehouse', wsVia],
+        ['via bare ws relay', wsViaFloor],
+        ['via raw TCP relay', wsViaRaw],
+        ['direct', wsDirect],
+      ]) {
+        note(
+          `${label.padEnd(20)} all processes (load generator + upstream${label === 'direct' ? '' : ' + relay'}): ` +
+            `${result.allCpuPerOp.toFixed(0)} µs CPU per message, ${result.coresBusy.toFixed(2)} of ${cores} cores busy`,
+        );
+      }
+      ratio(
+        'messages/s bound for any relay here: direct CPU/message ÷ (direct + floor relay CPU/message)',
+        wsDirect.allCpuPerOp / (wsDirect.allCpuPerOp + Math.min(wsViaFloor.cpuPerOp, wsViaRaw.cpuPerOp)),
+      );
     }
 
     // ---- memory per idle relayed WebSocket ----
