@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { AppError } from '../common/app-error';
@@ -48,6 +49,33 @@ function header(request: FastifyRequest, name: string): string | undefined {
 }
 
 /**
+ * Calls `onHangUp` for each request whose connection closed before its response finished (its
+ * client hung up). One 'close' listener per connection, added at its first request, where
+ * Fastify's onRequestAbort hook adds one to every request: the requests a connection still has
+ * unanswered when it closes are the ones whose client hung up. Returns what onResponse (run at
+ * the response's 'finish') asks: false for a request already reported as hung up.
+ */
+function trackHangUps(fastify: FastifyInstance, onHangUp: (request: FastifyRequest) => void): (request: FastifyRequest) => boolean {
+  const unanswered = new WeakMap<Socket, Set<FastifyRequest>>();
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    const socket = request.raw.socket;
+    let pending = unanswered.get(socket);
+    if (pending === undefined) {
+      const requests = new Set<FastifyRequest>();
+      unanswered.set(socket, requests);
+      socket.on('close', () => {
+        for (const request of requests) onHangUp(request);
+        requests.clear();
+      });
+      pending = requests;
+    }
+    pending.add(request);
+    done();
+  });
+  return (request) => unanswered.get(request.raw.socket)?.delete(request) ?? true;
+}
+
+/**
  * Installs what every request passes through before Nest sees it: ids and trace context
  * (in AsyncLocalStorage and on the response), per-route body limits, and one log line
  * plus metrics when the response is sent. Must run before Nest registers its routes.
@@ -69,6 +97,11 @@ export function installHttpPipeline(
   fastify.addHook('onRoute', (route) => {
     if (route.url.startsWith('/v1/auth')) route.bodyLimit = AUTH_BODY_LIMIT;
   });
+
+  // A client that hangs up before the answer gets no response, so onResponse never runs: its
+  // request still gets its one line, with nginx's 499 (client closed request) as the status.
+  // Tracked first, so a request an onRequest hook refuses is tracked too.
+  const answered = trackHangUps(fastify, (request) => record(request, CLIENT_CLOSED_REQUEST, performance.now() - request.arrivedAt));
 
   fastify.addHook('onRequest', (request, reply, done) => {
     request.arrivedAt = performance.now();
@@ -142,16 +175,8 @@ export function installHttpPipeline(
     child.duration.observe(durationMs / 1000);
     if (context !== null) logRequest(logger, context, { method: request.method, route, status, durationMs });
   };
-  // A client that hangs up before the answer gets no response, so onResponse never runs: its
-  // request still gets its one line, with nginx's 499 (client closed request) as the status.
-  const hungUp = new WeakSet<FastifyRequest>();
-  fastify.addHook('onRequestAbort', (request, done) => {
-    hungUp.add(request);
-    record(request, CLIENT_CLOSED_REQUEST, performance.now() - request.arrivedAt);
-    done();
-  });
   fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done) => {
-    if (!hungUp.has(request)) record(request, reply.statusCode, reply.elapsedTime);
+    if (answered(request)) record(request, reply.statusCode, reply.elapsedTime);
     done();
   });
 }

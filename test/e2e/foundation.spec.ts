@@ -176,6 +176,31 @@ describe.skipIf(!available)('on PostgreSQL and NATS', () => {
     expect(typeof line?.duration_ms).toBe('number');
   });
 
+  it('writes the request line (status 499) for a client that hung up after sending its whole body, while the answer was being worked out', async () => {
+    const port = Number(new URL(app.url).port);
+    const correlationId = `hung-up-later-${Date.now()}`;
+    const body = JSON.stringify({ email: 'nobody-hangs-up@example.com', password: 'a password long enough 123' });
+    const socket = net.connect(port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    // the whole request, then gone while the password is checked (the body was read by then)
+    socket.write(
+      `POST /v1/auth/signin HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-correlation-id: ${correlationId}\r\n\r\n${body}`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    socket.destroy();
+    await waitFor(() => app.logs().includes(correlationId), 3000);
+    // the handler still finishes: give it time to (wrongly) write a second line
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const lines = app
+      .logs()
+      .split('\n')
+      .filter((entry) => entry.startsWith('{'))
+      .map((entry) => JSON.parse(entry) as Record<string, unknown>)
+      .filter((entry) => entry.correlation_id === correlationId && entry.msg === 'request');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ method: 'POST', route: '/v1/auth/signin', status: 499 });
+  });
+
   it('writes the request line (status 499) for a request whose client hung up before the answer', async () => {
     const port = Number(new URL(app.url).port);
     const correlationId = `hung-up-${Date.now()}`;
