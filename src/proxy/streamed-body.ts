@@ -48,27 +48,31 @@ export class StreamedBody {
     // been emitted already and no byte will come
     if (clientGone(source)) return Promise.reject(this.clientFailed(new Error('client closed the request')));
     return new Promise<Buffer>((resolve, reject) => {
-      const chunks: Buffer[] = [];
+      // listeners added with `on` and all removed at the first of end, error or close (`once`
+      // wraps each in two more objects); a second chunk is rare for a body this small
+      let first: Buffer | undefined;
+      let more: Buffer[] | undefined;
       let received = 0;
       const finish = (error?: Error) => {
         source.off('data', onData);
         source.off('end', onEnd);
-        source.off('error', onError);
+        source.off('error', finish);
         source.off('close', onClose);
         if (error !== undefined) reject(this.clientFailed(error));
-        else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received));
+        else if (more === undefined) resolve(first ?? EMPTY);
+        else resolve(Buffer.concat(more, received));
       };
       const onData = (chunk: Buffer) => {
         received += chunk.length;
-        chunks.push(chunk);
+        if (first === undefined) first = chunk;
+        else (more ??= [first]).push(chunk);
       };
       const onEnd = () => (received === length ? finish() : finish(new Error(`body of ${received} bytes, ${length} declared`)));
-      const onError = (error: Error) => finish(error);
       const onClose = () => finish(new Error('client closed the request'));
       source.on('data', onData);
-      source.once('end', onEnd);
-      source.once('error', onError);
-      source.once('close', onClose);
+      source.on('end', onEnd);
+      source.on('error', finish);
+      source.on('close', onClose);
     });
   }
 

@@ -34,3 +34,40 @@ describe('StreamedBody of a client already gone', () => {
     expect(body.failure).toMatchObject({ code: 'validation_failed' });
   });
 });
+
+describe('StreamedBody.readSmall', () => {
+  it('reads a body arriving in several chunks whole, and leaves no listener behind', async () => {
+    const source = new PassThrough();
+    const body = new StreamedBody(source, 13, 1024);
+    const read = body.readSmall()!;
+    source.write('{"a":');
+    source.write('1,"b"');
+    source.end(':2}');
+    expect((await within(read)).toString()).toBe('{"a":1,"b":2}');
+    for (const event of ['data', 'end', 'error', 'close']) expect(source.listenerCount(event)).toBe(0);
+  });
+
+  it('reads a body of one chunk as that chunk', async () => {
+    const source = new PassThrough();
+    const body = new StreamedBody(source, 7, 1024);
+    const read = body.readSmall()!;
+    source.end('{"q":1}');
+    expect((await within(read)).toString()).toBe('{"q":1}');
+  });
+
+  it('fails as the client’s when the body ends short of its declared length, or the client goes mid-body', async () => {
+    const short = new PassThrough();
+    const shortBody = new StreamedBody(short, 20, 1024);
+    const shortRead = shortBody.readSmall()!;
+    short.end('{"q":1}');
+    await expect(within(shortRead)).rejects.toMatchObject({ code: 'validation_failed' });
+
+    const gone = new PassThrough();
+    const goneBody = new StreamedBody(gone, 20, 1024);
+    const goneRead = goneBody.readSmall()!;
+    gone.write('{"q":');
+    gone.destroy();
+    await expect(within(goneRead)).rejects.toMatchObject({ code: 'validation_failed' });
+    expect(goneBody.failure).toBeDefined();
+  });
+});
