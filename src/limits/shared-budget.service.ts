@@ -9,6 +9,13 @@ import { TokenBucketStorage } from './token-bucket.storage';
 
 /** How often each replica tells the others what it was asked for (and that it lives). */
 export const REPORT_INTERVAL_MS = 100;
+/**
+ * While this replica has no demand to report (and told the others so), its report is only a
+ * sign of life: sent this often instead of every interval. Ten empty reports a second from every
+ * process, each parsed by every other, were most of an idle replica's CPU (docs/decisions.md
+ * "Sign-in main thread, session 5").
+ */
+export const QUIET_REPORT_INTERVAL_MS = 500;
 /** A replica silent this long is no longer counted. */
 const PEER_TTL_MS = 1500;
 /** Weight of the newest interval in the smoothed demand. */
@@ -45,6 +52,9 @@ export class SharedBudget implements OnModuleInit, OnApplicationShutdown {
   private readonly ownDemand = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private subscription: Subscription | undefined;
+  /** when this replica last published its report, and whether that report was empty */
+  private lastReportAt = 0;
+  private lastReportEmpty = false;
   /** replicas (this one included) when NATS was last seen up: the fallback share is 1/this */
   private replicasWhenConnected = 1;
   /** per deployment: the replicas of one deployment share its routing bucket, and only they count */
@@ -121,10 +131,17 @@ export class SharedBudget implements OnModuleInit, OnApplicationShutdown {
     }
     const replicas = this.replicas;
     this.replicasWhenConnected = replicas;
-    try {
-      this.nats.nc?.publish(this.subject, JSON.stringify({ origin: this.origin, demand: report } satisfies DemandReport));
-    } catch {
-      // the connection just went; the next tick falls back
+    const empty = this.ownDemand.size === 0;
+    const now = Date.now();
+    // an empty report after an empty one only says "alive": every QUIET_REPORT_INTERVAL_MS is enough
+    if (!(empty && this.lastReportEmpty && now - this.lastReportAt < QUIET_REPORT_INTERVAL_MS)) {
+      try {
+        this.nats.nc?.publish(this.subject, JSON.stringify({ origin: this.origin, demand: report } satisfies DemandReport));
+        this.lastReportAt = now;
+        this.lastReportEmpty = empty;
+      } catch {
+        // the connection just went; the next tick falls back
+      }
     }
     if (replicas === 1) {
       for (const bucket of this.storage.buckets.values()) bucket.share = 1;
