@@ -57,6 +57,8 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
   private nudgeTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
+  /** a record was appended here since the last pass began: that pass need not ask whether anything is unpublished */
+  private appendedSincePass = false;
   private lastPassAt = 0;
   private stopped = false;
   private streamReadyOn: NatsConnection | undefined;
@@ -98,7 +100,10 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
 
   onApplicationBootstrap(): void {
     if (!this.nats.enabled) return;
-    this.audit.onAppend(() => this.nudge());
+    this.audit.onAppend(() => {
+      this.appendedSincePass = true;
+      this.nudge();
+    });
     this.nats.onDisconnect(() => {
       // the acks of the batch in flight will not come; give up on them now rather than
       // waiting out ACK_TIMEOUT_MS, so the pass after the reconnect is not held up
@@ -139,14 +144,20 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
   }
 
   private async pass(): Promise<void> {
-    const logger = this.logger.child({ task_id: randomUUID() });
+    // made only when a state change is logged: most passes log nothing
+    let passLogger: Logger | undefined;
+    const logger = (): Logger => (passLogger ??= this.logger.child({ task_id: randomUUID() }));
     let published = 0;
     let reachedNats = false;
     this.lastPassAt = Date.now();
     this.again = false;
+    // after an append here there is something to publish (unless another process took it, which
+    // the lock then tells): the unpublished check is for the idle poll
+    let known = this.appendedSincePass;
+    this.appendedSincePass = false;
     try {
-      for (;;) {
-        const count = await this.publishBatch();
+      for (; ; known = true) {
+        const count = await this.publishBatch(known);
         if (count === undefined) break;
         reachedNats = true;
         published += count;
@@ -168,16 +179,16 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
   }
 
   /** Logs state changes once each: paused (NATS away), failing (NATS there, publishing fails), publishing. */
-  private enter(state: PublisherState, logger = this.logger, fields: Record<string, unknown> = {}): void {
+  private enter(state: PublisherState, logger = (): Logger => this.logger, fields: Record<string, unknown> = {}): void {
     if (state === this.state) return;
     const previous = this.state;
     this.state = state;
     if (state === 'paused') {
-      logger.warn(fields, 'NATS unreachable: audit records wait in the database and are published when it is back');
+      logger().warn(fields, 'NATS unreachable: audit records wait in the database and are published when it is back');
     } else if (state === 'failing') {
-      logger.warn(fields, 'audit records not published to JetStream; retrying');
+      logger().warn(fields, 'audit records not published to JetStream; retrying');
     } else {
-      logger.info({ ...fields, after: previous }, 'audit records publishing to JetStream again');
+      logger().info({ ...fields, after: previous }, 'audit records publishing to JetStream again');
     }
   }
 
@@ -198,24 +209,23 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
     this.nudgeTimer.unref();
   }
 
-  /** One transaction: lock, read the cursor, publish the next records, advance the cursor past those acknowledged. */
-  private async publishBatch(): Promise<number | undefined> {
+  /**
+   * One transaction: lock, read the cursor, publish the next records, advance the cursor past
+   * those acknowledged. `known`: something was appended, so skip asking whether anything is unpublished.
+   */
+  private async publishBatch(known: boolean): Promise<number | undefined> {
     const connection = this.nats.nc;
     if (connection === undefined || !this.nats.isConnected) return undefined;
     await this.ensureStream(connection);
     // nothing past the cursor (the usual idle poll, or another process published it): no transaction
-    if (!(await this.records.hasUnpublished(this.prisma))) return 0;
+    if (!known && !(await this.records.hasUnpublished(this.prisma))) return 0;
     const js = jetstream(connection);
-    // BEGIN and the lock, the batch, then the cursor and COMMIT: three round trips sent by `pg`
+    // BEGIN, the lock and the batch, then the cursor and COMMIT: two round trips sent by `pg`
     // (through Prisma's interactive transaction it was five statements, each through its query
     // interpreter, the largest main-thread cost of a sign-in outside the hash; docs/decisions.md)
     const outcome = await this.prisma.withConnection(async (client): Promise<{ count: number; failure?: unknown }> => {
-      if (!(await this.records.beginPublisherTransaction(client))) {
-        await this.records.endPublishTransaction(client, undefined);
-        return { count: 0 };
-      }
-      const batch = await this.records.nextUnpublished(client, BATCH_SIZE);
-      if (batch.length === 0) {
+      const batch = await this.records.beginPublisherBatch(client, BATCH_SIZE);
+      if (batch === null || batch.length === 0) {
         await this.records.endPublishTransaction(client, undefined);
         return { count: 0 };
       }

@@ -43,19 +43,18 @@ const HAS_UNPUBLISHED: PreparedStatement = {
 
 /** pg_try_advisory_xact_lock key ("audp"): one replica at a time advances the publish cursor. */
 const PUBLISH_LOCK = 0x61756470;
-const BEGIN_AND_LOCK_PUBLISHER = `BEGIN; SELECT pg_try_advisory_xact_lock(${PUBLISH_LOCK}) AS locked`;
-/** The publisher's batch: records past the cursor (read after the lock, so in a snapshot taken under it). */
-const NEXT_UNPUBLISHED: PreparedStatement = {
-  name: 'audit_next_unpublished',
-  text: `SELECT seq::text AS seq, id, at, actor_id AS "actorId", actor_type AS "actorType", actor_ip AS "actorIp",
+/**
+ * The publisher's batch: records past the cursor, in chain order (the key is a constant: this
+ * runs inside a simple-query message, which has no parameters).
+ */
+const NEXT_UNPUBLISHED_SQL = `SELECT seq::text AS seq, id, at, actor_id AS "actorId", actor_type AS "actorType", actor_ip AS "actorIp",
       actor_user_agent AS "actorUserAgent", action, target_type AS "targetType", target_id AS "targetId",
       tenant_id AS "tenantId", request_id AS "requestId", correlation_id AS "correlationId", trace_id AS "traceId",
       changes, prev_hash AS "prevHash", hash
-    FROM audit_records WHERE seq > COALESCE((SELECT value::bigint FROM system_settings WHERE key = $1), 0)
-    ORDER BY seq LIMIT $2`,
-};
+    FROM audit_records WHERE seq > COALESCE((SELECT value::bigint FROM system_settings WHERE key = '${PUBLISH_CURSOR_KEY}'), 0)
+    ORDER BY seq`;
 
-/** A row of NEXT_UNPUBLISHED as `pg` decodes it (seq as text: int8 is a string in `pg`). */
+/** A row of NEXT_UNPUBLISHED_SQL as `pg` decodes it (seq as text: int8 is a string in `pg`). */
 type AuditRecordRow = Omit<AuditRecord, 'seq'> & { seq: string };
 
 function whereOf(filter: AuditFilter, seq: Prisma.AuditRecordWhereInput['seq']): Prisma.AuditRecordWhereInput {
@@ -153,24 +152,18 @@ export class AuditRepository {
   }
 
   /**
-   * Opens the publisher's transaction on `client` and takes the publisher lock for the rest of
-   * it, in one round trip; false at once when another process holds it (it is publishing the
-   * same records), the transaction then still open (`endPublishTransaction`).
+   * Opens the publisher's transaction on `client`, takes the publisher lock for the rest of it
+   * and reads the next `limit` records past the cursor, in one round trip (a simple-query message
+   * of three statements, run in order; the read takes its snapshot after the lock, as every
+   * statement does in READ COMMITTED). null at once when another process holds the lock (it is
+   * publishing the same records); the transaction is open either way (`endPublishTransaction`).
    */
-  async beginPublisherTransaction(client: pg.ClientBase): Promise<boolean> {
-    // a simple-query message of two statements: one round trip, run in order
-    const results = (await client.query(BEGIN_AND_LOCK_PUBLISHER)) as unknown as Array<pg.QueryResult<{ locked: boolean }>>;
-    return results[1]?.rows[0]?.locked === true;
-  }
-
-  /** In the publisher's transaction, after the lock: the next `limit` records past the cursor, in chain order. */
-  async nextUnpublished(client: pg.ClientBase, limit: number): Promise<AuditRecord[]> {
-    const result = await client.query<AuditRecordRow>({
-      name: NEXT_UNPUBLISHED.name,
-      text: NEXT_UNPUBLISHED.text,
-      values: [PUBLISH_CURSOR_KEY, limit],
-    });
-    return result.rows.map((row) => ({ ...row, seq: BigInt(row.seq) }));
+  async beginPublisherBatch(client: pg.ClientBase, limit: number): Promise<AuditRecord[] | null> {
+    const results = (await client.query(
+      `BEGIN; SELECT pg_try_advisory_xact_lock(${PUBLISH_LOCK}) AS locked; ${NEXT_UNPUBLISHED_SQL} LIMIT ${Math.trunc(limit)}`,
+    )) as unknown as [pg.QueryResult, pg.QueryResult<{ locked: boolean }>, pg.QueryResult<AuditRecordRow>];
+    if (results[1].rows[0]?.locked !== true) return null;
+    return results[2].rows.map((row) => ({ ...row, seq: BigInt(row.seq) }));
   }
 
   /**
