@@ -106,7 +106,7 @@ export class SubscriptionAdmission implements UpgradeGate {
     subscription.release();
   }
 
-  admit(request: http.IncomingMessage, socket: Duplex): Promise<boolean> {
+  admit(request: http.IncomingMessage, socket: Duplex): Promise<Record<string, string> | undefined> {
     const context = this.openContext(request);
     return requestContext.run(context, () => this.handshake(request, socket, context));
   }
@@ -139,7 +139,11 @@ export class SubscriptionAdmission implements UpgradeGate {
     logRequest(this.logger, context, { method, route, status, durationMs: performance.now() - started });
   }
 
-  private async handshake(request: http.IncomingMessage, socket: Duplex, context: RequestContext): Promise<boolean> {
+  private async handshake(
+    request: http.IncomingMessage,
+    socket: Duplex,
+    context: RequestContext,
+  ): Promise<Record<string, string> | undefined> {
     const started = performance.now();
     let status = 101;
     let route = SUBSCRIBE_PATH;
@@ -203,12 +207,12 @@ export class SubscriptionAdmission implements UpgradeGate {
           },
           connected.refusal.body,
         );
-        return false;
+        return undefined;
       }
       if (socket.destroyed) {
         connected.socket.socket.destroy();
         status = 499;
-        return false;
+        return undefined;
       }
       this.admitted.set(request, {
         upstream: connected.socket,
@@ -221,10 +225,10 @@ export class SubscriptionAdmission implements UpgradeGate {
         release: releaseAll(releases),
       });
       releases = [];
-      return true;
+      return { 'x-request-id': context.requestId, 'x-correlation-id': context.correlationId };
     } catch (error) {
       status = refuseHandshake(socket, this.appErrorOf(error), context);
-      return false;
+      return undefined;
     } finally {
       // whatever was reserved for a handshake that is not going to open is given back now
       releaseAll(releases)();

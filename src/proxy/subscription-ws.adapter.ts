@@ -13,8 +13,8 @@ import { firstHeader } from '../common/header-value';
  * envelope (refuseHandshake), each with its log line. A malformed handshake is never admitted.
  */
 export interface UpgradeGate {
-  /** true: complete the upgrade; false: the gate has answered the request already */
-  admit(request: http.IncomingMessage, socket: Duplex): Promise<boolean>;
+  /** the headers of the 101 (x-request-id, x-correlation-id) to complete the upgrade; undefined: the gate has answered already */
+  admit(request: http.IncomingMessage, socket: Duplex): Promise<Record<string, string> | undefined>;
   /** answers an upgrade to a path no gateway serves (404) */
   notFound(request: http.IncomingMessage, socket: Duplex): void;
   /** an admitted upgrade did not complete (client gone, malformed WebSocket handshake) */
@@ -90,8 +90,8 @@ export class SubscriptionWsAdapter extends WsAdapter {
       if (this.server?.listenerCount('upgrade') === 1) this.gate.notFound(request, socket);
       return;
     }
-    void this.gate.admit(request, socket).then((admitted) => {
-      if (!admitted) return;
+    void this.gate.admit(request, socket).then((headers) => {
+      if (headers === undefined) return;
       if (socket.destroyed) {
         this.gate.abandon(request);
         return;
@@ -101,8 +101,11 @@ export class SubscriptionWsAdapter extends WsAdapter {
       const offered = (firstHeader(request.headers['sec-websocket-protocol']) ?? '').split(',').map((item) => item.trim());
       // `bearer, <token>` offered by a browser: accept `bearer`, never echo the token
       const protocol = offered.includes('bearer') ? 'Sec-WebSocket-Protocol: bearer\r\n' : '';
+      const own = Object.entries(headers)
+        .map(([name, value]) => `${name}: ${value}\r\n`)
+        .join('');
       socket.write(
-        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${protocol}\r\n`,
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${protocol}${own}\r\n`,
         'latin1',
       );
       server.emit('connection', socket, request, head);

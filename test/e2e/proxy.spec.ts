@@ -642,7 +642,9 @@ describe.skipIf(!available)('proxies to aggregate, projection and runner upstrea
     ): Promise<{ socket?: WebSocket; status?: number; body?: string; headers?: Record<string, string | string[] | undefined> }> {
       return new Promise((resolve) => {
         const socket = new WebSocket(wsUrl(view), protocols, { headers });
-        socket.once('open', () => resolve({ socket }));
+        let upgraded: Record<string, string | string[] | undefined> | undefined;
+        socket.once('upgrade', (response) => (upgraded = response.headers));
+        socket.once('open', () => resolve({ socket, headers: upgraded }));
         socket.once('unexpected-response', (_request, response) => {
           let body = '';
           response.on('data', (chunk: Buffer) => (body += chunk.toString()));
@@ -926,13 +928,16 @@ describe.skipIf(!available)('proxies to aggregate, projection and runner upstrea
 
     it('logs one request line per handshake with the client IP from X-Forwarded-For (TRUST_PROXY)', async () => {
       const correlation = `ws-log-${Date.now()}`;
-      const { socket } = await open({
+      const { socket, headers } = await open({
         authorization: `Bearer ${adminToken}`,
         'x-tenant-id': 'acme',
         'x-correlation-id': correlation,
         'x-forwarded-for': '203.0.113.7',
       });
       expect(socket).toBeDefined();
+      // the 101 carries the ids every response carries (CONTRACT §1)
+      expect(headers!['x-correlation-id']).toBe(correlation);
+      expect(headers!['x-request-id']).toMatch(/.+/);
       socket!.close();
       const refused = await open({ 'x-tenant-id': 'acme', 'x-forwarded-for': '198.51.100.9' });
       expect(refused.status).toBe(401);
@@ -951,6 +956,7 @@ describe.skipIf(!available)('proxies to aggregate, projection and runner upstrea
         ip: '203.0.113.7',
         tenant_id: 'acme',
       });
+      expect(opened[0]!.request_id).toBe(headers!['x-request-id']);
       expect(opened[0]!.authz).toMatchObject({ decision: 'allow' });
       expect(opened[0]!.upstream).toMatch(/^projection p1 /);
       const refusedLine = requestLines().filter((entry) => entry.request_id === refused.headers!['x-request-id']);
