@@ -51,10 +51,11 @@ export function inServerSpan(headers: http2.IncomingHttpHeaders, handle: (end: E
 }
 
 /**
- * A CLIENT span for one upstream attempt, child of the active span; its traceparent replaces the
- * stamped one in `headers` (as with the undici instrumentation), so the upstream names it as parent.
+ * A CLIENT span for one upstream attempt, child of the active span; its traceparent (and
+ * tracestate) replaces the stamped one in the raw header list `headers` (as with the undici
+ * instrumentation), so the upstream names it as parent.
  */
-export function startClientSpan(endpoint: string, headers: http2.OutgoingHttpHeaders): EndSpan {
+export function startClientSpan(endpoint: string, headers: string[]): EndSpan {
   const api = otel();
   if (api === undefined) return NO_SPAN;
   const active = api.context.active();
@@ -74,8 +75,19 @@ export function startClientSpan(endpoint: string, headers: http2.OutgoingHttpHea
     },
     active,
   );
-  delete headers.traceparent;
-  delete headers.tracestate;
-  api.propagation.inject(api.trace.setSpan(active, span), headers);
+  const carrier: Record<string, string> = {};
+  api.propagation.inject(api.trace.setSpan(active, span), carrier);
+  setRawHeader(headers, 'traceparent', carrier.traceparent);
+  setRawHeader(headers, 'tracestate', carrier.tracestate);
   return ender(api, span);
+}
+
+/** Sets (or, with no value, removes) a header of a raw header list (name, value, name, value …). */
+function setRawHeader(headers: string[], name: string, value: string | undefined): void {
+  let index = 0;
+  while (index < headers.length && headers[index] !== name) index += 2;
+  if (value === undefined) {
+    if (index < headers.length) headers.splice(index, 2);
+  } else if (index < headers.length) headers[index + 1] = value;
+  else headers.push(name, value);
 }

@@ -31,7 +31,7 @@ import {
 import { grpcDeadlines, type Expiring } from './grpc-deadlines';
 import { startClientSpan } from './grpc-tracing';
 import { HopFailure, UpstreamGrpcError, classifyHopError } from './upstream-failure';
-import { stampIdentity } from './upstream-headers';
+import { appendIdentity } from './upstream-headers';
 import { UpstreamTls } from './upstream-tls';
 
 /** Attempts per command on UNAVAILABLE (the first one included), all within the deadline. */
@@ -45,6 +45,8 @@ const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 const KEEPALIVE_INTERVAL_MS = 30_000;
 const KEEPALIVE_TIMEOUT_MS = 10_000;
 const USER_AGENT = 'gatehouse-grpc';
+/** where the attempt's grpc-timeout value sits in the call's raw header list */
+const GRPC_TIMEOUT_VALUE = 11;
 
 export interface SubmitInput {
   request: SubmitCommandRequest;
@@ -135,15 +137,23 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
     const internalToken =
       this.tokens.mintNow('aggregate', input.principal, input.tenantId) ??
       (await this.tokens.mint('aggregate', input.principal, input.tenantId));
-    // one header object per call, its grpc-timeout set per attempt (http2's request() copies it)
-    const headers: Record<string, string> = {
-      ':method': 'POST',
-      ':path': SUBMIT_COMMAND_PATH,
-      'content-type': GRPC_CONTENT_TYPE,
-      te: 'trailers',
-      'user-agent': USER_AGENT,
-    };
-    stampIdentity(headers, { principal: input.principal, tenantId: input.tenantId, internalToken, context: input.context });
+    // one raw header list per call (node:http2 takes it without building a header object), its
+    // grpc-timeout set per attempt; :scheme and :authority are the session's, added by request()
+    const headers = [
+      ':method',
+      'POST',
+      ':path',
+      SUBMIT_COMMAND_PATH,
+      'content-type',
+      GRPC_CONTENT_TYPE,
+      'te',
+      'trailers',
+      'user-agent',
+      USER_AGENT,
+      'grpc-timeout',
+      '',
+    ];
+    appendIdentity(headers, { principal: input.principal, tenantId: input.tenantId, internalToken, context: input.context });
     const frame = input.frame ?? grpcFrame(input.request);
     const deadline = input.deadline ?? Date.now() + this.config.UPSTREAM_TIMEOUT_MS;
     for (let attempt = 1; ; attempt += 1) {
@@ -183,14 +193,14 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
   }
 
   /** One attempt: one stream on the endpoint's session; the framed response message, or the failure it ended in. */
-  private call(endpoint: string, headers: Record<string, string>, frame: Buffer, deadline: number): Promise<Buffer> {
+  private call(endpoint: string, headers: string[], frame: Buffer, deadline: number): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
         reject(new HopFailure('timeout', 'sent', 'grpc DEADLINE_EXCEEDED before the call started'));
         return;
       }
-      headers['grpc-timeout'] = grpcTimeout(remaining);
+      headers[GRPC_TIMEOUT_VALUE] = grpcTimeout(remaining);
       const endSpan = startClientSpan(endpoint, headers);
       const fail = (error: Error): void => {
         endSpan(statusOfFailure(error), error.message);

@@ -122,3 +122,28 @@ export function stampIdentity(headers: Record<string, string | string[]>, identi
   if (context.tracestate !== undefined) headers.tracestate = context.tracestate;
   if (tenantId !== undefined) headers['x-tenant-id'] = tenantId;
 }
+
+/**
+ * The same §7 identity headers as `stampIdentity`, appended to a raw header list (name, value,
+ * name, value …): node:http2's `request()` takes such a list as it is, where it copies a header
+ * object into a prototype-less one and walks its keys (the gRPC upstream leg).
+ */
+export function appendIdentity(pairs: string[], identity: UpstreamIdentity): void {
+  const { principal, tenantId, internalToken, context } = identity;
+  pairs.push(
+    'authorization',
+    `Bearer ${internalToken}`,
+    'x-auth-principal-id',
+    principal.id,
+    'x-auth-principal-type',
+    principal.type,
+    'x-request-id',
+    context.requestId,
+    'x-correlation-id',
+    context.correlationId,
+    'traceparent',
+    formatTraceparent(context),
+  );
+  if (context.tracestate !== undefined) pairs.push('tracestate', context.tracestate);
+  if (tenantId !== undefined) pairs.push('x-tenant-id', tenantId);
+}
