@@ -4,6 +4,7 @@ import type https from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import proxyAddr from '@fastify/proxy-addr';
+import { firstHeader } from '../common/header-value';
 import type { AppConfig } from '../config/config';
 
 /** A certificate's subject on one line, e.g. `O=Example, CN=orders-service`. */
@@ -13,7 +14,7 @@ export function subjectLine(certificate: X509Certificate): string {
 
 /** RFC 9440 `Client-Cert: :<base64 DER>:` → the certificate, or undefined when malformed. */
 export function parseClientCertHeader(value: string | string[] | undefined): X509Certificate | undefined {
-  const text = Array.isArray(value) ? value[0] : value;
+  const text = firstHeader(value);
   const match = text === undefined ? null : /^\s*:([A-Za-z0-9+/]+={0,2}):\s*$/.exec(text);
   if (match === null) return undefined;
   try {

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { AppError } from '../common/app-error';
 import { OAUTH_ROUTES } from '../common/oauth-errors';
 import { duplicateAuthorizationError, headerCount } from '../common/authorization-header';
+import { firstHeader } from '../common/header-value';
 import { requestContext, type RequestContext } from '../common/request-context';
 import { counterSeries, histogramSeries, type MetricsService } from './metrics.service';
 import { logRequest, openRequestContext } from './request-edge';
@@ -44,8 +45,7 @@ interface Series {
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
 function header(request: FastifyRequest, name: string): string | undefined {
-  const value = request.headers[name];
-  return Array.isArray(value) ? value[0] : value;
+  return firstHeader(request.headers[name]);
 }
 
 /**

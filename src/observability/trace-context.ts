@@ -1,4 +1,5 @@
 import { randomFillSync } from 'node:crypto';
+import { firstHeader } from '../common/header-value';
 import { activeSpanIds } from './active-span';
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
@@ -26,7 +27,7 @@ export function continueTrace(header: string | string[] | undefined): TraceConte
 
 /** A valid inbound W3C traceparent's trace id and flags; undefined when missing or invalid. */
 export function parseTraceparent(header: string | string[] | undefined): { traceId: string; traceFlags: string } | undefined {
-  const value = Array.isArray(header) ? header[0] : header;
+  const value = firstHeader(header);
   const match = value === undefined ? null : TRACEPARENT.exec(value.trim());
   if (match === null) return undefined;
   const [, version, traceId, parentId, flags, rest] = match;
@@ -88,6 +89,6 @@ export function formatTraceparent(trace: TraceContext, spanId = trace.spanId): s
 }
 
 export function acceptCorrelationId(header: string | string[] | undefined): string | undefined {
-  const value = Array.isArray(header) ? header[0] : header;
+  const value = firstHeader(header);
   return value !== undefined && CORRELATION_ID.test(value) ? value : undefined;
 }

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { AuditService } from '../audit/audit.service';
 import { AppError } from '../common/app-error';
+import { firstHeader } from '../common/header-value';
 import { PrismaService } from '../database/prisma.service';
 import { LOGGER } from '../observability/logger';
 import { RoutingValidationError } from './routing-document';
@@ -34,7 +35,7 @@ export interface RoutingWriteResult {
 
 /** `If-Match: 42` or `If-Match: "42"` → 42; missing or anything else → 400 validation_failed. */
 export function parseIfMatch(header: string | string[] | undefined): number {
-  const value = Array.isArray(header) ? header[0] : header;
+  const value = firstHeader(header);
   if (value === undefined || value.trim() === '') {
     throw new AppError('validation_failed', {
       errors: [{ path: 'If-Match', message: 'is required (the revision from GET /admin/routing)' }],
