@@ -118,13 +118,24 @@ const LINE_BATCH_MS = 100;
 export class LineBatch {
   private readonly buffer = Buffer.allocUnsafe(LINE_BATCH_MAX_BYTES);
   private bytes = 0;
+  /** drains every LINE_BATCH_MS while lines come; stopped at the first tick that finds none (an idle process does not wake for it) */
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly stream: pino.DestinationStream & { fd?: number }) {
-    setInterval(() => this.drain(), LINE_BATCH_MS).unref();
     process.once('exit', () => this.drain());
   }
 
+  private tick(): void {
+    if (this.bytes === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+      return;
+    }
+    this.drain();
+  }
+
   write(line: string): void {
+    this.timer ??= setInterval(() => this.tick(), LINE_BATCH_MS).unref();
     // UTF-8 takes at most 3 bytes per UTF-16 unit: measured only when the line might not fit
     if (this.bytes + line.length * 3 > LINE_BATCH_MAX_BYTES) {
       const bytes = Buffer.byteLength(line);

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { LineBatch } from '../../src/observability/logger';
 
 function tempFile(): { fd: number; file: string } {
@@ -63,5 +63,28 @@ describe('request lines in batches', () => {
     batch.write('{"b":2}\n');
     batch.drain();
     expect(through).toEqual(['{"a":"é"}\n{"b":2}\n']);
+  });
+
+  it('writes a line within 100 ms, and keeps no timer while no line waits', () => {
+    vi.useFakeTimers();
+    try {
+      const through: string[] = [];
+      // no descriptor: every batch goes to the destination's own write
+      const batch = new LineBatch({ write: (text: string) => through.push(text) });
+      expect(vi.getTimerCount()).toBe(0);
+      batch.write('{"a":1}\n');
+      vi.advanceTimersByTime(100);
+      expect(through).toEqual(['{"a":1}\n']);
+      // the next tick finds nothing and stops
+      vi.advanceTimersByTime(100);
+      expect(vi.getTimerCount()).toBe(0);
+      batch.write('{"b":2}\n');
+      vi.advanceTimersByTime(99);
+      expect(through).toEqual(['{"a":1}\n']);
+      vi.advanceTimersByTime(1);
+      expect(through).toEqual(['{"a":1}\n', '{"b":2}\n']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
