@@ -26,6 +26,14 @@ const OK_HEADERS: http2.OutgoingHttpHeaders = {
   'grpc-encoding': 'identity',
 };
 const OK_TRAILERS: http2.OutgoingHttpHeaders = { 'grpc-status': '0', 'grpc-message': 'OK' };
+/**
+ * Whether `respond()` takes a raw header list (Node ≥ 24.7): a fresh list per call (node:http2
+ * appends `date` to the list it is given), where a header object is copied into a prototype-less
+ * one and its keys walked.
+ */
+const RESPOND_TAKES_RAW_HEADERS = ((major, minor) => major > 24 || (major === 24 && minor >= 7))(
+  ...(process.versions.node.split('.').map(Number) as [number, number]),
+);
 const WAIT_FOR_TRAILERS = { waitForTrailers: true };
 
 /** A gRPC status answer: the code, its message and metadata for the trailers. */
@@ -210,7 +218,12 @@ export class CommandGrpcServer {
 
 /** The response message (framed, uncompressed), then `grpc-status: 0` in the trailers. */
 function answerMessage(stream: http2.ServerHttp2Stream, frame: Buffer): void {
-  stream.respond(OK_HEADERS, WAIT_FOR_TRAILERS);
+  if (RESPOND_TAKES_RAW_HEADERS) {
+    stream.respond(
+      [':status', '200', 'content-type', GRPC_CONTENT_TYPE, 'grpc-accept-encoding', ACCEPTED_ENCODINGS, 'grpc-encoding', 'identity'],
+      WAIT_FOR_TRAILERS,
+    );
+  } else stream.respond(OK_HEADERS, WAIT_FOR_TRAILERS);
   // emitted once per stream: a shared listener, no closure or once() wrapper per call
   stream.on('wantTrailers', sendOkTrailers);
   stream.end(frame);
