@@ -67,6 +67,16 @@ describe.skipIf(!available)('audit trail across two Gatehouse processes on one d
   };
   /** Runs SQL on audit_records with the append-only trigger off, as someone with table-owner rights could. */
   const tamper = async (sql: string, params: unknown[] = []) => {
+    // after every record is in the stream (within the publisher's 1 s poll at the latest): the
+    // publisher copies what the table holds, so a record still unpublished would go out
+    // tampered, and the stream test below compares the stream with the restored table
+    await waitFor(async () => {
+      const { rows: cursor } = await db.query<{ published: boolean }>(
+        `SELECT coalesce((SELECT value::bigint FROM system_settings WHERE key = 'audit_publish_cursor'), 0)
+           >= (SELECT coalesce(max(seq), 0) FROM audit_records) AS published`,
+      );
+      return cursor[0]!.published;
+    }, 10_000);
     // one connection: the trigger is off only inside this transaction
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
