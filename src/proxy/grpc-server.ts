@@ -2,6 +2,7 @@ import http2 from 'node:http2';
 import { status, type Metadata } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { headerCount } from '../common/authorization-header';
+import { firstHeader } from '../common/header-value';
 import type { AppConfig } from '../config/config';
 import { httpsServerOptions, refuseUnverifiedClientCertificates, verifiedPeerSubject } from '../observability/client-certificate';
 import { GRPC_CONTENT_TYPE, GrpcFramingError, encodeGrpcMessage, inflateMessage, parseGrpcTimeout, readUnaryMessage } from './grpc-wire';
@@ -190,7 +191,7 @@ export class CommandGrpcServer {
         request,
         // an uncompressed message is the body after its prefix: the body goes upstream as it is
         frame: request.buffer === body.buffer && request.byteOffset === body.byteOffset + 5 ? body : undefined,
-        metadata: (name) => firstValue(headers[name]),
+        metadata: (name) => firstHeader(headers[name]),
         authorizationCount: headerCount(rawHeaders, 'authorization'),
         peer: address === undefined ? 'unknown' : `${address}:${socket!.remotePort}`,
         address: address ?? 'unknown',
@@ -247,10 +248,6 @@ function answerStatus(stream: http2.ServerHttp2Stream, answer: CallStatus): void
 }
 
 function ignore(): void {}
-
-function firstValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
 
 /** The verified client certificate's subject of the call's connection, read once per connection. */
 function connectionCertSubject(socket: object | undefined): string | undefined {

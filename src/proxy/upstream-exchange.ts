@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { util, type Dispatcher } from 'undici';
+import { DeadlineWatch } from './deadline-watch';
 import { HopFailure } from './upstream-failure';
 import type { HeaderMap } from './upstream-headers';
 
@@ -16,42 +17,11 @@ export interface UpstreamAnswer {
 }
 
 /**
- * Attempts waiting for their response head, checked against their deadline every
- * DEADLINE_CHECK_MS while any is waiting: one interval for all of them instead of a timer and
- * an AbortController per attempt (both showed in the proxied path's profile). A deadline fires
- * at most DEADLINE_CHECK_MS late.
+ * Attempts waiting for their response head, checked against their deadline on one shared watch
+ * instead of a timer and an AbortController per attempt (both showed in the proxied path's
+ * profile). A deadline fires at most DEADLINE_CHECK_MS late.
  */
-const DEADLINE_CHECK_MS = 20;
-
-class HeadDeadlines {
-  private readonly waiting = new Set<UpstreamExchange>();
-  private timer: NodeJS.Timeout | undefined;
-
-  add(exchange: UpstreamExchange): void {
-    this.waiting.add(exchange);
-    this.timer ??= setInterval(() => this.check(), DEADLINE_CHECK_MS).unref();
-  }
-
-  delete(exchange: UpstreamExchange): void {
-    this.waiting.delete(exchange);
-  }
-
-  private check(): void {
-    const now = performance.now();
-    for (const exchange of this.waiting) {
-      if (now >= exchange.deadline) {
-        this.waiting.delete(exchange);
-        exchange.timedOut();
-      }
-    }
-    if (this.waiting.size === 0) {
-      clearInterval(this.timer);
-      this.timer = undefined;
-    }
-  }
-}
-
-const deadlines = new HeadDeadlines();
+const deadlines = new DeadlineWatch<UpstreamExchange>(() => performance.now());
 
 /**
  * One upstream attempt as an undici dispatch handler: the promise of the answer, settled once
@@ -94,7 +64,8 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     deadlines.add(this);
   }
 
-  timedOut(): void {
+  /** The head did not come in time (called by the deadline watch). */
+  expire(): void {
     this.reason = new HopFailure('timeout', 'sent', `no response within ${this.timeoutMs} ms`);
     this.abort?.(this.reason);
   }
