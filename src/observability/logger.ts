@@ -112,9 +112,17 @@ const LINE_BATCH_MS = 100;
  * a batch kept as a string was one more copy of every line on the JavaScript heap (the joined
  * batch, then its UTF-8 encoding for the write), about 600 bytes per proxied request (profiled).
  * The destination is synchronous (nothing of it is pending once its `write` returns), so lines
- * written past the batch (other log lines) keep their order; a write that fails (a full pipe:
- * EAGAIN) hands the rest to the destination, which waits and retries as pino does.
+ * written past the batch (other log lines) keep their order. A write that finds the destination
+ * full (EAGAIN: a socket or tty, e.g. journald's stdout) is retried with the remaining bytes
+ * after a short pause, so the batch stays one run of bytes no other process writes into; only
+ * an error that retrying cannot cure hands the rest to the destination's own write.
  */
+/** Write errors after which the rest of a batch is written again, after a pause. */
+const RETRYABLE_WRITE = new Set(['EAGAIN', 'EBUSY']);
+/** The pause doubles from 1 ms up to this. */
+const MAX_WRITE_PAUSE_MS = 64;
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
 export class LineBatch {
   private readonly buffer = Buffer.allocUnsafe(LINE_BATCH_MAX_BYTES);
   private bytes = 0;
@@ -157,14 +165,24 @@ export class LineBatch {
     const fd = this.stream.fd;
     let written = 0;
     if (typeof fd === 'number') {
-      try {
-        while (written < length) written += fs.writeSync(fd, this.buffer, written, length - written);
-        return;
-      } catch {
-        // EAGAIN and the like: the destination's own write takes the rest below
+      let pause = 1;
+      while (written < length) {
+        try {
+          written += fs.writeSync(fd, this.buffer, written, length - written);
+        } catch (error) {
+          // a full socket or tty (EAGAIN): wait a little and write the remaining bytes ourselves,
+          // as SonicBoom does for its synchronous writes; nothing else of this process writes meanwhile
+          if (!RETRYABLE_WRITE.has((error as NodeJS.ErrnoException).code ?? '')) break;
+          Atomics.wait(PAUSE, 0, 0, pause);
+          pause = Math.min(pause * 2, MAX_WRITE_PAUSE_MS);
+        }
       }
+      if (written === length) return;
     }
-    this.stream.write(this.buffer.toString('utf8', written, length));
+    // the descriptor refused for good (or there is none): the destination's own write takes the
+    // rest, decoded from a character boundary (never from inside a multi-byte character)
+    while (written < length && (this.buffer[written] & 0xc0) === 0x80) written += 1;
+    if (written < length) this.stream.write(this.buffer.toString('utf8', written, length));
   }
 }
 

@@ -65,6 +65,37 @@ describe('request lines in batches', () => {
     expect(through).toEqual(['{"a":"é"}\n{"b":2}\n']);
   });
 
+  it('after a partial write and EAGAIN, writes the remaining bytes itself: the lines come out exact', () => {
+    const lines = ['{"a":"é"}\n', '{"b":"€"}\n'];
+    const encoded = Buffer.from(lines.join(''));
+    // the first write stops inside "é" (its first byte only), the next finds the socket full
+    const split = encoded.indexOf(Buffer.from('é')) + 1;
+    const out: Buffer[] = [];
+    const through: string[] = [];
+    const original = fs.writeSync;
+    let calls = 0;
+    fs.writeSync = ((_fd: number, buffer: Buffer, offset: number, length: number) => {
+      calls += 1;
+      if (calls === 1) {
+        out.push(Buffer.from(buffer.subarray(offset, split)));
+        return split - offset;
+      }
+      if (calls <= 3) throw Object.assign(new Error('EAGAIN: resource temporarily unavailable'), { code: 'EAGAIN' });
+      out.push(Buffer.from(buffer.subarray(offset, offset + length)));
+      return length;
+    }) as typeof fs.writeSync;
+    try {
+      const batch = new LineBatch({ fd: 1, write: (text: string) => through.push(text) });
+      for (const line of lines) batch.write(line);
+      batch.drain();
+    } finally {
+      fs.writeSync = original;
+    }
+    expect(Buffer.concat(out).toString('utf8')).toBe(lines.join(''));
+    expect(through).toEqual([]);
+    expect(calls).toBe(4);
+  });
+
   it('writes a line within 100 ms, and keeps no timer while no line waits', () => {
     vi.useFakeTimers();
     try {
