@@ -32,6 +32,12 @@ const NUDGE_DELAY_MS = 30;
  */
 const MIN_PASS_GAP_MS = 200;
 const ACK_TIMEOUT_MS = 5000;
+/**
+ * A pass's transaction stays open (idle, holding the lock) while the acks come: it may idle this
+ * long, past the pool's idle_in_transaction_session_timeout (DB_TIMEOUT_MS, 3 s), which would end
+ * the session under a slow JetStream, fail the COMMIT and republish the batch on every pass.
+ */
+const PASS_IDLE_MS = 3 * ACK_TIMEOUT_MS;
 /** After a failed pass with NATS connected (e.g. JetStream still recovering its streams after a restart). */
 const RETRY_MS = 250;
 /** JetStream drops a msgID it has seen within this window: republishing after a crash is harmless. */
@@ -224,7 +230,7 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
     // (through Prisma's interactive transaction it was five statements, each through its query
     // interpreter, the largest main-thread cost of a sign-in outside the hash; docs/decisions.md)
     const outcome = await this.prisma.withConnection(async (client): Promise<{ count: number; failure?: unknown }> => {
-      const batch = await this.records.beginPublisherBatch(client, BATCH_SIZE);
+      const batch = await this.records.beginPublisherBatch(client, BATCH_SIZE, PASS_IDLE_MS);
       if (batch === null || batch.length === 0) {
         await this.records.endPublishTransaction(client, undefined);
         return { count: 0 };

@@ -154,16 +154,19 @@ export class AuditRepository {
   /**
    * Opens the publisher's transaction on `client`, takes the publisher lock for the rest of it
    * and reads the next `limit` records past the cursor, in one round trip (a simple-query message
-   * of three statements, run in order; the read takes its snapshot after the lock, as every
+   * of four statements, run in order; the read takes its snapshot after the lock, as every
    * statement does in READ COMMITTED). null at once when another process holds the lock (it is
    * publishing the same records); the transaction is open either way (`endPublishTransaction`).
+   * `idleMs`: how long this transaction may sit idle (waiting for JetStream's acks) before the
+   * server ends the session; the pool's own limit (DB_TIMEOUT_MS) is shorter than an ack's wait.
    */
-  async beginPublisherBatch(client: pg.ClientBase, limit: number): Promise<AuditRecord[] | null> {
+  async beginPublisherBatch(client: pg.ClientBase, limit: number, idleMs: number): Promise<AuditRecord[] | null> {
     const results = (await client.query(
-      `BEGIN; SELECT pg_try_advisory_xact_lock(${PUBLISH_LOCK}) AS locked; ${NEXT_UNPUBLISHED_SQL} LIMIT ${Math.trunc(limit)}`,
-    )) as unknown as [pg.QueryResult, pg.QueryResult<{ locked: boolean }>, pg.QueryResult<AuditRecordRow>];
-    if (results[1].rows[0]?.locked !== true) return null;
-    return results[2].rows.map((row) => ({ ...row, seq: BigInt(row.seq) }));
+      `BEGIN; SET LOCAL idle_in_transaction_session_timeout = '${Math.trunc(idleMs)}ms'; ` +
+        `SELECT pg_try_advisory_xact_lock(${PUBLISH_LOCK}) AS locked; ${NEXT_UNPUBLISHED_SQL} LIMIT ${Math.trunc(limit)}`,
+    )) as unknown as [pg.QueryResult, pg.QueryResult, pg.QueryResult<{ locked: boolean }>, pg.QueryResult<AuditRecordRow>];
+    if (results[2].rows[0]?.locked !== true) return null;
+    return results[3].rows.map((row) => ({ ...row, seq: BigInt(row.seq) }));
   }
 
   /**

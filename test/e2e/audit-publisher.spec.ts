@@ -115,3 +115,43 @@ describe.skipIf(!available)('audit publishing to JetStream while NATS comes and 
     for (const line of lines) expect(line.request_id, JSON.stringify(line)).toBeUndefined();
   });
 });
+
+describe.skipIf(!available)('audit publishing while JetStream acknowledges slowly', () => {
+  let db: TestDatabase;
+  let proxy: TcpProxy;
+  let app: TestApp;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const { hostname, port } = new URL(NATS_URL);
+    proxy = await startTcpProxy(hostname, Number(port || 4222));
+    // the default DB_TIMEOUT_MS: the pool lets a transaction idle 3 s
+    app = await bootApp({ DATABASE_URL: db.url, NATS_URL: `nats://127.0.0.1:${proxy.port}`, DB_TIMEOUT_MS: '3000' });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await proxy?.close();
+    await db?.drop();
+  });
+
+  it('advances the cursor when the acks take longer than the pool lets a transaction idle', async () => {
+    const cursor = async () =>
+      BigInt(
+        (await db.query<{ value: string }>(`SELECT value FROM system_settings WHERE key = 'audit_publish_cursor'`)).rows[0]?.value ?? '0',
+      );
+    const lastSeq = async () =>
+      BigInt((await db.query<{ seq: string }>(`SELECT coalesce(max(seq), 0)::text AS seq FROM audit_records`)).rows[0]!.seq);
+    await signupUser(app.url, uniqueEmail('before-slow'));
+    await waitFor(async () => (await cursor()) === (await lastSeq()), 10_000, 50);
+    const before = await cursor();
+    // 1.8 s each way: an ack comes ~3.6 s after its publish, within ACK_TIMEOUT_MS (5 s)
+    proxy.setLatency(1800);
+    try {
+      await signupUser(app.url, uniqueEmail('slow-ack'));
+      await waitFor(async () => (await cursor()) === (await lastSeq()), 15_000, 100);
+    } finally {
+      proxy.setLatency(0);
+    }
+    expect(await cursor()).toBeGreaterThan(before);
+  }, 40_000);
+});
