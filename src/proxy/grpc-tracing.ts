@@ -53,7 +53,8 @@ export function inServerSpan(headers: http2.IncomingHttpHeaders, handle: (end: E
 /**
  * A CLIENT span for one upstream attempt, child of the active span; its traceparent (and
  * tracestate) replaces the stamped one in the raw header list `headers` (as with the undici
- * instrumentation), so the upstream names it as parent.
+ * instrumentation), so the upstream names it as parent. Every other field the propagator writes
+ * (`baggage` with OpenTelemetry's default propagators) goes along too.
  */
 export function startClientSpan(endpoint: string, headers: string[]): EndSpan {
   const api = otel();
@@ -77,8 +78,13 @@ export function startClientSpan(endpoint: string, headers: string[]): EndSpan {
   );
   const carrier: Record<string, string> = {};
   api.propagation.inject(api.trace.setSpan(active, span), carrier);
+  // a stamped tracestate the propagator does not write again is dropped (it named the old parent)
   setRawHeader(headers, 'traceparent', carrier.traceparent);
   setRawHeader(headers, 'tracestate', carrier.tracestate);
+  for (const [name, value] of Object.entries(carrier)) {
+    const lower = name.toLowerCase();
+    if (lower !== 'traceparent' && lower !== 'tracestate') setRawHeader(headers, lower, value);
+  }
   return ender(api, span);
 }
 
