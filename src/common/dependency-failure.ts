@@ -53,8 +53,13 @@ const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENE
 /**
  * Node errors of an open socket. They say a socket failed, not whose: a client hanging up fails
  * its request body with ECONNRESET. They count only where the database connection is known to
- * have raised them: inside an error the database client made (Prisma, its driver adapter), or
- * wrapped by `fromDatabaseCall` where our own code calls `pg`.
+ * have raised them: on or inside an error the database client made (Prisma, its driver adapter),
+ * or wrapped by `fromDatabaseCall` where our own code calls `pg` or a Prisma transaction ends.
+ * @prisma/adapter-pg converts only the socket errors of its own list (ECONNRESET, ETIMEDOUT…
+ * with `syscall` and `errno`) into a DriverAdapterError; any other, e.g. pg's `write EPIPE` on a
+ * dropped connection, it rethrows as it is, and Prisma then makes it a
+ * PrismaClientKnownRequestError whose own `code` is `EPIPE`: the code sits on the Prisma error
+ * itself, not inside it.
  */
 const SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 
@@ -106,7 +111,7 @@ function fromDatabaseClient(error: ErrorLike): boolean {
   return error.clientVersion !== undefined || error.name === 'DriverAdapterError';
 }
 
-/** `viaDatabase`: `error` was found inside an error the database client made. */
+/** `viaDatabase`: `error` was found inside an error the database client made (or is one). */
 function looksUnavailable(error: ErrorLike, viaDatabase: boolean): boolean {
   if (error instanceof DependencyUnavailableError) return error.dependency === 'database';
   const code = typeof error.code === 'string' ? error.code : undefined;
@@ -114,7 +119,7 @@ function looksUnavailable(error: ErrorLike, viaDatabase: boolean): boolean {
     // Prisma codes only on Prisma errors (they carry clientVersion), SQLSTATEs on driver errors
     if (/^P\d{4}$/.test(code) && error.clientVersion !== undefined) {
       if (PRISMA_UNAVAILABLE.has(code)) return true;
-    } else if (CONNECT_CODES.has(code) || (SOCKET_CODES.has(code) && viaDatabase)) {
+    } else if (CONNECT_CODES.has(code) || (SOCKET_CODES.has(code) && (viaDatabase || fromDatabaseClient(error)))) {
       return true;
     } else if (/^[0-9A-Z]{5}$/.test(code) && unavailableSqlState(code)) {
       return true;
@@ -133,7 +138,8 @@ function looksUnavailable(error: ErrorLike, viaDatabase: boolean): boolean {
 /**
  * Whether `error` (or what it wraps) says the database is unavailable: an error of the database
  * client (Prisma, its driver adapter, `pg`'s own messages, a PostgreSQL SQLSTATE) or our own
- * DependencyUnavailableError. A bare socket error is not one: nothing in it says it was the
+ * DependencyUnavailableError. A socket error counts when the database client raised it (it is, or
+ * is inside, a Prisma or driver-adapter error); a bare one is not: nothing in it says it was the
  * database's socket (see SOCKET_CODES).
  */
 export function isDatabaseUnavailable(error: unknown): boolean {

@@ -106,18 +106,26 @@ export class PrismaService extends PrismaClient {
     ) => Promise<unknown>;
     const budget = options?.timeout ?? this.timeoutMs;
     const settings: TransactionOptions = { ...options, maxWait: options?.maxWait ?? budget, timeout: budget };
-    if (typeof arg !== 'function') return base.call(this, arg, settings);
+    // A transaction's begin and commit run in the adapter, which rethrows socket errors outside its
+    // own list as they are (pg's EPIPE): one ending a transaction is the database connection's.
+    const fromConnection = (error: unknown) => {
+      throw fromDatabaseCall(error);
+    };
+    if (typeof arg !== 'function') return base.call(this, arg, settings).catch(fromConnection);
     const work = arg as (tx: TransactionClient) => Promise<unknown>;
     const started = Date.now();
-    return base.call(
-      this,
-      (tx: TransactionClient) => {
-        const remaining = budget - (Date.now() - started);
-        if (remaining <= 0) throw new DependencyUnavailableError('database', 'transaction deadline passed while waiting for a connection');
-        return withDeadline(work(tx), remaining, () => new DependencyUnavailableError('database', `transaction exceeded ${budget} ms`));
-      },
-      settings,
-    );
+    return base
+      .call(
+        this,
+        (tx: TransactionClient) => {
+          const remaining = budget - (Date.now() - started);
+          if (remaining <= 0)
+            throw new DependencyUnavailableError('database', 'transaction deadline passed while waiting for a connection');
+          return withDeadline(work(tx), remaining, () => new DependencyUnavailableError('database', `transaction exceeded ${budget} ms`));
+        },
+        settings,
+      )
+      .catch(fromConnection);
   }
 
   /** Readiness probe: one round trip, bounded in time. */

@@ -17,6 +17,15 @@ const prismaRaw = (cause: Record<string, unknown>) =>
 const prismaCode = (code: string) =>
   Object.assign(new Error(code), { name: 'PrismaClientKnownRequestError', code, clientVersion: '7.10.0', meta: {} });
 
+/** A socket error the pg adapter does not convert: Prisma makes it a known request error with the socket's code. */
+const prismaSocket = (code: string) =>
+  Object.assign(new Error(`Invalid \`prisma.$queryRaw()\` invocation:\n\nwrite ${code}`), {
+    name: 'PrismaClientKnownRequestError',
+    code,
+    clientVersion: '7.10.0',
+    meta: undefined,
+  });
+
 describe('database failure classification', () => {
   it.each([
     ['server shutting down (57P01)', prismaRaw({ kind: 'postgres', code: '57P01' })],
@@ -67,8 +76,12 @@ describe('database failure classification', () => {
     });
 
     it.each([
-      ['ECONNRESET from pg, through Prisma', prismaRaw({ kind: 'postgres', code: 'ECONNRESET' })],
-      ['EPIPE from pg, through Prisma', prismaRaw({ kind: 'postgres', code: 'EPIPE' })],
+      // what Prisma 7 on @prisma/adapter-pg makes of them (see dependency-failure-prisma.spec.ts)
+      ['ECONNRESET from pg, through Prisma (the adapter: ConnectionClosed)', prismaRaw({ kind: 'ConnectionClosed' })],
+      ['EPIPE from pg, through Prisma (rethrown by the adapter: the code on the Prisma error)', prismaSocket('EPIPE')],
+      ['ECONNRESET without syscall, through Prisma (the same)', prismaSocket('ECONNRESET')],
+      ['ETIMEDOUT without syscall, through Prisma (the same)', prismaSocket('ETIMEDOUT')],
+      ['EPIPE ending a Prisma transaction', fromDatabaseCall(socketError('EPIPE', 'write'))],
       ['ECONNRESET from a prepared statement on the pool', fromDatabaseCall(socketError('ECONNRESET', 'read'))],
       ['EPIPE from a prepared statement on the pool', fromDatabaseCall(socketError('EPIPE', 'write'))],
     ])('%s is the database (503)', (_, error) => {
