@@ -119,8 +119,9 @@ export class PrismaService extends PrismaClient {
         this,
         (tx: TransactionClient) => {
           const remaining = budget - (Date.now() - started);
-          if (remaining <= 0)
+          if (remaining <= 0) {
             throw new DependencyUnavailableError('database', 'transaction deadline passed while waiting for a connection');
+          }
           return withDeadline(work(tx), remaining, () => new DependencyUnavailableError('database', `transaction exceeded ${budget} ms`));
         },
         settings,
