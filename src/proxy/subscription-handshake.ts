@@ -76,7 +76,7 @@ export function malformedHandshake(request: http.IncomingMessage): AppError | un
   const version = firstHeader(request.headers['sec-websocket-version']);
   if (version !== '13' && version !== '8') {
     // RFC 6455 §4.2.2: the refusal names the versions this server speaks
-    return invalidHeader('sec-websocket-version', 'must be 13', { 'sec-websocket-version': '13, 8' });
+    return invalidHeader('sec-websocket-version', 'must be 13 or 8', { 'sec-websocket-version': '13, 8' });
   }
   return undefined;
 }
