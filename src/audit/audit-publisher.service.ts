@@ -26,9 +26,10 @@ const POLL_INTERVAL_MS = 1000;
 /** After an append, wait this long for the caller's transaction to commit before reading. */
 const NUDGE_DELAY_MS = 30;
 /**
- * A pass costs about seven statements whatever it publishes, so under steady appends passes
- * start at most this often and each takes what came meanwhile (at 100 sign-ins/s a pass per
- * append cost more main-thread CPU than the sign-in's own statements; docs/decisions.md).
+ * A pass costs two round trips whatever it publishes (plus the check for unpublished records on
+ * an idle poll), so under steady appends passes start at most this often and each takes what came
+ * meanwhile (at 100 sign-ins/s a pass per append cost more main-thread CPU than the sign-in's own
+ * statements; docs/decisions.md).
  */
 const MIN_PASS_GAP_MS = 200;
 const ACK_TIMEOUT_MS = 5000;
