@@ -154,4 +154,39 @@ describe.skipIf(!available)('audit publishing while JetStream acknowledges slowl
     }
     expect(await cursor()).toBeGreaterThan(before);
   }, 40_000);
+
+  // before the fix the pg client's 'error' event went unhandled: the run reported it (a real process ends on it)
+  it('survives the server ending its session while it waits for acks, and publishes the batch again', async () => {
+    const cursor = async () =>
+      BigInt(
+        (await db.query<{ value: string }>(`SELECT value FROM system_settings WHERE key = 'audit_publish_cursor'`)).rows[0]?.value ?? '0',
+      );
+    const lastSeq = async () =>
+      BigInt((await db.query<{ seq: string }>(`SELECT coalesce(max(seq), 0)::text AS seq FROM audit_records`)).rows[0]!.seq);
+    await waitFor(async () => (await cursor()) === (await lastSeq()), 10_000, 50);
+    const before = await cursor();
+    proxy.setLatency(1500);
+    let terminated = 0;
+    try {
+      await signupUser(app.url, uniqueEmail('terminated'));
+      // the pass's transaction, idle while the publishes travel
+      await waitFor(
+        async () => {
+          const killed = await db.query<{ done: boolean }>(
+            `SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity
+              WHERE datname = current_database() AND state = 'idle in transaction' AND pid <> pg_backend_pid()`,
+          );
+          terminated += killed.rows.length;
+          return terminated > 0;
+        },
+        5000,
+        20,
+      );
+    } finally {
+      proxy.setLatency(0);
+    }
+    await waitFor(async () => (await cursor()) === (await lastSeq()), 15_000, 100);
+    expect(await cursor()).toBeGreaterThan(before);
+    expect((await http(app.url, 'GET', '/ready')).status).toBe(200);
+  }, 40_000);
 });
