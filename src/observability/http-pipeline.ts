@@ -53,10 +53,16 @@ function header(request: FastifyRequest, name: string): string | undefined {
  * client hung up). One 'close' listener per connection, added at its first request, where
  * Fastify's onRequestAbort hook adds one to every request: the requests a connection still has
  * unanswered when it closes are the ones whose client hung up. Returns what onResponse (run at
- * the response's 'finish') asks: false for a request already reported as hung up.
+ * the response's 'finish') asks: false only for a request already reported as hung up.
  */
-function trackHangUps(fastify: FastifyInstance, onHangUp: (request: FastifyRequest) => void): (request: FastifyRequest) => boolean {
+export function trackHangUps(fastify: FastifyInstance, onHangUp: (request: FastifyRequest) => void): (request: FastifyRequest) => boolean {
   const unanswered = new WeakMap<Socket, Set<FastifyRequest>>();
+  /** Requests whose line was written as 499. */
+  const hungUp = new WeakSet<FastifyRequest>();
+  const reportHangUp = (request: FastifyRequest) => {
+    hungUp.add(request);
+    onHangUp(request);
+  };
   fastify.addHook('onRequest', (request, _reply, done) => {
     const socket = request.raw.socket;
     let pending = unanswered.get(socket);
@@ -64,7 +70,7 @@ function trackHangUps(fastify: FastifyInstance, onHangUp: (request: FastifyReque
       const requests = new Set<FastifyRequest>();
       unanswered.set(socket, requests);
       socket.on('close', () => {
-        for (const request of requests) onHangUp(request);
+        for (const request of requests) reportHangUp(request);
         requests.clear();
       });
       pending = requests;
@@ -72,7 +78,13 @@ function trackHangUps(fastify: FastifyInstance, onHangUp: (request: FastifyReque
     pending.add(request);
     done();
   });
-  return (request) => unanswered.get(request.raw.socket)?.delete(request) ?? true;
+  // What onResponse asks is whether the line was already written as 499, not whether the request
+  // was tracked: one that reached onResponse without the tracking hook (an earlier onRequest hook
+  // answered it) still gets its line, also on a keep-alive connection tracked for its other requests.
+  return (request) => {
+    unanswered.get(request.raw.socket)?.delete(request);
+    return !hungUp.has(request);
+  };
 }
 
 /**
