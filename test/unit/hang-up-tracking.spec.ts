@@ -24,8 +24,8 @@ describe('trackHangUps: one line per request on a keep-alive connection', () => 
       if (answered(request)) lines.push(`${request.url} ${reply.statusCode}`);
       done();
     });
-    app.get('/ok', async () => ({ ok: true }));
-    app.get('/refused', async () => ({ ok: true }));
+    app.get('/ok', () => ({ ok: true }));
+    app.get('/refused', () => ({ ok: true }));
     app.get('/slow', async () => sleep(2000).then(() => ({ late: true })));
     await app.listen({ port: 0, host: '127.0.0.1' });
     const { port } = app.server.address() as net.AddressInfo;
