@@ -27,6 +27,15 @@ describe('embedded defaults (no DATABASE_URL, no NATS_URL)', () => {
   });
 });
 
+/** The JSON request lines of `correlationId` in a process's log output. */
+function requestLines(logs: string, correlationId: string): Array<Record<string, unknown>> {
+  return logs
+    .split('\n')
+    .filter((entry) => entry.startsWith('{'))
+    .map((entry) => JSON.parse(entry) as Record<string, unknown>)
+    .filter((entry) => entry.correlation_id === correlationId && entry.msg === 'request');
+}
+
 describe.skipIf(!available)('on PostgreSQL and NATS', () => {
   let db: TestDatabase;
   let app: TestApp;
@@ -191,12 +200,7 @@ describe.skipIf(!available)('on PostgreSQL and NATS', () => {
     await waitFor(() => app.logs().includes(correlationId), 3000);
     // the handler still finishes: give it time to (wrongly) write a second line
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const lines = app
-      .logs()
-      .split('\n')
-      .filter((entry) => entry.startsWith('{'))
-      .map((entry) => JSON.parse(entry) as Record<string, unknown>)
-      .filter((entry) => entry.correlation_id === correlationId && entry.msg === 'request');
+    const lines = requestLines(app.logs(), correlationId);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ method: 'POST', route: '/v1/auth/signin', status: 499 });
   });
@@ -213,12 +217,7 @@ describe.skipIf(!available)('on PostgreSQL and NATS', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     socket.destroy();
     await waitFor(() => app.logs().includes(correlationId), 3000);
-    const lines = app
-      .logs()
-      .split('\n')
-      .filter((entry) => entry.startsWith('{'))
-      .map((entry) => JSON.parse(entry) as Record<string, unknown>)
-      .filter((entry) => entry.correlation_id === correlationId && entry.msg === 'request');
+    const lines = requestLines(app.logs(), correlationId);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ method: 'POST', route: '/v1/auth/signin', status: 499 });
     // the client's failure, not the database's
