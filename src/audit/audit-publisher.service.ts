@@ -26,13 +26,18 @@ const POLL_INTERVAL_MS = 1000;
 /** After an append, wait this long for the caller's transaction to commit before reading. */
 const NUDGE_DELAY_MS = 30;
 /**
- * A pass costs about seven statements whatever it publishes, so under steady appends passes
- * start at most this often and each takes what came meanwhile (at 100 sign-ins/s a pass per
- * append cost more main-thread CPU than the sign-in's own statements; docs/decisions.md).
+ * A pass costs two round trips whatever it publishes (plus the check for unpublished records on
+ * an idle poll), so under steady appends passes start at most this often and each takes what came
+ * meanwhile (at 100 sign-ins/s a pass per append cost more main-thread CPU than the sign-in's own
+ * statements; docs/decisions.md).
  */
 const MIN_PASS_GAP_MS = 200;
 const ACK_TIMEOUT_MS = 5000;
-/** How long a pass's transaction may sit idle waiting for acks (the batch's publishes are concurrent). */
+/**
+ * A pass's transaction stays open (idle, holding the lock) while the acks come: it may idle this
+ * long, past the pool's idle_in_transaction_session_timeout (DB_TIMEOUT_MS, 3 s), which would end
+ * the session under a slow JetStream, fail the COMMIT and republish the batch on every pass.
+ */
 const PASS_IDLE_MS = 3 * ACK_TIMEOUT_MS;
 /** After a failed pass with NATS connected (e.g. JetStream still recovering its streams after a restart). */
 const RETRY_MS = 250;
@@ -59,6 +64,8 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
   private nudgeTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
+  /** a record was appended here since the last pass began: that pass need not ask whether anything is unpublished */
+  private appendedSincePass = false;
   private lastPassAt = 0;
   private stopped = false;
   private streamReadyOn: NatsConnection | undefined;
@@ -100,7 +107,10 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
 
   onApplicationBootstrap(): void {
     if (!this.nats.enabled) return;
-    this.audit.onAppend(() => this.nudge());
+    this.audit.onAppend(() => {
+      this.appendedSincePass = true;
+      this.nudge();
+    });
     this.nats.onDisconnect(() => {
       // the acks of the batch in flight will not come; give up on them now rather than
       // waiting out ACK_TIMEOUT_MS, so the pass after the reconnect is not held up
@@ -141,14 +151,20 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
   }
 
   private async pass(): Promise<void> {
-    const logger = this.logger.child({ task_id: randomUUID() });
+    // made only when a state change is logged: most passes log nothing
+    let passLogger: Logger | undefined;
+    const logger = (): Logger => (passLogger ??= this.logger.child({ task_id: randomUUID() }));
     let published = 0;
     let reachedNats = false;
     this.lastPassAt = Date.now();
     this.again = false;
+    // after an append here there is something to publish (unless another process took it, which
+    // the lock then tells): the unpublished check is for the idle poll
+    let known = this.appendedSincePass;
+    this.appendedSincePass = false;
     try {
-      for (;;) {
-        const count = await this.publishBatch();
+      for (; ; known = true) {
+        const count = await this.publishBatch(known);
         if (count === undefined) break;
         reachedNats = true;
         published += count;
@@ -170,16 +186,16 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
   }
 
   /** Logs state changes once each: paused (NATS away), failing (NATS there, publishing fails), publishing. */
-  private enter(state: PublisherState, logger = this.logger, fields: Record<string, unknown> = {}): void {
+  private enter(state: PublisherState, logger = (): Logger => this.logger, fields: Record<string, unknown> = {}): void {
     if (state === this.state) return;
     const previous = this.state;
     this.state = state;
     if (state === 'paused') {
-      logger.warn(fields, 'NATS unreachable: audit records wait in the database and are published when it is back');
+      logger().warn(fields, 'NATS unreachable: audit records wait in the database and are published when it is back');
     } else if (state === 'failing') {
-      logger.warn(fields, 'audit records not published to JetStream; retrying');
+      logger().warn(fields, 'audit records not published to JetStream; retrying');
     } else {
-      logger.info({ ...fields, after: previous }, 'audit records publishing to JetStream again');
+      logger().info({ ...fields, after: previous }, 'audit records publishing to JetStream again');
     }
   }
 
@@ -200,47 +216,49 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
     this.nudgeTimer.unref();
   }
 
-  /** One transaction: lock, read the cursor, publish the next records, advance the cursor past those acknowledged. */
-  private async publishBatch(): Promise<number | undefined> {
+  /**
+   * One transaction: lock, read the cursor, publish the next records, advance the cursor past
+   * those acknowledged. `known`: something was appended, so skip asking whether anything is unpublished.
+   */
+  private async publishBatch(known: boolean): Promise<number | undefined> {
     const connection = this.nats.nc;
     if (connection === undefined || !this.nats.isConnected) return undefined;
     await this.ensureStream(connection);
     // nothing past the cursor (the usual idle poll, or another process published it): no transaction
-    if (!(await this.records.hasUnpublished(this.prisma))) return 0;
+    if (!known && !(await this.records.hasUnpublished(this.prisma))) return 0;
     const js = jetstream(connection);
-    return this.prisma.$transaction(
-      async (tx) => {
-        if (!(await this.records.tryLockPublisher(tx))) return 0;
-        // the transaction stays open (idle, holding the lock) while the acks come, up to
-        // ACK_TIMEOUT_MS: past the pool's idle_in_transaction_session_timeout (DB_TIMEOUT_MS, 3 s
-        // by default), which would end the session under a slow JetStream, fail the COMMIT and
-        // publish the batch again on every pass
-        await this.records.allowPublisherIdle(tx, PASS_IDLE_MS);
-        const cursor = await this.records.readPublishCursor(tx);
-        const batch = await this.records.findInChainOrder(tx, {}, cursor, BATCH_SIZE);
-        if (batch.length === 0) return 0;
-        let abort!: (reason: Error) => void;
-        const aborted = new Promise<never>((_, reject) => {
-          abort = reject;
-        });
-        this.abortBatch = abort;
-        aborted.catch(() => undefined);
-        // NATS went away during the queries above, before there was a batch to abort: a publish
-        // now would wait in the client's buffer for ACK_TIMEOUT_MS and hold up the pass after
-        // the reconnect (seen: caught up 3.5 s after NATS returned instead of ~0.2 s)
-        if (!this.nats.isConnected) abort(new Error('NATS disconnected'));
-        // published together (one connection keeps their order), acknowledged one by one; a
-        // publish given up at a disconnect may still reach the stream, which drops the repeat (msgID)
-        const outcomes = await Promise.allSettled(batch.map((row) => Promise.race([this.publish(js, row), aborted])));
-        this.abortBatch = undefined;
-        const failed = outcomes.findIndex((outcome) => outcome.status === 'rejected');
-        const acknowledged = failed === -1 ? batch : batch.slice(0, failed);
-        if (acknowledged.length > 0) await this.records.writePublishCursor(tx, acknowledged.at(-1)!.seq);
-        if (failed !== -1) throw (outcomes[failed] as PromiseRejectedResult).reason;
-        return batch.length;
-      },
-      { maxWait: 5000, timeout: ACK_TIMEOUT_MS * 3 },
-    );
+    // BEGIN, the lock and the batch, then the cursor and COMMIT: two round trips sent by `pg`
+    // (through Prisma's interactive transaction it was five statements, each through its query
+    // interpreter, the largest main-thread cost of a sign-in outside the hash; docs/decisions.md)
+    const outcome = await this.prisma.withConnection(async (client): Promise<{ count: number; failure?: unknown }> => {
+      const batch = await this.records.beginPublisherBatch(client, BATCH_SIZE, PASS_IDLE_MS);
+      if (batch === null || batch.length === 0) {
+        await this.records.endPublishTransaction(client, undefined);
+        return { count: 0 };
+      }
+      let abort!: (reason: Error) => void;
+      const aborted = new Promise<never>((_, reject) => {
+        abort = reject;
+      });
+      this.abortBatch = abort;
+      aborted.catch(() => undefined);
+      // NATS went away during the queries above, before there was a batch to abort: a publish
+      // now would wait in the client's buffer for ACK_TIMEOUT_MS and hold up the pass after
+      // the reconnect (seen: caught up 3.5 s after NATS returned instead of ~0.2 s)
+      if (!this.nats.isConnected) abort(new Error('NATS disconnected'));
+      // published together (one connection keeps their order), acknowledged one by one; a
+      // publish given up at a disconnect may still reach the stream, which drops the repeat (msgID)
+      const outcomes = await Promise.allSettled(batch.map((row) => Promise.race([this.publish(js, row), aborted])));
+      this.abortBatch = undefined;
+      const failed = outcomes.findIndex((outcome) => outcome.status === 'rejected');
+      const acknowledged = failed === -1 ? batch : batch.slice(0, failed);
+      // the cursor moves past what was acknowledged, also when a later publish failed (that
+      // one and those after it go out again on the next pass)
+      await this.records.endPublishTransaction(client, acknowledged.at(-1)?.seq);
+      return { count: batch.length, failure: failed === -1 ? undefined : (outcomes[failed] as PromiseRejectedResult).reason };
+    });
+    if (outcome.failure !== undefined) throw outcome.failure;
+    return outcome.count;
   }
 
   private async publish(js: JetStreamClient, row: AuditRecord): Promise<void> {

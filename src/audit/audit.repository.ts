@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
+import type pg from 'pg';
 import { queryPrepared, type PrismaService, type PreparedStatement } from '../database/prisma.service';
 import type { Db } from '../database/transaction';
 import type { AuditRecord, Prisma } from '../generated/prisma/client';
@@ -42,6 +43,22 @@ const HAS_UNPUBLISHED: PreparedStatement = {
 
 /** pg_try_advisory_xact_lock key ("audp"): one replica at a time advances the publish cursor. */
 const PUBLISH_LOCK = 0x61756470;
+/**
+ * The publisher's batch: records past the cursor, in chain order (the key is a constant: this
+ * runs inside a simple-query message, which has no parameters). ORDER BY names the table's
+ * column: a bare `seq` would be the output column `seq::text`, ordered as text (…, 8, 9 after
+ * 10, 11, 12; with a backlog over the LIMIT across 99 → 100 the batch missed records below its
+ * last one and the cursor skipped them for good: docs/decisions.md).
+ */
+const NEXT_UNPUBLISHED_SQL = `SELECT seq::text AS seq, id, at, actor_id AS "actorId", actor_type AS "actorType", actor_ip AS "actorIp",
+      actor_user_agent AS "actorUserAgent", action, target_type AS "targetType", target_id AS "targetId",
+      tenant_id AS "tenantId", request_id AS "requestId", correlation_id AS "correlationId", trace_id AS "traceId",
+      changes, prev_hash AS "prevHash", hash
+    FROM audit_records WHERE seq > COALESCE((SELECT value::bigint FROM system_settings WHERE key = '${PUBLISH_CURSOR_KEY}'), 0)
+    ORDER BY audit_records.seq`;
+
+/** A row of NEXT_UNPUBLISHED_SQL as `pg` decodes it (seq as text: int8 is a string in `pg`). */
+type AuditRecordRow = Omit<AuditRecord, 'seq'> & { seq: string };
 
 function whereOf(filter: AuditFilter, seq: Prisma.AuditRecordWhereInput['seq']): Prisma.AuditRecordWhereInput {
   const and: Prisma.AuditRecordWhereInput[] = [];
@@ -138,12 +155,41 @@ export class AuditRepository {
   }
 
   /**
-   * Takes the publisher lock for the rest of `tx`, or returns false at once when another
-   * replica holds it (that replica is publishing the same records).
+   * Opens the publisher's transaction on `client`, takes the publisher lock for the rest of it
+   * and reads the next `limit` records past the cursor, in one round trip (a simple-query message
+   * of four statements, run in order; the read takes its snapshot after the lock, as every
+   * statement does in READ COMMITTED). null at once when another process holds the lock (it is
+   * publishing the same records); the transaction is open either way (`endPublishTransaction`).
+   * `idleMs`: how long this transaction may sit idle (waiting for JetStream's acks) before the
+   * server ends the session; the pool's own limit (DB_TIMEOUT_MS) is shorter than an ack's wait.
    */
-  async tryLockPublisher(tx: Db): Promise<boolean> {
-    const rows = await tx.$queryRaw<Array<{ locked: boolean }>>`SELECT pg_try_advisory_xact_lock(${PUBLISH_LOCK}) AS locked`;
-    return rows[0]?.locked === true;
+  async beginPublisherBatch(client: pg.ClientBase, limit: number, idleMs: number): Promise<AuditRecord[] | null> {
+    const results = (await client.query(
+      `BEGIN; SET LOCAL idle_in_transaction_session_timeout = '${Math.trunc(idleMs)}ms'; ` +
+        `SELECT pg_try_advisory_xact_lock(${PUBLISH_LOCK}) AS locked; ${NEXT_UNPUBLISHED_SQL} LIMIT ${Math.trunc(limit)}`,
+    )) as unknown as [pg.QueryResult, pg.QueryResult, pg.QueryResult<{ locked: boolean }>, pg.QueryResult<AuditRecordRow>];
+    if (results[2].rows[0]?.locked !== true) return null;
+    const batch = results[3].rows.map((row) => ({ ...row, seq: BigInt(row.seq) }));
+    // the cursor goes to the batch's last record: out of order, it would skip the ones below it
+    for (let index = 1; index < batch.length; index += 1) {
+      if (batch[index]!.seq <= batch[index - 1]!.seq) throw new Error('audit publisher: batch not in seq order');
+    }
+    return batch;
+  }
+
+  /**
+   * Ends the publisher's transaction: moves the cursor to `seq` (when given) and commits, in one
+   * round trip (seq is a bigint, written as a literal; the key is a constant).
+   */
+  async endPublishTransaction(client: pg.ClientBase, seq: bigint | undefined): Promise<void> {
+    if (seq === undefined) {
+      await client.query('COMMIT');
+      return;
+    }
+    await client.query(
+      `INSERT INTO system_settings (key, value, updated_at) VALUES ('${PUBLISH_CURSOR_KEY}', '${BigInt(seq).toString()}', now())
+        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at; COMMIT`,
+    );
   }
 
   /**
@@ -159,15 +205,5 @@ export class AuditRepository {
   async readPublishCursor(db: Db): Promise<bigint> {
     const row = await db.systemSetting.findUnique({ where: { key: PUBLISH_CURSOR_KEY } });
     return row === null ? 0n : BigInt(row.value);
-  }
-
-  /** Lets the publisher's transaction `tx` sit idle up to `ms` (waiting for JetStream's acks) before the server ends the session. */
-  async allowPublisherIdle(tx: Db, ms: number): Promise<void> {
-    await tx.$executeRawUnsafe(`SET LOCAL idle_in_transaction_session_timeout = '${Math.trunc(ms)}ms'`);
-  }
-
-  async writePublishCursor(db: Db, seq: bigint): Promise<void> {
-    const value = seq.toString();
-    await db.systemSetting.upsert({ where: { key: PUBLISH_CURSOR_KEY }, create: { key: PUBLISH_CURSOR_KEY, value }, update: { value } });
   }
 }

@@ -73,6 +73,35 @@ export class PrismaService extends PrismaClient {
     }
   }
 
+  /**
+   * Runs `work` on one pooled connection held for its duration, for a transaction sent by `pg`
+   * itself (the audit publisher's: a few fixed statements, without Prisma's query interpreter).
+   * `work` must end any transaction it opens; a connection it failed on is closed, not reused.
+   * Same bounds as the pool's other users (connection wait, statement and idle-in-transaction timeouts).
+   *
+   * While `work` holds the connection, the pool no longer listens for its errors: the server
+   * ending the session between two queries (e.g. a terminated backend while the audit publisher
+   * waits for acks) would be an unhandled 'error' event, which ends the process. It is kept here;
+   * the next query on the connection fails, and the connection is closed at release.
+   */
+  async withConnection<R>(work: (client: pg.PoolClient) => Promise<R>): Promise<R> {
+    const client = await this.pool.connect();
+    let failure: Error | undefined;
+    const onError = (error: Error) => {
+      failure ??= error;
+    };
+    client.on('error', onError);
+    try {
+      return await work(client);
+    } catch (error) {
+      failure ??= error instanceof Error ? error : new Error(String(error));
+      throw error;
+    } finally {
+      client.removeListener('error', onError);
+      client.release(failure);
+    }
+  }
+
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Prisma's own signature
   override $transaction<P extends Prisma.PrismaPromise<any>[]>(
     arg: [...P],

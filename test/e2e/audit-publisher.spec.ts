@@ -1,6 +1,8 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { randomUUID } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chainParts } from '../../src/audit/audit-chain';
 import { AUDIT_STREAM } from '../../src/audit/audit-publisher.service';
 import { bootApp, type TestApp } from '../support/app';
 import { signupUser } from '../support/auth-flows';
@@ -77,6 +79,52 @@ describe.skipIf(!available)('audit publishing to JetStream while NATS comes and 
     const found = new Set(seen);
     expect(seen).toHaveLength(found.size);
     expect(found).toEqual(ids);
+  });
+
+  it('publishes a backlog larger than a batch across 99 → 100 in seq order, every record once', async () => {
+    await waitFor(async () => (await cursor()) === (await lastSeq()), 10_000, 50);
+    const publishedBefore = await cursor();
+    // the case that lost records: a batch ordered by seq as text (…, 10, 100, …, 199, 2, 20, …)
+    // took the wrong 200 and the cursor went past records it had not sent
+    expect(publishedBefore).toBeLessThan(90n);
+    proxy.cut();
+    await waitFor(() => natsReady('failing'), 5000, 50);
+    // 250 records in one transaction (the deferred trigger chains them at commit, as for any audited change)
+    const ids = Array.from({ length: 250 }, () => randomUUID());
+    const values: string[] = [];
+    const params: unknown[] = [];
+    for (const id of ids) {
+      const parts = chainParts({
+        id,
+        actor: { principal_id: null, principal_type: null, ip: null, user_agent: null },
+        action: 'test.backlog',
+        target: { type: null, id: null },
+        tenant_id: null,
+        request_id: null,
+        correlation_id: null,
+        changes: null,
+      });
+      values.push(`($${params.length + 1}, 'test.backlog', $${params.length + 2}::text[])`);
+      params.push(id, parts);
+    }
+    await db.query(`INSERT INTO audit_pending (id, action, parts) VALUES ${values.join(', ')}`, params);
+    const written = await db.query<{ id: string; seq: string }>(`SELECT id, seq::text AS seq FROM audit_records WHERE seq > $1`, [
+      publishedBefore.toString(),
+    ]);
+    expect(written.rows.length).toBe(ids.length);
+
+    proxy.restore();
+    await waitFor(async () => (await cursor()) === (await lastSeq()), 10_000, 50);
+    const seqOf = new Map(written.rows.map((row) => [row.id, BigInt(row.seq)]));
+    const streamed: bigint[] = [];
+    const last = (await jsm.streams.info(AUDIT_STREAM)).state.last_seq;
+    for (let seq = streamStart + 1; seq <= last; seq += 1) {
+      const id = (await jsm.streams.getMessage(AUDIT_STREAM, { seq }))?.header.get('Nats-Msg-Id');
+      const recordSeq = id === undefined ? undefined : seqOf.get(id);
+      if (recordSeq !== undefined) streamed.push(recordSeq);
+    }
+    // each one once, in chain order
+    expect(streamed).toEqual([...seqOf.values()].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
   });
 
   it('resumes within a second of NATS returning even with a publish in flight at the cut, and logs its state truthfully', async () => {
