@@ -18,6 +18,7 @@ import { installProxyBodyParser } from './proxy/proxy-body-parser';
 import { installFastRoutes } from './common/fast-routes';
 import { PROXY_FAST_ROUTES, ProxyFastPath } from './proxy/proxy-fast-path';
 import { FORWARD_FAST_ROUTES, forwardFastHandlers } from './forward/forward-fast-path';
+import { SIGNIN_FAST_ROUTES, signinFastHandlers } from './authn/password/signin-fast-path';
 import { SubscriptionAdmission } from './proxy/subscription-admission.service';
 import { SubscriptionWsAdapter } from './proxy/subscription-ws.adapter';
 import type { Server as HttpsServer } from 'node:https';
@@ -60,8 +61,9 @@ export async function startGatehouse(config: AppConfig, logger: Logger, options:
   });
   if (https?.requestCert === true && https.rejectUnauthorized === false) refuseUnverifiedClientCertificates(fastify.server as HttpsServer);
   installHttpPipeline(fastify, logger, metrics, { clientCertSubject: clientCertificateReader(config.TRUST_PROXY) });
-  // the proxied HTTP routes stay Nest routes (declarations, snapshot, OpenAPI) but Fastify calls their handler directly
-  const fastRoutes = installFastRoutes(fastify, [...PROXY_FAST_ROUTES, ...FORWARD_FAST_ROUTES]);
+  // the proxied HTTP routes, the decision API and the password sign-in stay Nest routes
+  // (declarations, snapshot, OpenAPI) but Fastify calls their handler directly
+  const fastRoutes = installFastRoutes(fastify, [...PROXY_FAST_ROUTES, ...FORWARD_FAST_ROUTES, ...SIGNIN_FAST_ROUTES]);
 
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.register({ config, logger, metrics }),
@@ -80,7 +82,7 @@ export async function startGatehouse(config: AppConfig, logger: Logger, options:
       exposedHeaders: ['x-request-id', 'x-correlation-id', 'traceparent', 'retry-after', 'etag'],
     });
   }
-  fastRoutes.bind(new Map([...ProxyFastPath.of(app).handlers(), ...forwardFastHandlers(app)]));
+  fastRoutes.bind(new Map([...ProxyFastPath.of(app).handlers(), ...forwardFastHandlers(app), ...signinFastHandlers(app)]));
   setupOpenApi(app);
   installProxyBodyParser(app, DEFAULT_BODY_LIMIT);
   let grpcServer: CommandGrpcServer | undefined;

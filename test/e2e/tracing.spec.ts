@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -23,6 +24,8 @@ interface ExportedSpan {
   name: string;
   kind: number;
   attributes: { key: string; value: Record<string, unknown> }[];
+  status?: { code?: number };
+  events?: { name: string }[];
 }
 
 const SPAN_KIND_SERVER = 2;
@@ -163,6 +166,38 @@ describe.skipIf(!available)('OpenTelemetry tracing over OTLP', () => {
     expect(upstreamClient.kind).toBe(SPAN_KIND_CLIENT);
     expect(upstreamClient.parentSpanId).toBe(server!.spanId);
     expect(attribute(upstreamClient, 'server.port')).toEqual({ intValue: aggregate.port });
+  });
+
+  /** The spans of one sign-in, each as "kind name <- parent's name [status code, event names]", once each. */
+  async function signinTrace(json: unknown, status: number): Promise<string[]> {
+    const traceId = crypto.randomBytes(16).toString('hex');
+    const signin = await request(gatehouse.url, 'POST', '/v1/auth/signin', {
+      json,
+      headers: { traceparent: `00-${traceId}-${INBOUND_SPAN}-01` },
+    });
+    expect(signin.status, signin.text).toBe(status);
+    const ofTrace = () => receiver.spans.filter((span) => span.traceId === traceId);
+    // the server span ends last: every span of the sign-in has been exported with it
+    await waitFor(() => ofTrace().some((span) => span.kind === SPAN_KIND_SERVER && span.parentSpanId === INBOUND_SPAN), 15_000, 50);
+    const inTrace = ofTrace();
+    const byId = new Map(inTrace.map((span) => [span.spanId, span]));
+    const described = inTrace.map((span) => {
+      const parent = span.parentSpanId === INBOUND_SPAN ? '(inbound)' : (byId.get(span.parentSpanId ?? '')?.name ?? '(none)');
+      const events = (span.events ?? []).map((event) => event.name).join(',');
+      return `${span.kind} ${span.name} <- ${parent} [${span.status?.code ?? 0}${events === '' ? '' : ` ${events}`}]`.replaceAll(
+        db.name,
+        '<database>',
+      );
+    });
+    return [...new Set(described)].sort();
+  }
+
+  it("exports a sign-in as one trace: the server span, Fastify's request and handler spans, the database calls", async () => {
+    expect({
+      signedIn: await signinTrace({ email: ADMIN_EMAIL, password: ADMIN_PASSWORD }, 200),
+      wrongPassword: await signinTrace({ email: ADMIN_EMAIL, password: 'not the admin password 1' }, 401),
+      invalidBody: await signinTrace({ email: 'nobody' }, 400),
+    }).toMatchSnapshot();
   });
 
   it('keeps secrets and probes out of the spans', async () => {

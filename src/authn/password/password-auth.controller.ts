@@ -18,6 +18,9 @@ const signupBody = z.object({
   display_name: z.string().trim().min(1).max(200).optional(),
 });
 const signinBody = z.object({ email: emailField, password: passwordField });
+/** The sign-in body's pipe, shared with the fast route (signin-fast-path.ts) so both validate alike. */
+export const signinBodyPipe = new ZodValidationPipe(signinBody);
+export type SigninBody = z.infer<typeof signinBody>;
 const tokenBody = z.object({ token: z.string().min(1).max(512) });
 const forgotBody = z.object({ email: emailField });
 const resetBody = z.object({ token: z.string().min(1).max(512), new_password: passwordField });
@@ -56,6 +59,7 @@ export class PasswordAuthController {
     await this.auth.verifyEmail(body.token);
   }
 
+  // served by SigninFastPath (signin-fast-path.ts): Fastify calls it without Nest's per-request chain
   @Public()
   @Post('signin')
   // carries a token, code or secret: no cache may keep it (CONTRACT §4)
@@ -64,7 +68,7 @@ export class PasswordAuthController {
   @ApiOkResponse({ standardSchema: signInResultSchema, description: 'tokens, or MFA-pending when the user has MFA' })
   @ApiOperation({ summary: 'Sign in with email and password: tokens, or MFA-pending' })
   signin(
-    @Body({ schema: signinBody, pipes: [new ZodValidationPipe(signinBody)] }) body: z.infer<typeof signinBody>,
+    @Body({ schema: signinBody, pipes: [signinBodyPipe] }) body: SigninBody,
     @Req() request: FastifyRequest,
   ): Promise<TokenResponse | MfaPendingResponse> {
     return this.auth.signin(body, clientInfo(request));
