@@ -11,4 +11,19 @@ describe('opaque tokens', () => {
   it('carry 256 bits as 43 URL-safe characters', () => {
     expect(newOpaqueToken()).toMatch(/^[A-Za-z0-9_-]{43}$/);
   });
+
+  it('never repeat across the random pool’s refills, and use every bit', () => {
+    // 1,000 tokens cross the 128-token pool several times
+    const tokens = Array.from({ length: 1000 }, () => newOpaqueToken());
+    expect(new Set(tokens).size).toBe(tokens.length);
+    for (const token of tokens) expect(Buffer.from(token, 'base64url')).toHaveLength(32);
+    // each of the 256 bit positions is set in some tokens and clear in others
+    const ones = new Array<number>(256).fill(0);
+    for (const token of tokens) {
+      const bytes = Buffer.from(token, 'base64url');
+      for (let bit = 0; bit < 256; bit += 1) if ((bytes[bit >> 3]! >> (bit & 7)) & 1) ones[bit]! += 1;
+    }
+    expect(Math.min(...ones)).toBeGreaterThan(350);
+    expect(Math.max(...ones)).toBeLessThan(650);
+  });
 });
