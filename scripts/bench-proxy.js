@@ -20,7 +20,8 @@
  *    WORKERS=1 and WORKERS=2.
  * nginx must be installed (apt-get install -y nginx); without it its row is skipped.
  * BENCH_ONLY=http, grpc, ws, rss or workers runs one section (comma-separated for several); BENCH_ROUNDS
- * (default 4) interleaves the HTTP targets in rounds.
+ * (default 4) interleaves the HTTP targets in rounds (gRPC and WebSocket: every other round in reverse
+ * order, after BENCH_WARM_SECONDS (2) of unmeasured load on each target).
  * BENCH_GATEHOUSE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles Gatehouse under load.
  * GC: Gatehouse and the floor proxy load scripts/gc-probe.js (BENCH_GC=0: not), and the half-saturation
  * runs print bytes allocated per request and the collections' pauses. BENCH_ONLY=gc (only when named)
@@ -48,6 +49,8 @@ const GRPC_CALLERS = Number(process.env.BENCH_GRPC_CALLERS ?? 32);
 const WS_SOCKETS = Number(process.env.BENCH_WS_SOCKETS ?? 8);
 const IDLE_SOCKETS = Number(process.env.BENCH_IDLE_SOCKETS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
+// unmeasured load on every gRPC / WebSocket target before the interleaved rounds (BENCH_WARM_SECONDS=0: none)
+const WARM_SECONDS = Number(process.env.BENCH_WARM_SECONDS ?? 2);
 // limits on/off: pairs of runs and seconds per run (BENCH_LIMITS_ROUNDS, BENCH_LIMITS_SECONDS)
 const LIMITS_ROUNDS = Number(process.env.BENCH_LIMITS_ROUNDS ?? 8);
 const LIMITS_SECONDS = Number(process.env.BENCH_LIMITS_SECONDS ?? 3);
@@ -703,8 +706,11 @@ async function loops(workers, once, pid, opsPerLoop = 1, duration = DURATION) {
 }
 
 /**
- * `loops` over several targets in ROUNDS interleaved rounds (A B C A B C …), so a burst of load
- * from the machine's other tenants lands on every target alike; counts, seconds and CPU summed.
+ * `loops` over several targets in ROUNDS interleaved rounds (A B C, then C B A, …), so a burst of
+ * load from the machine's other tenants lands on every target alike; counts, seconds and CPU
+ * summed. Every target first runs WARM_SECONDS unmeasured: without it the first target's first
+ * round also paid the load generator's and its own JIT warm-up (and whatever the processes just
+ * started were still doing), which the later targets did not.
  */
 async function interleavedLoops(targets, workers) {
   const rounds = Math.max(1, ROUNDS);
@@ -713,8 +719,12 @@ async function interleavedLoops(targets, workers) {
   // CPU of every process taking part (target.allPids, plus this process: the load generator)
   const everyone = (target) =>
     (target.allPids ?? []).reduce((sum, pid) => sum + cpuSeconds(pid), 0) + process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6;
+  if (WARM_SECONDS > 0) for (const target of targets) await loops(workers, target.once, undefined, 1, WARM_SECONDS);
   for (let round = 0; round < rounds; round += 1) {
-    for (const [index, target] of targets.entries()) {
+    const order = [...targets.keys()];
+    if (round % 2 === 1) order.reverse();
+    for (const index of order) {
+      const target = targets[index];
       const allBefore = target.allPids === undefined ? 0 : everyone(target);
       const result = await loops(workers, target.once, target.pid, target.opsPerLoop ?? 1, seconds);
       const total = totals[index];
