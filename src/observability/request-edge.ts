@@ -86,7 +86,7 @@ export function logRequest(logger: Logger, context: RequestContext, outcome: Req
     context.tenantId === undefined ? 'null' : repeatedJson(context.tenantId)
   },"method":"${outcome.method}","route":${repeatedJson(outcome.route)},"status":${
     typeof outcome.status === 'number' ? outcome.status : json(outcome.status)
-  },"duration_ms":${Math.round(outcome.durationMs * 100) / 100}`;
+  },"duration_ms":${durationJson(outcome.durationMs)}`;
   if (context.upstream !== undefined) line += `,"upstream":${json(context.upstream)}`;
   if (context.forwarded !== undefined) line += `,"forwarded":${json(context.forwarded)}`;
   if (context.authz !== undefined) {
@@ -97,6 +97,21 @@ export function logRequest(logger: Logger, context: RequestContext, outcome: Req
   line += `,"ip":${context.clientIp === undefined ? 'null' : repeatedJson(context.clientIp)}`;
   if (context.clientCertSubject !== undefined) line += `,"client_cert_subject":${json(context.clientCertSubject)}`;
   writer.write(`${line},"msg":"request"}\n`);
+}
+
+/**
+ * `Math.round(ms * 100) / 100` as JSON, the same text, from integers: a whole number is printed
+ * from V8's number-string cache, where a fraction went through its double-to-shortest-string
+ * conversion on every line (seen in the gRPC path's profile).
+ */
+export function durationJson(ms: number): string {
+  const hundredths = Math.round(ms * 100);
+  if (!(hundredths >= 0 && hundredths <= 0x7fffffff)) return String(hundredths / 100);
+  const whole = Math.floor(hundredths / 100);
+  const cents = hundredths - whole * 100;
+  if (cents === 0) return `${whole}`;
+  if (cents % 10 === 0) return `${whole}.${cents / 10}`;
+  return `${whole}.${cents < 10 ? '0' : ''}${cents}`;
 }
 
 /**

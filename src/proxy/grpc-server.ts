@@ -17,8 +17,20 @@ const ACCEPTED_ENCODINGS = 'identity,deflate,gzip';
 const MAX_SESSION_MEMORY_MB = 64;
 /** At shutdown, connections whose calls are still unanswered this long after GOAWAY are cut (a call without grpc-timeout could hold them for ever). */
 const CLOSE_GRACE_MS = 10_000;
-/** The verified client certificate's subject, read once per connection (HTTP/2 forbids renegotiation). */
-const certSubjects = new WeakMap<object, string | undefined>();
+/** Who is at the other end of a connection: the same for all its calls (HTTP/2 forbids renegotiation). */
+interface Peer {
+  /** `address:port`, the log line's `ip` */
+  peer: string;
+  address: string;
+  /** the verified client certificate's subject */
+  clientCertSubject: string | undefined;
+}
+/**
+ * Read once per connection, on its first call: `session.socket` is a Proxy whose every read
+ * goes through its trap, and the `address:port` string built per call was a new string to
+ * hash in the log line's cache of repeated values.
+ */
+const peers = new WeakMap<http2.Http2Session, Peer>();
 /** An answer's headers and its OK trailers, the same for every call (node:http2 copies them). */
 const OK_HEADERS: http2.OutgoingHttpHeaders = {
   ':status': 200,
@@ -185,17 +197,16 @@ export class CommandGrpcServer {
         answer({ code: framing.code, details: framing.message });
         return;
       }
-      const socket = stream.session?.socket;
-      const address = socket?.remoteAddress;
+      const { peer, address, clientCertSubject } = peerOf(stream.session);
       const call: CommandCall = {
         request,
         // an uncompressed message is the body after its prefix: the body goes upstream as it is
         frame: request.buffer === body.buffer && request.byteOffset === body.byteOffset + 5 ? body : undefined,
         metadata: (name) => firstHeader(headers[name]),
         authorizationCount: headerCount(rawHeaders, 'authorization'),
-        peer: address === undefined ? 'unknown' : `${address}:${socket!.remotePort}`,
-        address: address ?? 'unknown',
-        clientCertSubject: connectionCertSubject(socket),
+        peer,
+        address,
+        clientCertSubject,
         deadline,
       };
       inServerSpan(headers, (end) => {
@@ -249,11 +260,21 @@ function answerStatus(stream: http2.ServerHttp2Stream, answer: CallStatus): void
 
 function ignore(): void {}
 
-/** The verified client certificate's subject of the call's connection, read once per connection. */
-function connectionCertSubject(socket: object | undefined): string | undefined {
-  if (socket === undefined) return undefined;
-  if (certSubjects.has(socket)) return certSubjects.get(socket);
-  const subject = verifiedPeerSubject(socket);
-  certSubjects.set(socket, subject);
-  return subject;
+const UNKNOWN_PEER: Peer = { peer: 'unknown', address: 'unknown', clientCertSubject: undefined };
+
+/** The call's connection's peer, read on its first call. */
+function peerOf(session: http2.Http2Session | undefined): Peer {
+  if (session === undefined) return UNKNOWN_PEER;
+  let known = peers.get(session);
+  if (known === undefined) {
+    const socket = session.socket;
+    const address = socket?.remoteAddress;
+    // a connection already gone has no address: answered as unknown, and not remembered
+    if (address === undefined) {
+      return { ...UNKNOWN_PEER, clientCertSubject: socket === undefined ? undefined : verifiedPeerSubject(socket) };
+    }
+    known = { peer: `${address}:${socket.remotePort}`, address, clientCertSubject: verifiedPeerSubject(socket) };
+    peers.set(session, known);
+  }
+  return known;
 }

@@ -45,6 +45,8 @@ const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 const KEEPALIVE_INTERVAL_MS = 30_000;
 const KEEPALIVE_TIMEOUT_MS = 10_000;
 const USER_AGENT = 'gatehouse-grpc';
+/** first-attempt log labels kept (one per endpoint in the routing table) */
+const MAX_LABELS = 1024;
 /** where the attempt's grpc-timeout value sits in the call's raw header list */
 const GRPC_TIMEOUT_VALUE = 11;
 
@@ -91,6 +93,7 @@ function commandCodec(): CommandCodec {
 @Injectable()
 export class GrpcUpstreamClient implements OnApplicationShutdown {
   private readonly sessions = new Map<string, http2.ClientHttp2Session>();
+  private readonly firstAttemptLabels = new Map<string, { shardId: string; label: string }>();
   /** the attempt counter's `ok` series, found once (prom-client hashes the labels on every inc) */
   private readonly answered: { inc(): void };
 
@@ -159,7 +162,8 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
     for (let attempt = 1; ; attempt += 1) {
       const endpoint = this.breakers.plan(shard)[0]!;
       const attemptDeadline = Math.min(deadline, Date.now() + this.config.UPSTREAM_TIMEOUT_MS);
-      input.context.upstream = `aggregate ${shard.shardId} ${endpoint} attempt ${attempt}`;
+      input.context.upstream =
+        attempt === 1 ? this.firstAttemptLabel(shard.shardId, endpoint) : `aggregate ${shard.shardId} ${endpoint} attempt ${attempt}`;
       try {
         // the breaker's two halves written out (as on HTTP): no wrapper promise or closure per attempt
         const breaker = this.breakers.enter('aggregate', endpoint);
@@ -190,6 +194,16 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
         await new Promise((resolve) => setTimeout(resolve, backoff));
       }
     }
+  }
+
+  /** The log line's `upstream` of a first attempt, built once per shard and endpoint (nearly every call's). */
+  private firstAttemptLabel(shardId: string, endpoint: string): string {
+    const known = this.firstAttemptLabels.get(endpoint);
+    if (known !== undefined && known.shardId === shardId) return known.label;
+    const label = `aggregate ${shardId} ${endpoint} attempt 1`;
+    if (this.firstAttemptLabels.size >= MAX_LABELS) this.firstAttemptLabels.clear();
+    this.firstAttemptLabels.set(endpoint, { shardId, label });
+    return label;
   }
 
   /** One attempt: one stream on the endpoint's session; the framed response message, or the failure it ended in. */

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger';
-import { logRequest } from '../../src/observability/request-edge';
+import { durationJson, logRequest } from '../../src/observability/request-edge';
 
 describe('the hand-written request line', () => {
   it('is the JSON pino would write: ISO time to the millisecond, escaped free text, null for an unknown address', () => {
@@ -56,5 +56,13 @@ describe('the hand-written request line', () => {
       expect(time).toBeGreaterThanOrEqual(before);
       expect(time).toBeLessThanOrEqual(after);
     }
+  });
+
+  it('writes duration_ms as the number Math.round(ms * 100) / 100 prints, whole or fractional', () => {
+    const samples = [
+      0, -0, 0.004, 0.005, 0.1, 0.25, 1, 1.005, 1.2, 1.23456, 9.999, 10, 99.95, 123.4, 5000, 12345.678, 21474836.47, 1e9, 3e12,
+    ];
+    for (let i = 0; i < 20_000; i += 1) samples.push(Math.random() * 10 ** Math.floor(Math.random() * 7));
+    for (const ms of samples) expect(durationJson(ms)).toBe(String(Math.round(ms * 100) / 100));
   });
 });
