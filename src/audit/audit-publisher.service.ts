@@ -232,7 +232,7 @@ export class AuditPublisherService implements OnApplicationBootstrap, BeforeAppl
     // interpreter, the largest main-thread cost of a sign-in outside the hash; docs/decisions.md)
     const outcome = await this.prisma.withConnection(async (client): Promise<{ count: number; failure?: unknown }> => {
       const batch = await this.records.beginPublisherBatch(client, BATCH_SIZE, PASS_IDLE_MS);
-      if (batch === null || batch.length === 0) {
+      if (batch.length === 0) {
         await this.records.endPublishTransaction(client, undefined);
         return { count: 0 };
       }

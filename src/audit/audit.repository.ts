@@ -41,23 +41,20 @@ const HAS_UNPUBLISHED: PreparedStatement = {
     WHERE seq > COALESCE((SELECT value::bigint FROM system_settings WHERE key = $1), 0)) AS pending`,
 };
 
-/** pg_try_advisory_xact_lock key ("audp"): one replica at a time advances the publish cursor. */
-const PUBLISH_LOCK = 0x61756470;
 /**
- * The publisher's batch: records past the cursor, in chain order (the key is a constant: this
- * runs inside a simple-query message, which has no parameters). ORDER BY names the table's
- * column: a bare `seq` would be the output column `seq::text`, ordered as text (…, 8, 9 after
- * 10, 11, 12; with a backlog over the LIMIT across 99 → 100 the batch missed records below its
- * last one and the cursor skipped them for good: docs/decisions.md).
+ * The publisher's batch, from audit_publish_batch() (migration *_audit_publish_batch: the idle
+ * limit, the publisher lock "audp", the records past the cursor in chain order, with its plan
+ * cached for the session). ORDER BY names the function's column: a bare `seq` would be the output
+ * column `seq::text`, ordered as text (…, 8, 9 after 10, 11, 12; with a backlog over the limit
+ * across 99 → 100 the batch missed records below its last one and the cursor skipped them for
+ * good: docs/decisions.md).
  */
-const NEXT_UNPUBLISHED_SQL = `SELECT seq::text AS seq, id, at, actor_id AS "actorId", actor_type AS "actorType", actor_ip AS "actorIp",
-      actor_user_agent AS "actorUserAgent", action, target_type AS "targetType", target_id AS "targetId",
-      tenant_id AS "tenantId", request_id AS "requestId", correlation_id AS "correlationId", trace_id AS "traceId",
-      changes, prev_hash AS "prevHash", hash
-    FROM audit_records WHERE seq > COALESCE((SELECT value::bigint FROM system_settings WHERE key = '${PUBLISH_CURSOR_KEY}'), 0)
-    ORDER BY audit_records.seq`;
+const NEXT_UNPUBLISHED_COLUMNS = `b.seq::text AS seq, b.id, b.at, b.actor_id AS "actorId", b.actor_type AS "actorType", b.actor_ip AS "actorIp",
+      b.actor_user_agent AS "actorUserAgent", b.action, b.target_type AS "targetType", b.target_id AS "targetId",
+      b.tenant_id AS "tenantId", b.request_id AS "requestId", b.correlation_id AS "correlationId", b.trace_id AS "traceId",
+      b.changes, b.prev_hash AS "prevHash", b.hash`;
 
-/** A row of NEXT_UNPUBLISHED_SQL as `pg` decodes it (seq as text: int8 is a string in `pg`). */
+/** A row of the batch as `pg` decodes it (seq as text: int8 is a string in `pg`). */
 type AuditRecordRow = Omit<AuditRecord, 'seq'> & { seq: string };
 
 function whereOf(filter: AuditFilter, seq: Prisma.AuditRecordWhereInput['seq']): Prisma.AuditRecordWhereInput {
@@ -155,21 +152,19 @@ export class AuditRepository {
   }
 
   /**
-   * Opens the publisher's transaction on `client`, takes the publisher lock for the rest of it
-   * and reads the next `limit` records past the cursor, in one round trip (a simple-query message
-   * of four statements, run in order; the read takes its snapshot after the lock, as every
-   * statement does in READ COMMITTED). null at once when another process holds the lock (it is
-   * publishing the same records); the transaction is open either way (`endPublishTransaction`).
-   * `idleMs`: how long this transaction may sit idle (waiting for JetStream's acks) before the
-   * server ends the session; the pool's own limit (DB_TIMEOUT_MS) is shorter than an ack's wait.
+   * Opens the publisher's transaction on `client` and, in the same round trip (a simple-query
+   * message: BEGIN and one call), lets it idle `idleMs`, takes the publisher lock for the rest of
+   * it and reads the next `limit` records past the cursor. Empty when there is nothing to publish
+   * or another process holds the lock (it is publishing the same records); the transaction is
+   * open either way (`endPublishTransaction`). `idleMs`: how long this transaction may sit idle
+   * (waiting for JetStream's acks) before the server ends the session; the pool's own limit
+   * (DB_TIMEOUT_MS) is shorter than an ack's wait.
    */
-  async beginPublisherBatch(client: pg.ClientBase, limit: number, idleMs: number): Promise<AuditRecord[] | null> {
+  async beginPublisherBatch(client: pg.ClientBase, limit: number, idleMs: number): Promise<AuditRecord[]> {
     const results = (await client.query(
-      `BEGIN; SET LOCAL idle_in_transaction_session_timeout = '${Math.trunc(idleMs)}ms'; ` +
-        `SELECT pg_try_advisory_xact_lock(${PUBLISH_LOCK}) AS locked; ${NEXT_UNPUBLISHED_SQL} LIMIT ${Math.trunc(limit)}`,
-    )) as unknown as [pg.QueryResult, pg.QueryResult, pg.QueryResult<{ locked: boolean }>, pg.QueryResult<AuditRecordRow>];
-    if (results[2].rows[0]?.locked !== true) return null;
-    const batch = results[3].rows.map((row) => ({ ...row, seq: BigInt(row.seq) }));
+      `BEGIN; SELECT ${NEXT_UNPUBLISHED_COLUMNS} FROM audit_publish_batch(${Math.trunc(limit)}, ${Math.trunc(idleMs)}) b ORDER BY b.seq`,
+    )) as unknown as [pg.QueryResult, pg.QueryResult<AuditRecordRow>];
+    const batch = results[1].rows.map((row) => ({ ...row, seq: BigInt(row.seq) }));
     // the cursor goes to the batch's last record: out of order, it would skip the ones below it
     for (let index = 1; index < batch.length; index += 1) {
       if (batch[index]!.seq <= batch[index - 1]!.seq) throw new Error('audit publisher: batch not in seq order');

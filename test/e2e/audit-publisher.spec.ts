@@ -1,6 +1,7 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { randomUUID } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chainParts } from '../../src/audit/audit-chain';
 import { AUDIT_STREAM } from '../../src/audit/audit-publisher.service';
@@ -125,6 +126,27 @@ describe.skipIf(!available)('audit publishing to JetStream while NATS comes and 
     }
     // each one once, in chain order
     expect(streamed).toEqual([...seqOf.values()].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
+  });
+
+  it('leaves publishing to whoever holds the publisher lock, and publishes once it is released', async () => {
+    await waitFor(async () => (await cursor()) === (await lastSeq()), 10_000, 50);
+    const publishedBefore = await cursor();
+    // another replica in the middle of its pass: it holds the lock ("audp") in its transaction
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query('SELECT pg_advisory_xact_lock(1635083376)');
+      await signupUser(app.url, uniqueEmail('lock-held'));
+      expect(await lastSeq()).toBeGreaterThan(publishedBefore);
+      // several passes (nudge, then the 1 s poll) find the lock taken and leave the cursor alone
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(await cursor()).toBe(publishedBefore);
+      await other.query('COMMIT');
+      await waitFor(async () => (await cursor()) === (await lastSeq()), 3000, 50);
+    } finally {
+      await other.end();
+    }
   });
 
   it('resumes within a second of NATS returning even with a publish in flight at the cut, and logs its state truthfully', async () => {
