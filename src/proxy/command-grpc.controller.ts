@@ -3,7 +3,7 @@ import { GrpcMethod } from '@nestjs/microservices';
 import type { Logger } from 'pino';
 import { AUTH_DECLARATION, Requires, type AuthDeclaration } from '../common/auth-declaration';
 import { LimitedAs } from '../limits/limited-as.decorator';
-import { RequestAuthorizer } from '../authz/request-authorizer.service';
+import { RequestAuthorizer, type AuthorizationResult } from '../authz/request-authorizer.service';
 import { AppError } from '../common/app-error';
 import { duplicateAuthorizationError } from '../common/authorization-header';
 import { grpcStatusError } from '../common/grpc-exception.filter';
@@ -13,7 +13,7 @@ import { LOGGER } from '../observability/logger';
 import { MetricsService } from '../observability/metrics.service';
 import { logRequest, openRequestContext, recordAuthorization, recordDenial } from '../observability/request-edge';
 import { AGGREGATE_TYPE } from './command-json';
-import { MalformedCommand, readCommandFields } from './command-wire';
+import { MalformedCommand, readCommandFields, type CommandRoutingFields } from './command-wire';
 import type { CallStatus, CommandCall, CommandCallHandler } from './grpc-server';
 import { GrpcUpstreamClient, SUBMIT_COMMAND_PATH } from './grpc-upstream.client';
 
@@ -59,23 +59,34 @@ export class CommandGrpcController implements CommandCallHandler {
     });
     const started = performance.now();
     requestContext.run(context, () => {
-      this.handle(call, context).then(
-        (frame) => {
-          this.finish(context, 'OK', started);
-          answer(null, frame);
-        },
-        (error: unknown) => {
-          recordDenial(context, error);
-          const outcome = error instanceof AppError ? error.code : ((error as Error | undefined)?.name ?? 'error');
-          const status = grpcStatusError(error, this.logger, this.metrics);
-          this.finish(context, outcome, started);
-          answer(status);
-        },
-      );
+      const refused = (error: unknown): void => {
+        recordDenial(context, error);
+        const outcome = error instanceof AppError ? error.code : ((error as Error | undefined)?.name ?? 'error');
+        const status = grpcStatusError(error, this.logger, this.metrics);
+        this.finish(context, outcome, started);
+        answer(status);
+      };
+      let forwarded: Promise<Buffer>;
+      try {
+        forwarded = this.handle(call, context);
+      } catch (error) {
+        refused(error);
+        return;
+      }
+      forwarded.then((frame) => {
+        this.finish(context, 'OK', started);
+        answer(null, frame);
+      }, refused);
     });
   }
 
-  private async handle(call: CommandCall, context: RequestContext): Promise<Buffer> {
+  /**
+   * The checks, then the upstream call. Not an `async` function: when the authorization is in
+   * memory (nearly every call) everything up to the upstream stream runs synchronously and a
+   * refusal is thrown, so the call's only promises are the upstream call's own (an `async`
+   * layer here added a promise, a suspended frame and its resumption per call).
+   */
+  private handle(call: CommandCall, context: RequestContext): Promise<Buffer> {
     if (call.authorizationCount > 1) throw duplicateAuthorizationError();
     const clientIp = call.address;
     let fields;
@@ -96,7 +107,21 @@ export class CommandGrpcController implements CommandCallHandler {
       policy: { method: 'POST', path: SUBMIT_COMMAND_PATH, clientIp },
     };
     // without waiting when the token, the grants and the decision are in memory (as on HTTP)
-    const authorization = this.authorizer.authorizeNow(input) ?? (await this.authorizer.authorize(input));
+    const authorization = this.authorizer.authorizeNow(input);
+    if (authorization === undefined) {
+      return this.authorizer.authorize(input).then((loaded) => this.admitAndForward(call, context, fields, loaded));
+    }
+    return this.admitAndForward(call, context, fields, authorization);
+  }
+
+  /** The §9 limits, the field checks and the upstream call; the in-flight slot is released when that call settles. */
+  private admitAndForward(
+    call: CommandCall,
+    context: RequestContext,
+    fields: CommandRoutingFields,
+    authorization: AuthorizationResult,
+  ): Promise<Buffer> {
+    const clientIp = call.address;
     recordAuthorization(context, authorization);
     const principal = authorization.principal;
     const tenantId = authorization.tenantId;
@@ -107,6 +132,7 @@ export class CommandGrpcController implements CommandCallHandler {
       { routeClass: 'commands', principalId: principal.id, tenantId, clientIp, holdsSlot: true },
       context,
     );
+    let forwarded: Promise<Buffer>;
     try {
       // the lists are built only for a refusal (a valid call allocates nothing here)
       if (
@@ -117,7 +143,7 @@ export class CommandGrpcController implements CommandCallHandler {
       ) {
         throw invalidFields(fields);
       }
-      return await this.aggregates.forward({
+      forwarded = this.aggregates.forward({
         request: call.request,
         frame: call.frame,
         principal,
@@ -125,9 +151,13 @@ export class CommandGrpcController implements CommandCallHandler {
         context,
         deadline: call.deadline,
       });
-    } finally {
+    } catch (error) {
       admission.release();
+      throw error;
     }
+    // registered first, so the slot is free before the answer is written (as a `finally` was)
+    forwarded.then(admission.release, admission.release);
+    return forwarded;
   }
 
   private finish(context: RequestContext, outcome: string, started: number): void {
@@ -141,7 +171,7 @@ export class CommandGrpcController implements CommandCallHandler {
 }
 
 /** The validation refusal naming every invalid field of a SubmitCommandRequest. */
-function invalidFields(fields: ReturnType<typeof readCommandFields>): AppError {
+function invalidFields(fields: CommandRoutingFields): AppError {
   const errors = [];
   if (!AGGREGATE_TYPE.test(fields.aggregate_type)) {
     errors.push({ path: 'aggregate_type', message: 'must be 1-128 letters, digits, ".", "_" or "-"' });
