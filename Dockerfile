@@ -64,5 +64,7 @@ ARG GIT_SHA="unknown"
 LABEL org.opencontainers.image.title="gatehouse" \
       org.opencontainers.image.revision="${GIT_SHA}" \
       org.opencontainers.image.version="${APP_VERSION}"
-# exec form: node is PID 1 and receives SIGTERM itself (graceful shutdown, see README)
-CMD ["node", "dist/main.js"]
+# exec form: node is PID 1 and receives SIGTERM itself (graceful shutdown, see README).
+# The young generation is pinned (the same flags as `npm start`; README "Memory and garbage
+# collection"): without it V8 sizes it from the container's memory limit.
+CMD ["node", "--max-semi-space-size=8", "dist/main.js"]

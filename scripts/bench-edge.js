@@ -26,7 +26,7 @@
 const { spawn, spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const { freePort, waitForPort, waitForReady, stopChildren } = require('./bench-support');
+const { freePort, waitForPort, waitForReady, stopChildren, productionNodeArgs } = require('./bench-support');
 const { setTimeout: sleep } = require('node:timers/promises');
 const os = require('node:os');
 const path = require('node:path');
@@ -354,7 +354,7 @@ async function main() {
     const adminEmail = 'bench-edge@example.com';
     const adminPassword = 'bench edge password 12345';
     const port = await freePort();
-    const nodeArgs = (process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const nodeArgs = [...productionNodeArgs(), ...(process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(' ').filter(Boolean)];
     const gatehouse = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist', 'main.js')], {
       env: {
         PATH: process.env.PATH,

@@ -12,7 +12,7 @@
 const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const { freePort, waitForReady, stopChildren } = require('./bench-support');
+const { freePort, waitForReady, stopChildren, productionNodeArgs } = require('./bench-support');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -60,7 +60,7 @@ async function main() {
   const email = 'bench-hash@example.com';
   const password = 'bench hash password 12345';
   // BENCH_DIST: another build to measure (default dist/); BENCH_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const nodeArgs = [...productionNodeArgs(), ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)];
   const child = spawn(process.execPath, [...nodeArgs, path.join(process.env.BENCH_DIST ?? path.join(ROOT, 'dist'), 'main.js')], {
     env: {
       PATH: process.env.PATH,

@@ -34,7 +34,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
-const { sleep, freePort, waitForPort, stopChildren, admissionBench } = require('./bench-support');
+const { sleep, freePort, waitForPort, stopChildren, admissionBench, productionNodeArgs } = require('./bench-support');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -933,7 +933,7 @@ async function main() {
       dbUrl.pathname = `/${database}`;
       const port = await freePort();
       const grpcPort = await freePort();
-      const nodeArgs = [...(process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(' ').filter(Boolean), ...moreNodeArgs];
+      const nodeArgs = [...productionNodeArgs(), ...(process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(' ').filter(Boolean), ...moreNodeArgs];
       const gcFile = path.join(dataDir, `gc-${database}.json`);
       if (GC_PROBE) nodeArgs.push('--require', GC_PROBE_SCRIPT);
       const child = spawn(process.execPath, [...nodeArgs, path.join(dist, 'main.js')], {

@@ -106,4 +106,14 @@ function admissionBench() {
   return { guard, input };
 }
 
-module.exports = { sleep, freePort, waitForPort, waitForReady, stopChildren, admissionBench };
+/**
+ * The node flags production runs Gatehouse with: those of `npm start` (package.json), which the
+ * Dockerfile's CMD repeats (test/e2e/swarm-stack.spec.ts checks they match). Every benchmark
+ * starts Gatehouse with them, so it measures what is deployed.
+ */
+function productionNodeArgs() {
+  const start = require('../package.json').scripts.start.split(' ');
+  return start.slice(1, start.indexOf('dist/main.js'));
+}
+
+module.exports = { sleep, freePort, waitForPort, waitForReady, stopChildren, admissionBench, productionNodeArgs };

@@ -34,7 +34,7 @@
 const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
 const net = require('node:net');
-const { freePort, stopChildren } = require('./bench-support');
+const { freePort, stopChildren, productionNodeArgs } = require('./bench-support');
 const os = require('node:os');
 const path = require('node:path');
 const fs = require('node:fs');
@@ -228,6 +228,7 @@ async function startReplicas(count, dbUrl, extraEnv = {}) {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-'));
     const profile = process.env.BENCH_PROFILE;
     const nodeArgs = [
+      ...productionNodeArgs(),
       ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profile)}`, '--require', path.join(__dirname, 'bench-count.js')] : []),
       ...(process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
     ];

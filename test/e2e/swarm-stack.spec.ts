@@ -405,7 +405,10 @@ describe('Dockerfile', () => {
     expect(users.at(-1)!.args).not.toMatch(/^(root|0)(:|$)/);
     const cmd = inRuntime('CMD').at(-1)!;
     expect(users.at(-1)!.line).toBeLessThan(cmd.line);
-    expect(JSON.parse(cmd.args)).toEqual(['node', 'dist/main.js']);
+    // the same node flags as `npm start` (the young generation's size; the benchmarks start Gatehouse with them)
+    const start = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+    expect(JSON.parse(cmd.args)).toEqual(start.split(' '));
+    expect(start).toMatch(/^node (--[a-z-]+=\d+ )*dist\/main\.js$/);
     // runtime installs nothing; its node_modules come from a stage that installed with --omit=dev
     expect(inRuntime('RUN').filter((instruction) => /\bnpm\b/.test(instruction.args))).toEqual([]);
     const copies = inRuntime('COPY').filter((instruction) => /node_modules/.test(instruction.args));
