@@ -526,6 +526,11 @@ async function pacedRun(pid, options, rate, seconds, gcFile) {
     tick();
   });
   const elapsed = (performance.now() - start) / 1000;
+  if (process.env.BENCH_PACED_DUMP)
+    fs.writeFileSync(
+      `${process.env.BENCH_PACED_DUMP}-${pid ?? 'direct'}-${Date.now()}.json`,
+      JSON.stringify({ wallStart: performance.timeOrigin + start, rate, fromDue: Array.from(fromDue), fromSent: Array.from(fromSent) }),
+    );
   const cpu = pid === undefined ? 0 : cpuSeconds(pid) - cpuBefore;
   const gc = gcPerRequest(await closeGc(), total);
   client.close();
@@ -933,7 +938,11 @@ async function main() {
       dbUrl.pathname = `/${database}`;
       const port = await freePort();
       const grpcPort = await freePort();
-      const nodeArgs = [...productionNodeArgs(), ...(process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(' ').filter(Boolean), ...moreNodeArgs];
+      const nodeArgs = [
+        ...productionNodeArgs(),
+        ...(process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(' ').filter(Boolean),
+        ...moreNodeArgs,
+      ];
       const gcFile = path.join(dataDir, `gc-${database}.json`);
       if (GC_PROBE) nodeArgs.push('--require', GC_PROBE_SCRIPT);
       const child = spawn(process.execPath, [...nodeArgs, path.join(dist, 'main.js')], {
@@ -960,7 +969,11 @@ async function main() {
           WS_MAX_CONNECTIONS_PER_PRINCIPAL: String(IDLE_SOCKETS + 1000),
           ...extraEnv,
         },
-        stdio: ['ignore', 'ignore', 'inherit'],
+        stdio: [
+          'ignore',
+          process.env.BENCH_GATEHOUSE_LOG ? fs.openSync(`${process.env.BENCH_GATEHOUSE_LOG}-${database}.log`, 'w') : 'ignore',
+          'inherit',
+        ],
       });
       children.push(child);
       const base = `http://127.0.0.1:${port}`;

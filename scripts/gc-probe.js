@@ -59,9 +59,11 @@ if (file !== undefined) {
         session.post('HeapProfiler.enable');
         session.post('HeapProfiler.startSampling', {
           samplingInterval: 1024,
-          // GC_PROBE_HEAP_LIVE=1: only what is still alive when the window closes (what outlives a request)
+          // GC_PROBE_HEAP_LIVE=1: only what is still alive when the window closes (what outlives a
+          // request); GC_PROBE_HEAP_LIVE=promoted: that and what a mark-compact collected, i.e. what
+          // outlived the scavenges (promoted) and died in the old generation
           includeObjectsCollectedByMajorGC: process.env.GC_PROBE_HEAP_LIVE !== '1',
-          includeObjectsCollectedByMinorGC: process.env.GC_PROBE_HEAP_LIVE !== '1',
+          includeObjectsCollectedByMinorGC: process.env.GC_PROBE_HEAP_LIVE === undefined || process.env.GC_PROBE_HEAP_LIVE === '0',
         });
       }
       const profiler = new v8.GCProfiler();

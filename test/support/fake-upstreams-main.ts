@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fakeAggregate, fakeHttp } from './fake-upstreams';
+import { productionNodeArgs } from './process';
 
 function findRoot(): string {
   let directory = __dirname;
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
   if (!process.argv.includes('--no-gatehouse')) {
     const main = path.join(root, 'dist', 'main.js');
     if (!fs.existsSync(main)) throw new Error('dist/main.js missing: run `npm run build` first');
-    gatehouse = spawn(process.execPath, [main], {
+    gatehouse = spawn(process.execPath, [...productionNodeArgs(), main], {
       env: { ...process.env, ROUTING_FILE: routingFile, NATS_URL: process.env.NATS_URL ?? '' },
       stdio: 'inherit',
     });
