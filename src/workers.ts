@@ -1,4 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
+import os from 'node:os';
 import type { Logger } from 'pino';
 import type { AppConfig } from './config/config';
 import { serveReplicaMetrics } from './observability/replica-metrics';
@@ -19,6 +20,9 @@ export const EARLY_LISTENER_ENV = 'GATEHOUSE_EARLY_LISTENER';
  */
 export async function superviseWorkers(config: AppConfig, logger: Logger): Promise<void> {
   serveReplicaMetrics();
+  const execArgv = workerExecArgv(process.execArgv, config.WORKERS, process.constrainedMemory(), os.totalmem());
+  if (execArgv !== process.execArgv) logger.info({ worker_node_flags: execArgv }, 'workers share the memory limit');
+  cluster.setupPrimary({ execArgv });
   let stopping = false;
 
   const fork = (first = false) =>
@@ -73,3 +77,20 @@ export async function superviseWorkers(config: AppConfig, logger: Logger): Promi
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 }
+
+/**
+ * The node flags of each worker: the primary's (npm start's), plus, under a memory limit (a
+ * container's cgroup), a cap on each worker's old generation at its share of half the limit.
+ * V8 sizes every process's heap from the whole limit, and with `--heap-growing-percent` (npm
+ * start) a heap fills more of it before a full collection: N workers each sized for the whole
+ * limit would together outgrow it. An explicit `--max-old-space-size` is kept as given.
+ */
+export function workerExecArgv(execArgv: string[], workers: number, constrainedBytes: number, totalBytes: number): string[] {
+  const limited = constrainedBytes > 0 && constrainedBytes < totalBytes;
+  if (!limited || workers <= 1 || execArgv.some((flag) => flag.startsWith('--max-old-space-size'))) return execArgv;
+  const share = Math.floor(constrainedBytes / 1048576 / 2 / workers);
+  return [...execArgv, `--max-old-space-size=${Math.max(WORKER_OLD_SPACE_FLOOR_MIB, share)}`];
+}
+
+/** Below this an old generation does not hold Gatehouse's live data (~75 MB under load). */
+const WORKER_OLD_SPACE_FLOOR_MIB = 96;

@@ -131,6 +131,7 @@ describe.skipIf(!available)('audit publishing to JetStream while NATS comes and 
   it('leaves publishing to whoever holds the publisher lock, and publishes once it is released', async () => {
     await waitFor(async () => (await cursor()) === (await lastSeq()), 10_000, 50);
     const publishedBefore = await cursor();
+    const streamBefore = (await jsm.streams.info(AUDIT_STREAM)).state.last_seq;
     // another replica in the middle of its pass: it holds the lock ("audp") in its transaction
     const other = new pg.Client({ connectionString: db.url });
     await other.connect();
@@ -142,6 +143,16 @@ describe.skipIf(!available)('audit publishing to JetStream while NATS comes and 
       // several passes (nudge, then the 1 s poll) find the lock taken and leave the cursor alone
       await new Promise((resolve) => setTimeout(resolve, 1500));
       expect(await cursor()).toBe(publishedBefore);
+      // nor did any of them reach the stream (a publish without the lock would, deduplicated or
+      // not); the stream is shared with whatever else runs on this NATS, so read it by record id
+      const held = await db.query<{ id: string }>(`SELECT id FROM audit_records WHERE seq > $1`, [publishedBefore.toString()]);
+      const heldIds = new Set(held.rows.map((row) => row.id));
+      expect(heldIds.size).toBeGreaterThan(0);
+      const streamNow = (await jsm.streams.info(AUDIT_STREAM)).state.last_seq;
+      for (let seq = streamBefore + 1; seq <= streamNow; seq += 1) {
+        const id = (await jsm.streams.getMessage(AUDIT_STREAM, { seq }))?.header.get('Nats-Msg-Id');
+        expect(id !== undefined && heldIds.has(id), `stream message ${seq} is a record published while the lock was held`).toBe(false);
+      }
       await other.query('COMMIT');
       await waitFor(async () => (await cursor()) === (await lastSeq()), 3000, 50);
     } finally {

@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   if (!process.argv.includes('--no-gatehouse')) {
     const main = path.join(root, 'dist', 'main.js');
     if (!fs.existsSync(main)) throw new Error('dist/main.js missing: run `npm run build` first');
-    gatehouse = spawn(process.execPath, [...productionNodeArgs(), main], {
+    gatehouse = spawn(process.execPath, [...productionNodeArgs(root), main], {
       env: { ...process.env, ROUTING_FILE: routingFile, NATS_URL: process.env.NATS_URL ?? '' },
       stdio: 'inherit',
     });

@@ -8,12 +8,13 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'main.js');
 
 /**
- * The node flags of `npm start` (package.json; the image's CMD repeats them): every test runs
- * Gatehouse as production does, so a flag a new Node release no longer knows fails the tests.
+ * The node flags of `npm start` (package.json under `root`; the image's CMD repeats them): the
+ * tests that start Gatehouse as a process run it as production does, so a flag a new Node
+ * release no longer knows fails them.
  */
-export function productionNodeArgs(): string[] {
+export function productionNodeArgs(root = ROOT): string[] {
   const start = (
-    JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }
+    JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }
   ).scripts.start.split(' ');
   return start.slice(1, start.indexOf('dist/main.js'));
 }

@@ -70,6 +70,6 @@ describe('installFastRoutes', () => {
     const other = Fastify();
     installFastRoutes(other, ['POST /v1/auth/signup']);
     expect(() => other.post('/v1/auth/signup', () => ({}))).toThrow(/must be registered through fastify.route/);
-    await fastify.close();
+    await other.close();
   });
 });
