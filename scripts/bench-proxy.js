@@ -1129,15 +1129,18 @@ async function main() {
     if (only.includes('gc') && GC_PROBE) {
       const bArgs = (process.env.BENCH_GC_B_NODE_ARGS ?? '').split(' ').filter(Boolean);
       const bDist = process.env.BENCH_GC_B_DIST;
-      const hasB = bArgs.length > 0 || bDist !== undefined;
+      const bEnv = JSON.parse(process.env.BENCH_GC_B_ENV ?? '{}');
+      const hasB = bArgs.length > 0 || bDist !== undefined || Object.keys(bEnv).length > 0;
       section(
         `POST /v1/query at ${GC_RATE}/s: allocation and GC per request (${GC_ROUNDS} rounds of ${GC_SECONDS}s${
-          hasB ? `; A = this build, B = ${[bDist, ...bArgs].filter(Boolean).join(' ')}` : ''
+          hasB
+            ? `; A = this build, B = ${[bDist, ...bArgs, ...Object.entries(bEnv).map(([k, v]) => `${k}=${v}`)].filter(Boolean).join(' ')}`
+            : ''
         })`,
       );
       const gcFloor = await helperProcess(['--serve-floor', `http://${projection}`], path.join(dataDir, 'gc-floor-paced.json'));
       children.push(gcFloor.child);
-      const other = hasB ? await startGatehouse({}, { nodeArgs: bArgs, dist: bDist ?? path.join(ROOT, 'dist') }) : undefined;
+      const other = hasB ? await startGatehouse(bEnv, { nodeArgs: bArgs, dist: bDist ?? path.join(ROOT, 'dist') }) : undefined;
       const targets = [
         { label: 'A', pid: gatehouse.pid, gcFile: gatehouse.gcFile, options: gatehouseQuery(gatehouse) },
         ...(other ? [{ label: 'B', pid: other.pid, gcFile: other.gcFile, options: gatehouseQuery(other) }] : []),
