@@ -169,7 +169,7 @@ export class CommandGrpcServer {
       else answerStatus(stream, error);
     };
     if (deadline !== undefined) {
-      watched = { deadline, expire: () => answer({ code: status.DEADLINE_EXCEEDED, details: 'Deadline exceeded' }) };
+      watched = { deadline, watchSlot: -1, expire: () => answer({ code: status.DEADLINE_EXCEEDED, details: 'Deadline exceeded' }) };
       grpcDeadlines.add(watched);
     }
     stream.on('close', () => {

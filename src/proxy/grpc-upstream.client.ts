@@ -235,6 +235,7 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
       let received = 0;
       const watched: Expiring = {
         deadline,
+        watchSlot: -1,
         expire: () => {
           if (settled) return;
           settled = true;

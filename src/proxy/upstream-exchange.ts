@@ -34,6 +34,7 @@ const deadlines = new DeadlineWatch<UpstreamExchange>(() => performance.now());
 export class UpstreamExchange implements Dispatcher.DispatchHandler {
   readonly answer: Promise<UpstreamAnswer>;
   deadline = Number.POSITIVE_INFINITY;
+  watchSlot = -1;
   private resolveAnswer!: (answer: UpstreamAnswer) => void;
   private rejectAnswer!: (error: unknown) => void;
   private abort: ((reason: Error) => void) | undefined;
