@@ -15,6 +15,17 @@ import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
 const available = servicesAvailable({ postgres: true, nats: true });
 
+/** Where the publisher's cursor stands (the last seq acknowledged by JetStream). */
+async function publishCursor(db: TestDatabase): Promise<bigint> {
+  const rows = (await db.query<{ value: string }>(`SELECT value FROM system_settings WHERE key = 'audit_publish_cursor'`)).rows;
+  return BigInt(rows[0]?.value ?? '0');
+}
+
+/** The last audit record's seq (0 without any). */
+async function lastAuditSeq(db: TestDatabase): Promise<bigint> {
+  return BigInt((await db.query<{ seq: string }>(`SELECT coalesce(max(seq), 0)::text AS seq FROM audit_records`)).rows[0]!.seq);
+}
+
 describe.skipIf(!available)('audit publishing to JetStream while NATS comes and goes', () => {
   let db: TestDatabase;
   let proxy: TcpProxy;
@@ -23,12 +34,8 @@ describe.skipIf(!available)('audit publishing to JetStream while NATS comes and 
   let jsm: JetStreamManager;
   let streamStart = 0;
 
-  const cursor = async () =>
-    BigInt(
-      (await db.query<{ value: string }>(`SELECT value FROM system_settings WHERE key = 'audit_publish_cursor'`)).rows[0]?.value ?? '0',
-    );
-  const lastSeq = async () =>
-    BigInt((await db.query<{ seq: string }>(`SELECT coalesce(max(seq), 0)::text AS seq FROM audit_records`)).rows[0]!.seq);
+  const cursor = () => publishCursor(db);
+  const lastSeq = () => lastAuditSeq(db);
   const natsReady = async (state: 'ok' | 'failing') => (await http(app.url, 'GET', '/ready')).json?.checks?.nats === state;
 
   beforeAll(async () => {
@@ -216,12 +223,8 @@ describe.skipIf(!available)('audit publishing while JetStream acknowledges slowl
   });
 
   it('advances the cursor when the acks take longer than the pool lets a transaction idle', async () => {
-    const cursor = async () =>
-      BigInt(
-        (await db.query<{ value: string }>(`SELECT value FROM system_settings WHERE key = 'audit_publish_cursor'`)).rows[0]?.value ?? '0',
-      );
-    const lastSeq = async () =>
-      BigInt((await db.query<{ seq: string }>(`SELECT coalesce(max(seq), 0)::text AS seq FROM audit_records`)).rows[0]!.seq);
+    const cursor = () => publishCursor(db);
+    const lastSeq = () => lastAuditSeq(db);
     await signupUser(app.url, uniqueEmail('before-slow'));
     await waitFor(async () => (await cursor()) === (await lastSeq()), 10_000, 50);
     const before = await cursor();
@@ -238,12 +241,8 @@ describe.skipIf(!available)('audit publishing while JetStream acknowledges slowl
 
   // before the fix the pg client's 'error' event went unhandled: the run reported it (a real process ends on it)
   it('survives the server ending its session while it waits for acks, and publishes the batch again', async () => {
-    const cursor = async () =>
-      BigInt(
-        (await db.query<{ value: string }>(`SELECT value FROM system_settings WHERE key = 'audit_publish_cursor'`)).rows[0]?.value ?? '0',
-      );
-    const lastSeq = async () =>
-      BigInt((await db.query<{ seq: string }>(`SELECT coalesce(max(seq), 0)::text AS seq FROM audit_records`)).rows[0]!.seq);
+    const cursor = () => publishCursor(db);
+    const lastSeq = () => lastAuditSeq(db);
     await waitFor(async () => (await cursor()) === (await lastSeq()), 10_000, 50);
     const before = await cursor();
     proxy.setLatency(1500);
