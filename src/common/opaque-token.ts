@@ -1,10 +1,9 @@
-import { hash, randomFillSync } from 'node:crypto';
+import { hash } from 'node:crypto';
+import { RandomPool } from './random-pool';
 
 const TOKEN_BYTES = 32;
-/** Random bytes for tokens, drawn from the CSPRNG a pool at a time, each byte used once (as uuid.ts does for ids). */
-const POOL_BYTES = TOKEN_BYTES * 128;
-const pool = Buffer.alloc(POOL_BYTES);
-let poolOffset = POOL_BYTES;
+/** Random bytes for tokens, 128 tokens at a time (a pool of their own: see newOpaqueToken). */
+const pool = new RandomPool(TOKEN_BYTES * 128);
 
 /**
  * 256 bits of randomness, URL-safe. From a pool refilled by one CSPRNG call per 128 tokens: a
@@ -12,15 +11,10 @@ let poolOffset = POOL_BYTES;
  * main-thread CPU per sign-in in the session-5 profile (cache misses after argon2).
  */
 export function newOpaqueToken(): string {
-  if (poolOffset === POOL_BYTES) {
-    randomFillSync(pool);
-    poolOffset = 0;
-  }
-  const start = poolOffset;
-  poolOffset += TOKEN_BYTES;
-  const token = pool.toString('base64url', start, start + TOKEN_BYTES);
+  const start = pool.take(TOKEN_BYTES);
+  const token = pool.bytes.toString('base64url', start, start + TOKEN_BYTES);
   // a token handed out leaves no copy in this long-lived buffer (a heap dump shows no past token)
-  pool.fill(0, start, start + TOKEN_BYTES);
+  pool.bytes.fill(0, start, start + TOKEN_BYTES);
   return token;
 }
 

@@ -1,24 +1,11 @@
-import { randomFillSync } from 'node:crypto';
+import { RandomPool } from './random-pool';
 
-/** Random bytes for `randomUuid`, drawn from the CSPRNG a pool at a time (as node's randomUUID caches them). */
-const UUID_POOL_BYTES = 16 * 256;
-const uuidPool = Buffer.alloc(UUID_POOL_BYTES);
-let uuidPoolOffset = UUID_POOL_BYTES;
+/** Random bytes for the ids, 256 ids at a time. */
+const uuidPool = new RandomPool(16 * 256);
 const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
 /** where each of the 16 bytes' two hex digits go in `xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx` */
 const DIGIT_AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
 const uuidText = Buffer.from('00000000-0000-0000-0000-000000000000', 'latin1');
-
-/** Takes 16 bytes from the pool (refilled from the CSPRNG when spent); returns where they start. */
-function takeRandom16(): number {
-  if (uuidPoolOffset === UUID_POOL_BYTES) {
-    randomFillSync(uuidPool);
-    uuidPoolOffset = 0;
-  }
-  const start = uuidPoolOffset;
-  uuidPoolOffset += 16;
-  return start;
-}
 
 /** Writes byte `i` of a UUID as its two hex digits into `uuidText`. */
 function putDigits(i: number, byte: number): void {
@@ -30,7 +17,7 @@ function putDigits(i: number, byte: number): void {
 /** Bytes `from`..15 of the id from the pool at `start`, with the version nibble and the RFC 9562 variant set. */
 function putRandom(start: number, from: number, version: number): void {
   for (let i = from; i < 16; i += 1) {
-    let byte = uuidPool[start + i]!;
+    let byte = uuidPool.bytes[start + i]!;
     if (i === 6) byte = (byte & 0x0f) | version;
     else if (i === 8) byte = (byte & 0x3f) | 0x80;
     putDigits(i, byte);
@@ -43,7 +30,7 @@ function putRandom(start: number, from: number, version: number): void {
  * randomUUID concatenates twenty pieces (profiled: ~390 bytes allocated per id against ~60).
  */
 export function randomUuid(): string {
-  putRandom(takeRandom16(), 0, 0x40);
+  putRandom(uuidPool.take(16), 0, 0x40);
   return uuidText.toString('latin1', 0, 36);
 }
 
@@ -54,7 +41,7 @@ export function randomUuid(): string {
  * CSPRNG call per sign-in, ~50 µs of main-thread CPU per sign-in in the session-5 profile).
  */
 export function uuidv7(): string {
-  const start = takeRandom16();
+  const start = uuidPool.take(16);
   const ms = Date.now();
   // 48 bits of milliseconds, most significant first (2^48 ms is the year 10889)
   const high = Math.floor(ms / 2 ** 16);
