@@ -491,6 +491,7 @@ async function pacedRun(pid, options, rate, seconds, gcFile) {
   await Promise.all(Array.from({ length: 64 }, once));
   const closeGc = await openGcWindow(pid, gcFile);
   const cpuBefore = pid === undefined ? 0 : cpuSeconds(pid);
+  const sched = schedSampler(pid);
   const total = Math.round(rate * seconds);
   const fromDue = new Float64Array(total);
   const fromSent = new Float64Array(total);
@@ -526,6 +527,7 @@ async function pacedRun(pid, options, rate, seconds, gcFile) {
     tick();
   });
   const elapsed = (performance.now() - start) / 1000;
+  const waits = sched.stop();
   if (process.env.BENCH_PACED_DUMP)
     fs.writeFileSync(
       `${process.env.BENCH_PACED_DUMP}-${pid ?? 'direct'}-${Date.now()}.json`,
@@ -552,6 +554,71 @@ async function pacedRun(pid, options, rate, seconds, gcFile) {
     cpuPerOp: pid === undefined ? undefined : (cpu / total) * 1e6,
     bad,
     gc,
+    waits,
+  };
+}
+
+/** ticks the machine's CPUs were stolen by the hypervisor so far (/proc/stat, field 8 of the cpu line) */
+function stealTicks() {
+  try {
+    return Number(fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/)[8]);
+  } catch {
+    return 0;
+  }
+}
+
+/** nanoseconds the threads of `pid` (and of this process) have waited on a run queue so far (/proc/<pid>/task/<tid>/schedstat, field 2) */
+function runQueueNanos(pid) {
+  let total = 0;
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        total += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]);
+      } catch {
+        // a thread that ended
+      }
+    }
+  } catch {
+    // a process that ended
+  }
+  return total;
+}
+
+/**
+ * Samples, every 10 ms while a paced run lasts, the CPU time the hypervisor stole from this machine
+ * and the run-queue wait of the measured process's threads and of the load generator's: what a
+ * request waited for that was nobody's code. `stop()` gives each as ms per second of run and its
+ * worst 100 ms window (ms of waiting in it), to tell a slow round of Gatehouse from a slow machine.
+ */
+function schedSampler(pid) {
+  const samples = [];
+  const sample = () =>
+    samples.push({
+      at: performance.now(),
+      steal: (stealTicks() * 1000) / CLOCK_TICKS,
+      target: pid === undefined ? 0 : runQueueNanos(pid) / 1e6,
+      own: runQueueNanos(process.pid) / 1e6,
+    });
+  sample();
+  const timer = setInterval(sample, 10);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      const first = samples[0];
+      const last = samples.at(-1);
+      const seconds = (last.at - first.at) / 1000;
+      const worst = (key) => {
+        let max = 0;
+        for (let i = 0, j = 0; i < samples.length; i += 1) {
+          while (samples[i].at - samples[j].at > 100) j += 1;
+          max = Math.max(max, samples[i][key] - samples[j][key]);
+        }
+        return max;
+      };
+      const summary = (key) => ({ perSecond: (last[key] - first[key]) / seconds, worst100ms: worst(key) });
+      return { steal: summary('steal'), target: summary('target'), own: summary('own') };
+    },
   };
 }
 
@@ -1121,6 +1188,17 @@ async function main() {
           .map((r) => medianOf(r.results.map((x) => x.sentP99)).toFixed(2))
           .join(' / ')}`,
       );
+      const waitText = (w, key) => `${w[key].perSecond.toFixed(1)} ms/s (worst 100 ms: ${w[key].worst100ms.toFixed(1)})`;
+      for (const [label, results] of pacedResults) {
+        note(
+          `  waits per round, ${label}: ${results
+            .map(
+              (r) =>
+                `p99 ${r.p99.toFixed(1)} ms: steal ${waitText(r.waits, 'steal')}, target run queue ${waitText(r.waits, 'target')}, load generator run queue ${waitText(r.waits, 'own')}`,
+            )
+            .join('; ')}`,
+        );
+      }
       gcLine('via Gatehouse evenly paced (last round)', pacedVia.results.at(-1).gc);
       gcLine('via floor proxy evenly paced (last round)', pacedFloor.results.at(-1).gc);
     }
