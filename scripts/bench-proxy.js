@@ -567,11 +567,11 @@ function stealTicks() {
   }
 }
 
-/** nanoseconds the threads of `pid` (and of this process) have waited on a run queue so far (/proc/<pid>/task/<tid>/schedstat, field 2) */
-function runQueueNanos(pid) {
+/** nanoseconds the threads of `pid` (only its main thread with `mainOnly`) have waited on a run queue so far (/proc/<pid>/task/<tid>/schedstat, field 2) */
+function runQueueNanos(pid, mainOnly = false) {
   let total = 0;
   try {
-    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    for (const tid of mainOnly ? [String(pid)] : fs.readdirSync(`/proc/${pid}/task`)) {
       try {
         total += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]);
       } catch {
@@ -586,7 +586,7 @@ function runQueueNanos(pid) {
 
 /**
  * Samples, every 10 ms while a paced run lasts, the CPU time the hypervisor stole from this machine
- * and the run-queue wait of the measured process's threads and of the load generator's: what a
+ * and the run-queue wait of the measured process's main thread and of the load generator's threads: what a
  * request waited for that was nobody's code. `stop()` gives each as ms per second of run and its
  * worst 100 ms window (ms of waiting in it), to tell a slow round of Gatehouse from a slow machine.
  */
@@ -596,7 +596,7 @@ function schedSampler(pid) {
     samples.push({
       at: performance.now(),
       steal: (stealTicks() * 1000) / CLOCK_TICKS,
-      target: pid === undefined ? 0 : runQueueNanos(pid) / 1e6,
+      target: pid === undefined ? 0 : runQueueNanos(pid, true) / 1e6,
       own: runQueueNanos(process.pid) / 1e6,
     });
   sample();
@@ -1194,7 +1194,7 @@ async function main() {
           `  waits per round, ${label}: ${results
             .map(
               (r) =>
-                `p99 ${r.p99.toFixed(1)} ms: steal ${waitText(r.waits, 'steal')}, target run queue ${waitText(r.waits, 'target')}, load generator run queue ${waitText(r.waits, 'own')}`,
+                `p99 ${r.p99.toFixed(1)} ms: steal ${waitText(r.waits, 'steal')}, its main thread's run queue ${waitText(r.waits, 'target')}, load generator run queue ${waitText(r.waits, 'own')}`,
             )
             .join('; ')}`,
         );
@@ -1238,7 +1238,7 @@ async function main() {
           const run = await pacedRun(target.pid, target.options, GC_RATE, GC_SECONDS, target.gcFile);
           const { gc } = run;
           results.get(target.label).push(run);
-          const head = `    round ${round + 1} ${target.label.padEnd(6)} ${run.count} requests  p99 ${run.p99.toFixed(2)} (from send ${run.sentP99.toFixed(2)}) p99.9 ${run.p999.toFixed(1)} ms`;
+          const head = `    round ${round + 1} ${target.label.padEnd(6)} ${run.count} requests  p99 ${run.p99.toFixed(2)} (from send ${run.sentP99.toFixed(2)}) p99.9 ${run.p999.toFixed(1)} ms  steal ${run.waits.steal.perSecond.toFixed(0)} ms/s (worst 100 ms ${run.waits.steal.worst100ms.toFixed(0)})  run queue: main ${run.waits.target.perSecond.toFixed(0)} ms/s (worst 100 ms ${run.waits.target.worst100ms.toFixed(0)}), load generator ${run.waits.own.perSecond.toFixed(0)} (${run.waits.own.worst100ms.toFixed(0)})`;
           if (gc === undefined) {
             console.log(head);
             continue;
