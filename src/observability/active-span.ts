@@ -9,15 +9,20 @@ export interface ActiveSpanIds {
   traceFlags: string;
 }
 
-let reader: (() => ActiveSpanIds | undefined) | undefined;
+let reader: ((incoming?: object) => ActiveSpanIds | undefined) | undefined;
 
-export function installActiveSpanReader(read: () => ActiveSpanIds | undefined): void {
+export function installActiveSpanReader(read: (incoming?: object) => ActiveSpanIds | undefined): void {
   reader = read;
 }
 
-/** The span the instrumentation made current (server span of this request), if tracing is on. */
-export function activeSpanIds(): ActiveSpanIds | undefined {
-  return reader?.();
+/**
+ * The span a request's context adopts, if tracing is on: the server span the HTTP
+ * instrumentation made for `incoming` (Node's request object) when there is one, else the span
+ * the instrumentation made current (the gRPC server span). On HTTP the context is opened inside
+ * one of @fastify/otel's onRequest hook spans, which is what is current then.
+ */
+export function activeSpanIds(incoming?: object): ActiveSpanIds | undefined {
+  return reader?.(incoming);
 }
 
 /** Whether outgoing calls get their traceparent from the instrumentations (their client span). */

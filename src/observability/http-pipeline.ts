@@ -122,6 +122,7 @@ export function installHttpPipeline(
     request.routeBodyLimit = bodyLimit;
     const context = openRequestContext({
       requestId: request.id,
+      incoming: request.raw,
       traceparent: request.headers.traceparent,
       tracestate: request.headers.tracestate,
       correlationId: request.headers['x-correlation-id'],

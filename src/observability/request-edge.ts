@@ -9,6 +9,8 @@ import { acceptCorrelationId, acceptTracestate, continueTrace } from './trace-co
 export interface RequestEdgeInput {
   /** the transport's own id when it has one (Fastify's genReqId); otherwise a new UUID */
   requestId?: string;
+  /** Node's request object (HTTP): with tracing on, the context adopts its server span's ids */
+  incoming?: object;
   traceparent: string | string[] | undefined;
   /** the inbound W3C tracestate, kept only with a valid traceparent */
   tracestate?: string | string[] | undefined;
@@ -34,7 +36,7 @@ export interface RequestOutcome {
  * are thin adapters around this and `logRequest`, as they are around RequestAuthorizer.
  */
 export function openRequestContext(input: RequestEdgeInput): RequestContext {
-  const trace = continueTrace(input.traceparent);
+  const trace = continueTrace(input.traceparent, input.incoming);
   const tracestate = acceptTracestate(input.tracestate, input.traceparent);
   const context: RequestContext = {
     requestId: input.requestId ?? randomUuid(),

@@ -13,11 +13,14 @@ export interface TraceContext {
   traceFlags: string;
 }
 
-/** W3C trace-context: continue a valid inbound traceparent with a new span, else start a new trace. */
-export function continueTrace(header: string | string[] | undefined): TraceContext {
+/**
+ * W3C trace-context: continue a valid inbound traceparent with a new span, else start a new trace.
+ * `incoming`: Node's request object of an HTTP request, whose server span (tracing on) is adopted.
+ */
+export function continueTrace(header: string | string[] | undefined, incoming?: object): TraceContext {
   // With tracing on, the instrumentation has already continued the header into a server span:
   // adopt its ids, so logs, the response's traceparent and exported spans agree.
-  const active = activeSpanIds();
+  const active = activeSpanIds(incoming);
   if (active !== undefined) return active;
   const parent = parseTraceparent(header);
   const spanId = newSpanId();

@@ -1,5 +1,5 @@
 import { FastifyOtelInstrumentation } from '@fastify/otel';
-import { context, trace, TraceFlags } from '@opentelemetry/api';
+import { context, trace, TraceFlags, type Span } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
@@ -33,6 +33,9 @@ function pathOf(url: string | undefined): string {
 export function startTracing(serviceVersion: string): Tracing {
   process.env.OTEL_SERVICE_NAME ??= 'gatehouse';
   process.env.OTEL_RESOURCE_ATTRIBUTES ??= `service.version=${serviceVersion}`;
+  // Each incoming request's server span: the request context adopts it, not the @fastify/otel
+  // onRequest hook span that is current when the context is opened (a leaf ended within the hook)
+  const serverSpans = new WeakMap<object, Span>();
   const sdk = new NodeSDK({
     traceExporter: new OTLPTraceExporter(),
     metricReaders: [],
@@ -40,6 +43,9 @@ export function startTracing(serviceVersion: string): Tracing {
     instrumentations: [
       new HttpInstrumentation({
         ignoreIncomingRequestHook: (request) => UNTRACED_PATHS.has(pathOf(request.url)),
+        // called with the server span of an incoming request (and the span of an outgoing one,
+        // never looked up)
+        requestHook: (span, request) => serverSpans.set(request, span),
         redactedQueryParamsServer: SECRET_QUERY_PARAMETERS,
         // a WebSocket handshake has no server span: without a parent the request keeps the
         // traceparent Gatehouse stamped instead of starting a trace of its own
@@ -66,8 +72,8 @@ export function startTracing(serviceVersion: string): Tracing {
     ],
   });
   sdk.start();
-  installActiveSpanReader(() => {
-    const span = trace.getSpan(context.active());
+  installActiveSpanReader((incoming) => {
+    const span = (incoming === undefined ? undefined : serverSpans.get(incoming)) ?? trace.getSpan(context.active());
     if (span === undefined) return undefined;
     const ids = span.spanContext();
     if (!trace.isSpanContextValid(ids)) return undefined;
