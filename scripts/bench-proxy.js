@@ -15,7 +15,11 @@
  *    pass-through (the floors) vs straight to the fake aggregate (32 callers);
  *  - WebSocket echo round trips through Gatehouse vs a bare `ws` relay (the floor) vs straight to the
  *    fake projection (8 sockets); gRPC and WebSocket targets interleaved in BENCH_ROUNDS rounds too;
- *  - RSS per idle relayed WebSocket (1,000 sockets held open through Gatehouse);
+ *  - RSS per idle relayed WebSocket (1,000 sockets held open through Gatehouse), with plaintext upstreams
+ *    and again through a second Gatehouse with mTLS upstreams (UPSTREAM_TLS_*: a throw-away CA, server
+ *    and client certificate made with openssl, a TLS fake projection requiring the client certificate),
+ *    against the floor: a process holding 1,000 bare `tls.connect` client connections to the same
+ *    server (and 1,000 bare `net.connect` ones to the plaintext one);
  *  - with NATS (BENCH_NATS_URL, default nats://127.0.0.1:4222 when reachable): the HTTP query at
  *    WORKERS=1 and WORKERS=2.
  * nginx must be installed (apt-get install -y nginx); without it its row is skipped.
@@ -333,6 +337,102 @@ async function serveGrpcH2Floor(upstream) {
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
+}
+
+/* ---------- upstream mTLS: throw-away certificates, a TLS projection, bare TLS clients ---------- */
+
+/**
+ * A throw-away CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl
+ * in `dir` (P-256, valid 2 days): ca.pem, server.pem/.key, client.pem/.key.
+ */
+function makeBenchCertificates(dir) {
+  const run = (...args) => {
+    const result = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (result.status !== 0) throw new Error(`openssl ${args[0]}: ${result.stderr}`);
+  };
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  run('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=bench-upstream-ca');
+  fs.writeFileSync(path.join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  fs.writeFileSync(path.join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+  for (const name of ['server', 'client']) {
+    run('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=bench-${name}`);
+    run(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.pem`,
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+    );
+  }
+  return {
+    ca: path.join(dir, 'ca.pem'),
+    serverCert: path.join(dir, 'server.pem'),
+    serverKey: path.join(dir, 'server.key'),
+    clientCert: path.join(dir, 'client.pem'),
+    clientKey: path.join(dir, 'client.key'),
+  };
+}
+
+/** The fake projection's WebSocket echo over TLS, requiring a client certificate the bench CA signed. */
+async function serveTlsProjection(dir) {
+  const https = require('node:https');
+  const { WebSocketServer } = require('ws');
+  const read = (name) => fs.readFileSync(path.join(dir, name));
+  const server = https.createServer(
+    { ca: read('ca.pem'), cert: read('server.pem'), key: read('server.key'), requestCert: true, rejectUnauthorized: true },
+    (_request, response) => response.writeHead(404).end(),
+  );
+  const wss = new WebSocketServer({ server, perMessageDeflate: false });
+  wss.on('connection', (socket) => socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary })));
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
+}
+
+/**
+ * The floor of a TLS upstream connection in Node: this process opens `count` bare `tls.connect`
+ * client connections (one SecureContext for all, as Gatehouse builds it; client certificate
+ * presented) or, with kind `tcp`, bare `net.connect` ones, to `port`, holds them idle and prints
+ * its own RSS growth per connection, measured as the Gatehouse rows are (a warm-up batch of
+ * 100 opened and closed first, RSS read 2 s before and 3 s after).
+ */
+async function holdClients(kind, port, dir, count) {
+  const tls = require('node:tls');
+  const read = (name) => fs.readFileSync(path.join(dir, name));
+  const secureContext =
+    kind === 'tls' ? tls.createSecureContext({ ca: read('ca.pem'), cert: read('client.pem'), key: read('client.key') }) : undefined;
+  const open = () =>
+    new Promise((resolve, reject) => {
+      const socket =
+        kind === 'tls'
+          ? tls.connect({ host: '127.0.0.1', port, secureContext, rejectUnauthorized: true }, () => resolve(socket))
+          : net.connect({ host: '127.0.0.1', port }, () => resolve(socket));
+      socket.once('error', reject);
+    });
+  const openMany = async (n) => {
+    const sockets = [];
+    for (let opened = 0; opened < n; opened += 100)
+      sockets.push(...(await Promise.all(Array.from({ length: Math.min(100, n - opened) }, open))));
+    return sockets;
+  };
+  const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
+  for (const socket of await openMany(100)) socket.destroy();
+  await sleep(2000);
+  const before = rss();
+  const held = await openMany(count);
+  await sleep(3000);
+  const after = rss();
+  process.stdout.write(JSON.stringify({ perSocket: (after - before) / count }) + '\n');
+  for (const socket of held) socket.destroy();
 }
 
 /* ---------- measurement helpers ---------- */
@@ -919,9 +1019,9 @@ http {
 }
 
 /** A child process of this script that prints one JSON line once it listens. */
-async function helperProcess(args, gcFile) {
+async function helperProcess(args, gcFile, nodeArgs = []) {
   const probe = GC_PROBE && gcFile !== undefined;
-  const child = spawn(process.execPath, [...(probe ? ['--require', GC_PROBE_SCRIPT] : []), __filename, ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, ...(probe ? ['--require', GC_PROBE_SCRIPT] : []), __filename, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: probe ? { ...process.env, GC_PROBE_FILE: gcFile, ...heapProfileEnv(args[0]) } : process.env,
   });
@@ -1486,25 +1586,71 @@ async function main() {
       );
     }
 
-    // ---- memory per idle relayed WebSocket ----
+    // ---- memory per idle relayed WebSocket: plaintext upstream, mTLS upstream, bare TLS client floor ----
     if (runs('rss')) {
       section(`Idle relayed WebSockets (${IDLE_SOCKETS} sockets)`);
-      // a first batch grows the heap's spaces and the connection pools to their working size
-      const warm = await openSockets(100, `ws://127.0.0.1:${port}/v1/subscribe/orders`, gatehouseSocketHeaders);
-      for (const socket of warm) socket.close();
-      await sleep(2000);
-      const before = rssBytes(gatehouse.pid);
-      const started = performance.now();
-      const idle = await openSockets(IDLE_SOCKETS, `ws://127.0.0.1:${port}/v1/subscribe/orders`, gatehouseSocketHeaders);
-      const openSeconds = (performance.now() - started) / 1000;
-      await sleep(3000);
-      const after = rssBytes(gatehouse.pid);
-      const perSocket = (after - before) / IDLE_SOCKETS;
-      report.at(-1).rows.push({ label: 'handshakes through Gatehouse', rate: IDLE_SOCKETS / openSeconds, p50: NaN, p99: NaN, unit: '/s' });
-      console.log(`  handshakes through Gatehouse ${(IDLE_SOCKETS / openSeconds).toFixed(0)}/s`);
-      ratio('RSS per idle relayed WebSocket (KB)', perSocket / 1024, '≤ 10');
-      for (const socket of idle) socket.terminate();
-      await sleep(500);
+      /** RSS growth of a Gatehouse per idle relayed WebSocket, and its handshakes/s */
+      const idleRss = async (target) => {
+        const url = `ws://127.0.0.1:${target.port}/v1/subscribe/orders`;
+        const headers = { authorization: `Bearer ${target.token}`, 'x-tenant-id': 'acme' };
+        // a first batch grows the heap's spaces and the connection pools to their working size
+        const warm = await openSockets(100, url, headers);
+        for (const socket of warm) socket.close();
+        await sleep(2000);
+        const before = rssBytes(target.pid);
+        const started = performance.now();
+        const idle = await openSockets(IDLE_SOCKETS, url, headers);
+        const openSeconds = (performance.now() - started) / 1000;
+        await sleep(3000);
+        const after = rssBytes(target.pid);
+        return { perSocket: (after - before) / IDLE_SOCKETS, handshakes: IDLE_SOCKETS / openSeconds, idle };
+      };
+      const closeAll = async (sockets) => {
+        for (const socket of sockets) socket.terminate();
+        await sleep(500);
+      };
+      const plain = await idleRss(gatehouse);
+      await closeAll(plain.idle);
+
+      // the same through a second Gatehouse whose upstreams are mTLS (CONTRACT §13's UPSTREAM_TLS_*)
+      const certDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-mtls-'));
+      cleanups.push(async () => fs.rmSync(certDir, { recursive: true, force: true }));
+      const certs = makeBenchCertificates(certDir);
+      const tlsProjection = await helperProcess(['--serve-tls-projection', certDir]);
+      children.push(tlsProjection.child);
+      const tlsRoutingFile = path.join(dataDir, 'routing-mtls.json');
+      fs.writeFileSync(
+        tlsRoutingFile,
+        JSON.stringify({ ...routing, projection: { placement: { acme: 'p1' }, shards: { p1: [`127.0.0.1:${tlsProjection.info.port}`] } } }),
+      );
+      const gatehouseTls = await startGatehouse({
+        ROUTING_FILE: tlsRoutingFile,
+        UPSTREAM_TLS_CA_FILE: certs.ca,
+        UPSTREAM_TLS_CERT_FILE: certs.clientCert,
+        UPSTREAM_TLS_KEY_FILE: certs.clientKey,
+      });
+      const mtls = await idleRss(gatehouseTls);
+      await closeAll(mtls.idle);
+      gatehouseTls.child.kill('SIGTERM');
+      await new Promise((resolve) => gatehouseTls.child.once('exit', resolve));
+
+      // the floor: bare client connections held by a process of their own (Gatehouse's node flags), to the same servers
+      const bare = async (kind, port) =>
+        (await helperProcess(['--hold-clients', kind, String(port), certDir, String(IDLE_SOCKETS)], undefined, productionNodeArgs())).info
+          .perSocket;
+      const bareTls = await bare('tls', tlsProjection.info.port);
+      const bareTcp = await bare('tcp', ports.httpPort);
+
+      const handshakes = (label, rate) => report.at(-1).rows.push({ label, rate, p50: NaN, p99: NaN, unit: '/s' });
+      handshakes('handshakes through Gatehouse', plain.handshakes);
+      handshakes('handshakes through Gatehouse, mTLS upstream', mtls.handshakes);
+      console.log(`  handshakes through Gatehouse ${plain.handshakes.toFixed(0)}/s, with an mTLS upstream ${mtls.handshakes.toFixed(0)}/s`);
+      ratio('RSS per idle relayed WebSocket (KB)', plain.perSocket / 1024, '≤ 10');
+      ratio('RSS per idle relayed WebSocket, mTLS upstream (KB)', mtls.perSocket / 1024);
+      ratio('RSS per bare tls.connect client connection (KB)', bareTls / 1024);
+      ratio('RSS per bare net.connect client connection (KB)', bareTcp / 1024);
+      ratio('mTLS − plaintext per relayed WebSocket (KB)', (mtls.perSocket - plain.perSocket) / 1024);
+      ratio('bare TLS − bare TCP per connection (KB)', (bareTls - bareTcp) / 1024);
     }
 
     // ---- WORKERS=1 vs WORKERS=2 ----
@@ -1559,6 +1705,20 @@ if (process.argv.includes('--serve-upstreams')) {
     console.error(error);
     process.exit(1);
   });
+} else if (process.argv.includes('--serve-tls-projection')) {
+  serveTlsProjection(process.argv[process.argv.indexOf('--serve-tls-projection') + 1]).catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+} else if (process.argv.includes('--hold-clients')) {
+  const [kind, port, dir, count] = process.argv.slice(process.argv.indexOf('--hold-clients') + 1);
+  holdClients(kind, Number(port), dir, Number(count)).then(
+    () => process.exit(0),
+    (error) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
 } else if (process.argv.includes('--serve-floor')) {
   serveFloor(process.argv[process.argv.indexOf('--serve-floor') + 1]).catch((error) => {
     console.error(error);
