@@ -72,8 +72,15 @@ describe.skipIf(!available)('mTLS to upstreams (CONTRACT §13)', () => {
         shards: { a1: [aggregate.endpoint], 'a-bad': [impostorAggregate.endpoint] },
       },
       projection: {
-        placement: { acme: 'p1', impostor: 'bad', plain: 'plain' },
-        shards: { p1: [projection.endpoint], bad: [impostor.endpoint], plain: [plaintext.endpoint], p2: [projection.endpoint] },
+        placement: { acme: 'p1', impostor: 'bad', plain: 'plain', named: 'named' },
+        shards: {
+          p1: [projection.endpoint],
+          bad: [impostor.endpoint],
+          plain: [plaintext.endpoint],
+          p2: [projection.endpoint],
+          // a host name: verified against the certificate's DNS name (and sent as SNI)
+          named: [projection.endpoint.replace('127.0.0.1', 'localhost')],
+        },
       },
       runner: { placement: { '*': 'r1' }, shards: { r1: [runner.endpoint] } },
     };
@@ -132,18 +139,23 @@ describe.skipIf(!available)('mTLS to upstreams (CONTRACT §13)', () => {
   });
 
   it('relays a WebSocket over TLS', async () => {
-    const socket = new WebSocket(`${app.url.replace('http', 'ws')}/v1/subscribe/orders`, {
-      headers: { authorization: `Bearer ${token}`, 'x-tenant-id': 'acme' },
-    });
-    const reply = await new Promise<string>((resolve, reject) => {
-      socket.once('open', () => socket.send('hello'));
-      socket.once('message', (data) => resolve(String(data)));
-      socket.once('error', reject);
-      socket.once('unexpected-response', (_request, response) => reject(new Error(`handshake ${response.statusCode}`)));
-    });
-    socket.close();
-    expect(reply).toBe('tls-proj:hello');
+    const echo = (tenant: string) => {
+      const socket = new WebSocket(`${app.url.replace('http', 'ws')}/v1/subscribe/orders`, {
+        headers: { authorization: `Bearer ${token}`, 'x-tenant-id': tenant },
+      });
+      return new Promise<string>((resolve, reject) => {
+        socket.once('open', () => socket.send('hello'));
+        socket.once('message', (data) => {
+          socket.close();
+          resolve(String(data));
+        });
+        socket.once('error', reject);
+        socket.once('unexpected-response', (_request, response) => reject(new Error(`handshake ${response.statusCode}`)));
+      });
+    };
+    expect(await echo('acme')).toBe('tls-proj:hello');
     expect(projection.calls.find((call) => call.method === 'WS')?.clientCert).toBe('gatehouse-client');
+    expect(await echo('named')).toBe('tls-proj:hello');
   });
 
   it('answers 502 for a server the CA does not vouch for, and never falls back to plaintext', async () => {
@@ -162,6 +174,26 @@ describe.skipIf(!available)('mTLS to upstreams (CONTRACT §13)', () => {
     });
     expect(command.status, command.text).toBe(502);
     expect(impostorAggregate.calls).toHaveLength(0);
+  });
+
+  it('refuses a WebSocket to a server the CA does not vouch for, or one without TLS, with 502', async () => {
+    const handshake = (tenant: string) =>
+      new Promise<number>((resolve, reject) => {
+        const socket = new WebSocket(`${app.url.replace('http', 'ws')}/v1/subscribe/orders`, {
+          headers: { authorization: `Bearer ${token}`, 'x-tenant-id': tenant },
+        });
+        socket.once('open', () => {
+          socket.close();
+          reject(new Error('the handshake succeeded'));
+        });
+        socket.once('unexpected-response', (_request, response) => resolve(response.statusCode ?? 0));
+        socket.once('error', reject);
+      });
+    const impostorCalls = impostor.calls.length;
+    expect(await handshake('impostor')).toBe(502);
+    expect(impostor.calls.length).toBe(impostorCalls);
+    expect(await handshake('plain')).toBe(502);
+    expect(plaintext.calls).toHaveLength(0);
   });
 
   it('asks rebalancing readiness over TLS too', async () => {
