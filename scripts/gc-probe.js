@@ -50,6 +50,14 @@ const heapProfileFile = process.env.GC_PROBE_HEAP_PROFILE;
 let session;
 
 if (file !== undefined) {
+  // SIGWINCH (unused by a server without a terminal): a full collection, then `<file>.full` says
+  // it is done, so a measurement can read the RSS of what is alive rather than of what is not yet
+  // collected (the bench's idle-socket RSS)
+  process.on('SIGWINCH', () => {
+    v8.setFlagsFromString('--expose-gc');
+    require('node:vm').runInNewContext('gc')();
+    fs.writeFileSync(`${file}.full`, JSON.stringify({ rssBytes: process.memoryUsage.rss() }));
+  });
   process.on('SIGUSR2', () => {
     if (window === undefined) {
       if (heapProfileFile !== undefined) {
