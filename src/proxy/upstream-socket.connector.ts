@@ -110,26 +110,8 @@ export class UpstreamSocketConnector {
     return new Promise((resolve, reject) => {
       const material = this.tls.material();
       const key = crypto.randomBytes(16).toString('base64');
-      const target = new URL(url);
-      // an IPv6 endpoint is bracketed in the URL, not in a host name
-      const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
-      const options: https.RequestOptions = {
-        host,
-        port: target.port,
-        path: `${target.pathname}${target.search}`,
-        headers: { ...headers, connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': key },
-        // an upgraded connection leaves any pool: one connection per subscription
-        agent: false,
-      };
-      const request =
-        material === undefined
-          ? http.request(options)
-          : https.request({
-              ...options,
-              agent: undefined,
-              // the URL's port, else wss's default
-              createConnection: () => tlsConnection(host, Number(target.port) || 443, material.secureContext),
-            });
+      const options = handshakeRequestOptions(url, headers, key, material?.secureContext);
+      const request = material === undefined ? http.request(options) : https.request(options);
       let settled = false;
       const fail = (error: unknown) => {
         if (settled) return;
@@ -189,6 +171,38 @@ export class UpstreamSocketConnector {
  * ClientRequest, response, agent and session for as long as the relay lived (about 14 KB of heap
  * per idle socket), for a cache no later request could use.
  */
+/**
+ * The request options of an upstream's opening handshake. Plaintext: `http`'s own connection,
+ * outside any pool. TLS: a `tls.connect` of our own with the shared SecureContext and no agent
+ * (a per-request agent's session-cache listener kept the request alive as long as the relay).
+ * Without an agent Node knows no default port, so it is given: `Host` is `h` for `wss://h` and
+ * `wss://h:443`, `h:8443` for `wss://h:8443`, as an agent would write it.
+ */
+export function handshakeRequestOptions(
+  url: string,
+  headers: Record<string, string | string[]>,
+  key: string,
+  secureContext: SecureContext | undefined,
+): https.RequestOptions {
+  const target = new URL(url);
+  // an IPv6 endpoint is bracketed in the URL, not in a host name
+  const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
+  const defaultPort = secureContext === undefined ? 80 : 443;
+  const port = Number(target.port) || defaultPort;
+  const options: https.RequestOptions = {
+    host,
+    port,
+    defaultPort,
+    path: `${target.pathname}${target.search}`,
+    headers: { ...headers, connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': key },
+  };
+  if (secureContext === undefined) {
+    // an upgraded connection leaves any pool: one connection per subscription
+    return { ...options, agent: false };
+  }
+  return { ...options, createConnection: () => tlsConnection(host, port, secureContext) };
+}
+
 function tlsConnection(host: string, port: number, secureContext: SecureContext): TLSSocket {
   const socket = tls.connect({
     host,
