@@ -153,9 +153,20 @@ describe.skipIf(!available)('mTLS to upstreams (CONTRACT §13)', () => {
         socket.once('unexpected-response', (_request, response) => reject(new Error(`handshake ${response.statusCode}`)));
       });
     };
+    const wsCalls = () => projection.calls.filter((call) => call.method === 'WS');
+    const before = wsCalls().length;
     expect(await echo('acme')).toBe('tls-proj:hello');
-    expect(projection.calls.find((call) => call.method === 'WS')?.clientCert).toBe('gatehouse-client');
+    const byAddress = wsCalls()[before]!;
+    expect(byAddress.clientCert).toBe('gatehouse-client');
+    // an IP endpoint: no SNI (RFC 6066 forbids addresses there); Host as the URL says
+    expect(byAddress.serverName).toBe(false);
+    expect(byAddress.headers.host).toBe(projection.endpoint);
     expect(await echo('named')).toBe('tls-proj:hello');
+    const byName = wsCalls()[before + 1]!;
+    expect(byName.clientCert).toBe('gatehouse-client');
+    // a host name: sent as SNI, and the certificate was checked against it
+    expect(byName.serverName).toBe('localhost');
+    expect(byName.headers.host).toBe(projection.endpoint.replace('127.0.0.1', 'localhost'));
   });
 
   it('answers 502 for a server the CA does not vouch for, and never falls back to plaintext', async () => {

@@ -187,6 +187,8 @@ export interface RecordedHttp {
   body: string;
   /** CN of the client certificate, when the fake serves TLS */
   clientCert?: string;
+  /** the server name the client sent (SNI), when the fake serves TLS; false when it sent none */
+  serverName?: string | false;
 }
 
 function serverCredentials(options: FakeServerTls | undefined): grpc.ServerCredentials {
@@ -203,6 +205,11 @@ function clientCertOf(request: http.IncomingMessage): string | undefined {
   if (typeof socket.getPeerCertificate !== 'function') return undefined;
   const subject = socket.getPeerCertificate().subject as { CN?: string } | undefined;
   return subject?.CN;
+}
+
+function serverNameOf(request: http.IncomingMessage): string | false | undefined {
+  const socket = request.socket as tls.TLSSocket;
+  return typeof socket.getPeerCertificate === 'function' ? (socket.servername ?? false) : undefined;
 }
 
 /** What `GET /v1/readiness/{tenant_id}` answers for a tenant (200 when ready, else 503). */
@@ -330,7 +337,14 @@ export async function fakeHttp(name = 'proj', port = 0, options: { tls?: FakeSer
         socket.on('close', () => connections.delete(socket));
       });
       server.on('upgrade', (request, socket, head) => {
-        calls.push({ method: 'WS', url: request.url ?? '', headers: request.headers, body: '', clientCert: clientCertOf(request) });
+        calls.push({
+          method: 'WS',
+          url: request.url ?? '',
+          headers: request.headers,
+          body: '',
+          clientCert: clientCertOf(request),
+          serverName: serverNameOf(request),
+        });
         wss.handleUpgrade(request, socket, head, (ws) => {
           sockets.add(ws);
           ws.on('message', (message, isBinary) => {
