@@ -1656,7 +1656,7 @@ async function main() {
       const plain = await idleRss(gatehouse);
       await closeAll(plain.idle);
 
-      // the same through a second Gatehouse whose upstreams are mTLS (CONTRACT §13's UPSTREAM_TLS_*)
+      // the same through a second Gatehouse whose upstreams are mTLS (UPSTREAM_TLS_CA_FILE, _CERT_FILE, _KEY_FILE)
       const certDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-bench-mtls-'));
       cleanups.push(async () => fs.rmSync(certDir, { recursive: true, force: true }));
       const certs = makeBenchCertificates(certDir);
