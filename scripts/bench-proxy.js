@@ -33,6 +33,10 @@
  * runs Gatehouse and the floor paced at BENCH_GC_RATE/s (1500) in BENCH_GC_ROUNDS (4) rounds of
  * BENCH_GC_SECONDS (6), and a second Gatehouse B alternating with it when BENCH_GC_B_NODE_ARGS
  * (e.g. "--max-semi-space-size=32") or BENCH_GC_B_DIST (another build's dist directory) is set.
+ * BENCH_GRPC_B_DIST (another build's dist directory, inside the repository so that it finds node_modules)
+ * adds a second Gatehouse B to the gRPC rounds: A/B pairs of two builds in one run, B measured right after A
+ * (BENCH_ROUND_DETAIL=1 prints every round; BENCH_GRPC_AB_ONLY=1 runs only A and B, and with
+ * BENCH_GRPC_AB_CONCURRENT=1 then also loads both at once for BENCH_ROUNDS more rounds).
  */
 const { spawn, spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
@@ -901,7 +905,14 @@ async function loops(workers, once, pid, opsPerLoop = 1, duration = DURATION) {
  * round also paid the load generator's and its own JIT warm-up (and whatever the processes just
  * started were still doing), which the later targets did not.
  */
-async function interleavedLoops(targets, workers) {
+async function interleavedLoops(allTargets, workers) {
+  // an undefined target (an optional one not run) keeps its place in the results as undefined
+  const targets = allTargets.filter((target) => target !== undefined);
+  const results = await interleavedLoopsOf(targets, workers);
+  return allTargets.map((target) => (target === undefined ? undefined : results[targets.indexOf(target)]));
+}
+
+async function interleavedLoopsOf(targets, workers) {
   const rounds = Math.max(1, ROUNDS);
   const seconds = Math.max(2, Math.round(DURATION / rounds));
   const totals = targets.map(() => ({ count: 0, seconds: 0, cpu: 0, allCpu: 0, p50s: [], p99: 0, bad: 0 }));
@@ -916,6 +927,13 @@ async function interleavedLoops(targets, workers) {
       const target = targets[index];
       const allBefore = target.allPids === undefined ? 0 : everyone(target);
       const result = await loops(workers, target.once, target.pid, target.opsPerLoop ?? 1, seconds);
+      // BENCH_ROUND_DETAIL=1: every round's rate and CPU per op of each target (for A/B pairs round by round)
+      if (process.env.BENCH_ROUND_DETAIL === '1' && target.label !== undefined && result.seconds > 0) {
+        const perOp = target.pid === undefined || result.count === 0 ? '-' : ((result.cpu / result.count) * 1e6).toFixed(1);
+        console.log(
+          `    round ${round + 1} ${target.label.padEnd(16)} ${(result.count / result.seconds).toFixed(0).padStart(6)}/s  CPU ${perOp} µs/op`,
+        );
+      }
       const total = totals[index];
       if (target.allPids !== undefined) total.allCpu += everyone(target) - allBefore;
       total.count += result.count;
@@ -1500,24 +1518,87 @@ async function main() {
       await submit(directClient, new grpc.Metadata())(0);
       await submit(floorClient, metadata)(0);
       await submit(h2FloorClient, metadata)(0);
-      const [grpcVia, grpcDirect, grpcViaFloor, grpcViaH2Floor] = await interleavedLoops(
+      // BENCH_GRPC_B_DIST: a second Gatehouse from another build's dist, in the same rounds (A/B pairs of builds)
+      const bDist = process.env.BENCH_GRPC_B_DIST;
+      const other = bDist === undefined ? undefined : await startGatehouse({}, { dist: path.resolve(bDist) });
+      const otherClient = other && new Service(`127.0.0.1:${other.grpcPort}`, grpc.credentials.createInsecure());
+      const otherMetadata = new grpc.Metadata();
+      if (other) {
+        otherMetadata.set('authorization', `Bearer ${other.token}`);
+        otherMetadata.set('x-tenant-id', 'acme');
+        await submit(otherClient, otherMetadata)(0);
+      }
+      // B right after A, so that each round measures the two builds next to each other;
+      // BENCH_GRPC_AB_ONLY=1: only A and B (many short rounds of pairs: BENCH_ROUND_DETAIL=1 prints them)
+      const abOnly = other !== undefined && process.env.BENCH_GRPC_AB_ONLY === '1';
+      const [grpcVia, grpcViaB, grpcDirect, grpcViaFloor, grpcViaH2Floor] = await interleavedLoops(
         [
-          { once: submit(gatehouseClient, metadata), pid: gatehouse.pid },
-          { once: submit(directClient, new grpc.Metadata()), pid: upstreams.child.pid },
-          { once: submit(floorClient, metadata), pid: grpcFloor.child.pid },
-          { once: submit(h2FloorClient, metadata), pid: h2Floor.child.pid },
+          {
+            label: 'A',
+            once: submit(gatehouseClient, metadata),
+            pid: gatehouse.pid,
+            allPids: other ? [gatehouse.pid, upstreams.child.pid] : undefined,
+          },
+          other
+            ? { label: 'B', once: submit(otherClient, otherMetadata), pid: other.pid, allPids: [other.pid, upstreams.child.pid] }
+            : undefined,
+          ...(abOnly
+            ? []
+            : [
+                { label: 'direct', once: submit(directClient, new grpc.Metadata()), pid: upstreams.child.pid },
+                { label: 'grpc-js floor', once: submit(floorClient, metadata), pid: grpcFloor.child.pid },
+                { label: 'node:http2 floor', once: submit(h2FloorClient, metadata), pid: h2Floor.child.pid },
+              ]),
         ],
         GRPC_CALLERS,
       );
-      row('via Gatehouse', grpcVia);
-      row('via bare grpc-js pass-through (floor)', grpcViaFloor);
-      row('via bare node:http2 pass-through (floor)', grpcViaH2Floor);
-      row('direct (CPU = the upstream)', grpcDirect);
-      ratio('calls/s Gatehouse / direct', grpcVia.rate / grpcDirect.rate, '≥ 0.5');
-      ratio('calls/s bare grpc-js pass-through / direct', grpcViaFloor.rate / grpcDirect.rate);
-      ratio('calls/s bare node:http2 pass-through / direct', grpcViaH2Floor.rate / grpcDirect.rate);
-      ratio('CPU/call Gatehouse / bare grpc-js pass-through', grpcVia.cpuPerOp / grpcViaFloor.cpuPerOp);
-      ratio('CPU/call Gatehouse / bare node:http2 pass-through', grpcVia.cpuPerOp / grpcViaH2Floor.cpuPerOp);
+      // BENCH_GRPC_AB_CONCURRENT=1 (with AB_ONLY): A and B also loaded at the same time, round after
+      // round, so that whatever else runs on the machine weighs on both alike (per-round CPU per op)
+      if (abOnly && process.env.BENCH_GRPC_AB_CONCURRENT === '1') {
+        const seconds = Math.max(2, Math.round(DURATION / Math.max(1, ROUNDS)));
+        for (let round = 0; round < ROUNDS; round += 1) {
+          const [a, b] = await Promise.all([
+            loops(GRPC_CALLERS, submit(gatehouseClient, metadata), gatehouse.pid, 1, seconds),
+            loops(GRPC_CALLERS, submit(otherClient, otherMetadata), other.pid, 1, seconds),
+          ]);
+          for (const [label, result] of [
+            ['A', a],
+            ['B', b],
+          ]) {
+            console.log(
+              `    concurrent round ${round + 1} ${label.padEnd(16)} ${result.rate.toFixed(0).padStart(6)}/s  CPU ${result.cpuPerOp.toFixed(1)} µs/op`,
+            );
+          }
+        }
+      }
+      if (abOnly) {
+        row('via Gatehouse (A)', grpcVia);
+        row(`via Gatehouse B (${bDist})`, grpcViaB);
+        ratio('CPU/call Gatehouse B / Gatehouse', grpcViaB.cpuPerOp / grpcVia.cpuPerOp);
+        ratio('calls/s Gatehouse B / Gatehouse', grpcViaB.rate / grpcVia.rate);
+      } else {
+        row('via Gatehouse', grpcVia);
+        if (grpcViaB) row(`via Gatehouse B (${bDist})`, grpcViaB);
+        row('via bare grpc-js pass-through (floor)', grpcViaFloor);
+        row('via bare node:http2 pass-through (floor)', grpcViaH2Floor);
+        row('direct (CPU = the upstream)', grpcDirect);
+        ratio('calls/s Gatehouse / direct', grpcVia.rate / grpcDirect.rate, '≥ 0.5');
+        ratio('calls/s bare grpc-js pass-through / direct', grpcViaFloor.rate / grpcDirect.rate);
+        ratio('calls/s bare node:http2 pass-through / direct', grpcViaH2Floor.rate / grpcDirect.rate);
+        ratio('CPU/call Gatehouse / bare grpc-js pass-through', grpcVia.cpuPerOp / grpcViaFloor.cpuPerOp);
+        ratio('CPU/call Gatehouse / bare node:http2 pass-through', grpcVia.cpuPerOp / grpcViaH2Floor.cpuPerOp);
+        if (grpcViaB) {
+          // the whole path's CPU per call (Gatehouse, the aggregate and the load generator), A then B
+          note(
+            `CPU per call of Gatehouse + aggregate + load generator: A ${grpcVia.allCpuPerOp.toFixed(0)} µs (${grpcVia.coresBusy.toFixed(2)} cores busy), ` +
+              `B ${grpcViaB.allCpuPerOp.toFixed(0)} µs (${grpcViaB.coresBusy.toFixed(2)} cores busy)`,
+          );
+          ratio('calls/s Gatehouse B / direct', grpcViaB.rate / grpcDirect.rate);
+          ratio('CPU/call Gatehouse B / bare node:http2 pass-through', grpcViaB.cpuPerOp / grpcViaH2Floor.cpuPerOp);
+          ratio('CPU/call Gatehouse B / Gatehouse', grpcViaB.cpuPerOp / grpcVia.cpuPerOp);
+        }
+      }
+      otherClient?.close();
       gatehouseClient.close();
       directClient.close();
       floorClient.close();
