@@ -38,7 +38,10 @@ export class DeadlineWatch<T extends Expiring = Expiring> {
   }
 
   add(expiring: T): void {
-    if (this.waiting[expiring.watchSlot] === expiring) return;
+    const slot = expiring.watchSlot;
+    // never `waiting[-1]`: a negative index is a named-property lookup on the array, not an
+    // element read (~0.15 µs per call in a micro-benchmark, against ~0.01 µs)
+    if (slot >= 0 && this.waiting[slot] === expiring) return;
     expiring.watchSlot = this.waiting.length;
     this.waiting.push(expiring);
     this.timer ??= setInterval(() => this.check(), DEADLINE_CHECK_MS).unref();
