@@ -13,8 +13,15 @@ const DECISIONS_PER_PRINCIPAL = 256;
 interface Entry {
   sources: GrantSource[];
   loadedAt: number;
-  /** decisions already taken from these sources, by tenant, right and resource */
-  decisions: Map<string, Decision>;
+  /**
+   * decisions already taken from these sources, by right, tenant ('' for none) and resource
+   * (undefined for none): nested maps, not one key string built per request, which the map
+   * flattened and hashed on every lookup (the right is a constant, tenant and resource a few
+   * characters each)
+   */
+  decisions: Map<string, Map<string, Map<string | undefined, Decision>>>;
+  /** how many decisions `decisions` holds */
+  decisionCount: number;
 }
 
 /**
@@ -73,14 +80,28 @@ export class AuthorizationCache implements OnModuleInit {
     right: string,
     resource: string | undefined,
   ): Decision {
-    // the resource goes last: it is the only part that may contain any character
-    const key = `${tenantId ?? ''}|${right}|${resource === undefined ? '-' : `+${resource}`}`;
-    let decision = entry.decisions.get(key);
-    if (decision === undefined) {
-      decision = decide({ principalId, tenantId, right, resource, assignments: entry.sources });
-      if (entry.decisions.size >= DECISIONS_PER_PRINCIPAL) entry.decisions.clear();
-      entry.decisions.set(key, decision);
+    const decided = entry.decisions
+      .get(right)
+      ?.get(tenantId ?? '')
+      ?.get(resource);
+    if (decided !== undefined) return decided;
+    const decision = decide({ principalId, tenantId, right, resource, assignments: entry.sources });
+    if (entry.decisionCount >= DECISIONS_PER_PRINCIPAL) {
+      entry.decisions.clear();
+      entry.decisionCount = 0;
     }
+    let byTenant = entry.decisions.get(right);
+    if (byTenant === undefined) {
+      byTenant = new Map();
+      entry.decisions.set(right, byTenant);
+    }
+    let byResource = byTenant.get(tenantId ?? '');
+    if (byResource === undefined) {
+      byResource = new Map();
+      byTenant.set(tenantId ?? '', byResource);
+    }
+    byResource.set(resource, decision);
+    entry.decisionCount += 1;
     return decision;
   }
 
@@ -94,7 +115,7 @@ export class AuthorizationCache implements OnModuleInit {
     if (cached !== undefined) return cached;
     const generation = this.generation;
     const sources = await this.assignments.grantSourcesOf(this.prisma, principalId);
-    const loaded: Entry = { sources, loadedAt: Date.now(), decisions: new Map() };
+    const loaded: Entry = { sources, loadedAt: Date.now(), decisions: new Map(), decisionCount: 0 };
     if (generation === this.generation) this.entries.set(principalId, loaded);
     return loaded;
   }
