@@ -13,7 +13,7 @@ import { LOGGER } from '../observability/logger';
 import { MetricsService } from '../observability/metrics.service';
 import { logRequest, openRequestContext, recordAuthorization, recordDenial } from '../observability/request-edge';
 import { AGGREGATE_TYPE } from './command-json';
-import { MalformedCommand, readCommandFields, type CommandRoutingFields } from './command-wire';
+import { MalformedCommand, readCommandRouting, type CommandRouting } from './command-wire';
 import type { CallStatus, CommandCall, CommandCallHandler } from './grpc-server';
 import { GrpcUpstreamClient, SUBMIT_COMMAND_PATH } from './grpc-upstream.client';
 
@@ -59,39 +59,40 @@ export class CommandGrpcController implements CommandCallHandler {
     });
     const started = performance.now();
     requestContext.run(context, () => {
-      const refused = (error: unknown): void => {
-        recordDenial(context, error);
-        const outcome = error instanceof AppError ? error.code : ((error as Error | undefined)?.name ?? 'error');
-        const status = grpcStatusError(error, this.logger, this.metrics);
-        this.finish(context, outcome, started);
-        answer(status);
+      const outcome: CallOutcome = {
+        answered: (frame) => {
+          this.finish(context, 'OK', started);
+          answer(null, frame);
+        },
+        refused: (error) => {
+          recordDenial(context, error);
+          const code = error instanceof AppError ? error.code : ((error as Error | undefined)?.name ?? 'error');
+          const status = grpcStatusError(error, this.logger, this.metrics);
+          this.finish(context, code, started);
+          answer(status);
+        },
       };
-      let forwarded: Promise<Buffer>;
       try {
-        forwarded = this.handle(call, context);
+        this.handle(call, context, outcome);
       } catch (error) {
-        refused(error);
-        return;
+        outcome.refused(error);
       }
-      forwarded.then((frame) => {
-        this.finish(context, 'OK', started);
-        answer(null, frame);
-      }, refused);
     });
   }
 
   /**
-   * The checks, then the upstream call. Not an `async` function: when the authorization is in
-   * memory (nearly every call) everything up to the upstream stream runs synchronously and a
-   * refusal is thrown, so the call's only promises are the upstream call's own (an `async`
-   * layer here added a promise, a suspended frame and its resumption per call).
+   * The checks, then the upstream call, whose end reaches `outcome`. Not an `async` function:
+   * when the authorization is in memory (nearly every call) everything up to the upstream
+   * stream runs synchronously and a refusal is thrown, so the call's only promise is the
+   * upstream call's own (an `async` layer here added a promise, a suspended frame and its
+   * resumption per call).
    */
-  private handle(call: CommandCall, context: RequestContext): Promise<Buffer> {
+  private handle(call: CommandCall, context: RequestContext, outcome: CallOutcome): void {
     if (call.authorizationCount > 1) throw duplicateAuthorizationError();
     const clientIp = call.address;
     let fields;
     try {
-      fields = readCommandFields(call.request);
+      fields = readCommandRouting(call.request);
     } catch (error) {
       if (!(error instanceof MalformedCommand)) throw error;
       throw new AppError('validation_failed', {
@@ -109,18 +110,31 @@ export class CommandGrpcController implements CommandCallHandler {
     // without waiting when the token, the grants and the decision are in memory (as on HTTP)
     const authorization = this.authorizer.authorizeNow(input);
     if (authorization === undefined) {
-      return this.authorizer.authorize(input).then((loaded) => this.admitAndForward(call, context, fields, loaded));
+      this.authorizer.authorize(input).then((loaded) => {
+        try {
+          this.admitAndForward(call, context, fields, loaded, outcome);
+        } catch (error) {
+          outcome.refused(error);
+        }
+      }, outcome.refused);
+      return;
     }
-    return this.admitAndForward(call, context, fields, authorization);
+    this.admitAndForward(call, context, fields, authorization, outcome);
   }
 
-  /** The §9 limits, the field checks and the upstream call; the in-flight slot is released when that call settles. */
+  /**
+   * The §9 limits, the field checks and the upstream call. One reaction on that call releases
+   * the in-flight slot and then answers (the slot is free before the answer is written, as a
+   * `finally` made it): one promise reaction per call, where a release registered apart was a
+   * second reaction and a second derived promise.
+   */
   private admitAndForward(
     call: CommandCall,
     context: RequestContext,
-    fields: CommandRoutingFields,
+    fields: CommandRouting,
     authorization: AuthorizationResult,
-  ): Promise<Buffer> {
+    outcome: CallOutcome,
+  ): void {
     const clientIp = call.address;
     recordAuthorization(context, authorization);
     const principal = authorization.principal;
@@ -129,7 +143,8 @@ export class CommandGrpcController implements CommandCallHandler {
       throw new AppError('unauthenticated', { logReason: 'no authorization recorded for the call' });
     }
     const admission: Admission = this.limits.admitNow(
-      { routeClass: 'commands', principalId: principal.id, tenantId, clientIp, holdsSlot: true },
+      // a gRPC answer carries no RateLimit (CONTRACT §9: admitted HTTP responses do)
+      { routeClass: 'commands', principalId: principal.id, tenantId, clientIp, holdsSlot: true, rateLimitHeader: false },
       context,
     );
     let forwarded: Promise<Buffer>;
@@ -137,9 +152,9 @@ export class CommandGrpcController implements CommandCallHandler {
       // the lists are built only for a refusal (a valid call allocates nothing here)
       if (
         !AGGREGATE_TYPE.test(fields.aggregate_type) ||
-        fields.aggregate_id.length === 0 ||
-        fields.command_id.length === 0 ||
-        fields.command_type.length === 0
+        fields.aggregate_id_bytes === 0 ||
+        fields.command_id_bytes === 0 ||
+        fields.command_type_bytes === 0
       ) {
         throw invalidFields(fields);
       }
@@ -155,9 +170,17 @@ export class CommandGrpcController implements CommandCallHandler {
       admission.release();
       throw error;
     }
-    // registered first, so the slot is free before the answer is written (as a `finally` was)
-    forwarded.then(admission.release, admission.release);
-    return forwarded;
+    const release = admission.release;
+    forwarded.then(
+      (frame) => {
+        release();
+        outcome.answered(frame);
+      },
+      (error) => {
+        release();
+        outcome.refused(error);
+      },
+    );
   }
 
   private finish(context: RequestContext, outcome: string, started: number): void {
@@ -170,14 +193,20 @@ export class CommandGrpcController implements CommandCallHandler {
   }
 }
 
+/** Where a call's end goes: its framed answer, or the error it is refused with. */
+interface CallOutcome {
+  answered(frame: Buffer): void;
+  refused(error: unknown): void;
+}
+
 /** The validation refusal naming every invalid field of a SubmitCommandRequest. */
-function invalidFields(fields: CommandRoutingFields): AppError {
+function invalidFields(fields: CommandRouting): AppError {
   const errors = [];
   if (!AGGREGATE_TYPE.test(fields.aggregate_type)) {
     errors.push({ path: 'aggregate_type', message: 'must be 1-128 letters, digits, ".", "_" or "-"' });
   }
   for (const field of ['aggregate_id', 'command_id', 'command_type'] as const) {
-    if (fields[field].length === 0) errors.push({ path: field, message: 'required' });
+    if (fields[`${field}_bytes`] === 0) errors.push({ path: field, message: 'required' });
   }
   return new AppError('validation_failed', { detail: `invalid fields: ${errors.map((e) => e.path).join(', ')}`, errors });
 }

@@ -41,6 +41,37 @@ export class MalformedCommand extends Error {
  * fields are refused rather than guessed at.
  */
 export function readCommandFields(bytes: Buffer): CommandRoutingFields {
+  const spans = commandFieldSpans(bytes);
+  const text = (index: number) => bytes.toString('utf8', spans[index * 2], spans[index * 2 + 1]);
+  return { aggregate_type: text(0), aggregate_id: text(1), command_id: text(2), command_type: text(3) };
+}
+
+/**
+ * What the gRPC path decides on: `aggregate_type` as text (the resource authorized and
+ * routed), and of the other three required fields only their size in bytes, which is 0
+ * exactly when the decoded string is empty — they are checked for presence, never read, so
+ * they are not decoded (three strings per call fewer).
+ */
+export interface CommandRouting {
+  aggregate_type: string;
+  aggregate_id_bytes: number;
+  command_id_bytes: number;
+  command_type_bytes: number;
+}
+
+/** `readCommandFields`' walk (the same refusals), with only `aggregate_type` decoded. */
+export function readCommandRouting(bytes: Buffer): CommandRouting {
+  const spans = commandFieldSpans(bytes);
+  return {
+    aggregate_type: bytes.toString('utf8', spans[0], spans[1]),
+    aggregate_id_bytes: spans[3]! - spans[2]!,
+    command_id_bytes: spans[5]! - spans[4]!,
+    command_type_bytes: spans[7]! - spans[6]!,
+  };
+}
+
+/** [start, end) of the last occurrence of fields 1-4, in that order (0, 0 when absent). */
+function commandFieldSpans(bytes: Buffer): number[] {
   const end = bytes.length;
   // [start, end) of the last occurrence of fields 1-4
   const spans = [0, 0, 0, 0, 0, 0, 0, 0];
@@ -91,6 +122,5 @@ export function readCommandFields(bytes: Buffer): CommandRoutingFields {
     }
     if (pos > end) throw new MalformedCommand('truncated field');
   }
-  const text = (index: number) => bytes.toString('utf8', spans[index * 2], spans[index * 2 + 1]);
-  return { aggregate_type: text(0), aggregate_id: text(1), command_id: text(2), command_type: text(3) };
+  return spans;
 }

@@ -7,6 +7,7 @@ import type { RequestContext } from '../common/request-context';
 import { APP_CONFIG, type AppConfig } from '../config/config';
 import { MetricsService, counterSeries } from '../observability/metrics.service';
 import { RoutingService } from '../routing/routing.service';
+import type { ResolvedShard } from '../routing/routing-table';
 import type { Principal } from '../session/principal';
 import {
   COMMAND_LOADER_OPTIONS,
@@ -15,7 +16,7 @@ import {
   type SubmitCommandRequest,
   type SubmitCommandResponse,
 } from './command-proto';
-import { EndpointBreakers } from './endpoint-breakers.service';
+import { EndpointBreakers, type EndpointBreaker } from './endpoint-breakers.service';
 import { InternalTokenService } from './internal-token.service';
 import {
   GRPC_CONTENT_TYPE,
@@ -49,6 +50,9 @@ const USER_AGENT = 'gatehouse-grpc';
 const MAX_LABELS = 1024;
 /** where the attempt's grpc-timeout value sits in the call's raw header list */
 const GRPC_TIMEOUT_VALUE = 11;
+
+/** What `forward` sends: the encoded request (and the client's frame of it, when it can go as it is). */
+type ForwardInput = Omit<SubmitInput, 'request'> & { request: Buffer; frame?: Buffer };
 
 export interface SubmitInput {
   request: SubmitCommandRequest;
@@ -135,11 +139,37 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
    * The answer is the response message framed (uncompressed): the aggregate's own body when it
    * sent it uncompressed, which the gRPC server relays as it is.
    */
-  async forward(input: Omit<SubmitInput, 'request'> & { request: Buffer; frame?: Buffer }): Promise<Buffer> {
-    const shard = this.routing.resolve('aggregate', input.tenantId);
-    const internalToken =
-      this.tokens.mintNow('aggregate', input.principal, input.tenantId) ??
-      (await this.tokens.mint('aggregate', input.principal, input.tenantId));
+  forward(input: ForwardInput): Promise<Buffer> {
+    let shard: ResolvedShard;
+    let internalToken: string | undefined;
+    try {
+      shard = this.routing.resolve('aggregate', input.tenantId);
+      internalToken = this.tokens.mintNow('aggregate', input.principal, input.tenantId);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    if (internalToken !== undefined) {
+      const token = internalToken;
+      return new Promise((resolve, reject) => this.attempts(input, shard, token, resolve, reject));
+    }
+    return this.tokens
+      .mint('aggregate', input.principal, input.tenantId)
+      .then((minted) => new Promise((resolve, reject) => this.attempts(input, shard, minted, resolve, reject)));
+  }
+
+  /**
+   * The call's attempts, the first one at once: the answer goes to `resolve`, the failure that
+   * ends the call to `reject`. Written with callbacks rather than as an `async` loop awaiting a
+   * promise per attempt: one promise per call (forward's) instead of three, and no suspended
+   * frame to resume (profiled on the gRPC path; the retry rules are the same).
+   */
+  private attempts(
+    input: ForwardInput,
+    shard: ResolvedShard,
+    internalToken: string,
+    resolve: (response: Buffer) => void,
+    reject: (error: unknown) => void,
+  ): void {
     // one raw header list per call (node:http2 takes it without building a header object), its
     // grpc-timeout set per attempt; :scheme and :authority are the session's, added by request()
     const headers = [
@@ -159,41 +189,69 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
     appendIdentity(headers, { principal: input.principal, tenantId: input.tenantId, internalToken, context: input.context });
     const frame = input.frame ?? grpcFrame(input.request);
     const deadline = input.deadline ?? Date.now() + this.config.UPSTREAM_TIMEOUT_MS;
-    for (let attempt = 1; ; attempt += 1) {
-      const endpoint = this.breakers.plan(shard)[0]!;
+    const attempt = (number: number): void => {
+      let endpoint: string;
+      try {
+        endpoint = this.breakers.plan(shard)[0]!;
+      } catch (error) {
+        reject(error);
+        return;
+      }
       const attemptDeadline = Math.min(deadline, Date.now() + this.config.UPSTREAM_TIMEOUT_MS);
       input.context.upstream =
-        attempt === 1 ? this.firstAttemptLabel(shard.shardId, endpoint) : `aggregate ${shard.shardId} ${endpoint} attempt ${attempt}`;
-      try {
-        // the breaker's two halves written out (as on HTTP): no wrapper promise or closure per attempt
-        const breaker = this.breakers.enter('aggregate', endpoint);
-        let response: Buffer;
-        try {
-          response = await this.call(endpoint, headers, frame, attemptDeadline);
-        } catch (error) {
-          this.breakers.settle(breaker, error);
-          throw error;
-        }
-        this.breakers.settle(breaker, undefined);
-        this.answered.inc();
-        return response;
-      } catch (error) {
+        number === 1 ? this.firstAttemptLabel(shard.shardId, endpoint) : `aggregate ${shard.shardId} ${endpoint} attempt ${number}`;
+      const failed = (error: unknown): void => {
         if (error instanceof UpstreamGrpcError) {
           this.metrics.upstreamRequests.inc({ service_kind: 'aggregate', outcome: 'error_reply' });
-          throw error;
+          reject(error);
+          return;
         }
         if (error instanceof AppError) {
           if (error.code === 'circuit_open') this.metrics.upstreamRequests.inc({ service_kind: 'aggregate', outcome: 'circuit_open' });
-          throw error;
+          reject(error);
+          return;
         }
-        if (!(error instanceof HopFailure)) throw error;
+        if (!(error instanceof HopFailure)) {
+          reject(error);
+          return;
+        }
         this.metrics.upstreamRequests.inc({ service_kind: 'aggregate', outcome: error.kind });
-        input.context.upstream = `aggregate ${shard.shardId} ${endpoint} attempt ${attempt} failed: ${error.reason}`;
-        const backoff = Math.min(BACKOFF_BASE_MS * 2 ** (attempt - 1), BACKOFF_MAX_MS) * (0.5 + Math.random() / 2);
-        if (error.kind !== 'unavailable' || attempt >= MAX_ATTEMPTS || Date.now() + backoff >= deadline) throw error.toAppError();
-        await new Promise((resolve) => setTimeout(resolve, backoff));
+        input.context.upstream = `aggregate ${shard.shardId} ${endpoint} attempt ${number} failed: ${error.reason}`;
+        const backoff = Math.min(BACKOFF_BASE_MS * 2 ** (number - 1), BACKOFF_MAX_MS) * (0.5 + Math.random() / 2);
+        if (error.kind !== 'unavailable' || number >= MAX_ATTEMPTS || Date.now() + backoff >= deadline) {
+          reject(error.toAppError());
+          return;
+        }
+        setTimeout(() => attempt(number + 1), backoff);
+      };
+      // the breaker's two halves written out (as on HTTP): no wrapper promise or closure per attempt
+      let breaker: EndpointBreaker;
+      try {
+        breaker = this.breakers.enter('aggregate', endpoint);
+      } catch (error) {
+        failed(error);
+        return;
       }
-    }
+      let ended = false;
+      const end = (error: unknown, response?: Buffer): void => {
+        if (ended) return;
+        ended = true;
+        this.breakers.settle(breaker, error);
+        if (error !== undefined) {
+          failed(error);
+          return;
+        }
+        this.answered.inc();
+        resolve(response!);
+      };
+      try {
+        this.call(endpoint, headers, frame, attemptDeadline, end);
+      } catch (error) {
+        // what a promise around the attempt would have made of it: the attempt's failure
+        end(error);
+      }
+    };
+    attempt(1);
   }
 
   /** The log line's `upstream` of a first attempt, built once per shard and endpoint (nearly every call's). */
@@ -206,71 +264,78 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
     return label;
   }
 
-  /** One attempt: one stream on the endpoint's session; the framed response message, or the failure it ended in. */
-  private call(endpoint: string, headers: string[], frame: Buffer, deadline: number): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) {
-        reject(new HopFailure('timeout', 'sent', 'grpc DEADLINE_EXCEEDED before the call started'));
-        return;
-      }
-      headers[GRPC_TIMEOUT_VALUE] = grpcTimeout(remaining);
-      const endSpan = startClientSpan(endpoint, headers);
-      const fail = (error: Error): void => {
-        endSpan(statusOfFailure(error), error.message);
-        reject(error);
-      };
-      let stream: http2.ClientHttp2Stream;
-      try {
-        stream = this.session(endpoint).request(headers);
-      } catch (error) {
-        fail(classifyHopError(error));
-        return;
-      }
-      let settled = false;
-      let responseHeaders: http2.IncomingHttpHeaders | undefined;
-      let trailers: http2.IncomingHttpHeaders | undefined;
-      let failure: unknown;
-      const chunks: Buffer[] = [];
-      let received = 0;
-      const watched: Expiring = {
-        deadline,
-        watchSlot: -1,
-        expire: () => {
-          if (settled) return;
-          settled = true;
-          stream.close(http2.constants.NGHTTP2_CANCEL);
-          fail(new HopFailure('timeout', 'sent', `grpc DEADLINE_EXCEEDED after ${remaining} ms`));
-        },
-      };
-      grpcDeadlines.add(watched);
-      stream.on('response', (received) => (responseHeaders = received));
-      stream.on('trailers', (received) => (trailers = received));
-      stream.on('data', (chunk: Buffer) => {
-        received += chunk.length;
-        if (received <= MAX_RESPONSE_BYTES + 5) chunks.push(chunk);
-        else if (failure === undefined) {
-          failure = new UpstreamGrpcError(status.RESOURCE_EXHAUSTED, `response larger than ${MAX_RESPONSE_BYTES} bytes`);
-          stream.close(http2.constants.NGHTTP2_CANCEL);
-        }
-      });
-      stream.on('error', (error) => (failure ??= error));
-      stream.on('close', () => {
-        grpcDeadlines.delete(watched);
+  /**
+   * One attempt: one stream on the endpoint's session; `done` gets the framed response message,
+   * or the failure it ended in (once; synchronously when the stream could not be opened).
+   */
+  private call(
+    endpoint: string,
+    headers: string[],
+    frame: Buffer,
+    deadline: number,
+    done: (error: Error | undefined, response?: Buffer) => void,
+  ): void {
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) {
+      done(new HopFailure('timeout', 'sent', 'grpc DEADLINE_EXCEEDED before the call started'));
+      return;
+    }
+    headers[GRPC_TIMEOUT_VALUE] = grpcTimeout(remaining);
+    const endSpan = startClientSpan(endpoint, headers);
+    const fail = (error: Error): void => {
+      endSpan(statusOfFailure(error), error.message);
+      done(error);
+    };
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = this.session(endpoint).request(headers);
+    } catch (error) {
+      fail(classifyHopError(error));
+      return;
+    }
+    let settled = false;
+    let responseHeaders: http2.IncomingHttpHeaders | undefined;
+    let trailers: http2.IncomingHttpHeaders | undefined;
+    let failure: unknown;
+    const chunks: Buffer[] = [];
+    let received = 0;
+    const watched: Expiring = {
+      deadline,
+      watchSlot: -1,
+      expire: () => {
         if (settled) return;
         settled = true;
-        let response: Buffer;
-        try {
-          response = this.outcome(stream, responseHeaders, trailers, failure, chunks);
-        } catch (error) {
-          fail(error as Error);
-          return;
-        }
-        endSpan(status.OK);
-        resolve(response);
-      });
-      stream.end(frame);
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        fail(new HopFailure('timeout', 'sent', `grpc DEADLINE_EXCEEDED after ${remaining} ms`));
+      },
+    };
+    grpcDeadlines.add(watched);
+    stream.on('response', (received) => (responseHeaders = received));
+    stream.on('trailers', (received) => (trailers = received));
+    stream.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received <= MAX_RESPONSE_BYTES + 5) chunks.push(chunk);
+      else if (failure === undefined) {
+        failure = new UpstreamGrpcError(status.RESOURCE_EXHAUSTED, `response larger than ${MAX_RESPONSE_BYTES} bytes`);
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+      }
     });
+    stream.on('error', (error) => (failure ??= error));
+    stream.on('close', () => {
+      grpcDeadlines.delete(watched);
+      if (settled) return;
+      settled = true;
+      let response: Buffer;
+      try {
+        response = this.outcome(stream, responseHeaders, trailers, failure, chunks);
+      } catch (error) {
+        fail(error as Error);
+        return;
+      }
+      endSpan(status.OK);
+      done(undefined, response);
+    });
+    stream.end(frame);
   }
 
   /** What a finished stream answered: the framed response message, or the error to raise. */

@@ -1,7 +1,7 @@
 import * as protoLoader from '@grpc/proto-loader';
 import { describe, expect, it } from 'vitest';
 import { COMMAND_LOADER_OPTIONS, COMMAND_PROTO_PATH, type SubmitCommandRequest } from '../../src/proxy/command-proto';
-import { MalformedCommand, readCommandFields } from '../../src/proxy/command-wire';
+import { MalformedCommand, readCommandFields, readCommandRouting } from '../../src/proxy/command-wire';
 
 const definition = protoLoader.loadSync(COMMAND_PROTO_PATH, COMMAND_LOADER_OPTIONS);
 const method = (definition['aggregate.gateway.v1.CommandService'] as protoLoader.ServiceDefinition).SubmitCommand!;
@@ -66,6 +66,49 @@ describe('readCommandFields (the gRPC pass-through reads what it authorizes from
       Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
     ]) {
       expect(() => readCommandFields(bytes), bytes.toString('hex')).toThrow(MalformedCommand);
+      expect(() => readCommandRouting(bytes), bytes.toString('hex')).toThrow(MalformedCommand);
     }
+  });
+
+  it('readCommandRouting (the gRPC path) reads aggregate_type and the byte size of the other three, 0 exactly when empty', () => {
+    const full = encode({
+      aggregate_type: 'order',
+      aggregate_id: 'o-1',
+      command_id: 'c-ü-1',
+      command_type: 'order.place',
+      payload: Buffer.from('{}'),
+    });
+    expect(readCommandRouting(full)).toEqual({
+      aggregate_type: 'order',
+      aggregate_id_bytes: 3,
+      command_id_bytes: 6,
+      command_type_bytes: 11,
+    });
+    const empty = encode({ aggregate_type: 'order', aggregate_id: '', command_id: 'c-1', command_type: '' });
+    expect(readCommandRouting(empty)).toEqual({
+      aggregate_type: 'order',
+      aggregate_id_bytes: 0,
+      command_id_bytes: 3,
+      command_type_bytes: 0,
+    });
+    // the last occurrence counts, as for readCommandFields: an empty aggregate_id after a full one is empty
+    const repeated = Buffer.concat([stringField(2, 'o-1'), stringField(3, 'c-1'), stringField(2, ''), stringField(1, 'payroll')]);
+    expect(readCommandFields(repeated).aggregate_id).toBe('');
+    expect(readCommandRouting(repeated)).toEqual({
+      aggregate_type: 'payroll',
+      aggregate_id_bytes: 0,
+      command_id_bytes: 3,
+      command_type_bytes: 0,
+    });
+    // bytes that are not UTF-8 still decode to a non-empty string, so a non-zero size is a present field
+    const invalidUtf8 = Buffer.from([0x12, 0x01, 0xff]);
+    expect(readCommandFields(invalidUtf8).aggregate_id).not.toBe('');
+    expect(readCommandRouting(invalidUtf8).aggregate_id_bytes).toBe(1);
+    expect(readCommandRouting(Buffer.alloc(0))).toEqual({
+      aggregate_type: '',
+      aggregate_id_bytes: 0,
+      command_id_bytes: 0,
+      command_type_bytes: 0,
+    });
   });
 });
