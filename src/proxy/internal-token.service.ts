@@ -35,6 +35,8 @@ interface LastMinted extends Cached {
 @Injectable()
 export class InternalTokenService {
   private cache = new Map<string, Cached>();
+  /** signatures under way, by cache key (shared by the calls that ask meanwhile) */
+  private readonly minting = new Map<string, Promise<string>>();
   /**
    * The last token handed out for each principal object: the proxied fast path reuses one
    * principal object per verified access token, so a repeat call finds its token by identity
@@ -75,12 +77,29 @@ export class InternalTokenService {
 
   /** `kind` is the token's audience: a service kind, or `forward` for the decision API (CONTRACT §10). */
   async mint(kind: ServiceKind | 'forward', principal: Principal, tenantId: string | undefined): Promise<string> {
-    const { kid, privateKey } = this.keys.signingKey();
+    const { kid } = this.keys.signingKey();
     const now = Math.floor(Date.now() / 1000);
     const cacheKey = `${kid}|${kind}|${principal.type}|${principal.id}|${tenantId ?? ''}`;
     const cached = this.cache.get(cacheKey);
     if (cached !== undefined && cached.exp - now >= REUSE_WHILE_REMAINING_S) return cached.token;
+    // the calls in flight when the cached token turns 30 s old all land here at once: one
+    // signature for all of them (they each signed one before: 32 callers, 32 ECDSA signatures)
+    const pending = this.minting.get(cacheKey);
+    if (pending !== undefined) return pending;
+    const minted = this.sign(kind, principal, tenantId, cacheKey, now).finally(() => this.minting.delete(cacheKey));
+    this.minting.set(cacheKey, minted);
+    return minted;
+  }
 
+  /** Signs a new token (60 s) for the caller, tenant and kind, and keeps it for reuse. */
+  private async sign(
+    kind: ServiceKind | 'forward',
+    principal: Principal,
+    tenantId: string | undefined,
+    cacheKey: string,
+    now: number,
+  ): Promise<string> {
+    const { kid, privateKey } = this.keys.signingKey();
     const exp = now + INTERNAL_TOKEN_TTL_S;
     const claims: Record<string, unknown> = { principal_type: principal.type };
     if (tenantId !== undefined) claims.tenant_id = tenantId;

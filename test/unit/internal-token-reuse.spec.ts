@@ -26,6 +26,18 @@ describe('InternalTokenService reuse without waiting (mintNow)', () => {
     expect(tokens.mintNow('projection', principal, 'acme')).toBe(token);
   });
 
+  it('signs once for the calls that ask while a token is being signed, and again once it is signed', async () => {
+    const { tokens } = await service();
+    const [first, second, third] = await Promise.all([
+      tokens.mint('aggregate', alice(), 'acme'),
+      tokens.mint('aggregate', alice(), 'acme'),
+      tokens.mint('aggregate', alice(), 'globex'),
+    ]);
+    expect(second).toBe(first);
+    expect(third).not.toBe(first);
+    expect(await tokens.mint('aggregate', alice(), 'acme')).toBe(first);
+  });
+
   it('never answers a token minted for another tenant, kind, principal or signing key', async () => {
     const { tokens, keys } = await service();
     const principal = alice();
