@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import http2 from 'node:http2';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
@@ -233,22 +234,32 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
         return;
       }
       let ended = false;
-      const end = (error: unknown, response?: Buffer): void => {
+      // Bound to this call's async context: node:http2 may fire a stream's `close` in another
+      // request's context (every stream of a session that was refused or went away closes in the
+      // context that opened the session), and what `end` starts — the retry's timer, hence its
+      // client span, traceparent and baggage, and the breaker's log lines — must be this call's.
+      const end = AsyncResource.bind((error: unknown, response?: Buffer): void => {
         if (ended) return;
         ended = true;
-        this.breakers.settle(breaker, error);
-        if (error !== undefined) {
-          failed(error);
-          return;
+        try {
+          this.breakers.settle(breaker, error);
+          if (error !== undefined) {
+            failed(error);
+            return;
+          }
+          this.answered.inc();
+          resolve(response!);
+        } catch (thrown) {
+          // never a call left without an answer (nor a throw out of a stream's event handler)
+          reject(thrown);
         }
-        this.answered.inc();
-        resolve(response!);
-      };
+      });
       try {
         this.call(endpoint, headers, frame, attemptDeadline, end);
       } catch (error) {
         // what a promise around the attempt would have made of it: the attempt's failure
-        end(error);
+        if (ended) reject(error);
+        else end(error);
       }
     };
     attempt(1);
