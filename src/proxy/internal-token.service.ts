@@ -51,7 +51,9 @@ export class InternalTokenService {
 
   /** The token `mint` would answer when it has one to reuse, without waiting; undefined when one must be signed. */
   mintNow(kind: ServiceKind | 'forward', principal: Principal, tenantId: string | undefined): string | undefined {
-    const { kid } = this.keys.signingKey();
+    // read once: the key named in the cache key is the key that signs
+    const signingKey = this.keys.signingKey();
+    const { kid } = signingKey;
     const now = Math.floor(Date.now() / 1000);
     const last = this.lastMinted.get(principal);
     if (
@@ -77,7 +79,9 @@ export class InternalTokenService {
 
   /** `kind` is the token's audience: a service kind, or `forward` for the decision API (CONTRACT §10). */
   async mint(kind: ServiceKind | 'forward', principal: Principal, tenantId: string | undefined): Promise<string> {
-    const { kid } = this.keys.signingKey();
+    // read once: the key named in the cache key is the key that signs
+    const signingKey = this.keys.signingKey();
+    const { kid } = signingKey;
     const now = Math.floor(Date.now() / 1000);
     const cacheKey = `${kid}|${kind}|${principal.type}|${principal.id}|${tenantId ?? ''}`;
     const cached = this.cache.get(cacheKey);
@@ -86,20 +90,20 @@ export class InternalTokenService {
     // signature for all of them (they each signed one before: 32 callers, 32 ECDSA signatures)
     const pending = this.minting.get(cacheKey);
     if (pending !== undefined) return pending;
-    const minted = this.sign(kind, principal, tenantId, cacheKey, now).finally(() => this.minting.delete(cacheKey));
+    const minted = this.sign(signingKey, kind, principal, tenantId, cacheKey, now).finally(() => this.minting.delete(cacheKey));
     this.minting.set(cacheKey, minted);
     return minted;
   }
 
   /** Signs a new token (60 s) for the caller, tenant and kind, and keeps it for reuse. */
   private async sign(
+    { kid, privateKey }: ReturnType<SigningKeyService['signingKey']>,
     kind: ServiceKind | 'forward',
     principal: Principal,
     tenantId: string | undefined,
     cacheKey: string,
     now: number,
   ): Promise<string> {
-    const { kid, privateKey } = this.keys.signingKey();
     const exp = now + INTERNAL_TOKEN_TTL_S;
     const claims: Record<string, unknown> = { principal_type: principal.type };
     if (tenantId !== undefined) claims.tenant_id = tenantId;
