@@ -143,6 +143,16 @@ export class EndpointBreakers {
     }
   }
 
+  /**
+   * An attempt that says nothing about the endpoint: it ran out of the *client's* time (a gRPC
+   * deadline shorter than UPSTREAM_TIMEOUT_MS), so neither a failure — one client sending tiny
+   * deadlines would otherwise open the circuit for every tenant on the shard — nor an answer.
+   * A probe ended so leaves the breaker open, cool-down passed: the next call probes.
+   */
+  release(breaker: EndpointBreaker): void {
+    if (breaker.state === 'half-open') breaker.state = 'open';
+  }
+
   /** Whether calls may go to the endpoint now (closed, or open long enough for a probe). */
   private admits(breaker: EndpointBreaker): boolean {
     switch (breaker.state) {

@@ -198,7 +198,10 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
         reject(error);
         return;
       }
-      const attemptDeadline = Math.min(deadline, Date.now() + this.config.UPSTREAM_TIMEOUT_MS);
+      const ownTimeout = Date.now() + this.config.UPSTREAM_TIMEOUT_MS;
+      const attemptDeadline = Math.min(deadline, ownTimeout);
+      // the client's deadline, not Gatehouse's upstream timeout, bounds this attempt
+      const clientBound = input.deadline !== undefined && input.deadline < ownTimeout;
       input.context.upstream =
         number === 1 ? this.firstAttemptLabel(shard.shardId, endpoint) : `aggregate ${shard.shardId} ${endpoint} attempt ${number}`;
       const failed = (error: unknown): void => {
@@ -242,7 +245,8 @@ export class GrpcUpstreamClient implements OnApplicationShutdown {
         if (ended) return;
         ended = true;
         try {
-          this.breakers.settle(breaker, error);
+          if (clientBound && error instanceof HopFailure && error.kind === 'timeout') this.breakers.release(breaker);
+          else this.breakers.settle(breaker, error);
           if (error !== undefined) {
             failed(error);
             return;
