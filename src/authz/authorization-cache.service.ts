@@ -1,4 +1,5 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { mapIn } from '../common/nested-map';
 import { PrismaService } from '../database/prisma.service';
 import { ClusterEventBus } from '../messaging/cluster-event-bus';
 import { NatsConnectionService } from '../messaging/nats-connection.service';
@@ -90,17 +91,7 @@ export class AuthorizationCache implements OnModuleInit {
       entry.decisions.clear();
       entry.decisionCount = 0;
     }
-    let byTenant = entry.decisions.get(right);
-    if (byTenant === undefined) {
-      byTenant = new Map();
-      entry.decisions.set(right, byTenant);
-    }
-    let byResource = byTenant.get(tenantId ?? '');
-    if (byResource === undefined) {
-      byResource = new Map();
-      byTenant.set(tenantId ?? '', byResource);
-    }
-    byResource.set(resource, decision);
+    mapIn(mapIn(entry.decisions, right), tenantId ?? '').set(resource, decision);
     entry.decisionCount += 1;
     return decision;
   }

@@ -4,6 +4,7 @@ import { Reflector } from '@nestjs/core';
 import { InjectThrottlerOptions, InjectThrottlerStorage, ThrottlerGuard, type ThrottlerModuleOptions } from '@nestjs/throttler';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../common/app-error';
+import { mapIn } from '../common/nested-map';
 import { requestContext, type RequestContext } from '../common/request-context';
 import { MetricsService } from '../observability/metrics.service';
 import { InFlightCounter } from './in-flight.counter';
@@ -183,12 +184,7 @@ export class TrafficLimitGuard extends ThrottlerGuard {
    * principal's (a string whose hash V8 keeps) or the tenant header's (a few characters).
    */
   private bucketKey(scope: 'tenant' | 'principal', routeClass: RouteClass, id: string): string {
-    const byClass = scope === 'tenant' ? this.tenantKeys : this.principalKeys;
-    let byId = byClass.get(routeClass);
-    if (byId === undefined) {
-      byId = new Map();
-      byClass.set(routeClass, byId);
-    }
+    const byId = mapIn(scope === 'tenant' ? this.tenantKeys : this.principalKeys, routeClass);
     let key = byId.get(id);
     if (key === undefined) {
       key = `${scope}|${routeClass}|${id}`;

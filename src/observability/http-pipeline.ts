@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { AppError } from '../common/app-error';
 import { OAUTH_ROUTES } from '../common/oauth-errors';
 import { duplicateAuthorizationError, headerCount } from '../common/authorization-header';
+import { mapIn } from '../common/nested-map';
 import { firstHeader } from '../common/header-value';
 import { requestContext, type RequestContext } from '../common/request-context';
 import { counterSeries, histogramSeries, type MetricsService } from './metrics.service';
@@ -160,16 +161,7 @@ export function installHttpPipeline(
   // set, so the maps stay small)
   const series = new Map<string, Map<string, Map<number, Series>>>();
   const seriesOf = (method: string, route: string, status: number): Series => {
-    let ofRoute = series.get(route);
-    if (ofRoute === undefined) {
-      ofRoute = new Map();
-      series.set(route, ofRoute);
-    }
-    let ofMethod = ofRoute.get(method);
-    if (ofMethod === undefined) {
-      ofMethod = new Map();
-      ofRoute.set(method, ofMethod);
-    }
+    const ofMethod = mapIn(mapIn(series, route), method);
     let child = ofMethod.get(status);
     if (child === undefined) {
       child = {

@@ -38,7 +38,8 @@ export class MalformedCommand extends Error {
 /**
  * Walks every field once (unknown fields are skipped by wire type, as decoders do). Groups
  * (wire types 3 and 4, deprecated and absent from this contract) and truncated or mistyped
- * fields are refused rather than guessed at.
+ * fields are refused rather than guessed at. All four fields decoded: the gRPC path reads
+ * `readCommandRouting` instead; this is the full reading its walk is tested against.
  */
 export function readCommandFields(bytes: Buffer): CommandRoutingFields {
   const spans = commandFieldSpans(bytes);

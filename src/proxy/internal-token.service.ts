@@ -51,9 +51,7 @@ export class InternalTokenService {
 
   /** The token `mint` would answer when it has one to reuse, without waiting; undefined when one must be signed. */
   mintNow(kind: ServiceKind | 'forward', principal: Principal, tenantId: string | undefined): string | undefined {
-    // read once: the key named in the cache key is the key that signs
-    const signingKey = this.keys.signingKey();
-    const { kid } = signingKey;
+    const { kid } = this.keys.signingKey();
     const now = Math.floor(Date.now() / 1000);
     const last = this.lastMinted.get(principal);
     if (

@@ -165,13 +165,6 @@ export class UpstreamSocketConnector {
 }
 
 /**
- * The TLS connection of one upstream socket, opened as `https`'s agent would (SNI for a host
- * name, none for an IP; no Nagle delay) but without an agent: `agent: false` made a new
- * `https.Agent` per request, whose TLS session cache listener on the socket kept the handshake's
- * ClientRequest, response, agent and session for as long as the relay lived (about 14 KB of heap
- * per idle socket), for a cache no later request could use.
- */
-/**
  * The request options of an upstream's opening handshake. Plaintext: `http`'s own connection,
  * outside any pool. TLS: a `tls.connect` of our own with the shared SecureContext and no agent
  * (a per-request agent's session-cache listener kept the request alive as long as the relay).
@@ -203,6 +196,13 @@ export function handshakeRequestOptions(
   return { ...options, createConnection: () => tlsConnection(host, port, secureContext) };
 }
 
+/**
+ * The TLS connection of one upstream socket, opened as `https`'s agent would (SNI for a host
+ * name, none for an IP; no Nagle delay) but without an agent: `agent: false` made a new
+ * `https.Agent` per request, whose TLS session cache listener on the socket kept the handshake's
+ * ClientRequest, response, agent and session for as long as the relay lived (about 14 KB of heap
+ * per idle socket), for a cache no later request could use.
+ */
 function tlsConnection(host: string, port: number, secureContext: SecureContext): TLSSocket {
   const socket = tls.connect({
     host,
